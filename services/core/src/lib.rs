@@ -1,0 +1,26 @@
+//! The imbridge event model, free of I/O.
+//!
+//! Everything the pipeline carries through Kafka is defined here, in both directions:
+//!
+//! - [`ids`]: the domain identifiers ([`UserId`], [`GroupId`], [`EventId`], [`ConversationKey`]) and the
+//!   rules that derive them (conversation keys in byte order, event ids from the source's own ids);
+//! - [`time`]: [`TimestampMs`], which reads Unix milliseconds or RFC 3339 and always writes milliseconds;
+//! - [`body`]: message body elements in imbridge's canonical (export) shape;
+//! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
+//! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
+//! - [`topics`]: default topic names.
+//!
+//! The JSON Schemas under `schemas/` describe exactly these types; `tests/schemas.rs` keeps them in step.
+
+pub mod body;
+pub mod disposition;
+pub mod event;
+pub mod ids;
+pub mod time;
+pub mod topics;
+
+pub use body::Element;
+pub use disposition::{Disposition, Failure};
+pub use event::{Envelope, Event, EventKind, Source};
+pub use ids::{ConversationKey, EventId, GroupId, IdError, UserId};
+pub use time::TimestampMs;

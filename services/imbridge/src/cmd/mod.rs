@@ -1,0 +1,17 @@
+//! One module per subcommand: each turns parsed arguments into a library call.
+
+
+use clap::Args;
+use imbridge_telemetry::LogFormat;
+
+/// Options every subcommand understands.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format: `text` (human-readable) or `json` (one object per line). Default: text on a terminal,
+    /// json otherwise.
+    #[arg(long, global = true, value_enum, env = "IMBRIDGE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in `tracing` syntax, e.g. `info` or `imbridge_kafka=debug,info`.
+    #[arg(long, global = true, default_value = "info", env = "IMBRIDGE_LOG")]
+    pub log_level: String,
+}

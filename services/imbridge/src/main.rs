@@ -1,0 +1,47 @@
+//! The `imbridge` binary: parses the command line and configuration, sets up telemetry, and calls a part's
+//! `run`. Nothing else lives here; every subcommand's work is done by a library crate.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// imbridge moves an app's instant messaging from its existing backend ("legacy") to Tencent Cloud IM and
+/// keeps the two in step, through Apache Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "imbridge", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    // Each subcommand is added here by the issue that makes it work (see `cmd/`).
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let _guard = imbridge_telemetry::init_logging(cli.global.log_format, &cli.global.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("imbridge: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let _global = &cli.global;
+        let result: anyhow::Result<std::process::ExitCode> = match cli.command {};
+        result
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            eprintln!("imbridge: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

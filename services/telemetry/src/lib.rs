@@ -1,0 +1,152 @@
+//! What every imbridge service shares for being run and watched:
+//!
+//! - [`init_logging`]: `tracing` output, human-readable on a terminal and JSON lines otherwise;
+//! - [`Readiness`]: named checks a service flips as it becomes ready (Kafka reachable, target reachable,
+//!   assignment received);
+//! - [`ops_router`] / [`serve_ops`]: `/metrics` (Prometheus text from an explicit registry), `/healthz`
+//!   (process up) and `/readyz` (every readiness check true);
+//! - [`shutdown_token`]: one cancellation token fired by SIGTERM or Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio_util::sync::CancellationToken;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Keeps logging alive; dropping it does nothing today but keeps the call sites ready for a buffered writer.
+#[derive(Debug)]
+pub struct LoggingGuard(());
+
+/// Installs the global `tracing` subscriber. `filter` uses `EnvFilter` syntax. Safe to call twice (the second
+/// call is ignored), so tests that start several services in one process can all call it.
+pub fn init_logging(format: Option<LogFormat>, filter: &str) -> LoggingGuard {
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Text } else { LogFormat::Json });
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+    LoggingGuard(())
+}
+
+/// Named readiness checks; `/readyz` is 200 only when every registered check is true.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    checks: Arc<Mutex<BTreeMap<&'static str, bool>>>,
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a check (initially not ready) or updates it.
+    pub fn set(&self, name: &'static str, ready: bool) {
+        if let Ok(mut m) = self.checks.lock() {
+            m.insert(name, ready);
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.checks.lock().map(|m| m.values().all(|v| *v)).unwrap_or(false)
+    }
+
+    /// The checks and their states, for the `/readyz` body.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, bool> {
+        self.checks.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct OpsState {
+    registry: Registry,
+    readiness: Readiness,
+}
+
+/// `/metrics`, `/healthz`, `/readyz` for one service. Merge it into the service's own router or serve it alone.
+pub fn ops_router(registry: Registry, readiness: Readiness) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(OpsState { registry, readiness })
+}
+
+async fn metrics(State(s): State<OpsState>) -> impl IntoResponse {
+    let mut buf = Vec::new();
+    let families = s.registry.gather();
+    match TextEncoder::new().encode(&families, &mut buf) {
+        Ok(()) => (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], buf).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}\n")).into_response(),
+    }
+}
+
+async fn readyz(State(s): State<OpsState>) -> impl IntoResponse {
+    let snap = s.readiness.snapshot();
+    let body: String = snap.iter().map(|(k, v)| format!("{k} {}\n", if *v { "ok" } else { "not ready" })).collect();
+    let code = if s.readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, body)
+}
+
+/// Serves `router` on `addr` until `shutdown` fires. Returns the bound address (useful with port 0).
+pub async fn serve_ops(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+    Ok((local, handle))
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C: the one shutdown signal every run loop watches.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the service");
+                    let _ = ctrl_c.await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}
