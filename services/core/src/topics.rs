@@ -8,3 +8,52 @@ pub const IM_EVENTS: &str = "imbridge.im.events";
 pub const IMPORT_PREFIX: &str = "imbridge.import.";
 /// Records that can never apply, with headers saying where they came from and why.
 pub const DLQ: &str = "imbridge.dlq";
+
+/// Import phase 1: `import.account`, keyed `user:<id>`. Everything else depends on accounts existing.
+pub const IMPORT_ACCOUNTS: &str = "imbridge.import.accounts";
+/// Import: `import.profile` and `import.friendship`, keyed `user:<id>` (the friend list's owner).
+pub const IMPORT_USERS: &str = "imbridge.import.users";
+/// Import: `import.c2c_message` then `import.c2c_read` of each conversation, keyed `c2c:<a>:<b>`.
+pub const IMPORT_C2C: &str = "imbridge.import.c2c";
+/// Import: `import.group`, `import.group_member`, `import.group_message`, `import.member_unread` of each
+/// group in that order, keyed `group:<id>`.
+pub const IMPORT_GROUPS: &str = "imbridge.import.groups";
+/// Every import topic, in the order their phases may start.
+pub const IMPORT_TOPICS: [&str; 4] = [IMPORT_ACCOUNTS, IMPORT_USERS, IMPORT_C2C, IMPORT_GROUPS];
+/// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
+pub const APPLIED: &str = "imbridge.applied";
+
+/// The import topic that carries a kind, or `None` for real-time kinds.
+pub fn import_topic(kind: crate::EventKind) -> Option<&'static str> {
+    use crate::EventKind as K;
+    match kind {
+        K::ImportAccount => Some(IMPORT_ACCOUNTS),
+        K::ImportProfile | K::ImportFriendship => Some(IMPORT_USERS),
+        K::ImportC2cMessage | K::ImportC2cRead => Some(IMPORT_C2C),
+        K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => Some(IMPORT_GROUPS),
+        K::C2cMessage
+        | K::GroupMessage
+        | K::GroupCreated
+        | K::GroupUpdated
+        | K::GroupDismissed
+        | K::MembersJoined
+        | K::MembersLeft => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventKind;
+
+    #[test]
+    fn every_import_kind_has_a_topic_under_the_prefix() {
+        for kind in EventKind::ALL {
+            let topic = import_topic(kind);
+            assert_eq!(topic.is_some(), kind.is_import(), "{}", kind.as_str());
+            if let Some(t) = topic {
+                assert!(t.starts_with(IMPORT_PREFIX) && IMPORT_TOPICS.contains(&t));
+            }
+        }
+    }
+}
