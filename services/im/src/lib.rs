@@ -1,4 +1,33 @@
-//! Tencent Cloud IM, as imbridge sees it.
+//! Tencent Cloud IM, as imbridge sees it. Every IM-specific byte of the pipeline lives here.
 //!
-//! - [`usersig`]: TLSSigAPIv2 UserSig generation and verification (also used by the emulator).
+//! - [`usersig`]: TLSSigAPIv2 UserSig generation and verification (also used by the emulator);
+//! - [`sigcache`]: [`UserSigCache`], the admin UserSig signed once and renewed at 80% of its lifetime;
+//! - [`config`]: [`ImConfig`] — region base URL, identity, timeouts, retry policy, per-API rates;
+//! - [`api`]: [`Api`], the closed set of REST APIs with their paths and documented frequency limits;
+//! - [`client`]: [`ImClient`] — one typed method per API, rate limiting, retries, paging helpers;
+//! - [`types`]: request/response bodies with IM's exact field names;
+//! - [`body`]: IM's `MsgBody` elements and the lossless mapping to canonical [`imbridge_core::Element`]s;
+//! - [`callback`]: callback query verification (token `Sign`) and the callback payloads imbridge consumes;
+//! - [`error`]: [`ImError`] and its retry / dead-letter classification;
+//! - [`ratelimit`], [`metrics`]: per-API token buckets and the client's Prometheus metrics.
+
+pub mod api;
+pub mod body;
+pub mod callback;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod ratelimit;
+pub mod sigcache;
+pub mod types;
 pub mod usersig;
+
+pub use api::Api;
+pub use body::{MsgElement, from_im_body, to_im_body};
+pub use callback::{Callback, CallbackAuthError, CallbackQuery, verify_callback_query};
+pub use client::ImClient;
+pub use config::{ImConfig, RateSetting, RetryConfig};
+pub use error::ImError;
+pub use metrics::Metrics;
+pub use sigcache::UserSigCache;
