@@ -1,0 +1,112 @@
+//! The HTTP surface: IM's REST API at `POST /v4/{service}/{command}`, the simulated client at
+//! `POST /emulator/client/v4/{service}/{command}`, and the emulator's own endpoints (`/emulator/healthz`,
+//! `/emulator/stats`, `/emulator/clock`, `/emulator/callbacks/flush`). Every IM answer is HTTP 200 with the JSON
+//! envelope, as on the real service.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Emulator;
+
+/// Bodies above this are refused before parsing; IM's own message limit (8 KB) is enforced per API.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The emulator's router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` to report the
+/// caller's address as `ClientIP` in callbacks (otherwise `127.0.0.1`).
+pub fn router(emulator: Emulator) -> Router {
+    Router::new()
+        .route("/v4/{service}/{command}", any(rest))
+        .route("/v4/{*rest}", any(bad_resource))
+        .route("/emulator/client/v4/{service}/{command}", any(client))
+        .route("/emulator/healthz", get(|| async { "ok\n" }))
+        .route("/emulator/stats", get(stats))
+        .route("/emulator/clock", post(clock))
+        .route("/emulator/callbacks/flush", post(flush))
+        .with_state(emulator)
+}
+
+/// What the handlers need from the raw request.
+struct Raw {
+    is_post: bool,
+    query: HashMap<String, String>,
+    client_ip: String,
+    body: Result<Vec<u8>, String>,
+}
+
+async fn read(req: Request) -> Raw {
+    let is_post = req.method() == Method::POST;
+    let query = Query::<HashMap<String, String>>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let client_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
+    let body = to_bytes(req.into_body(), MAX_BODY_BYTES).await.map(|b| b.to_vec()).map_err(|e| e.to_string());
+    Raw { is_post, query, client_ip, body }
+}
+
+fn too_large(why: &str) -> Response {
+    Json(json!({"ActionStatus": "FAIL", "ErrorCode": 93000, "ErrorInfo": format!("request body too large: {why}")}))
+        .into_response()
+}
+
+async fn rest(State(emu): State<Emulator>, Path((service, command)): Path<(String, String)>, req: Request) -> Response {
+    let raw = read(req).await;
+    let body = match &raw.body {
+        Ok(b) => b,
+        Err(why) => return too_large(why),
+    };
+    Json(emu.rest(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await).into_response()
+}
+
+async fn client(
+    State(emu): State<Emulator>,
+    Path((service, command)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let raw = read(req).await;
+    let body = match &raw.body {
+        Ok(b) => b,
+        Err(why) => return too_large(why),
+    };
+    Json(emu.client(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await).into_response()
+}
+
+async fn bad_resource() -> Response {
+    Json(json!({"ActionStatus": "FAIL", "ErrorCode": 60009, "ErrorInfo": "bad resource: expected /v4/<service>/<command>"}))
+        .into_response()
+}
+
+async fn stats(State(emu): State<Emulator>) -> Response {
+    Json(emu.stats()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ClockRequest {
+    /// Seconds to move the emulated clock forward.
+    advance_secs: u64,
+}
+
+/// `POST /emulator/clock {"advance_secs": N}`: lets out-of-process tests cross dedup windows and retention.
+async fn clock(State(emu): State<Emulator>, Json(req): Json<ClockRequest>) -> Response {
+    emu.advance_clock(Duration::from_secs(req.advance_secs));
+    Json(json!({"now_ms": emu.now_ms()})).into_response()
+}
+
+/// `POST /emulator/callbacks/flush`: answers once every callback queued so far has been attempted.
+async fn flush(State(emu): State<Emulator>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(30), emu.flush_callbacks()).await {
+        Ok(()) => (StatusCode::OK, "flushed\n").into_response(),
+        Err(_) => (StatusCode::GATEWAY_TIMEOUT, "callbacks still pending after 30 s\n").into_response(),
+    }
+}
