@@ -1,1 +1,30 @@
-//! Placeholder: filled by its issue.
+//! Every line of rdkafka in imbridge lives in this crate.
+//!
+//! - [`config`]: broker address, pass-through librdkafka settings (`kafka.*`), consumer and retry settings;
+//! - [`producer`]: the idempotent producer (`acks=all`, `enable.idempotence=true`, Java-compatible
+//!   `murmur2_random` partitioner) that returns only after the broker acknowledged a write;
+//! - [`partitioner`]: Kafka's murmur2 in Rust, to predict a key's partition (replay, tests);
+//! - [`admin`]: topic creation with configured partition counts, watermarks, group offsets;
+//! - [`consumer`]: the ordered consumer runner — per-key serial lanes, contiguous-prefix offset storage,
+//!   commit on revoke and shutdown, bounded everything;
+//! - [`dlq`]: the dead-letter producer and its header contract;
+//! - [`reader`]: reading a topic range without a consumer group (DLQ tools, replay, ledgers);
+//! - [`bench`]: `imbridge bench kafka`, our producer → ordered consumer beside Kafka's own perf tools.
+
+pub mod admin;
+pub mod bench;
+pub mod config;
+pub mod consumer;
+pub mod dlq;
+pub mod error;
+pub mod metrics;
+pub mod partitioner;
+pub mod producer;
+pub mod reader;
+pub mod record;
+
+pub use config::{ConsumerConfig, KafkaConfig, RetryPolicy};
+pub use consumer::{Handler, OrderedConsumer};
+pub use error::KafkaError;
+pub use producer::{Delivery, Producer};
+pub use record::{Outcome, Record};

@@ -1,0 +1,254 @@
+//! Topic creation and the offset queries that status, replay and tests need.
+//!
+//! Metadata and offset lookups in librdkafka are blocking calls; the async wrappers run them on the blocking
+//! pool so an HTTP handler or a run loop never stalls a runtime worker.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::error::KafkaError;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A topic imbridge needs, with its partition count and topic-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// Topic configs such as `cleanup.policy=compact` or `retention.ms`.
+    pub config: BTreeMap<String, String>,
+    pub replication: i32,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self { name: name.into(), partitions, config: BTreeMap::new(), replication: 1 }
+    }
+
+    pub fn with_config(mut self, k: &str, v: &str) -> Self {
+        self.config.insert(k.to_owned(), v.to_owned());
+        self
+    }
+
+    pub fn replication(mut self, r: i32) -> Self {
+        self.replication = r;
+        self
+    }
+}
+
+/// Per-partition numbers of one topic (and optionally one group's committed offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+    /// Committed offset of the group asked about; `None` when the group has none for this partition.
+    pub committed: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// Records not yet consumed by the group (a group with no commit counts everything retained).
+    pub fn lag(&self) -> i64 {
+        (self.high - self.committed.unwrap_or(self.low).max(self.low)).max(0)
+    }
+}
+
+/// Admin and metadata access for one cluster.
+pub struct Admin {
+    cfg: KafkaConfig,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("bootstrap", &self.cfg.bootstrap_servers).finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
+        let admin = cfg.admin_config().create()?;
+        Ok(Self { cfg: cfg.clone(), admin })
+    }
+
+    /// Creates the topics that are missing. Existing topics are left alone; an existing topic with fewer
+    /// partitions than asked is reported, never silently used (ordering depends on the count).
+    pub async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<(), KafkaError> {
+        let configs: Vec<Vec<(String, String)>> =
+            specs.iter().map(|s| s.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).collect();
+        let new: Vec<NewTopic<'_>> = specs
+            .iter()
+            .zip(&configs)
+            .map(|(s, c)| {
+                let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication));
+                for (k, v) in c {
+                    t = t.set(k, v);
+                }
+                t
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        let results = self.admin.create_topics(new.iter(), &opts).await?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(KafkaError::Topic { topic, reason: format!("create failed: {code}") });
+                }
+            }
+        }
+        for s in specs {
+            let n = self.wait_for_partitions(&s.name).await?;
+            if n < s.partitions {
+                return Err(KafkaError::Topic {
+                    topic: s.name.clone(),
+                    reason: format!("exists with {n} partitions, {} configured", s.partitions),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Topic metadata can lag creation by a moment; wait until the partitions are visible.
+    async fn wait_for_partitions(&self, topic: &str) -> Result<i32, KafkaError> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            match self.partition_count(topic).await {
+                Ok(n) if n > 0 => return Ok(n),
+                Ok(_) | Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(_) => return Err(KafkaError::Topic { topic: topic.to_owned(), reason: "has no partitions".into() }),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn metadata_consumer(&self, group: Option<&str>) -> Result<BaseConsumer, KafkaError> {
+        let mut c = self.cfg.admin_config();
+        // A consumer used only to read metadata and offsets; it never subscribes, so it never joins the group.
+        c.set("group.id", group.unwrap_or("imbridge-metadata"));
+        c.set("enable.auto.commit", "false");
+        Ok(c.create()?)
+    }
+
+    /// Number of partitions of `topic` (0 if it does not exist).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        let consumer = self.metadata_consumer(None)?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let md = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+            Ok(md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len() as i32)
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Low/high watermarks of every partition, plus `group`'s committed offsets when given.
+    pub async fn offsets(&self, topic: &str, group: Option<&str>) -> Result<Vec<PartitionOffsets>, KafkaError> {
+        let n = self.partition_count(topic).await?;
+        if n == 0 {
+            return Err(KafkaError::Topic { topic: topic.to_owned(), reason: "does not exist".into() });
+        }
+        let consumer = self.metadata_consumer(group)?;
+        let topic = topic.to_owned();
+        let with_group = group.is_some();
+        blocking(move || {
+            let mut out = Vec::with_capacity(n as usize);
+            let mut committed = BTreeMap::new();
+            if with_group {
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..n {
+                    tpl.add_partition(&topic, p);
+                }
+                for e in consumer.committed_offsets(tpl, TIMEOUT)?.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        committed.insert(e.partition(), o);
+                    }
+                }
+            }
+            for p in 0..n {
+                let (low, high) = consumer.fetch_watermarks(&topic, p, TIMEOUT)?;
+                out.push(PartitionOffsets { partition: p, low, high, committed: committed.get(&p).copied() });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// For each partition, the earliest offset whose timestamp is at or after `time_ms` (the high watermark when
+    /// none is).
+    pub async fn offsets_for_time(&self, topic: &str, time_ms: i64) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let n = self.partition_count(topic).await?;
+        let consumer = self.metadata_consumer(None)?;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..n {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(time_ms))?;
+            }
+            let found = consumer.offsets_for_times(tpl, TIMEOUT)?;
+            let mut out = Vec::new();
+            for e in found.elements() {
+                let off = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => consumer.fetch_watermarks(&topic, e.partition(), TIMEOUT)?.1,
+                };
+                out.push((e.partition(), off));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Commits explicit offsets for a group that has no active members (replay resets).
+    pub async fn commit_group_offsets(&self, group: &str, offsets: &[(String, i32, i64)]) -> Result<(), KafkaError> {
+        let consumer = self.metadata_consumer(Some(group))?;
+        let offsets = offsets.to_vec();
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p, o) in &offsets {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            }
+            consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Members currently in `group` (a replay refuses to move a group that has any).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, KafkaError> {
+        let consumer = self.metadata_consumer(None)?;
+        let group = group.to_owned();
+        blocking(move || {
+            let list = consumer.fetch_group_list(Some(&group), TIMEOUT)?;
+            Ok(list
+                .groups()
+                .iter()
+                .filter(|g| g.name() == group)
+                .flat_map(|g| g.members().iter().map(|m| format!("{} ({})", m.client_id(), m.client_host())))
+                .collect())
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| KafkaError::Timeout(format!("metadata task failed: {e}")))?
+}

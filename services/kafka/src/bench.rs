@@ -1,0 +1,1 @@
+//! `imbridge bench kafka` (filled in below).

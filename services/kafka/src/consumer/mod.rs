@@ -1,0 +1,514 @@
+//! The ordered consumer runner.
+//!
+//! Invariants (the reason this module exists):
+//! 1. **Order per key.** Records of one key (one conversation) in one partition are handled strictly one after
+//!    another, in offset order: each key has one serial lane (a task with a bounded queue). Different keys run
+//!    concurrently, bounded by `max_in_flight` records received and not yet finished.
+//! 2. **At-least-once, never skipping.** An offset is stored (`enable.auto.offset.store=false`) only for the
+//!    contiguous prefix of finished records (handled or dead-lettered), see [`tracker`]. Auto-commit commits only
+//!    what was stored; revoke and shutdown commit synchronously after draining.
+//! 3. **Drain on revoke.** With cooperative-sticky rebalancing only the revoked partitions stop: records of
+//!    theirs still queued are skipped (the next owner gets them from the committed offset), running ones get
+//!    up to `drain_timeout_ms` (kept below the session timeout) to finish, then the prefix is committed.
+//! 4. **Poison never blocks.** A record that can never apply goes to the DLQ with the reason; with
+//!    `park_after_dead_letter`, later records of that key follow it there (kind `parked`) so nothing of that
+//!    conversation is applied out of order.
+//!
+//! The poll loop must keep calling `recv` (librdkafka's `max.poll.interval.ms`, 300 s by default): it only
+//! ever waits on bounded queues whose consumers make progress, and retries are bounded by the retry policy.
+
+pub mod tracker;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use imbridge_core::Failure;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::config::{ConsumerConfig, KafkaConfig};
+use crate::dlq::{self, DlqProducer};
+use crate::error::KafkaError;
+use crate::metrics::ConsumerMetrics;
+use crate::record::{Outcome, Record};
+use tracker::{Tp, Tracker};
+
+/// Applies one record. Implemented by each consumer service (to-im, to-legacy, tests).
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one record; called at most once at a time per key, in offset order.
+    fn handle(&self, record: &Record) -> impl Future<Output = Outcome> + Send;
+
+    /// Partitions were assigned to this instance (called from the rebalance callback: keep it quick).
+    fn partitions_assigned(&self, _partitions: &[(String, i32)]) {}
+
+    /// Partitions were revoked, after their in-flight records were drained and committed.
+    fn partitions_revoked(&self, _partitions: &[(String, i32)]) {}
+}
+
+/// Totals of one run, for tests and final reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub finished: u64,
+    pub dead_lettered: u64,
+}
+
+/// A consumer-group member that feeds records to a [`Handler`] with the guarantees above.
+pub struct OrderedConsumer<H: Handler> {
+    consumer: Arc<StreamConsumer<Ctx<H>>>,
+    shared: Arc<Shared<H>>,
+    cfg: ConsumerConfig,
+}
+
+impl<H: Handler> std::fmt::Debug for OrderedConsumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderedConsumer").field("group", &self.shared.group).finish_non_exhaustive()
+    }
+}
+
+struct Shared<H> {
+    group: String,
+    handler: Arc<H>,
+    tracker: Tracker,
+    dlq: DlqProducer,
+    metrics: ConsumerMetrics,
+    cfg: ConsumerConfig,
+    /// Keys whose later records are parked behind a dead-lettered one, with the id of that first record.
+    parked: std::sync::Mutex<HashMap<Vec<u8>, String>>,
+    /// Cancelled when lanes must stop taking new jobs (shutdown past its drain deadline).
+    stop: CancellationToken,
+    finished: AtomicUsize,
+    dead_lettered: AtomicUsize,
+}
+
+struct Ctx<H> {
+    shared: Arc<Shared<H>>,
+}
+
+impl<H: Handler> ClientContext for Ctx<H> {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        warn!(group = %self.shared.group, error = %error, reason, "kafka client error");
+    }
+}
+
+impl<H: Handler> ConsumerContext for Ctx<H> {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let tps = tps_of(tpl);
+                let added = self.shared.tracker.assign(tps.clone());
+                self.shared.metrics.rebalances.with_label_values(&["assign"]).inc();
+                info!(group = %self.shared.group, partitions = ?tps, added, "partitions assigned");
+                self.shared.handler.partitions_assigned(&tps);
+            }
+            Rebalance::Revoke(tpl) => {
+                let tps = tps_of(tpl);
+                self.shared.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                self.shared.drain_and_commit(consumer, &tps, "revoke");
+                self.shared.tracker.remove(&tps);
+                self.shared.handler.partitions_revoked(&tps);
+            }
+            Rebalance::Error(e) => warn!(group = %self.shared.group, error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => debug!(group = %self.shared.group, offsets = ?tps_offsets(offsets), "offsets committed"),
+            // No-offset is the normal answer when nothing new was stored since the last commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => warn!(group = %self.shared.group, error = %e, "offset commit failed"),
+        }
+    }
+}
+
+fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+}
+
+fn tps_offsets(tpl: &TopicPartitionList) -> Vec<(String, i32, Offset)> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), e.offset())).collect()
+}
+
+fn tpl_of(positions: &[(Tp, i64)]) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in positions {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+    }
+    Ok(tpl)
+}
+
+impl<H: Handler> Shared<H> {
+    /// Waits (bounded) for running records of `tps`, then stores and synchronously commits their positions.
+    /// Runs inside librdkafka's rebalance callback, i.e. on the thread polling the consumer: it must block,
+    /// so on a multi-thread runtime it tells tokio to move other tasks off this worker first.
+    fn drain_and_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, tps: &[Tp], why: &str) {
+        let timeout = Duration::from_millis(self.cfg.drain_timeout_ms);
+        let started = Instant::now();
+        let drained = if !self.tracker.any_running(tps) {
+            true
+        } else {
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(|| self.tracker.wait_idle(tps, timeout))
+                }
+                // On a current-thread runtime the lanes cannot run while we block: commit what is done.
+                Ok(_) => false,
+                Err(_) => self.tracker.wait_idle(tps, timeout),
+            }
+        };
+        let positions = self.tracker.positions(tps);
+        match tpl_of(&positions) {
+            Ok(tpl) if tpl.count() > 0 => {
+                if let Err(e) = consumer.store_offsets(&tpl) {
+                    warn!(group = %self.group, error = %e, "storing offsets on {why} failed");
+                }
+                if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                    warn!(group = %self.group, error = %e, "committing offsets on {why} failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(group = %self.group, error = %e, "bad offsets on {why}"),
+        }
+        info!(
+            group = %self.group, partitions = ?tps, ?positions, drained,
+            waited_ms = started.elapsed().as_millis() as u64, "drained and committed on {why}"
+        );
+    }
+
+    fn parked_behind(&self, key: &[u8]) -> Option<String> {
+        self.parked.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn park(&self, key: &[u8], behind: String) {
+        if let Ok(mut m) = self.parked.lock() {
+            m.entry(key.to_vec()).or_insert(behind);
+            self.metrics.parked_conversations.set(m.len() as i64);
+        }
+    }
+}
+
+/// One record waiting in a lane.
+struct Job {
+    record: Record,
+    tp: Tp,
+    generation: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A lane: a serial queue for one key, and how many of its jobs are queued or running (for idle cleanup).
+struct Lane {
+    tx: mpsc::Sender<Job>,
+    busy: Arc<AtomicUsize>,
+}
+
+/// Decrements `running` even when the lane task is aborted mid-handler (a killed consumer), so a later
+/// revoke never waits for a job that no longer exists.
+struct RunningGuard<'a, H: Handler> {
+    shared: &'a Shared<H>,
+    tp: &'a Tp,
+    generation: u64,
+    offset: i64,
+    finished: bool,
+}
+
+impl<H: Handler> Drop for RunningGuard<'_, H> {
+    fn drop(&mut self) {
+        self.shared.tracker.end(self.tp, self.generation, self.offset, self.finished);
+        self.shared.metrics.in_flight.dec();
+    }
+}
+
+impl<H: Handler> OrderedConsumer<H> {
+    /// Creates the group member; nothing is consumed until [`run`](Self::run).
+    pub fn new(
+        kafka: &KafkaConfig,
+        group_id: &str,
+        topics: &[&str],
+        cfg: ConsumerConfig,
+        handler: Arc<H>,
+        dlq: DlqProducer,
+        metrics: ConsumerMetrics,
+    ) -> Result<Self, KafkaError> {
+        cfg.validate()?;
+        let shared = Arc::new(Shared {
+            group: group_id.to_owned(),
+            handler,
+            tracker: Tracker::default(),
+            dlq,
+            metrics,
+            cfg: cfg.clone(),
+            parked: std::sync::Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            finished: AtomicUsize::new(0),
+            dead_lettered: AtomicUsize::new(0),
+        });
+        let consumer: StreamConsumer<Ctx<H>> =
+            kafka.consumer_config(group_id, &cfg)?.create_with_context(Ctx { shared: shared.clone() })?;
+        consumer.subscribe(topics)?;
+        Ok(Self { consumer: Arc::new(consumer), shared, cfg })
+    }
+
+    /// Consumes until `shutdown` fires, then drains (up to `drain_timeout_ms`), commits and leaves the group.
+    /// Dropping the returned future instead is a crash: nothing more is committed beyond what was stored.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<RunStats, KafkaError> {
+        let Self { consumer, shared, cfg } = self;
+        let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
+        // Declared after `consumer`, so dropped first: a crashed run's lanes die before the consumer closes.
+        let mut lane_tasks: JoinSet<()> = JoinSet::new();
+        let mut lanes: HashMap<(Tp, Vec<u8>), Lane> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    store_positions(&consumer, &shared);
+                    lanes.retain(|_, l| l.busy.load(Ordering::Acquire) > 0);
+                    while let Some(r) = lane_tasks.try_join_next() {
+                        if let Err(e) = r && e.is_panic() {
+                            error!(group = %shared.group, "a lane panicked; its record will be redelivered");
+                        }
+                    }
+                }
+                msg = consumer.recv() => {
+                    let record = match msg {
+                        Ok(m) => Record::from_message(&m),
+                        Err(e) => {
+                            // Broker unreachable and similar: librdkafka reconnects by itself.
+                            warn!(group = %shared.group, error = %e, "consumer poll error");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                    };
+                    let tp: Tp = (record.topic.clone(), record.partition);
+                    let Some(generation) = shared.tracker.generation(&tp) else {
+                        // Fetched before a revoke took effect: the partition's next owner will get it.
+                        continue;
+                    };
+                    let wait_started = Instant::now();
+                    let permit = match permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => match permits.clone().acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        },
+                    };
+                    if !shared.tracker.dispatched(&tp, generation, record.offset) {
+                        continue;
+                    }
+                    shared.metrics.in_flight.inc();
+                    let key = record.key.clone().unwrap_or_default();
+                    let lane = lanes.entry((tp.clone(), key)).or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(cfg.lane_capacity);
+                        let busy = Arc::new(AtomicUsize::new(0));
+                        lane_tasks.spawn(run_lane(shared.clone(), rx, busy.clone()));
+                        Lane { tx, busy }
+                    });
+                    lane.busy.fetch_add(1, Ordering::AcqRel);
+                    let job = Job { record, tp, generation, _permit: permit };
+                    if let Err(mpsc::error::SendError(job)) = lane.tx.send(job).await {
+                        // The lane task is gone (it panicked): nothing ran, so the offset stays outstanding and
+                        // is redelivered after a restart. Count it loudly.
+                        error!(group = %shared.group, offset = job.record.offset, "lane closed; record left outstanding");
+                        shared.metrics.in_flight.dec();
+                    }
+                    let waited = wait_started.elapsed();
+                    if waited > Duration::from_millis(1) {
+                        shared.metrics.backpressure_seconds.inc_by(waited.as_secs_f64());
+                    }
+                }
+            }
+        }
+
+        // Graceful shutdown: stop polling, let lanes finish what they hold, commit the finished prefix.
+        info!(group = %shared.group, outstanding = shared.tracker.outstanding(), "draining before shutdown");
+        drop(lanes);
+        let deadline = tokio::time::sleep(Duration::from_millis(cfg.drain_timeout_ms));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = lane_tasks.join_next() => if joined.is_none() { break },
+                _ = &mut deadline => {
+                    warn!(group = %shared.group, "drain deadline passed; unfinished records will be redelivered");
+                    shared.stop.cancel();
+                    // Give running handlers a moment to notice, then abort them (their offsets stay uncommitted).
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    lane_tasks.shutdown().await;
+                    break;
+                }
+            }
+        }
+        let assigned = shared.tracker.assigned();
+        let positions = shared.tracker.positions(&assigned);
+        store_positions(&consumer, &shared);
+        if let Ok(tpl) = tpl_of(&positions)
+            && tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            warn!(group = %shared.group, error = %e, "final commit failed");
+        }
+        info!(group = %shared.group, ?positions, "consumer stopped");
+        consumer.unsubscribe();
+        Ok(RunStats {
+            finished: shared.finished.load(Ordering::Relaxed) as u64,
+            dead_lettered: shared.dead_lettered.load(Ordering::Relaxed) as u64,
+        })
+    }
+}
+
+fn store_positions<H: Handler>(consumer: &StreamConsumer<Ctx<H>>, shared: &Shared<H>) {
+    let changed = shared.tracker.take_unstored();
+    if changed.is_empty() {
+        return;
+    }
+    match tpl_of(&changed) {
+        Ok(tpl) => {
+            if let Err(e) = consumer.store_offsets(&tpl) {
+                // ERR__STATE: the partition was revoked in between; its drain already committed.
+                debug!(group = %shared.group, error = %e, "store offsets failed");
+            }
+        }
+        Err(e) => warn!(group = %shared.group, error = %e, "bad offsets"),
+    }
+}
+
+async fn run_lane<H: Handler>(shared: Arc<Shared<H>>, mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
+    while let Some(job) = rx.recv().await {
+        if shared.stop.is_cancelled() || !shared.tracker.start(&job.tp, job.generation) {
+            // Revoked (or shutting down past the deadline): not finished, so never committed past.
+            shared.metrics.in_flight.dec();
+            busy.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let span = info_span!(
+            "record",
+            topic = %job.tp.0, partition = job.tp.1, offset = job.record.offset,
+            conversation = job.record.key_str().unwrap_or("")
+        );
+        let mut guard = RunningGuard {
+            shared: &shared,
+            tp: &job.tp,
+            generation: job.generation,
+            offset: job.record.offset,
+            finished: false,
+        };
+        guard.finished = process(&shared, &job).instrument(span).await;
+        drop(guard);
+        busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs one record to a final state. Returns `false` only if it was interrupted (revoke or shutdown) before
+/// that, in which case its offset is not committed and the record is redelivered.
+async fn process<H: Handler>(shared: &Shared<H>, job: &Job) -> bool {
+    let r = &job.record;
+    let key = r.key.as_deref().unwrap_or_default();
+    if shared.cfg.park_after_dead_letter
+        && let Some(behind) = shared.parked_behind(key)
+    {
+        let f = Failure::new(dlq::KIND_PARKED, format!("parked behind dead-lettered record {behind}"));
+        return dead_letter(shared, job, &f, 0, now_ms(), "parked").await;
+    }
+    let mut attempts = 0u32;
+    let mut first_failure_ms = None;
+    loop {
+        attempts += 1;
+        let started = Instant::now();
+        let outcome = shared.handler.handle(r).await;
+        shared.metrics.handle_seconds.observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Done => {
+                shared.metrics.records.with_label_values(&["done"]).inc();
+                observe_age(shared, r, "done");
+                shared.finished.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Outcome::DeadLetter(f) => {
+                let first = *first_failure_ms.get_or_insert_with(now_ms);
+                return dead_letter(shared, job, &f, attempts, first, "dead_letter").await;
+            }
+            Outcome::Retry(f) => {
+                let first = *first_failure_ms.get_or_insert_with(now_ms);
+                if attempts >= shared.cfg.retry.max_attempts {
+                    let f = Failure::new(
+                        dlq::KIND_RETRIES_EXHAUSTED,
+                        format!("{attempts} attempts failed; last: {}: {}", f.kind, f.reason),
+                    );
+                    return dead_letter(shared, job, &f, attempts, first, "dead_letter").await;
+                }
+                shared.metrics.retries.inc();
+                let backoff = shared.cfg.retry.backoff(attempts);
+                debug!(attempt = attempts, kind = %f.kind, reason = %f.reason, backoff_ms = backoff.as_millis() as u64, "retrying");
+                if !pause(shared, job, backoff).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps unless the partition is revoked or shutdown passes its deadline; false if interrupted.
+async fn pause<H: Handler>(shared: &Shared<H>, job: &Job, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => shared.tracker.generation(&job.tp) == Some(job.generation),
+        _ = shared.stop.cancelled() => false,
+    }
+}
+
+async fn dead_letter<H: Handler>(
+    shared: &Shared<H>,
+    job: &Job,
+    f: &Failure,
+    attempts: u32,
+    first_failure_ms: i64,
+    outcome: &'static str,
+) -> bool {
+    let r = &job.record;
+    let mut tries = 0u32;
+    loop {
+        match shared.dlq.send(r, f, attempts, first_failure_ms).await {
+            Ok(d) => {
+                error!(
+                    kind = %f.kind, reason = %f.reason, attempts, dlq_partition = d.partition, dlq_offset = d.offset,
+                    "record dead-lettered"
+                );
+                shared.metrics.records.with_label_values(&[outcome]).inc();
+                observe_age(shared, r, outcome);
+                shared.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                if shared.cfg.park_after_dead_letter {
+                    let id = format!("{}/{}@{}", r.topic, r.partition, r.offset);
+                    shared.park(r.key.as_deref().unwrap_or_default(), id);
+                }
+                return true;
+            }
+            Err(e) => {
+                // The DLQ write must succeed before the offset moves, or the record would be lost.
+                tries += 1;
+                warn!(error = %e, tries, "dead-letter write failed; retrying");
+                if !pause(shared, job, shared.cfg.retry.backoff(tries.min(10))).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+fn observe_age<H: Handler>(shared: &Shared<H>, r: &Record, outcome: &str) {
+    if let Some(ts) = r.timestamp_ms {
+        let age = (now_ms() - ts).max(0) as f64 / 1000.0;
+        shared.metrics.record_age_seconds.with_label_values(&[outcome]).observe(age);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
