@@ -19,6 +19,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each subcommand is added here by the issue that makes it work (see `cmd/`).
+    /// Run a local emulator of a system imbridge connects (`emulate im`).
+    Emulate(cmd::emulate::EmulateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,8 +35,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         let _global = &cli.global;
-        let result: anyhow::Result<std::process::ExitCode> = match cli.command {};
-        result
+        match cli.command {
+            Command::Emulate(args) => cmd::emulate::run(args).await,
+        }
     });
     match result {
         Ok(code) => code,

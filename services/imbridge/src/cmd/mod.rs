@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns parsed arguments into a library call.
 
+pub mod emulate;
 
 use clap::Args;
 use imbridge_telemetry::LogFormat;
