@@ -200,6 +200,54 @@ pub fn verify(sig: &str, sdkappid: u64, key: &str, identifier: &str, now_secs: u
     Ok(claims)
 }
 
+/// The outcome of checking a UserSig for an operator (`imbridge im usersig --verify`): what it claims, and
+/// whether it holds for this app and key at this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The decoded claims, unless the signature does not even decode.
+    pub claims: Option<Claims>,
+    /// `Ok` when the signature is valid for its own identifier, this sdkappid and key, now.
+    pub verdict: Result<(), UserSigError>,
+}
+
+impl Inspection {
+    pub fn is_valid(&self) -> bool {
+        self.verdict.is_ok()
+    }
+}
+
+/// Decodes `sig` and verifies it for the identifier it names.
+pub fn inspect(sig: &str, sdkappid: u64, key: &str, now_secs: u64) -> Inspection {
+    match decode(sig) {
+        Err(e) => Inspection { claims: None, verdict: Err(e) },
+        Ok((claims, _)) => {
+            let verdict = verify(sig, sdkappid, key, &claims.identifier, now_secs).map(|_| ());
+            Inspection { claims: Some(claims), verdict }
+        }
+    }
+}
+
+impl std::fmt::Display for Inspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = |secs: u64| {
+            i64::try_from(secs)
+                .map(|s| imbridge_core::TimestampMs::from_secs(s).to_rfc3339())
+                .unwrap_or_else(|_| secs.to_string())
+        };
+        match &self.verdict {
+            Ok(()) => writeln!(f, "valid")?,
+            Err(e) => writeln!(f, "invalid: {e} (IM error {})", e.im_error_code())?,
+        }
+        if let Some(c) = &self.claims {
+            writeln!(f, "identifier: {}", c.identifier)?;
+            writeln!(f, "sdkappid:   {}", c.sdkappid)?;
+            writeln!(f, "issued:     {} ({})", at(c.time), c.time)?;
+            writeln!(f, "expires:    {} ({}, lifetime {} s)", at(c.expires_at()), c.expires_at(), c.expire)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +313,22 @@ mod tests {
         let e = verify(&sig, APP, "wrong", "alice", T).expect_err("bad key");
         assert_eq!(e, UserSigError::BadSignature);
         assert_eq!(e.im_error_code(), 70009);
+    }
+
+    #[test]
+    fn inspection_reports_claims_and_verdict() {
+        let sig = generate(APP, KEY, "alice", 100, T);
+        let ok = inspect(&sig, APP, KEY, T + 1);
+        assert!(ok.is_valid());
+        let text = ok.to_string();
+        assert!(text.starts_with("valid\n"), "{text}");
+        assert!(text.contains("identifier: alice"), "{text}");
+        assert!(text.contains("2023-11-14T22:15:00Z"), "expiry as a date: {text}");
+        let expired = inspect(&sig, APP, KEY, T + 101);
+        assert_eq!(expired.verdict, Err(UserSigError::Expired { expired_at: T + 100, now: T + 101 }));
+        assert!(expired.to_string().contains("IM error 70001"));
+        let garbage = inspect("zzz", APP, KEY, T);
+        assert!(garbage.claims.is_none() && !garbage.is_valid());
     }
 
     #[test]

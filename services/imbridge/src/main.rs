@@ -21,6 +21,8 @@ enum Command {
     // Each subcommand is added here by the issue that makes it work (see `cmd/`).
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
+    /// Tencent Cloud IM tools (`im usersig`).
+    Im(cmd::im::ImArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         let _global = &cli.global;
         match cli.command {
             Command::Emulate(args) => cmd::emulate::run(args).await,
+            Command::Im(args) => cmd::im::run(args),
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into a library call.
 
 pub mod emulate;
+pub mod im;
 
 use clap::Args;
 use imbridge_telemetry::LogFormat;
