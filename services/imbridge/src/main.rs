@@ -19,6 +19,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Each subcommand is added here by the issue that makes it work (see `cmd/`).
+    /// Benchmarks: throughput, latency, CPU and memory beside a baseline (`bench kafka`).
+    Bench(cmd::bench::BenchArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
     /// Tencent Cloud IM tools (`im usersig`).
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         let _global = &cli.global;
         match cli.command {
+            Command::Bench(args) => cmd::bench::run(args).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Im(args) => cmd::im::run(args),
         }

@@ -132,8 +132,8 @@ async fn killed_consumer_loses_nothing_and_commits_only_handled_prefix() {
     run.await.expect("join").expect("run");
     assert_in_order(&second.order.lock().expect("lock"), "second consumer");
     // The second run starts each key no later than right after the first run's last handled event of that key.
-    let first_order = first.order.lock().expect("lock");
-    for (key, seqs) in second.order.lock().expect("lock").iter() {
+    let first_order = first.order.lock().expect("lock").clone();
+    for (key, seqs) in second.order.lock().expect("lock").clone().iter() {
         let resumed = seqs[0];
         let handled_before = first_order.get(key).map_or(0, |v| v.last().map_or(0, |l| l + 1));
         assert!(

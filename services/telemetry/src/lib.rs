@@ -5,7 +5,10 @@
 //!   assignment received);
 //! - [`ops_router`] / [`serve_ops`]: `/metrics` (Prometheus text from an explicit registry), `/healthz`
 //!   (process up) and `/readyz` (every readiness check true);
-//! - [`shutdown_token`]: one cancellation token fired by SIGTERM or Ctrl-C.
+//! - [`shutdown_token`]: one cancellation token fired by SIGTERM or Ctrl-C;
+//! - [`bench`]: CPU, memory and latency measurement for the `bench` commands.
+
+pub mod bench;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns parsed arguments into a library call.
 
+pub mod bench;
 pub mod emulate;
 pub mod im;
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every imbridge test tier against a real Apache Kafka broker.
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# Uses the broker named by KAFKA_BOOTSTRAP when set; otherwise starts a local single-node KRaft broker with
+# scripts/kafka.sh on KAFKA_PORT (default 39092, away from a developer's own 9092), and stops it on exit.
+# Tiers: unit tests and crate integration tests (real broker, real HTTP, emulators as real servers), then the
+# end-to-end scenarios in tests/ that start the parts as separate processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  export KAFKA_PORT="${KAFKA_PORT:-39092}"
+  export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+  scripts/kafka.sh start
+  trap 'scripts/kafka.sh stop' EXIT
+  export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+else
+  echo "test.sh: using the broker at KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP"
+fi
+export KAFKA_CLASSPATH="${KAFKA_CLASSPATH:-$(scripts/kafka.sh classpath)}"
+
+echo "== build"
+cargo build --workspace --all-targets --locked
+export IMBRIDGE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/imbridge"
+
+echo "== unit and integration tests"
+cargo test --workspace --locked --exclude imbridge-e2e --no-fail-fast "$@"
+
+echo "== end-to-end scenarios"
+cargo test -p imbridge-e2e --locked --no-fail-fast "$@"
+
+echo "test.sh: all tiers passed"

@@ -1,0 +1,81 @@
+//! `imbridge bench …`: benchmarks that print throughput, latency, CPU and memory beside a baseline.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use imbridge_kafka::KafkaConfig;
+use imbridge_kafka::bench::BenchOptions;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Producer → ordered consumer events/s for 1 KB events, beside Kafka's own ProducerPerformance and
+    /// ConsumerPerformance on the same broker, as a ratio.
+    Kafka(KafkaBench),
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaBench {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Events to produce and consume.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub event_bytes: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Distinct conversation keys.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Java classpath of Kafka's jars for the baseline (default: `scripts/kafka.sh classpath`).
+    #[arg(long, env = "KAFKA_CLASSPATH")]
+    pub kafka_classpath: Option<String>,
+    /// Skip the Java baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        BenchWhat::Kafka(k) => {
+            let classpath = if k.no_baseline {
+                None
+            } else {
+                match k.kafka_classpath {
+                    Some(cp) => Some(cp),
+                    None => Some(kafka_sh_classpath()?),
+                }
+            };
+            let opts = BenchOptions {
+                events: k.events,
+                event_bytes: k.event_bytes,
+                partitions: k.partitions,
+                keys: k.keys,
+                kafka_classpath: classpath,
+            };
+            let report = imbridge_kafka::bench::run(&KafkaConfig::for_bootstrap(k.bootstrap), &opts).await?;
+            print!("{}", report.render());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn kafka_sh_classpath() -> anyhow::Result<String> {
+    let out = std::process::Command::new("bash").args(["scripts/kafka.sh", "classpath"]).output();
+    match out {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+        _ => anyhow::bail!(
+            "cannot find Kafka's jars for the baseline: pass --kafka-classpath, set KAFKA_CLASSPATH, run from the \
+             repository root (scripts/kafka.sh), or use --no-baseline"
+        ),
+    }
+}
