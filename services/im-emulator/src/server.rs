@@ -27,12 +27,12 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub fn router(emulator: Emulator) -> Router {
     Router::new()
         .route("/v4/{service}/{command}", any(rest))
-        .route("/v4/{*rest}", any(bad_resource))
         .route("/emulator/client/v4/{service}/{command}", any(client))
         .route("/emulator/healthz", get(|| async { "ok\n" }))
         .route("/emulator/stats", get(stats))
         .route("/emulator/clock", post(clock))
         .route("/emulator/callbacks/flush", post(flush))
+        .fallback(fallback)
         .with_state(emulator)
 }
 
@@ -82,9 +82,15 @@ async fn client(
     Json(emu.client(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await).into_response()
 }
 
-async fn bad_resource() -> Response {
-    Json(json!({"ActionStatus": "FAIL", "ErrorCode": 60009, "ErrorInfo": "bad resource: expected /v4/<service>/<command>"}))
+/// Paths under `/v4/` that are not `service/command` are a bad resource (HTTP 200, 60009); anything else is 404.
+async fn fallback(req: Request) -> Response {
+    if req.uri().path().starts_with("/v4/") {
+        Json(json!({"ActionStatus": "FAIL", "ErrorCode": 60009,
+            "ErrorInfo": "bad resource: expected /v4/<service>/<command>"}))
         .into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
 }
 
 async fn stats(State(emu): State<Emulator>) -> Response {
