@@ -1,0 +1,534 @@
+//! Reading a legacy export: the directory layout, streaming NDJSON lines, and the typed records.
+//!
+//! An export is a directory of NDJSON files, one per record kind (`accounts.ndjson`, …), each optionally
+//! gzip-compressed (`.ndjson.gz`); any may be absent. Files are read line by line and never held in memory, so
+//! an export of hundreds of millions of lines streams through in constant memory. Records are deserialized
+//! leniently (unknown fields are ignored, times are Unix ms or RFC 3339) into the `*Record` types below, with
+//! errors that name the field; semantic limits are checked later by [`crate::validate`].
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use imbridge_core::TimestampMs;
+use imbridge_core::event::{AllowType, ApplyJoin, Gender, MemberRole};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The record kinds of an export, in the order they are validated (each may refer only to earlier ones,
+/// except that a group's owner is checked against the members that follow it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportKind {
+    Accounts,
+    Profiles,
+    Friends,
+    Groups,
+    GroupMembers,
+    C2cMessages,
+    C2cReads,
+    GroupMessages,
+}
+
+impl ExportKind {
+    /// Every kind, in validation order.
+    pub const ALL: [ExportKind; 8] = [
+        ExportKind::Accounts,
+        ExportKind::Profiles,
+        ExportKind::Friends,
+        ExportKind::Groups,
+        ExportKind::GroupMembers,
+        ExportKind::C2cMessages,
+        ExportKind::C2cReads,
+        ExportKind::GroupMessages,
+    ];
+
+    /// The file name without extension, which is also the kind's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportKind::Accounts => "accounts",
+            ExportKind::Profiles => "profiles",
+            ExportKind::Friends => "friends",
+            ExportKind::Groups => "groups",
+            ExportKind::GroupMembers => "group_members",
+            ExportKind::C2cMessages => "c2c_messages",
+            ExportKind::C2cReads => "c2c_reads",
+            ExportKind::GroupMessages => "group_messages",
+        }
+    }
+
+    /// `accounts.ndjson`, …
+    pub fn file_name(self) -> String {
+        format!("{}.ndjson", self.as_str())
+    }
+}
+
+impl fmt::Display for ExportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The files of one export directory.
+#[derive(Debug, Clone)]
+pub struct ExportDir {
+    root: PathBuf,
+    files: Vec<(ExportKind, PathBuf)>,
+}
+
+impl ExportDir {
+    /// Locates the export's files. A kind may be absent; having both `x.ndjson` and `x.ndjson.gz` is an error
+    /// because it is ambiguous which one is the export.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(Error::NotADirectory(root));
+        }
+        let mut files = Vec::new();
+        for kind in ExportKind::ALL {
+            let plain = root.join(kind.file_name());
+            let gz = root.join(format!("{}.gz", kind.file_name()));
+            match (plain.is_file(), gz.is_file()) {
+                (true, true) => return Err(Error::AmbiguousFile { plain, gz }),
+                (true, false) => files.push((kind, plain)),
+                (false, true) => files.push((kind, gz)),
+                (false, false) => {}
+            }
+        }
+        Ok(Self { root, files })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file holding `kind`, if the export has one.
+    pub fn path(&self, kind: ExportKind) -> Option<&Path> {
+        self.files.iter().find(|(k, _)| *k == kind).map(|(_, p)| p.as_path())
+    }
+
+    /// The file's name as shown in errors (`accounts.ndjson.gz`).
+    pub fn display_name(&self, kind: ExportKind) -> String {
+        self.path(kind)
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| kind.file_name())
+    }
+
+    /// Streams the lines of `kind`'s file; an absent file yields nothing.
+    pub fn lines(&self, kind: ExportKind) -> Result<Lines, Error> {
+        let Some(path) = self.path(kind) else {
+            return Ok(Lines::empty());
+        };
+        Lines::open(path)
+    }
+}
+
+/// One line of an export file: its 1-based number and its text (or why it is not text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub number: u64,
+    pub text: Result<String, String>,
+}
+
+/// A streaming reader of NDJSON lines. Blank lines are skipped but still counted, so numbers match an editor's.
+pub struct Lines {
+    reader: Option<Box<dyn BufRead + Send>>,
+    path: PathBuf,
+    number: u64,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for Lines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lines").field("path", &self.path).field("number", &self.number).finish()
+    }
+}
+
+/// Buffer size for export files: large sequential reads, most of the work is parsing.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+impl Lines {
+    fn empty() -> Self {
+        Self { reader: None, path: PathBuf::new(), number: 0, buf: Vec::new() }
+    }
+
+    /// Opens a file, decompressing it when its name ends in `.gz`.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let file = File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let reader: Box<dyn BufRead + Send> = if path.extension().is_some_and(|e| e == "gz") {
+            // Multi-member: `cat a.gz b.gz > c.gz` is a valid gzip file and exports are often built that way.
+            Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, MultiGzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
+        };
+        Ok(Self { reader: Some(reader), path: path.to_path_buf(), number: 0, buf: Vec::with_capacity(4096) })
+    }
+
+    /// Reads from any reader (tests, stdin).
+    pub fn from_reader(reader: impl Read + Send + 'static) -> Self {
+        Self {
+            reader: Some(Box::new(BufReader::new(reader))),
+            path: PathBuf::from("-"),
+            number: 0,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+}
+
+impl Iterator for Lines {
+    type Item = Result<Line, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let reader = self.reader.as_mut()?;
+            self.buf.clear();
+            match reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.reader = None;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    // A read error (truncated gzip, I/O) ends the file: nothing after it can be trusted.
+                    self.reader = None;
+                    return Some(Err(Error::Io { path: self.path.clone(), source }));
+                }
+            }
+            self.number += 1;
+            let mut bytes = self.buf.as_slice();
+            if let Some(rest) = bytes.strip_suffix(b"\n") {
+                bytes = rest;
+            }
+            if let Some(rest) = bytes.strip_suffix(b"\r") {
+                bytes = rest;
+            }
+            if self.number == 1 {
+                // A UTF-8 byte-order mark is not part of the first record.
+                if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+                    bytes = rest;
+                }
+            }
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let text = match std::str::from_utf8(bytes) {
+                Ok(s) => Ok(s.to_owned()),
+                Err(e) => Err(format!("not valid UTF-8 (invalid byte at offset {})", e.valid_up_to())),
+            };
+            return Some(Ok(Line { number: self.number, text }));
+        }
+    }
+}
+
+/// Why a line is not a well-formed record: the field (a path like `body[1].url`; empty for the whole line)
+/// and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.field, self.message) }
+    }
+}
+
+/// Deserializes one line into a record, naming the field on error.
+pub fn parse_record<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, FieldError> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            return FieldError::new("", format!("not valid JSON: {message} (column {})", inner.column()));
+        }
+        let parent = if path == "." { String::new() } else { path };
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            let field = if parent.is_empty() { name.to_owned() } else { format!("{parent}.{name}") };
+            return FieldError::new(field, "required field is missing");
+        }
+        FieldError::new(parent, message)
+    })?;
+    // Trailing garbage after the object (`{…} x`) is not one record per line.
+    de.end().map_err(|e| {
+        FieldError::new("", format!("not valid JSON: {} (column {})", strip_position(&e.to_string()), e.column()))
+    })?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+// ---- records --------------------------------------------------------------------------------------
+// Field names and optionality follow issue 4's table and `schemas/export/*.schema.json`. Ids are kept as
+// strings here and checked against IM's limits in `validate`, so the error can say which limit.
+
+/// `accounts.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_url: Option<String>,
+}
+
+/// `profiles.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    /// `YYYYMMDD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_type: Option<AllowType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `friends.ndjson`: one direction of a friendship.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FriendRecord {
+    pub user_id: String,
+    pub friend_id: String,
+    pub add_source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_wording: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<TimestampMs>,
+}
+
+/// `c2c_messages.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2cMessageRecord {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub sent_at: TimestampMs,
+    pub body: Vec<ExportElement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<String>,
+}
+
+/// `c2c_reads.ndjson`: `user_id` has read every message from `peer_id` sent at or before `read_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2cReadRecord {
+    pub user_id: String,
+    pub peer_id: String,
+    pub read_at: TimestampMs,
+}
+
+/// `groups.ndjson`. `type` stays a string so an unsupported type gets a precise reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub group_id: String,
+    #[serde(rename = "type")]
+    pub group_type: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduction: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_members: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_join: Option<ApplyJoin>,
+    pub created_at: TimestampMs,
+}
+
+/// `group_members.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMemberRecord {
+    pub group_id: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<MemberRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<TimestampMs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u32>,
+}
+
+/// `group_messages.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMessageRecord {
+    pub id: String,
+    pub group_id: String,
+    pub from: String,
+    pub sent_at: TimestampMs,
+    pub body: Vec<ExportElement>,
+}
+
+/// A body element as the export writes it. Same shape as [`imbridge_core::Element`], but unknown fields are
+/// ignored (the export format promises that), where the event model rejects them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExportElement {
+    Text {
+        text: String,
+    },
+    Image {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
+    File {
+        url: String,
+        name: String,
+        size: u64,
+    },
+    Sound {
+        url: String,
+        seconds: u32,
+        size: u64,
+    },
+    Video {
+        url: String,
+        seconds: u32,
+        size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumb_url: Option<String>,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        desc: Option<String>,
+    },
+    Face {
+        index: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    Custom {
+        data: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        desc: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ext: Option<String>,
+    },
+}
+
+impl From<ExportElement> for imbridge_core::Element {
+    fn from(e: ExportElement) -> Self {
+        use imbridge_core::Element as E;
+        match e {
+            ExportElement::Text { text } => E::Text { text },
+            ExportElement::Image { url, width, height, size } => E::Image { url, width, height, size },
+            ExportElement::File { url, name, size } => E::File { url, name, size },
+            ExportElement::Sound { url, seconds, size } => E::Sound { url, seconds, size },
+            ExportElement::Video { url, seconds, size, thumb_url } => E::Video { url, seconds, size, thumb_url },
+            ExportElement::Location { latitude, longitude, desc } => E::Location { latitude, longitude, desc },
+            ExportElement::Face { index, data } => E::Face { index, data },
+            ExportElement::Custom { data, desc, ext } => E::Custom { data, desc, ext },
+        }
+    }
+}
+
+impl From<imbridge_core::Element> for ExportElement {
+    fn from(e: imbridge_core::Element) -> Self {
+        use imbridge_core::Element as E;
+        match e {
+            E::Text { text } => ExportElement::Text { text },
+            E::Image { url, width, height, size } => ExportElement::Image { url, width, height, size },
+            E::File { url, name, size } => ExportElement::File { url, name, size },
+            E::Sound { url, seconds, size } => ExportElement::Sound { url, seconds, size },
+            E::Video { url, seconds, size, thumb_url } => ExportElement::Video { url, seconds, size, thumb_url },
+            E::Location { latitude, longitude, desc } => ExportElement::Location { latitude, longitude, desc },
+            E::Face { index, data } => ExportElement::Face { index, data },
+            E::Custom { data, desc, ext } => ExportElement::Custom { data, desc, ext },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_record::<C2cMessageRecord>(r#"{"id":"m","from":"a","to":"b","sent_at":1}"#).unwrap_err();
+        assert_eq!(e, FieldError::new("body", "required field is missing"));
+        let e = parse_record::<C2cMessageRecord>(r#"{"id":"m","from":"a","to":7,"sent_at":1,"body":[]}"#).unwrap_err();
+        assert_eq!(e.field, "to");
+        assert!(e.message.contains("invalid type"), "{e}");
+        let e = parse_record::<C2cMessageRecord>(r#"{"id":"m","from":"a","to":"b","sent_at":"soon","body":[]}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "sent_at");
+        let line = r#"{"id":"m","from":"a","to":"b","sent_at":1,"body":[{"type":"text","text":"x"},{"type":"file","url":"u","size":1}]}"#;
+        let e = parse_record::<C2cMessageRecord>(line).unwrap_err();
+        assert_eq!(e.field, "body[1].name", "{e}");
+        let e = parse_record::<AccountRecord>(r#"{"user_id":"a""#).unwrap_err();
+        assert_eq!(e.field, "");
+        assert!(e.message.starts_with("not valid JSON"), "{e}");
+        let e = parse_record::<AccountRecord>(r#"{"user_id":"a"} {"#).unwrap_err();
+        assert!(e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_times_take_both_forms() {
+        let r: C2cMessageRecord = parse_record(
+            r#"{"id":"m","from":"a","to":"b","sent_at":"2024-05-01T12:00:00Z","x":1,"body":[{"type":"text","text":"hi","style":"bold"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(r.sent_at, TimestampMs(1_714_564_800_000));
+        assert_eq!(r.body, vec![ExportElement::Text { text: "hi".into() }]);
+    }
+
+    #[test]
+    fn lines_are_numbered_and_blank_lines_skipped() {
+        let data = b"\xEF\xBB\xBF{\"a\":1}\r\n\n  \n{\"b\":2}\n\xff\xfe\n{\"c\":3}".to_vec();
+        let lines: Vec<Line> = Lines::from_reader(std::io::Cursor::new(data)).map(|l| l.expect("read")).collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], Line { number: 1, text: Ok("{\"a\":1}".into()) });
+        assert_eq!(lines[1], Line { number: 4, text: Ok("{\"b\":2}".into()) });
+        assert_eq!(lines[2].number, 5);
+        assert!(lines[2].text.as_ref().is_err_and(|e| e.contains("UTF-8")));
+        assert_eq!(lines[3], Line { number: 6, text: Ok("{\"c\":3}".into()) });
+    }
+}
