@@ -91,17 +91,19 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before retry number `retry` (1 for the first retry). A `Retry-After` from the server wins
-    /// over the computed backoff (capped); otherwise "equal jitter": uniform in `[b/2, b]` for the doubled
-    /// backoff `b`, so a crowd of retries spreads out but never retries sooner than half the schedule.
+    /// The wait before retry number `retry` (1 for the first retry): "equal jitter", uniform in `[b/2, b]`
+    /// for the doubled backoff `b`, so a crowd of retries spreads out but never retries sooner than half the
+    /// schedule. A server's `Retry-After` (capped at `max_retry_after_ms`) is a floor: the wait is never
+    /// shorter than it, and a `Retry-After: 0` cannot turn the loop into a busy spin.
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(ra) = retry_after {
-            return ra.min(Duration::from_millis(self.max_retry_after_ms));
-        }
         let exp = retry.saturating_sub(1).min(32);
         let b = self.initial_backoff_ms.saturating_mul(1u64 << exp).min(self.max_backoff_ms.max(1));
         let lo = b / 2;
-        Duration::from_millis(if b > lo { rand::rng().random_range(lo..=b) } else { b })
+        let backoff = Duration::from_millis(if b > lo { rand::rng().random_range(lo..=b) } else { b });
+        match retry_after {
+            Some(ra) => ra.min(Duration::from_millis(self.max_retry_after_ms)).max(backoff),
+            None => backoff,
+        }
     }
 }
 
@@ -421,6 +423,8 @@ mod tests {
         }
         assert_eq!(p.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
         assert_eq!(p.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+        // Retry-After is a floor, never a reason to spin.
+        assert!(p.delay(3, Some(Duration::ZERO)) >= Duration::from_millis(200));
     }
 
     #[test]

@@ -1,0 +1,536 @@
+//! The emulator's HTTP surface.
+//!
+//! - the user-facing REST API (`/api/...`): what an old-app user does; every change is stored and queued as
+//!   a signed webhook in one step;
+//! - the contract's apply endpoint (`POST /v1/apply`): verified before it is parsed, idempotent by event id;
+//! - read endpoints for tests (`GET /api/...`), `/api/export`, `/api/stats` and `/healthz`.
+//!
+//! Errors are JSON `{"error":"…"}` with 400 (bad input), 404 (unknown user or group), 403 (not a member),
+//! 409 (already exists, owner leaving) or 401 (signature).
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use imbridge_core::event::{Gender, GroupType, LeaveReason, MemberRole};
+use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
+use imbridge_legacy::{ContractEvent, ErrorsBody, IndexedError, Origin, parse_batch};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::LegacyEmulator;
+use crate::state::{Applied, Group, Message, ProfilePatch, Refusal, User};
+
+/// Every route of the emulator.
+pub(crate) fn router(em: LegacyEmulator) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/apply", post(apply))
+        .route("/api/users", post(create_user).get(list_users))
+        .route("/api/users/{user_id}", get(get_user))
+        .route("/api/users/{user_id}/friends", get(list_friends))
+        .route("/api/friends", post(add_friends))
+        .route("/api/messages", post(send_c2c))
+        .route("/api/reads", post(mark_read))
+        .route("/api/c2c", get(list_c2c))
+        .route("/api/c2c/{a}/{b}/messages", get(c2c_messages))
+        .route("/api/groups", post(create_group).get(list_groups))
+        .route("/api/groups/{group_id}", get(get_group).patch(update_group).delete(dismiss_group))
+        .route("/api/groups/{group_id}/members", post(add_members))
+        .route("/api/groups/{group_id}/kick", post(kick_members))
+        .route("/api/groups/{group_id}/leave", post(leave_group))
+        .route("/api/groups/{group_id}/messages", post(send_group).get(group_messages))
+        .route("/api/groups/{group_id}/read", post(mark_group_read))
+        .route("/api/stats", get(stats))
+        .route("/api/export", post(export))
+        .with_state(em)
+}
+
+/// An error answer: `{"error":"…"}` with a status.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let status = match &r {
+            Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
+            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+        };
+        ApiError(status, r.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer to a native write: the id and time of the event it queued.
+fn created(ev: &ContractEvent) -> Response {
+    let mut body = json!({ "id": ev.id, "time": ev.time });
+    if let imbridge_legacy::EventData::GroupCreated(c) = &ev.data {
+        body["group_id"] = json!(c.group_id);
+    }
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn now() -> TimestampMs {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    TimestampMs(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+// ---- apply (imbridge → legacy) ---------------------------------------------------------------------
+
+/// The answer to an apply: how many events were new and how many were repeats.
+#[derive(Debug, Serialize)]
+struct ApplyAnswer {
+    applied: usize,
+    duplicates: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<IndexedError>,
+}
+
+async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes) -> Response {
+    // Signature before anything: an unsigned body is never parsed.
+    if let Err(e) = em.verifier().verify(&headers, &body) {
+        tracing::warn!(error = %e, "apply refused: bad signature");
+        return ApiError(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    let events = match parse_batch(&body) {
+        Ok(ev) => ev,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json::<ErrorsBody>(e.to_body())).into_response(),
+    };
+    let echo_webhooks = em.config().echo_webhooks;
+    let webhooks = em.webhooks_enabled();
+    em.write(|s| {
+        let mut answer = ApplyAnswer { applied: 0, duplicates: 0, errors: Vec::new() };
+        for (index, ev) in events.iter().enumerate() {
+            match s.apply(ev) {
+                Ok(Applied::New) => {
+                    answer.applied += 1;
+                    // The echo rule: what imbridge wrote must not come back as a new event.
+                    if webhooks && (ev.origin != Some(Origin::Im) || echo_webhooks) {
+                        s.outbox.push_back(ev.clone());
+                    }
+                }
+                Ok(Applied::Duplicate) => answer.duplicates += 1,
+                Err(r) => {
+                    // Events before this one stay applied; a redelivery skips them by id.
+                    tracing::warn!(event_id = %ev.id, error = %r, "apply refused an event");
+                    answer.errors.push(IndexedError { index: Some(index), error: r.to_string() });
+                    return (StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response();
+                }
+            }
+        }
+        let status = if answer.applied == 0 { StatusCode::CONFLICT } else { StatusCode::OK };
+        (status, Json(answer)).into_response()
+    })
+}
+
+// ---- users and friends -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct NewUser {
+    user_id: String,
+    nick: Option<String>,
+    face_url: Option<String>,
+    gender: Option<Gender>,
+    location: Option<String>,
+    signature: Option<String>,
+}
+
+async fn create_user(
+    State(em): State<LegacyEmulator>,
+    req: Result<Json<NewUser>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let user_id = UserId::parse(r.user_id).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("user_id: {e}")))?;
+    let user = User {
+        user_id,
+        nick: r.nick,
+        face_url: r.face_url,
+        gender: r.gender,
+        location: r.location,
+        signature: r.signature,
+        created_at: now(),
+    };
+    em.write(|s| s.put_user(user.clone()));
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+async fn list_users(State(em): State<LegacyEmulator>) -> Json<Vec<User>> {
+    Json(em.read(|s| s.users.values().cloned().collect()))
+}
+
+async fn get_user(State(em): State<LegacyEmulator>, Path(user_id): Path<String>) -> ApiResult<Json<User>> {
+    em.read(|s| s.users.get(&UserId::new_unchecked(user_id.as_str())).cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no user {user_id}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewFriends {
+    user_id: String,
+    friend_id: String,
+    remark: Option<String>,
+}
+
+async fn add_friends(
+    State(em): State<LegacyEmulator>,
+    req: Result<Json<NewFriends>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(r) = req?;
+    em.write(|s| s.add_friends(&r.user_id, &r.friend_id, r.remark, now()))?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Debug, Serialize)]
+struct FriendView {
+    friend_id: UserId,
+    add_source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remark: Option<String>,
+    added_at: TimestampMs,
+}
+
+async fn list_friends(State(em): State<LegacyEmulator>, Path(user_id): Path<String>) -> Json<Vec<FriendView>> {
+    Json(em.read(|s| {
+        s.friends
+            .get(&UserId::new_unchecked(user_id.as_str()))
+            .map(|list| {
+                list.iter()
+                    .map(|(f, e)| FriendView {
+                        friend_id: f.clone(),
+                        add_source: e.add_source.clone(),
+                        remark: e.remark.clone(),
+                        added_at: e.added_at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }))
+}
+
+// ---- 1:1 -------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct NewMessage {
+    from: String,
+    to: String,
+    body: Vec<Element>,
+    custom_data: Option<String>,
+}
+
+async fn send_c2c(
+    State(em): State<LegacyEmulator>,
+    req: Result<Json<NewMessage>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| s.send_c2c(&prefix, &r.from, &r.to, r.body, r.custom_data, now()))?;
+    Ok(created(&ev))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewRead {
+    user_id: String,
+    peer_id: String,
+    /// Defaults to now.
+    read_at: Option<TimestampMs>,
+}
+
+async fn mark_read(
+    State(em): State<LegacyEmulator>,
+    req: Result<Json<NewRead>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(r) = req?;
+    em.write(|s| s.mark_read(&r.user_id, &r.peer_id, r.read_at.unwrap_or_else(now)))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+struct ConversationView {
+    conversation: ConversationKey,
+    messages: usize,
+}
+
+async fn list_c2c(State(em): State<LegacyEmulator>) -> Json<Vec<ConversationView>> {
+    Json(
+        em.read(|s| {
+            s.c2c.iter().map(|(k, m)| ConversationView { conversation: k.clone(), messages: m.len() }).collect()
+        }),
+    )
+}
+
+async fn c2c_messages(State(em): State<LegacyEmulator>, Path((a, b)): Path<(String, String)>) -> ApiResult<Response> {
+    let bad = |e: imbridge_core::IdError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
+    let key = ConversationKey::c2c(&UserId::parse(a).map_err(bad)?, &UserId::parse(b).map_err(bad)?);
+    let messages = em.read(|s| s.c2c.get(&key).cloned().unwrap_or_default());
+    Ok(Json(json!({ "conversation": key, "messages": messages })).into_response())
+}
+
+// ---- groups ----------------------------------------------------------------------------------------
+
+fn default_group_type() -> GroupType {
+    GroupType::Public
+}
+
+#[derive(Debug, Deserialize)]
+struct NewGroup {
+    /// Assigned (`<prefix>-g<n>`) when absent.
+    group_id: Option<String>,
+    #[serde(default = "default_group_type")]
+    group_type: GroupType,
+    name: String,
+    owner: String,
+    introduction: Option<String>,
+    notification: Option<String>,
+    face_url: Option<String>,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+async fn create_group(
+    State(em): State<LegacyEmulator>,
+    req: Result<Json<NewGroup>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| {
+        s.create_group(
+            &prefix,
+            r.group_id.as_deref(),
+            r.group_type,
+            r.name,
+            &r.owner,
+            r.introduction,
+            r.notification,
+            r.face_url,
+            &r.members,
+            now(),
+        )
+    })?;
+    Ok(created(&ev))
+}
+
+#[derive(Debug, Serialize)]
+struct MemberView {
+    user_id: UserId,
+    role: MemberRole,
+    joined_at: TimestampMs,
+    unread: u32,
+}
+
+/// A group as the read endpoints show it: profile, members, and how many messages it holds.
+#[derive(Debug, Serialize)]
+struct GroupView {
+    group_id: GroupId,
+    group_type: GroupType,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introduction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    face_url: Option<String>,
+    created_at: TimestampMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<Origin>,
+    members: Vec<MemberView>,
+    message_count: usize,
+}
+
+impl From<&Group> for GroupView {
+    fn from(g: &Group) -> Self {
+        Self {
+            group_id: g.group_id.clone(),
+            group_type: g.group_type,
+            name: g.name.clone(),
+            owner: g.owner.clone(),
+            introduction: g.introduction.clone(),
+            notification: g.notification.clone(),
+            face_url: g.face_url.clone(),
+            created_at: g.created_at,
+            origin: g.origin,
+            members: g
+                .members
+                .iter()
+                .map(|(u, m)| MemberView { user_id: u.clone(), role: m.role, joined_at: m.joined_at, unread: m.unread })
+                .collect(),
+            message_count: g.messages.len(),
+        }
+    }
+}
+
+async fn list_groups(State(em): State<LegacyEmulator>) -> Json<Vec<GroupView>> {
+    Json(em.read(|s| s.groups.values().map(GroupView::from).collect()))
+}
+
+fn no_group(g: &str) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no group {g}"))
+}
+
+async fn get_group(State(em): State<LegacyEmulator>, Path(group_id): Path<String>) -> ApiResult<Json<GroupView>> {
+    em.read(|s| s.groups.get(&GroupId::new_unchecked(group_id.as_str())).map(GroupView::from))
+        .map(Json)
+        .ok_or_else(|| no_group(&group_id))
+}
+
+async fn group_messages(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+) -> ApiResult<Json<Vec<Message>>> {
+    em.read(|s| s.groups.get(&GroupId::new_unchecked(group_id.as_str())).map(|g| g.messages.clone()))
+        .map(Json)
+        .ok_or_else(|| no_group(&group_id))
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupPatch {
+    operator: Option<String>,
+    name: Option<String>,
+    introduction: Option<String>,
+    notification: Option<String>,
+    face_url: Option<String>,
+}
+
+async fn update_group(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<GroupPatch>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let patch =
+        ProfilePatch { name: r.name, introduction: r.introduction, notification: r.notification, face_url: r.face_url };
+    let ev = em.write_event(|s| s.update_group(&prefix, &group_id, r.operator.as_deref(), patch, now()))?;
+    Ok(created(&ev))
+}
+
+async fn dismiss_group(State(em): State<LegacyEmulator>, Path(group_id): Path<String>) -> ApiResult<Response> {
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| s.dismiss_group(&prefix, &group_id, now()))?;
+    Ok(created(&ev))
+}
+
+#[derive(Debug, Deserialize)]
+struct MembersReq {
+    members: Vec<String>,
+    operator: Option<String>,
+}
+
+async fn add_members(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<MembersReq>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let queue = em.webhooks_enabled();
+    let ev = em.write(|s| {
+        let ev = s.add_members(&prefix, &group_id, &r.members, r.operator.as_deref(), now())?;
+        if let (Some(ev), true) = (&ev, queue) {
+            s.outbox.push_back(ev.clone());
+        }
+        Ok::<_, Refusal>(ev)
+    })?;
+    Ok(match ev {
+        Some(ev) => created(&ev),
+        // Everyone was already in: nothing changed, so there is no event.
+        None => (StatusCode::OK, Json(json!({ "id": null }))).into_response(),
+    })
+}
+
+async fn kick_members(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<MembersReq>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| {
+        s.remove_members(&prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), now())
+    })?;
+    Ok(created(&ev))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserReq {
+    user_id: String,
+}
+
+async fn leave_group(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<UserReq>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| {
+        s.remove_members(&prefix, &group_id, std::slice::from_ref(&r.user_id), LeaveReason::Quit, None, now())
+    })?;
+    Ok(created(&ev))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewGroupMessage {
+    from: String,
+    body: Vec<Element>,
+    custom_data: Option<String>,
+}
+
+async fn send_group(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<NewGroupMessage>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| s.send_group(&prefix, &group_id, &r.from, r.body, r.custom_data, now()))?;
+    Ok(created(&ev))
+}
+
+async fn mark_group_read(
+    State(em): State<LegacyEmulator>,
+    Path(group_id): Path<String>,
+    req: Result<Json<UserReq>, JsonRejection>,
+) -> ApiResult<StatusCode> {
+    let Json(r) = req?;
+    em.write(|s| s.mark_group_read(&group_id, &r.user_id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- operations ------------------------------------------------------------------------------------
+
+async fn stats(State(em): State<LegacyEmulator>) -> Json<crate::state::Stats> {
+    Json(em.stats())
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportReq {
+    dir: PathBuf,
+}
+
+async fn export(State(em): State<LegacyEmulator>, req: Result<Json<ExportReq>, JsonRejection>) -> ApiResult<Response> {
+    let Json(r) = req?;
+    let counts = em.export_to(&r.dir).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(counts).into_response())
+}
