@@ -27,4 +27,4 @@ pub use config::{ConsumerConfig, KafkaConfig, RetryPolicy};
 pub use consumer::{Handler, OrderedConsumer};
 pub use error::KafkaError;
 pub use producer::{Delivery, Producer};
-pub use record::{Outcome, Record};
+pub use record::{BatchOutcome, Outcome, Record};

@@ -65,3 +65,18 @@ pub enum Outcome {
     /// Can never apply: the runner puts it on the DLQ with the reason and moves on.
     DeadLetter(Failure),
 }
+
+/// A handler's verdict on a batch: the first `done` records are finished; `next`, if any, is the verdict on
+/// the record right after them. Records beyond are offered again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub done: usize,
+    pub next: Option<Outcome>,
+}
+
+impl BatchOutcome {
+    /// All `n` records finished.
+    pub fn all(n: usize) -> Self {
+        Self { done: n, next: None }
+    }
+}

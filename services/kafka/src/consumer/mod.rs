@@ -37,13 +37,31 @@ use crate::config::{ConsumerConfig, KafkaConfig};
 use crate::dlq::{self, DlqProducer};
 use crate::error::KafkaError;
 use crate::metrics::ConsumerMetrics;
-use crate::record::{Outcome, Record};
+use crate::record::{BatchOutcome, Outcome, Record};
 use tracker::{Tp, Tracker};
 
-/// Applies one record. Implemented by each consumer service (to-im, to-legacy, tests).
+/// Applies records. Implemented by each consumer service (to-im, to-legacy, tests).
 pub trait Handler: Send + Sync + 'static {
     /// Handles one record; called at most once at a time per key, in offset order.
     fn handle(&self, record: &Record) -> impl Future<Output = Outcome> + Send;
+
+    /// How many queued records of one key may be offered to [`handle_batch`](Self::handle_batch) at once.
+    /// 1 (the default) means no batching.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// Handles a prefix of `records` (consecutive records of one key, in offset order, at most
+    /// `batch_limit`). The default handles only the first. Records after the reported prefix are offered
+    /// again in the next call, so a handler may take just the records it can combine into one API call.
+    fn handle_batch(&self, records: &[&Record]) -> impl Future<Output = BatchOutcome> + Send {
+        async move {
+            match records.first() {
+                Some(r) => BatchOutcome { done: 0, next: Some(self.handle(r).await) },
+                None => BatchOutcome { done: 0, next: None },
+            }
+        }
+    }
 
     /// Partitions were assigned to this instance (called from the rebalance callback: keep it quick).
     fn partitions_assigned(&self, _partitions: &[(String, i32)]) {}
@@ -208,20 +226,20 @@ struct Lane {
     busy: Arc<AtomicUsize>,
 }
 
-/// Decrements `running` even when the lane task is aborted mid-handler (a killed consumer), so a later
-/// revoke never waits for a job that no longer exists.
-struct RunningGuard<'a, H: Handler> {
-    shared: &'a Shared<H>,
-    tp: &'a Tp,
-    generation: u64,
-    offset: i64,
+/// A job a lane has taken out of its queue. Dropping it ends the job in the tracker: finished only if marked,
+/// so a lane aborted mid-handler (a killed consumer) never lets a revoke wait for a job that no longer exists.
+struct Active<H: Handler> {
+    job: Job,
+    shared: Arc<Shared<H>>,
+    busy: Arc<AtomicUsize>,
     finished: bool,
 }
 
-impl<H: Handler> Drop for RunningGuard<'_, H> {
+impl<H: Handler> Drop for Active<H> {
     fn drop(&mut self) {
-        self.shared.tracker.end(self.tp, self.generation, self.offset, self.finished);
+        self.shared.tracker.end(&self.job.tp, self.job.generation, self.job.record.offset, self.finished);
         self.shared.metrics.in_flight.dec();
+        self.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -382,77 +400,161 @@ fn store_positions<H: Handler>(consumer: &StreamConsumer<Ctx<H>>, shared: &Share
 }
 
 async fn run_lane<H: Handler>(shared: Arc<Shared<H>>, mut rx: mpsc::Receiver<Job>, busy: Arc<AtomicUsize>) {
-    while let Some(job) = rx.recv().await {
-        if shared.stop.is_cancelled() || !shared.tracker.start(&job.tp, job.generation) {
-            // Revoked (or shutting down past the deadline): not finished, so never committed past.
-            shared.metrics.in_flight.dec();
-            busy.fetch_sub(1, Ordering::AcqRel);
+    let mut active: std::collections::VecDeque<Active<H>> = std::collections::VecDeque::new();
+    let limit = shared.handler.batch_limit().max(1);
+    loop {
+        if active.is_empty() {
+            match rx.recv().await {
+                Some(job) => take(&shared, &busy, &mut active, job),
+                None => break,
+            }
+        }
+        while active.len() < limit {
+            match rx.try_recv() {
+                Ok(job) => take(&shared, &busy, &mut active, job),
+                Err(_) => break,
+            }
+        }
+        if active.is_empty() {
             continue;
         }
+        let Some(first) = active.front() else { continue };
         let span = info_span!(
             "record",
-            topic = %job.tp.0, partition = job.tp.1, offset = job.record.offset,
-            conversation = job.record.key_str().unwrap_or("")
+            topic = %first.job.tp.0, partition = first.job.tp.1, offset = first.job.record.offset,
+            conversation = first.job.record.key_str().unwrap_or("")
         );
-        let mut guard = RunningGuard {
-            shared: &shared,
-            tp: &job.tp,
-            generation: job.generation,
-            offset: job.record.offset,
-            finished: false,
-        };
-        guard.finished = process(&shared, &job).instrument(span).await;
-        drop(guard);
+        if !process(&shared, &mut active).instrument(span).await {
+            // Interrupted (revoke or shutdown): everything taken stays unfinished and is redelivered.
+            active.clear();
+        }
+    }
+}
+
+/// Moves a queued job into the lane's working set, unless its partition is no longer ours.
+fn take<H: Handler>(shared: &Arc<Shared<H>>, busy: &Arc<AtomicUsize>, active: &mut std::collections::VecDeque<Active<H>>, job: Job) {
+    let live = !shared.stop.is_cancelled() && shared.tracker.start(&job.tp, job.generation);
+    if live {
+        active.push_back(Active { job, shared: shared.clone(), busy: busy.clone(), finished: false });
+    } else {
+        // Revoked (or shutting down past the deadline): not finished, so never committed past.
+        shared.metrics.in_flight.dec();
         busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Runs one record to a final state. Returns `false` only if it was interrupted (revoke or shutdown) before
-/// that, in which case its offset is not committed and the record is redelivered.
-async fn process<H: Handler>(shared: &Shared<H>, job: &Job) -> bool {
-    let r = &job.record;
-    let key = r.key.as_deref().unwrap_or_default();
-    if shared.cfg.park_after_dead_letter
-        && let Some(behind) = shared.parked_behind(key)
-    {
-        let f = Failure::new(dlq::KIND_PARKED, format!("parked behind dead-lettered record {behind}"));
-        return dead_letter(shared, job, &f, 0, now_ms(), "parked").await;
-    }
-    let mut attempts = 0u32;
-    let mut first_failure_ms = None;
-    loop {
-        attempts += 1;
+/// Per-record retry bookkeeping for the record at the front of a lane.
+#[derive(Default)]
+struct Attempts {
+    count: u32,
+    first_failure_ms: Option<i64>,
+}
+
+/// Runs the lane's working set until it is empty. Returns `false` if interrupted (revoke or shutdown) before
+/// that; the caller then drops the rest unfinished, so their offsets are not committed.
+async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::VecDeque<Active<H>>) -> bool {
+    let mut attempts = Attempts::default();
+    while let Some(front) = active.front() {
+        let key = front.job.record.key.clone().unwrap_or_default();
+        if shared.cfg.park_after_dead_letter
+            && let Some(behind) = shared.parked_behind(&key)
+        {
+            let f = Failure::new(dlq::KIND_PARKED, format!("parked behind dead-lettered record {behind}"));
+            if !dead_letter(shared, &front.job, &f, 0, now_ms(), "parked").await {
+                return false;
+            }
+            finish(active);
+            attempts = Attempts::default();
+            continue;
+        }
         let started = Instant::now();
-        let outcome = shared.handler.handle(r).await;
+        let outcome = {
+            let records: Vec<&Record> = active.iter().map(|a| &a.job.record).collect();
+            shared.handler.handle_batch(&records).await
+        };
         shared.metrics.handle_seconds.observe(started.elapsed().as_secs_f64());
-        match outcome {
+        let done = outcome.done.min(active.len());
+        for _ in 0..done {
+            mark_done(shared, active);
+        }
+        if done > 0 {
+            attempts = Attempts::default();
+        }
+        let Some(next) = outcome.next else {
+            if done == 0 {
+                // A handler that neither finished nor failed anything would spin: treat it as a bug, retry.
+                warn!("handler made no progress on a batch; retrying");
+                if !pause_front(shared, active, shared.cfg.retry.backoff(1)).await {
+                    return false;
+                }
+            }
+            continue;
+        };
+        let Some(front) = active.front() else {
+            warn!("handler reported an outcome past the end of its batch; ignored");
+            break;
+        };
+        match next {
             Outcome::Done => {
-                shared.metrics.records.with_label_values(&["done"]).inc();
-                observe_age(shared, r, "done");
-                shared.finished.fetch_add(1, Ordering::Relaxed);
-                return true;
+                mark_done(shared, active);
+                attempts = Attempts::default();
             }
             Outcome::DeadLetter(f) => {
-                let first = *first_failure_ms.get_or_insert_with(now_ms);
-                return dead_letter(shared, job, &f, attempts, first, "dead_letter").await;
+                attempts.count += 1;
+                let first = *attempts.first_failure_ms.get_or_insert_with(now_ms);
+                if !dead_letter(shared, &front.job, &f, attempts.count, first, "dead_letter").await {
+                    return false;
+                }
+                finish(active);
+                attempts = Attempts::default();
             }
             Outcome::Retry(f) => {
-                let first = *first_failure_ms.get_or_insert_with(now_ms);
-                if attempts >= shared.cfg.retry.max_attempts {
+                attempts.count += 1;
+                let first = *attempts.first_failure_ms.get_or_insert_with(now_ms);
+                if attempts.count >= shared.cfg.retry.max_attempts {
                     let f = Failure::new(
                         dlq::KIND_RETRIES_EXHAUSTED,
-                        format!("{attempts} attempts failed; last: {}: {}", f.kind, f.reason),
+                        format!("{} attempts failed; last: {}: {}", attempts.count, f.kind, f.reason),
                     );
-                    return dead_letter(shared, job, &f, attempts, first, "dead_letter").await;
+                    if !dead_letter(shared, &front.job, &f, attempts.count, first, "dead_letter").await {
+                        return false;
+                    }
+                    finish(active);
+                    attempts = Attempts::default();
+                    continue;
                 }
                 shared.metrics.retries.inc();
-                let backoff = shared.cfg.retry.backoff(attempts);
-                debug!(attempt = attempts, kind = %f.kind, reason = %f.reason, backoff_ms = backoff.as_millis() as u64, "retrying");
-                if !pause(shared, job, backoff).await {
+                let backoff = shared.cfg.retry.backoff(attempts.count);
+                debug!(attempt = attempts.count, kind = %f.kind, reason = %f.reason, backoff_ms = backoff.as_millis() as u64, "retrying");
+                if !pause_front(shared, active, backoff).await {
                     return false;
                 }
             }
         }
+    }
+    true
+}
+
+fn mark_done<H: Handler>(shared: &Shared<H>, active: &mut std::collections::VecDeque<Active<H>>) {
+    if let Some(a) = active.front() {
+        shared.metrics.records.with_label_values(&["done"]).inc();
+        observe_age(shared, &a.job.record, "done");
+        shared.finished.fetch_add(1, Ordering::Relaxed);
+    }
+    finish(active);
+}
+
+/// Pops the front job as finished: its offset may now be committed past.
+fn finish<H: Handler>(active: &mut std::collections::VecDeque<Active<H>>) {
+    if let Some(mut a) = active.pop_front() {
+        a.finished = true;
+    }
+}
+
+async fn pause_front<H: Handler>(shared: &Shared<H>, active: &std::collections::VecDeque<Active<H>>, d: Duration) -> bool {
+    match active.front() {
+        Some(a) => pause(shared, &a.job, d).await,
+        None => true,
     }
 }
 
@@ -464,6 +566,8 @@ async fn pause<H: Handler>(shared: &Shared<H>, job: &Job, d: Duration) -> bool {
     }
 }
 
+/// Writes the job's record to the DLQ (retrying the write until it succeeds or the lane is interrupted);
+/// the caller then finishes the job.
 async fn dead_letter<H: Handler>(
     shared: &Shared<H>,
     job: &Job,
