@@ -23,6 +23,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
+    /// Legacy export tools (`export validate DIR`, `export generate DIR`).
+    Export(cmd::export::ExportArgs),
     /// Tencent Cloud IM tools (`im usersig`).
     Im(cmd::im::ImArgs),
 }
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,
+            Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args),
         }
     });

@@ -24,3 +24,18 @@ pub use generate::{GenerateOptions, Generated, generate};
 pub use plan::{EventStream, ImportPlan, PlanOptions};
 pub use report::Report;
 pub use validate::{Issue, KindSummary, ValidateOptions, Validation, validate};
+
+/// Validates the export in `dir` and prepares its import plan and report: everything `export validate` and
+/// `import --dry-run` show, and what a real import starts from. Whether to go on is
+/// [`Report::may_import`] (`strict` refuses on any invalid record).
+pub fn check_export(
+    dir: &std::path::Path,
+    options: &ValidateOptions,
+    strict: bool,
+) -> Result<(ImportPlan, Report), Error> {
+    let export = ExportDir::open(dir)?;
+    let validation = std::sync::Arc::new(validate(&export, options)?);
+    let plan = ImportPlan::new(export.clone(), validation, PlanOptions::default());
+    let report = Report::new(&export, plan.validation(), &plan, strict);
+    Ok((plan, report))
+}

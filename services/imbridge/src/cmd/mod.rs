@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod emulate;
+pub mod export;
 pub mod im;
 
 use clap::Args;
