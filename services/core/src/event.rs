@@ -105,6 +105,10 @@ pub enum Event {
     ImportGroupMessage(ImportGroupMessage),
     #[serde(rename = "import.member_unread")]
     ImportMemberUnread(ImportMemberUnread),
+    /// Marks the end of one conversation's history import: every earlier record of that key is applied once
+    /// this one is handled (per-key order), so live writes into the conversation may start.
+    #[serde(rename = "import.conversation_done")]
+    ImportConversationDone(ImportConversationDone),
 }
 
 /// The `kind` tag as a value: bounded, so it can label metrics.
@@ -126,10 +130,11 @@ pub enum EventKind {
     ImportGroupMember,
     ImportGroupMessage,
     ImportMemberUnread,
+    ImportConversationDone,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::C2cMessage,
         EventKind::GroupMessage,
         EventKind::GroupCreated,
@@ -146,6 +151,7 @@ impl EventKind {
         EventKind::ImportGroupMember,
         EventKind::ImportGroupMessage,
         EventKind::ImportMemberUnread,
+        EventKind::ImportConversationDone,
     ];
 
     /// The wire name (`c2c.message`, `import.group_member`, …).
@@ -167,6 +173,7 @@ impl EventKind {
             EventKind::ImportGroupMember => "import.group_member",
             EventKind::ImportGroupMessage => "import.group_message",
             EventKind::ImportMemberUnread => "import.member_unread",
+            EventKind::ImportConversationDone => "import.conversation_done",
         }
     }
 
@@ -194,6 +201,7 @@ impl Event {
             Event::ImportGroupMember(_) => EventKind::ImportGroupMember,
             Event::ImportGroupMessage(_) => EventKind::ImportGroupMessage,
             Event::ImportMemberUnread(_) => EventKind::ImportMemberUnread,
+            Event::ImportConversationDone(_) => EventKind::ImportConversationDone,
         }
     }
 
@@ -219,6 +227,7 @@ impl Event {
             Event::ImportGroupMember(e) => g(&e.group_id),
             Event::ImportGroupMessage(e) => g(&e.group_id),
             Event::ImportMemberUnread(e) => g(&e.group_id),
+            Event::ImportConversationDone(e) => e.conversation.clone(),
         }
     }
 }
@@ -486,6 +495,15 @@ pub struct ImportMemberUnread {
     pub group_id: GroupId,
     pub user_id: UserId,
     pub unread: u32,
+}
+
+/// The end of one conversation's (or group's) history import. Produced by the importer after the last
+/// history record of that key, on the same topic and key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportConversationDone {
+    pub conversation: ConversationKey,
+    /// History records of this conversation in the import (for reports and verification).
+    pub records: u64,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - [`time`]: [`TimestampMs`], which reads Unix milliseconds or RFC 3339 and always writes milliseconds;
 //! - [`body`]: message body elements in imbridge's canonical (export) shape;
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
+//! - [`state`]: per-conversation migration state (importing / live);
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
 //! - [`topics`]: default topic names.
 //!
@@ -16,6 +17,7 @@ pub mod body;
 pub mod disposition;
 pub mod event;
 pub mod ids;
+pub mod state;
 pub mod time;
 pub mod topics;
 

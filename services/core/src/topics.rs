@@ -20,6 +20,9 @@ pub const IMPORT_C2C: &str = "imbridge.import.c2c";
 pub const IMPORT_GROUPS: &str = "imbridge.import.groups";
 /// Every import topic, in the order their phases may start.
 pub const IMPORT_TOPICS: [&str; 4] = [IMPORT_ACCOUNTS, IMPORT_USERS, IMPORT_C2C, IMPORT_GROUPS];
+/// Compacted: per conversation key, whether its history is still being imported (`importing`) or live
+/// writes may apply (`live`). Written by the importer and to-im's import apply; read by to-im live apply.
+pub const CONVERSATIONS: &str = "imbridge.conversations";
 /// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
 pub const APPLIED: &str = "imbridge.applied";
 
@@ -31,6 +34,8 @@ pub fn import_topic(kind: crate::EventKind) -> Option<&'static str> {
         K::ImportProfile | K::ImportFriendship => Some(IMPORT_USERS),
         K::ImportC2cMessage | K::ImportC2cRead => Some(IMPORT_C2C),
         K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => Some(IMPORT_GROUPS),
+        // Follows the conversation's history on that history's own topic (c2c or groups).
+        K::ImportConversationDone => None,
         K::C2cMessage
         | K::GroupMessage
         | K::GroupCreated
@@ -50,7 +55,8 @@ mod tests {
     fn every_import_kind_has_a_topic_under_the_prefix() {
         for kind in EventKind::ALL {
             let topic = import_topic(kind);
-            assert_eq!(topic.is_some(), kind.is_import(), "{}", kind.as_str());
+            let expects_topic = kind.is_import() && kind != EventKind::ImportConversationDone;
+            assert_eq!(topic.is_some(), expects_topic, "{}", kind.as_str());
             if let Some(t) = topic {
                 assert!(t.starts_with(IMPORT_PREFIX) && IMPORT_TOPICS.contains(&t));
             }
