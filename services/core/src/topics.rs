@@ -26,6 +26,43 @@ pub const CONVERSATIONS: &str = "imbridge.conversations";
 /// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
 pub const APPLIED: &str = "imbridge.applied";
 
+/// Topic names as configured (`[topics]` in imbridge.toml); defaults are the constants above.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicNames {
+    pub legacy_events: String,
+    pub im_events: String,
+    pub import_accounts: String,
+    pub import_users: String,
+    pub import_c2c: String,
+    pub import_groups: String,
+    pub dlq: String,
+    pub applied: String,
+    pub conversations: String,
+    /// Partitions of the event and import topics when imbridge creates them (more = more parallel apply).
+    pub partitions: i32,
+    /// Replication factor when imbridge creates topics (1 for a single local broker, 3 in production).
+    pub replication: i32,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        Self {
+            legacy_events: LEGACY_EVENTS.to_owned(),
+            im_events: IM_EVENTS.to_owned(),
+            import_accounts: IMPORT_ACCOUNTS.to_owned(),
+            import_users: IMPORT_USERS.to_owned(),
+            import_c2c: IMPORT_C2C.to_owned(),
+            import_groups: IMPORT_GROUPS.to_owned(),
+            dlq: DLQ.to_owned(),
+            applied: APPLIED.to_owned(),
+            conversations: CONVERSATIONS.to_owned(),
+            partitions: 12,
+            replication: 1,
+        }
+    }
+}
+
 /// The import topic that carries a kind, or `None` for real-time kinds.
 pub fn import_topic(kind: crate::EventKind) -> Option<&'static str> {
     use crate::EventKind as K;

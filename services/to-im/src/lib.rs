@@ -1,1 +1,8 @@
-//! Placeholder: filled by its issue.
+//! to-im: applies events to Tencent Cloud IM.
+//!
+//! - [`import`]: the bulk-import records of `imbridge.import.*` with IM's import APIs, as a dependency DAG
+//!   within IM's per-API quotas (forced-upgrade strategy, and the first half of coexistence);
+//! - [`live`]: real-time legacy events of `imbridge.legacy.events` with IM's live APIs (coexistence).
+
+pub mod import;
+pub mod live;

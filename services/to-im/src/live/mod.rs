@@ -1,0 +1,1 @@
+//! Real-time apply of legacy events (issue 5).
