@@ -19,7 +19,8 @@ pub struct LegacyEmulatorConfig {
     pub ingest_url: Option<String>,
     /// Secret that signs the webhooks sent to ingest.
     pub webhook_secret: SigningSecret,
-    /// Secrets accepted on `/v1/apply`; a request signed with any of them passes (rotation).
+    /// Secrets accepted on `/v1/apply`; a request signed with any of them passes (rotation). Empty: every
+    /// apply is refused with 401.
     pub apply_secrets: Vec<SigningSecret>,
     /// How far a request's `X-Imbridge-Timestamp` may be from now, in seconds.
     pub signature_tolerance_secs: u64,
@@ -74,8 +75,10 @@ impl LegacyEmulatorConfig {
         if self.ingest_url.is_some() && self.webhook_secret.is_empty() {
             return bad("ingest_url is set but webhook_secret is empty");
         }
-        if self.apply_secrets.is_empty() || self.apply_secrets.iter().any(SigningSecret::is_empty) {
-            return bad("apply_secrets needs at least one non-empty secret");
+        // No secrets at all is allowed (every apply is refused with 401: an emulator only used for its user
+        // API or its export); an empty one is a typo that would otherwise go unnoticed.
+        if self.apply_secrets.iter().any(SigningSecret::is_empty) {
+            return bad("apply_secrets holds an empty secret");
         }
         if !(1..=MAX_BATCH_EVENTS).contains(&self.webhook_batch_max) {
             return bad("webhook_batch_max must be between 1 and 500");

@@ -272,6 +272,9 @@ pub async fn spawn(config: LegacyEmulatorConfig) -> Result<RunningLegacyEmulator
         });
     }
 
+    if cfg.apply_secrets.is_empty() {
+        tracing::warn!("no apply secret configured: every /v1/apply request will be refused");
+    }
     tracing::info!(%addr, webhooks = cfg.ingest_url.is_some(), "legacy emulator listening");
     Ok(RunningLegacyEmulator { emulator, addr, shutdown, tasks })
 }

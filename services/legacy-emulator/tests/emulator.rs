@@ -647,8 +647,13 @@ async fn state_file_keeps_data_and_undelivered_webhooks_across_restarts() {
 
 #[tokio::test]
 async fn config_is_validated() {
-    let no_secret = LegacyEmulatorConfig { apply_secrets: vec![], ..config(None) };
-    assert!(spawn(no_secret).await.is_err());
+    let empty_secret = LegacyEmulatorConfig { apply_secrets: vec![SigningSecret::new("")], ..config(None) };
+    assert!(spawn(empty_secret).await.is_err());
+    // Without any apply secret the emulator runs, and refuses every apply.
+    let em = spawn(LegacyEmulatorConfig { apply_secrets: vec![], ..config(None) }).await.expect("spawn");
+    let err = apply_client(&em, APPLY_SECRET).send_once(&im_events()).await.expect_err("401");
+    assert_eq!(err.kind(), "legacy_http_401");
+    em.shutdown().await.expect("shutdown");
     let no_webhook_secret =
         LegacyEmulatorConfig { webhook_secret: SigningSecret::default(), ..config(Some("http://127.0.0.1:1".into())) };
     assert!(spawn(no_webhook_secret).await.is_err());

@@ -1,6 +1,6 @@
 //! `imbridge emulate <system>`: local stand-ins for the systems imbridge connects, for tests, the demo and anyone
 //! evaluating imbridge without accounts. `emulate im` serves the Tencent Cloud IM emulator
-//! (`imbridge-im-emulator`); other systems join this group as their emulators land.
+//! (`imbridge-im-emulator`); `emulate legacy` serves the reference legacy backend (`imbridge-legacy-emulator`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +22,9 @@ pub struct EmulateArgs {
 pub enum EmulateTarget {
     /// Tencent Cloud IM: REST API, callbacks, UserSig checks, frequency limits, dedup rules.
     Im(ImArgs),
+    /// A reference legacy chat backend: user REST API with signed webhooks, the contract's apply endpoint,
+    /// NDJSON export (see docs/legacy-contract.md).
+    Legacy(LegacyArgs),
 }
 
 /// Options of `imbridge emulate im`; each overrides the same setting of `--config`.
@@ -62,6 +65,7 @@ pub struct ImArgs {
 pub async fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     match args.target {
         EmulateTarget::Im(im) => run_im(im).await,
+        EmulateTarget::Legacy(legacy) => run_legacy(legacy).await,
     }
 }
 
@@ -102,5 +106,80 @@ async fn run_im(args: ImArgs) -> anyhow::Result<ExitCode> {
     }
     let shutdown = imbridge_telemetry::shutdown_token();
     imbridge_im_emulator::run(config, shutdown).await.context("im emulator")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Options of `imbridge emulate legacy`; each overrides the same setting of `--config`.
+#[derive(Debug, Args)]
+pub struct LegacyArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8082 (default 127.0.0.1:0, a free port, logged at start).
+    #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML file with a `LegacyEmulatorConfig` (field names as in docs/legacy-contract.md).
+    #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// JSON state file (data and undelivered webhooks): loaded at start, saved periodically and at shutdown.
+    #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_STATE")]
+    pub state: Option<PathBuf>,
+    /// Export directory (NDJSON) to load at start when there is no state file.
+    #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Base URL of imbridge ingest; webhooks go to `<URL>/v1/legacy/events`.
+    #[arg(long, env = "IMBRIDGE_LEGACY_INGEST_URL")]
+    pub ingest_url: Option<String>,
+    /// Secret that signs webhooks.
+    #[arg(long, env = "IMBRIDGE_LEGACY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Secret accepted on /v1/apply (repeatable, or comma-separated in the environment, for rotation);
+    /// replaces the configured list.
+    #[arg(long = "apply-secret", env = "IMBRIDGE_LEGACY_APPLY_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub apply_secrets: Vec<String>,
+    /// Also send webhooks for writes applied with origin "im" (to test ingest's echo drop).
+    #[arg(long)]
+    pub echo_webhooks: bool,
+    /// Write the emulator's data as an export into this directory and exit instead of serving.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+}
+
+async fn run_legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
+    use imbridge_legacy_emulator::{LegacyEmulator, LegacyEmulatorConfig};
+
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<LegacyEmulatorConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => LegacyEmulatorConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if args.state.is_some() {
+        config.state_file = args.state;
+    }
+    if args.seed.is_some() {
+        config.seed_dir = args.seed;
+    }
+    if args.ingest_url.is_some() {
+        config.ingest_url = args.ingest_url;
+    }
+    if let Some(secret) = args.webhook_secret {
+        config.webhook_secret = imbridge_legacy::SigningSecret::new(secret);
+    }
+    if !args.apply_secrets.is_empty() {
+        config.apply_secrets = args.apply_secrets.into_iter().map(imbridge_legacy::SigningSecret::new).collect();
+    }
+    if args.echo_webhooks {
+        config.echo_webhooks = true;
+    }
+    if let Some(dir) = args.export {
+        let emulator = LegacyEmulator::new(config).context("legacy emulator")?;
+        let counts = emulator.export_to(&dir).context("exporting")?;
+        println!("exported to {}: {counts:?}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shutdown = imbridge_telemetry::shutdown_token();
+    imbridge_legacy_emulator::run(config, shutdown).await.context("legacy emulator")?;
     Ok(ExitCode::SUCCESS)
 }
