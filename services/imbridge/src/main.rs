@@ -2,6 +2,7 @@
 //! `run`. Nothing else lives here; every subcommand's work is done by a library crate.
 
 mod cmd;
+mod config;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ enum Command {
     // Each subcommand is added here by the issue that makes it work (see `cmd/`).
     /// Benchmarks: throughput, latency, CPU and memory beside a baseline (`bench kafka`).
     Bench(cmd::bench::BenchArgs),
+    /// Configuration tools (`config validate`).
+    Config(cmd::config::ConfigArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
     /// Legacy export tools (`export validate DIR`, `export generate DIR`).
@@ -40,9 +43,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let _global = &cli.global;
         match cli.command {
             Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Config(args) => cmd::config::run(args, &cli.global),
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args),

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into a library call.
 
 pub mod bench;
+pub mod config;
 pub mod emulate;
 pub mod export;
 pub mod im;
@@ -11,6 +12,10 @@ use imbridge_telemetry::LogFormat;
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// Configuration file (TOML). Default: ./imbridge.toml when it exists. Every key can be overridden by an
+    /// environment variable IMBRIDGE_<SECTION>__<KEY>; see `imbridge config validate`.
+    #[arg(long, global = true, env = "IMBRIDGE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Log format: `text` (human-readable) or `json` (one object per line). Default: text on a terminal,
     /// json otherwise.
     #[arg(long, global = true, value_enum, env = "IMBRIDGE_LOG_FORMAT")]

@@ -1,0 +1,240 @@
+//! `imbridge.toml`: one file for every part, every key overridable from the environment, secrets from files.
+//!
+//! - Sections: `[kafka]` (plus `[kafka.client]`, passed to librdkafka as is), `[topics]`, `[im]`, and one
+//!   section per service. Every section has defaults, so a missing file or section is fine.
+//! - Environment: `IMBRIDGE_<SECTION>__<KEY>[__<SUBKEY>…]=value` overrides a key (double underscore between
+//!   levels, since keys contain single ones), e.g. `IMBRIDGE_IM__SDKAPPID=1400000000`,
+//!   `IMBRIDGE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`; under `kafka.client` underscores become dots
+//!   (`IMBRIDGE_KAFKA__CLIENT__SASL_MECHANISM=PLAIN` sets `sasl.mechanism`).
+//! - Secrets: any key `<name>_file` is replaced by `<name>` = the file's contents, trimmed
+//!   (`im.secret_key_file = "/run/secrets/im_key"`), so secrets never need to sit in the file or environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use imbridge_core::topics::TopicNames;
+use imbridge_im::ImConfig;
+use imbridge_kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+const ENV_PREFIX: &str = "IMBRIDGE_";
+
+/// The whole resolved configuration. Services add their section here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    pub kafka: KafkaConfig,
+    pub topics: TopicNames,
+    pub im: ImConfig,
+}
+
+/// Where the configuration came from, for `config validate` and start-up logs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: AppConfig,
+    pub file: Option<PathBuf>,
+    pub env_overrides: Vec<String>,
+}
+
+/// Reads `path` (or `./imbridge.toml` when it exists and no path is given), applies environment overrides and
+/// secret files, and checks the result.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
+    let file = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("imbridge.toml")).filter(|p| p.exists()),
+    };
+    let mut root = match &file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            text.parse::<toml::Table>().with_context(|| format!("{} is not valid TOML", p.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    let env_overrides = apply_env(&mut root, std::env::vars())?;
+    resolve_secret_files(&mut root)?;
+    let config: AppConfig = toml::Value::Table(root)
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+    validate(&config)?;
+    Ok(Loaded { config, file, env_overrides })
+}
+
+fn validate(c: &AppConfig) -> anyhow::Result<()> {
+    if c.kafka.bootstrap_servers.trim().is_empty() {
+        anyhow::bail!("kafka.bootstrap_servers is empty");
+    }
+    if c.topics.partitions < 1 || c.topics.replication < 1 {
+        anyhow::bail!("topics.partitions and topics.replication must be at least 1");
+    }
+    Ok(())
+}
+
+/// Applies `IMBRIDGE_A__B=v` variables; returns the keys set (never the values: they may be secrets).
+fn apply_env(root: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> anyhow::Result<Vec<String>> {
+    let mut applied = Vec::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if !rest.contains("__") {
+            // IMBRIDGE_LOG, IMBRIDGE_CONFIG, … are command-line options, not configuration keys.
+            continue;
+        }
+        let mut path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.len() >= 3 && path[0] == "kafka" && path[1] == "client" {
+            let key = path[2..].join(".").replace('_', ".");
+            path.truncate(2);
+            path.push(key);
+        }
+        set_path(root, &path, parse_scalar(&value)).with_context(|| format!("environment variable {name}"))?;
+        applied.push(path.join("."));
+    }
+    applied.sort();
+    Ok(applied)
+}
+
+/// Numbers and booleans become TOML numbers/booleans; anything else stays a string.
+fn parse_scalar(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = v.parse::<f64>()
+        && v.contains('.')
+    {
+        return toml::Value::Float(f);
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
+    }
+}
+
+fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut t = root;
+    for p in parents {
+        let entry = t.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry.as_table_mut().with_context(|| format!("{p} is not a table"))?;
+    }
+    // A key the file holds as a string keeps string type even if the value looks numeric (ids, hex keys).
+    let value = match (t.get(last), value) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(scalar_text(&v)),
+        (_, v) => v,
+    };
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+fn scalar_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Replaces every `<name>_file = "path"` with `<name> = <contents of path>`, recursively.
+fn resolve_secret_files(t: &mut toml::Table) -> anyhow::Result<()> {
+    let file_keys: Vec<String> = t.keys().filter(|k| k.ends_with("_file")).cloned().collect();
+    for k in file_keys {
+        let Some(toml::Value::String(path)) = t.get(&k).cloned() else { continue };
+        let base = k.trim_end_matches("_file").to_owned();
+        // Keys that are genuinely paths (a state file) stay as they are.
+        if !is_secret_name(&base) {
+            continue;
+        }
+        let contents = std::fs::read_to_string(&path).with_context(|| format!("cannot read {k} = {path:?}"))?;
+        t.remove(&k);
+        t.insert(base, toml::Value::String(contents.trim().to_owned()));
+    }
+    for (_, v) in t.iter_mut() {
+        if let toml::Value::Table(sub) = v {
+            resolve_secret_files(sub)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names whose values are secrets: masked when printed, loadable from `<name>_file`.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["secret", "token", "password", "passwd", "private_key"].iter().any(|s| n.contains(s))
+        || n == "secret_key"
+        || n == "secrets"
+}
+
+/// The configuration as TOML with every secret replaced by `***`.
+pub fn render_masked(c: &AppConfig) -> anyhow::Result<String> {
+    let mut v = toml::Value::try_from(c).context("cannot render configuration")?;
+    mask(&mut v);
+    toml::to_string_pretty(&v).context("cannot render configuration")
+}
+
+fn mask(v: &mut toml::Value) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                if is_secret_name(k) && !matches!(v, toml::Value::Table(_)) {
+                    let empty = matches!(v, toml::Value::String(s) if s.is_empty());
+                    *v = toml::Value::String(if empty { String::new() } else { "***".into() });
+                } else {
+                    mask(v);
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(mask),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_and_kafka_client_dots() {
+        let mut t: toml::Table = "[im]\nsecret_key = \"abc\"\n".parse().expect("toml");
+        let set = apply_env(
+            &mut t,
+            vars(&[
+                ("IMBRIDGE_IM__SDKAPPID", "1400000000"),
+                ("IMBRIDGE_IM__SECRET_KEY", "123"),
+                ("IMBRIDGE_KAFKA__CLIENT__SASL_MECHANISM", "PLAIN"),
+                ("IMBRIDGE_LOG", "debug"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("apply");
+        assert_eq!(set, vec!["im.sdkappid", "im.secret_key", "kafka.client.sasl.mechanism"]);
+        let c: AppConfig = toml::Value::Table(t).try_into().expect("valid");
+        assert_eq!(c.im.sdkappid, 1_400_000_000);
+        assert_eq!(c.im.secret_key, "123", "a string key stays a string even when the value looks numeric");
+        assert_eq!(c.kafka.client.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
+    }
+
+    #[test]
+    fn secrets_from_files_and_masked_output() {
+        let dir = std::env::temp_dir().join(format!("imbridge-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = dir.join("key");
+        std::fs::write(&key, "s3cr3t\n").expect("write");
+        let mut t: toml::Table = format!("[im]\nsecret_key_file = {:?}\nsdkappid = 7\n", key.display().to_string())
+            .parse()
+            .expect("toml");
+        resolve_secret_files(&mut t).expect("resolve");
+        let c: AppConfig = toml::Value::Table(t).try_into().expect("valid");
+        assert_eq!(c.im.secret_key, "s3cr3t");
+        let shown = render_masked(&c).expect("render");
+        assert!(shown.contains("secret_key = \"***\""), "{shown}");
+        assert!(!shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let t: toml::Table = "[im]\nsdkapid = 1\n".parse().expect("toml");
+        let r: Result<AppConfig, _> = toml::Value::Table(t).try_into();
+        assert!(r.is_err());
+    }
+}
