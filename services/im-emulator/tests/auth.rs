@@ -137,6 +137,7 @@ async fn frequency_limit_answers_60007_under_a_burst() {
     let body = json!({"CheckItem": [{"UserID": "a"}]});
     let mut ok = 0;
     let mut limited = 0;
+    let started = std::time::Instant::now();
     for _ in 0..20 {
         let v = im.call("im_open_login_svc/account_check", body.clone()).await;
         match v["ErrorCode"].as_i64() {
@@ -145,8 +146,10 @@ async fn frequency_limit_answers_60007_under_a_burst() {
             other => panic!("unexpected answer {other:?}: {v}"),
         }
     }
-    // A burst of one second's worth passes (plus what refills while the burst runs), the rest is refused.
-    assert!((5..=8).contains(&ok), "ok = {ok}");
+    // A burst of one second's worth passes, plus what refills (5/s) while the burst runs; the rest is refused.
+    let refilled = (started.elapsed().as_secs_f64() * 5.0).ceil() as u64;
+    assert!(ok >= 5 && ok <= 5 + refilled, "ok = {ok}, refilled up to {refilled}");
+    assert!(limited > 0);
     assert_eq!(ok + limited, 20);
     // Other APIs have their own buckets.
     im.ok("im_open_login_svc/account_import", json!({"UserID": "u"})).await;
