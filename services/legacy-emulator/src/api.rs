@@ -17,14 +17,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use imbridge_core::event::{Gender, GroupType, LeaveReason, MemberRole};
+use imbridge_core::event::{Gender, GroupType, ImportProfile, LeaveReason, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::{ContractEvent, ErrorsBody, IndexedError, Origin, parse_batch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::LegacyEmulator;
-use crate::state::{Applied, Group, Message, ProfilePatch, Refusal, User};
+use crate::state::{Applied, Friend, Group, Message, ProfilePatch, Refusal, User};
 
 /// Every route of the emulator.
 pub(crate) fn router(em: LegacyEmulator) -> Router {
@@ -161,15 +161,22 @@ async fn create_user(
 ) -> ApiResult<Response> {
     let Json(r) = req?;
     let user_id = UserId::parse(r.user_id).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("user_id: {e}")))?;
-    let user = User {
-        user_id,
-        nick: r.nick,
-        face_url: r.face_url,
+    let has_profile = r.gender.is_some() || r.location.is_some() || r.signature.is_some();
+    let profile = has_profile.then(|| ImportProfile {
+        user_id: user_id.clone(),
+        nick: r.nick.clone(),
         gender: r.gender,
+        birthday: None,
         location: r.location,
         signature: r.signature,
-        created_at: now(),
-    };
+        allow_type: None,
+        language: None,
+        avatar: None,
+        level: None,
+        role: None,
+        custom: Default::default(),
+    });
+    let user = User { user_id, nick: r.nick, face_url: r.face_url, created_at: now(), profile };
     em.write(|s| s.put_user(user.clone()));
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
@@ -203,26 +210,15 @@ async fn add_friends(
 #[derive(Debug, Serialize)]
 struct FriendView {
     friend_id: UserId,
-    add_source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remark: Option<String>,
-    added_at: TimestampMs,
+    #[serde(flatten)]
+    entry: Friend,
 }
 
 async fn list_friends(State(em): State<LegacyEmulator>, Path(user_id): Path<String>) -> Json<Vec<FriendView>> {
     Json(em.read(|s| {
         s.friends
             .get(&UserId::new_unchecked(user_id.as_str()))
-            .map(|list| {
-                list.iter()
-                    .map(|(f, e)| FriendView {
-                        friend_id: f.clone(),
-                        add_source: e.add_source.clone(),
-                        remark: e.remark.clone(),
-                        added_at: e.added_at,
-                    })
-                    .collect()
-            })
+            .map(|list| list.iter().map(|(f, e)| FriendView { friend_id: f.clone(), entry: e.clone() }).collect())
             .unwrap_or_default()
     }))
 }
@@ -333,7 +329,8 @@ async fn create_group(
 struct MemberView {
     user_id: UserId,
     role: MemberRole,
-    joined_at: TimestampMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    joined_at: Option<TimestampMs>,
     unread: u32,
 }
 

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use imbridge_core::event::{ApplyJoin, Gender, GroupType, MemberRole};
+use imbridge_core::event::{ApplyJoin, GroupType, ImportProfile, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -27,29 +27,15 @@ pub struct AccountRecord {
     pub face_url: Option<String>,
 }
 
-/// The profile fields the emulator keeps; the export format has more, all optional.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileRecord {
-    pub user_id: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gender: Option<Gender>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-}
+/// `profiles.ndjson`: the export's profile record has exactly the fields of the import event.
+pub type ProfileRecord = ImportProfile;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FriendRecord {
     pub user_id: UserId,
     pub friend_id: UserId,
-    pub add_source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remark: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_at: Option<TimestampMs>,
+    #[serde(flatten)]
+    pub entry: Friend,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,27 +150,15 @@ pub fn write_export(state: &State, dir: &Path) -> Result<ExportCounts, EmulatorE
     counts.accounts = f.finish()?;
 
     let mut f = Ndjson::create(dir, "profiles.ndjson")?;
-    for u in state.users.values().filter(|u| u.gender.is_some() || u.location.is_some() || u.signature.is_some()) {
-        f.write(&ProfileRecord {
-            user_id: u.user_id.clone(),
-            nick: u.nick.clone(),
-            gender: u.gender,
-            location: u.location.clone(),
-            signature: u.signature.clone(),
-        })?;
+    for p in state.users.values().filter_map(|u| u.profile.as_ref()) {
+        f.write(p)?;
     }
     counts.profiles = f.finish()?;
 
     let mut f = Ndjson::create(dir, "friends.ndjson")?;
     for (user, list) in &state.friends {
         for (friend, e) in list {
-            f.write(&FriendRecord {
-                user_id: user.clone(),
-                friend_id: friend.clone(),
-                add_source: e.add_source.clone(),
-                remark: e.remark.clone(),
-                added_at: Some(e.added_at),
-            })?;
+            f.write(&FriendRecord { user_id: user.clone(), friend_id: friend.clone(), entry: e.clone() })?;
         }
     }
     counts.friends = f.finish()?;
@@ -234,7 +208,7 @@ pub fn write_export(state: &State, dir: &Path) -> Result<ExportCounts, EmulatorE
                 group_id: g.group_id.clone(),
                 user_id: u.clone(),
                 role: m.role,
-                joined_at: Some(m.joined_at),
+                joined_at: m.joined_at,
                 unread: Some(m.unread),
             })?;
         }
@@ -289,19 +263,10 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         return Err(EmulatorError::Config(format!("seed directory {} does not exist", dir.display())));
     }
     let mut counts = ExportCounts::default();
-    let blank = |user_id: UserId| User {
-        user_id,
-        nick: None,
-        face_url: None,
-        gender: None,
-        location: None,
-        signature: None,
-        created_at: TimestampMs(0),
-    };
 
     for_each_line(dir, "accounts.ndjson", |r: AccountRecord| {
         check_user("user_id", &r.user_id)?;
-        let u = state.users.entry(r.user_id.clone()).or_insert_with(|| blank(r.user_id));
+        let u = state.users.entry(r.user_id.clone()).or_insert_with(|| User::new(r.user_id, TimestampMs(0)));
         u.nick = r.nick;
         u.face_url = r.face_url;
         counts.accounts += 1;
@@ -309,12 +274,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
     })?;
     for_each_line(dir, "profiles.ndjson", |r: ProfileRecord| {
         let u = state.users.get_mut(&r.user_id).ok_or_else(|| format!("user_id: no account {}", r.user_id))?;
-        if r.nick.is_some() {
-            u.nick = r.nick;
-        }
-        u.gender = r.gender;
-        u.location = r.location;
-        u.signature = r.signature;
+        u.profile = Some(r);
         counts.profiles += 1;
         Ok(())
     })?;
@@ -324,10 +284,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
                 return Err(format!("{what}: no account {u}"));
             }
         }
-        state.friends.entry(r.user_id).or_default().insert(
-            r.friend_id,
-            Friend { add_source: r.add_source, remark: r.remark, added_at: r.added_at.unwrap_or_default() },
-        );
+        state.friends.entry(r.user_id).or_default().insert(r.friend_id, r.entry);
         counts.friends += 1;
         Ok(())
     })?;
@@ -387,10 +344,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
     })?;
     for_each_line(dir, "group_members.ndjson", |r: GroupMemberRecord| {
         let g = state.groups.get_mut(&r.group_id).ok_or_else(|| format!("group_id: no group {}", r.group_id))?;
-        g.members.insert(
-            r.user_id,
-            Member { role: r.role, joined_at: r.joined_at.unwrap_or(g.created_at), unread: r.unread.unwrap_or(0) },
-        );
+        g.members.insert(r.user_id, Member { role: r.role, joined_at: r.joined_at, unread: r.unread.unwrap_or(0) });
         counts.group_members += 1;
         Ok(())
     })?;

@@ -14,14 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use imbridge_core::event::{
-    ApplyJoin, C2cMessage, Gender, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, LeaveReason,
-    MemberRole, MembersJoined, MembersLeft,
+    ApplyJoin, C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, ImportProfile,
+    LeaveReason, MemberRole, MembersJoined, MembersLeft,
 };
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::{ContractEvent, EventData, Origin};
 use serde::{Deserialize, Serialize};
 
-/// An account with its profile.
+/// An account, with its profile when it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub user_id: UserId,
@@ -29,22 +29,30 @@ pub struct User {
     pub nick: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gender: Option<Gender>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
     pub created_at: TimestampMs,
+    /// The export's profile record, kept whole so an export round trip loses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ImportProfile>,
 }
 
-/// One direction of a friendship (`user_id` lists `friend_id`).
+impl User {
+    pub fn new(user_id: UserId, created_at: TimestampMs) -> Self {
+        Self { user_id, nick: None, face_url: None, created_at, profile: None }
+    }
+}
+
+/// One direction of a friendship (`user_id` lists `friend_id`), with the export's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Friend {
     pub add_source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remark: Option<String>,
-    pub added_at: TimestampMs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_wording: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<TimestampMs>,
 }
 
 /// A stored 1:1 or group message. `to` is set for 1:1 messages, `group_id` for group messages.
@@ -68,7 +76,9 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub role: MemberRole,
-    pub joined_at: TimestampMs,
+    /// Absent only for seeded members whose export line had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<TimestampMs>,
     /// Messages from others since this member last read the group.
     pub unread: u32,
 }
@@ -191,15 +201,7 @@ impl State {
 
     /// Creates a user if it is not known yet (applied events may name users created on IM).
     fn ensure_user(&mut self, u: &UserId, at: TimestampMs) {
-        self.users.entry(u.clone()).or_insert_with(|| User {
-            user_id: u.clone(),
-            nick: None,
-            face_url: None,
-            gender: None,
-            location: None,
-            signature: None,
-            created_at: at,
-        });
+        self.users.entry(u.clone()).or_insert_with(|| User::new(u.clone(), at));
     }
 
     // ---- native writes ---------------------------------------------------------------------------
@@ -226,7 +228,13 @@ impl State {
         }
         self.user_exists("user_id", &a)?;
         self.user_exists("friend_id", &b)?;
-        let entry = |remark| Friend { add_source: "legacy".into(), remark, added_at: now };
+        let entry = |remark| Friend {
+            add_source: "legacy".into(),
+            remark,
+            groups: Vec::new(),
+            add_wording: None,
+            added_at: Some(now),
+        };
         self.friends.entry(a.clone()).or_default().insert(b.clone(), entry(remark));
         self.friends.entry(b).or_default().insert(a, entry(None));
         Ok(())
@@ -513,10 +521,10 @@ impl State {
             EventData::GroupCreated(c) => {
                 let mut members = BTreeMap::new();
                 for u in &c.members {
-                    members.insert(u.clone(), Member { role: MemberRole::Member, joined_at: time, unread: 0 });
+                    members.insert(u.clone(), Member { role: MemberRole::Member, joined_at: Some(time), unread: 0 });
                 }
                 if let Some(o) = &c.owner {
-                    members.insert(o.clone(), Member { role: MemberRole::Owner, joined_at: time, unread: 0 });
+                    members.insert(o.clone(), Member { role: MemberRole::Owner, joined_at: Some(time), unread: 0 });
                 }
                 self.groups.insert(
                     c.group_id.clone(),
@@ -561,7 +569,7 @@ impl State {
                     for u in &j.members {
                         g.members.entry(u.clone()).or_insert(Member {
                             role: MemberRole::Member,
-                            joined_at: time,
+                            joined_at: Some(time),
                             unread: 0,
                         });
                     }
@@ -615,15 +623,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str) -> User {
-        User {
-            user_id: UserId::parse(id).expect("valid"),
-            nick: None,
-            face_url: None,
-            gender: None,
-            location: None,
-            signature: None,
-            created_at: TimestampMs(1),
-        }
+        User::new(UserId::parse(id).expect("valid"), TimestampMs(1))
     }
 
     fn text(t: &str) -> Vec<Element> {
