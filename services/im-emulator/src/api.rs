@@ -184,3 +184,26 @@ pub(crate) fn envelope(family: Option<Family>, result: Result<Value, ApiError>) 
     }
     Value::Object(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_round_trips_its_key() {
+        for api in Api::ALL {
+            assert_eq!(Api::from_key(api.key()), Some(*api));
+        }
+        assert_eq!(Api::from_key("openim/nope"), None);
+        assert!(!Api::QuitGroup.is_rest() && Api::QuitGroup.client_allowed());
+        assert_eq!(Api::GetAppidGroupList.default_rate_per_sec(), 1);
+    }
+
+    #[test]
+    fn envelope_shapes() {
+        let ok = envelope(Some(Family::Profile), Ok(json!({"X": 1})));
+        assert_eq!(ok, json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "ErrorDisplay": "", "X": 1}));
+        let fail = envelope(Some(Family::OpenIm), Err(ApiError::new(90001, "bad")));
+        assert_eq!(fail, json!({"ActionStatus": "FAIL", "ErrorCode": 90001, "ErrorInfo": "bad"}));
+    }
+}

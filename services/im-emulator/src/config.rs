@@ -238,3 +238,45 @@ impl EmulatorConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_a_toml_file_overrides_fields() {
+        EmulatorConfig::default().validate().expect("default config is usable");
+        let cfg: EmulatorConfig = toml::from_str(
+            r#"
+            sdkappid = 1400000001
+            admin_identifiers = ["admin", "ops"]
+            listen = "127.0.0.1:8081"
+            callback_url = "http://127.0.0.1:8080/im/callback"
+            callback_token = "secret"
+            enabled_callbacks = ["C2C.CallbackAfterSendMsg"]
+            retention_secs = 604800
+            rate_limit_overrides = { "openim/importmsg" = 1000 }
+            [limits]
+            add_group_member_max = 300
+            "#,
+        )
+        .expect("parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.sdkappid, 1_400_000_001);
+        assert_eq!(cfg.limits.add_group_member_max, 300);
+        assert_eq!(cfg.limits.import_group_msg_max, 7, "unlisted limits keep their defaults");
+        assert_eq!(cfg.rate_limit_overrides["openim/importmsg"], 1000);
+        assert!(toml::from_str::<EmulatorConfig>("no_such_field = 1").is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        let mut c = EmulatorConfig::default();
+        c.rate_limit_overrides.insert("openim/sendmsg".into(), 0);
+        assert!(c.validate().is_err());
+        let c = EmulatorConfig { callback_url: Some("not a url".into()), ..EmulatorConfig::default() };
+        assert!(c.validate().is_err());
+        let c = EmulatorConfig { retention_secs: Some(0), ..EmulatorConfig::default() };
+        assert!(c.validate().is_err());
+    }
+}

@@ -64,6 +64,18 @@ impl RunningEmulator {
         &self.emulator
     }
 
+    /// An IM client configuration pointing at this emulator as its first admin (for tests and the demo).
+    pub fn client_config(&self) -> imbridge_im::ImConfig {
+        let c = self.emulator.config();
+        imbridge_im::ImConfig {
+            base_url: self.base_url(),
+            sdkappid: c.sdkappid,
+            admin_identifier: self.emulator.admin_identifier().to_owned(),
+            secret_key: c.secret_key.clone(),
+            ..imbridge_im::ImConfig::default()
+        }
+    }
+
     /// Stops serving, waits for in-flight requests, and saves the state file if configured.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.shutdown.cancel();

@@ -16,19 +16,11 @@ use imbridge_im::types::group::{
     ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, SendGroupMsgReq, SetUnreadMsgNumReq,
 };
 use imbridge_im::types::sns::{FriendImportItem, FriendImportReq};
-use imbridge_im::{Api, ImClient, ImConfig, MsgElement, RateSetting};
+use imbridge_im::{Api, ImClient, MsgElement, RateSetting};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 
 fn client(running: &RunningEmulator) -> ImClient {
-    let e = running.emulator();
-    let cfg = ImConfig {
-        base_url: running.base_url(),
-        sdkappid: e.config().sdkappid,
-        admin_identifier: e.admin_identifier().to_owned(),
-        secret_key: e.config().secret_key.clone(),
-        ..ImConfig::default()
-    };
-    ImClient::new(&cfg, &prometheus::Registry::new()).expect("client builds")
+    ImClient::new(&running.client_config(), &prometheus::Registry::new()).expect("client builds")
 }
 
 async fn start(cfg: EmulatorConfig) -> (RunningEmulator, ImClient) {
