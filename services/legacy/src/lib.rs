@@ -10,6 +10,8 @@
 //!   contract event with `"origin":"im"` (to-legacy);
 //! - [`signature`]: `X-Imbridge-Timestamp` / `X-Imbridge-Signature: v1=…` signing and constant-time
 //!   verification with several secrets during rotation;
+//! - [`webhook`]: [`receive`] — ingest's whole legacy endpoint check in one call (verify, parse, drop echoes)
+//!   with the contract's status and body for a refusal;
 //! - [`client`]: [`ApplyClient`], the signed, classified, retrying batch POST (imbridge → legacy; the
 //!   reference emulator uses it for its webhooks too), whose [`ApplyError`] implements
 //!   [`imbridge_core::disposition::Classify`].
@@ -18,6 +20,7 @@ pub mod client;
 pub mod contract;
 pub mod convert;
 pub mod signature;
+pub mod webhook;
 
 pub use client::{ApplyClient, ApplyConfig, ApplyError, ApplyOutcome, RetryPolicy};
 pub use contract::{
@@ -26,3 +29,4 @@ pub use contract::{
 };
 pub use convert::ConvertError;
 pub use signature::{SignatureError, SigningSecret, Verifier, sign, verify};
+pub use webhook::{Received, WebhookRejection, receive};
