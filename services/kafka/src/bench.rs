@@ -67,11 +67,24 @@ pub struct BenchReport {
 impl BenchReport {
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "{:<34} {:>10} {:>9} {:>12} {:>9} {:>10}  latency", "phase", "events", "secs", "events/s", "cpu s", "peak MiB");
+        let _ = writeln!(
+            s,
+            "{:<34} {:>10} {:>9} {:>12} {:>9} {:>10}  latency",
+            "phase", "events", "secs", "events/s", "cpu s", "peak MiB"
+        );
         let mut row = |p: &Phase| {
             let rss = p.peak_rss_mib.map_or("-".to_owned(), |m| format!("{m:.0}"));
             let lat = p.latency.map_or("-".to_owned(), |l| l.to_string());
-            let _ = writeln!(s, "{:<34} {:>10} {:>9.2} {:>12.0} {:>9.2} {:>10}  {lat}", p.name, p.events, p.secs, p.rate(), p.cpu_secs, rss);
+            let _ = writeln!(
+                s,
+                "{:<34} {:>10} {:>9.2} {:>12.0} {:>9.2} {:>10}  {lat}",
+                p.name,
+                p.events,
+                p.secs,
+                p.rate(),
+                p.cpu_secs,
+                rss
+            );
         };
         row(&self.ours_produce);
         if let Some(j) = &self.java_produce {
@@ -203,7 +216,8 @@ pub async fn run(kafka: &KafkaConfig, opts: &BenchOptions) -> Result<BenchReport
             report.java_produce = Some(java_produce(cp, &kafka.bootstrap_servers, &java_topic, opts).await?);
             report.java_consume = Some(java_consume(cp, &kafka.bootstrap_servers, &java_topic, opts).await?);
             report.notes.push(
-                "Kafka's ProducerPerformance sends unkeyed records (sticky partitioning); imbridge keys every event".into(),
+                "Kafka's ProducerPerformance sends unkeyed records (sticky partitioning); imbridge keys every event"
+                    .into(),
             );
         }
         None => report.notes.push("no Kafka classpath given: baseline skipped".into()),
@@ -297,15 +311,30 @@ async fn java_produce(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOption
         max_ms: number_before(last, "ms max latency").unwrap_or(0.0),
     });
     let secs = if rate > 0.0 { opts.events as f64 / rate } else { wall };
-    Ok(Phase { name: "kafka ProducerPerformance (java)".into(), events: opts.events, secs, cpu_secs: cpu, peak_rss_mib: rss, latency })
+    Ok(Phase {
+        name: "kafka ProducerPerformance (java)".into(),
+        events: opts.events,
+        secs,
+        cpu_secs: cpu,
+        peak_rss_mib: rss,
+        latency,
+    })
 }
 
 async fn java_consume(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOptions) -> Result<Phase, KafkaError> {
-    let args: Vec<String> =
-        ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", &opts.events.to_string(), "--timeout", "60000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let args: Vec<String> = [
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--messages",
+        &opts.events.to_string(),
+        "--timeout",
+        "60000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (out, wall, cpu, rss) = run_java(cp, "org.apache.kafka.tools.ConsumerPerformance", &args).await?;
     // Header line of comma-separated names, then one line of values.
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
@@ -325,7 +354,14 @@ async fn java_consume(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOption
     // fetch.nMsg.sec excludes the group's rebalance time, like our own figure.
     let rate = num("fetch.nMsg.sec").or(num("nMsg.sec")).unwrap_or(0.0);
     let secs = if rate > 0.0 { events as f64 / rate } else { wall };
-    Ok(Phase { name: "kafka ConsumerPerformance (java)".into(), events, secs, cpu_secs: cpu, peak_rss_mib: rss, latency: None })
+    Ok(Phase {
+        name: "kafka ConsumerPerformance (java)".into(),
+        events,
+        secs,
+        cpu_secs: cpu,
+        peak_rss_mib: rss,
+        latency: None,
+    })
 }
 
 /// The number right before `marker` in `s` ("123.4 records/sec" → 123.4).

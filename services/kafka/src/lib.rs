@@ -8,6 +8,7 @@
 //! - [`consumer`]: the ordered consumer runner — per-key serial lanes, contiguous-prefix offset storage,
 //!   commit on revoke and shutdown, bounded everything;
 //! - [`dlq`]: the dead-letter producer and its header contract;
+//! - [`replay`]: resetting a stopped consumer group to an offset, a time or the beginning;
 //! - [`reader`]: reading a topic range without a consumer group (DLQ tools, replay, ledgers);
 //! - [`bench`]: `imbridge bench kafka`, our producer → ordered consumer beside Kafka's own perf tools.
 
@@ -22,6 +23,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod reader;
 pub mod record;
+pub mod replay;
 
 pub use config::{ConsumerConfig, KafkaConfig, RetryPolicy};
 pub use consumer::{Handler, OrderedConsumer};

@@ -53,6 +53,34 @@ impl Producer {
         Self::await_delivery(topic, fut).await
     }
 
+    /// Produces one record into an explicit partition (not the key's), waiting for the acknowledgement. For
+    /// records that must sit beside another topic's partition, e.g. the applied-events ledger, whose entries
+    /// share their source event's partition number so one partition's entries can be loaded alone.
+    pub async fn send_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        out: Outgoing<'_>,
+    ) -> Result<Delivery, KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(out.headers.len());
+        for (k, v) in out.headers {
+            headers = headers.insert(Header { key: k, value: Some(*v) });
+        }
+        let mut record =
+            FutureRecord::to(topic).partition(partition).key(out.key).payload(out.payload).headers(headers);
+        let fut = loop {
+            match self.inner.send_result(record) {
+                Ok(f) => break f,
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(KafkaError::Delivery { topic: topic.to_owned(), source: e }),
+            }
+        };
+        Self::await_delivery(topic, fut).await
+    }
+
     /// Produces an envelope keyed by its conversation.
     pub async fn send_envelope(&self, topic: &str, env: &Envelope) -> Result<Delivery, KafkaError> {
         let payload = env.to_json();

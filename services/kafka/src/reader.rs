@@ -2,11 +2,15 @@
 //!
 //! Operators' tools (DLQ listing, conversation replay) and the applied-events ledger read "everything from
 //! here to the current end" of partitions; a group would commit offsets and rebalance, which they must not.
+//! [`follow`] does the same and then keeps following, for small compacted state topics a service mirrors in
+//! memory (`imbridge.conversations`).
 
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::config::KafkaConfig;
@@ -97,4 +101,81 @@ pub async fn read_range(
     })
     .await
     .map_err(|e| KafkaError::Timeout(format!("reader task failed: {e}")))?
+}
+
+/// What [`follow`] reports, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// The next record of a partition (offset order per partition).
+    Record(Record),
+    /// Every record that existed when following began has been reported (sent once).
+    CaughtUp,
+}
+
+/// Reads every partition of `topic` from the beginning and keeps following it until `shutdown` fires or the
+/// receiver is dropped. Records arrive in offset order per partition, then one [`Followed::CaughtUp`] once the
+/// high watermarks seen at the start were reached (at once for an empty topic), then whatever is written later.
+/// No consumer group: nothing is committed and nothing rebalances. Partitions added later are not followed.
+pub async fn follow(
+    cfg: &KafkaConfig,
+    topic: &str,
+    shutdown: CancellationToken,
+    capacity: usize,
+) -> Result<mpsc::Receiver<Followed>, KafkaError> {
+    let admin = Admin::new(cfg)?;
+    let marks = admin.offsets(topic, None).await?;
+    let mut c = cfg.admin_config();
+    c.set("group.id", "imbridge-follower").set("enable.auto.commit", "false").set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create()?;
+    let mut tpl = TopicPartitionList::new();
+    for m in &marks {
+        tpl.add_partition_offset(topic, m.partition, Offset::Offset(m.low))?;
+    }
+    consumer.assign(&tpl)?;
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let topic = topic.to_owned();
+    // Partitions still short of the high watermark they had at the start.
+    let mut behind: std::collections::HashMap<i32, i64> =
+        marks.iter().filter(|m| m.high > m.low).map(|m| (m.partition, m.high)).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut caught_up = false;
+        while !shutdown.is_cancelled() {
+            if !caught_up && behind.is_empty() {
+                caught_up = true;
+                if tx.blocking_send(Followed::CaughtUp).is_err() {
+                    return;
+                }
+            }
+            match consumer.poll(POLL) {
+                Some(Ok(m)) => {
+                    let r = Record::from_message(&m);
+                    if behind.get(&r.partition).is_some_and(|high| r.offset + 1 >= *high) {
+                        behind.remove(&r.partition);
+                    }
+                    if tx.blocking_send(Followed::Record(r)).is_err() {
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Broker unreachable and similar: librdkafka reconnects; keep polling.
+                    tracing::warn!(topic = %topic, error = %e, "follower poll error");
+                }
+                None if !behind.is_empty() => {
+                    // The last offsets below a watermark can be gaps (compaction, transaction markers): a
+                    // partition whose fetch position reached its watermark is caught up even without a record.
+                    if let Ok(pos) = consumer.position() {
+                        for e in pos.elements() {
+                            if let Offset::Offset(o) = e.offset()
+                                && behind.get(&e.partition()).is_some_and(|high| o >= *high)
+                            {
+                                behind.remove(&e.partition());
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+    });
+    Ok(rx)
 }

@@ -65,7 +65,10 @@ async fn batches_are_consecutive_records_of_one_key_each_applied_once() {
     let topic = common::topic("batch", 3).await;
     common::produce_interleaved(&topic, KEYS, PER_KEY).await;
     let h = Arc::new(Batcher::default());
-    let cfg = ConsumerConfig { retry: RetryPolicy { max_attempts: 5, base_backoff_ms: 5, max_backoff_ms: 20 }, ..Default::default() };
+    let cfg = ConsumerConfig {
+        retry: RetryPolicy { max_attempts: 5, base_backoff_ms: 5, max_backoff_ms: 20 },
+        ..Default::default()
+    };
     let consumer = OrderedConsumer::new(
         &common::kafka(),
         &imbridge_testkit::unique("batch-group"),
@@ -79,7 +82,10 @@ async fn batches_are_consecutive_records_of_one_key_each_applied_once() {
     let stop = CancellationToken::new();
     let run = tokio::spawn(consumer.run(stop.clone()));
     let hh = h.clone();
-    common::wait_until("all records applied", Duration::from_secs(120), || hh.total.load(Ordering::SeqCst) >= KEYS * PER_KEY).await;
+    common::wait_until("all records applied", Duration::from_secs(120), || {
+        hh.total.load(Ordering::SeqCst) >= KEYS * PER_KEY
+    })
+    .await;
     stop.cancel();
     let stats = run.await.expect("join").expect("run");
     assert_eq!(stats.finished, (KEYS * PER_KEY) as u64);

@@ -101,6 +101,8 @@ struct Shared<H> {
     parked: std::sync::Mutex<HashMap<Vec<u8>, String>>,
     /// Cancelled when lanes must stop taking new jobs (shutdown past its drain deadline).
     stop: CancellationToken,
+    kafka: KafkaConfig,
+    topics: Vec<String>,
     finished: AtomicUsize,
     dead_lettered: AtomicUsize,
 }
@@ -204,6 +206,16 @@ impl<H: Handler> Shared<H> {
         self.parked.lock().ok().and_then(|m| m.get(key).cloned())
     }
 
+    /// The operator re-drove this key from the DLQ (`imbridge dlq replay`): its records apply again.
+    fn unpark(&self, key: &[u8]) {
+        if let Ok(mut m) = self.parked.lock()
+            && m.remove(key).is_some()
+        {
+            info!(group = %self.group, conversation = %String::from_utf8_lossy(key), "conversation unparked by a re-driven record");
+            self.metrics.parked_conversations.set(m.len() as i64);
+        }
+    }
+
     fn park(&self, key: &[u8], behind: String) {
         if let Ok(mut m) = self.parked.lock() {
             m.entry(key.to_vec()).or_insert(behind);
@@ -264,6 +276,8 @@ impl<H: Handler> OrderedConsumer<H> {
             cfg: cfg.clone(),
             parked: std::sync::Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
+            kafka: kafka.clone(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
             finished: AtomicUsize::new(0),
             dead_lettered: AtomicUsize::new(0),
         });
@@ -277,6 +291,19 @@ impl<H: Handler> OrderedConsumer<H> {
     /// Dropping the returned future instead is a crash: nothing more is committed beyond what was stored.
     pub async fn run(self, shutdown: CancellationToken) -> Result<RunStats, KafkaError> {
         let Self { consumer, shared, cfg } = self;
+        if cfg.park_after_dead_letter {
+            // Conversations parked before a restart (or by another instance) stay parked: the DLQ says which.
+            let state = dlq::scan(&shared.kafka, shared.dlq.topic()).await?;
+            let topics: Vec<&str> = shared.topics.iter().map(String::as_str).collect();
+            let parked = state.parked_keys(&topics);
+            if !parked.is_empty() {
+                warn!(group = %shared.group, conversations = parked.len(), "conversations parked behind dead-lettered records");
+            }
+            if let Ok(mut m) = shared.parked.lock() {
+                m.extend(parked);
+                shared.metrics.parked_conversations.set(m.len() as i64);
+            }
+        }
         let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
         // Declared after `consumer`, so dropped first: a crashed run's lanes die before the consumer closes.
         let mut lane_tasks: JoinSet<()> = JoinSet::new();
@@ -432,7 +459,12 @@ async fn run_lane<H: Handler>(shared: Arc<Shared<H>>, mut rx: mpsc::Receiver<Job
 }
 
 /// Moves a queued job into the lane's working set, unless its partition is no longer ours.
-fn take<H: Handler>(shared: &Arc<Shared<H>>, busy: &Arc<AtomicUsize>, active: &mut std::collections::VecDeque<Active<H>>, job: Job) {
+fn take<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    busy: &Arc<AtomicUsize>,
+    active: &mut std::collections::VecDeque<Active<H>>,
+    job: Job,
+) {
     let live = !shared.stop.is_cancelled() && shared.tracker.start(&job.tp, job.generation);
     if live {
         active.push_back(Active { job, shared: shared.clone(), busy: busy.clone(), finished: false });
@@ -456,6 +488,9 @@ async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::
     let mut attempts = Attempts::default();
     while let Some(front) = active.front() {
         let key = front.job.record.key.clone().unwrap_or_default();
+        if front.job.record.header(dlq::REDRIVEN_FROM).is_some() {
+            shared.unpark(&key);
+        }
         if shared.cfg.park_after_dead_letter
             && let Some(behind) = shared.parked_behind(&key)
         {
@@ -551,7 +586,11 @@ fn finish<H: Handler>(active: &mut std::collections::VecDeque<Active<H>>) {
     }
 }
 
-async fn pause_front<H: Handler>(shared: &Shared<H>, active: &std::collections::VecDeque<Active<H>>, d: Duration) -> bool {
+async fn pause_front<H: Handler>(
+    shared: &Shared<H>,
+    active: &std::collections::VecDeque<Active<H>>,
+    d: Duration,
+) -> bool {
     match active.front() {
         Some(a) => pause(shared, &a.job, d).await,
         None => true,

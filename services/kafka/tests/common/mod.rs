@@ -1,6 +1,7 @@
 //! Shared pieces of the Kafka plumbing tests: topics, producing test records, waiting.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use imbridge_kafka::admin::{Admin, TopicSpec};
@@ -68,5 +69,23 @@ pub async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() ->
     while !cond() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls an async query until it returns `want` (the DLQ is read back through Kafka, so it lags a moment).
+pub async fn wait_until_async_eq<T, F, Fut>(mut query: F, want: T)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = query().await;
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {got:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
