@@ -24,6 +24,10 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Configuration tools (`config validate`).
     Config(cmd::config::ConfigArgs),
+    /// The dead-letter topic: list, show, replay (re-drive in order) or drop unresolved records.
+    Dlq(cmd::dlq::DlqArgs),
+    /// Reset a stopped consumer group to re-apply its topics from an offset, a time or the beginning.
+    Replay(cmd::replay::ReplayArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
     /// Legacy export tools (`export validate DIR`, `export generate DIR`).
@@ -46,6 +50,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Config(args) => cmd::config::run(args, &cli.global),
+            Command::Dlq(args) => cmd::dlq::run(args, &cli.global).await,
+            Command::Replay(args) => cmd::replay::run(args, &cli.global).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args),

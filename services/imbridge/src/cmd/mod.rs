@@ -2,9 +2,11 @@
 
 pub mod bench;
 pub mod config;
+pub mod dlq;
 pub mod emulate;
 pub mod export;
 pub mod im;
+pub mod replay;
 
 use clap::Args;
 use imbridge_telemetry::LogFormat;
