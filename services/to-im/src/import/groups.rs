@@ -24,16 +24,18 @@ use std::sync::{Arc, Mutex};
 use imbridge_core::event::{ApplyJoin, ImportGroup, ImportGroupMember, ImportGroupMessage, MemberRole};
 use imbridge_core::{Envelope, Event, EventKind, Failure};
 use imbridge_im::types::group::{
-    GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, IMPORT_GROUP_MEMBER_MAX, IMPORT_GROUP_MSG_MAX, ImportGroupMemberReq,
-    ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, MEMBER_RESULT_ALREADY, MEMBER_RESULT_DONE,
-    ROLE_ADMIN, SetUnreadMsgNumReq,
+    GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, IMPORT_GROUP_MEMBER_MAX, IMPORT_GROUP_MSG_MAX,
+    ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, MEMBER_RESULT_ALREADY,
+    MEMBER_RESULT_DONE, ROLE_ADMIN, SetUnreadMsgNumReq,
 };
 use imbridge_im::{Api, to_im_body};
 use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use tracing::{debug, warn};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, now_secs, outcome_of, unexpected};
+use super::{
+    ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, now_secs, outcome_of, unexpected,
+};
 
 /// IM's answers to `import_group` for a group id that is already taken: 10021 (in use), 10025 (in use and
 /// the operator is its owner). For an idempotent import both mean "already present".
@@ -165,11 +167,8 @@ impl GroupsHandler {
         let Some(group_id) = members.first().map(|m| m.group_id.as_str().to_owned()) else {
             return BatchOutcome { done: 0, next: None };
         };
-        let items = members
-            .iter()
-            .zip(records)
-            .map(|(m, r)| member_item(m, header_i64(r, headers::GROUP_CREATED)))
-            .collect();
+        let items =
+            members.iter().zip(records).map(|(m, r)| member_item(m, header_i64(r, headers::GROUP_CREATED))).collect();
         let req = ImportGroupMemberReq { group_id, member_list: items };
         let resp = match self.ctx.im.import_group_member(&req).await {
             Ok(r) => r,
@@ -311,7 +310,10 @@ impl GroupsHandler {
                 // a recent export): wait for the clock.
                 return BatchOutcome {
                     done: 0,
-                    next: Some(Outcome::Retry(Failure::new("import_send_time_future", "SendTime is not in the past yet"))),
+                    next: Some(Outcome::Retry(Failure::new(
+                        "import_send_time_future",
+                        "SendTime is not in the past yet",
+                    ))),
                 };
             }
             return batch_outcome(&self.settled, &records[..verdicts.len()], verdicts);

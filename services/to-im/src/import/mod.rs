@@ -76,7 +76,8 @@ pub enum ImportTopic {
 }
 
 impl ImportTopic {
-    pub const ALL: [ImportTopic; 4] = [ImportTopic::Accounts, ImportTopic::Users, ImportTopic::C2c, ImportTopic::Groups];
+    pub const ALL: [ImportTopic; 4] =
+        [ImportTopic::Accounts, ImportTopic::Users, ImportTopic::C2c, ImportTopic::Groups];
 
     pub fn as_str(self) -> &'static str {
         match self {

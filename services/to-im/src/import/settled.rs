@@ -97,7 +97,8 @@ mod tests {
         let rs: Vec<Record> = (0..5).map(rec).collect();
         let refs: Vec<&Record> = rs.iter().collect();
         let dl = Outcome::DeadLetter(Failure::new("im_10004", "bad time"));
-        let out = batch_outcome(&cache, &refs, vec![Outcome::Done, dl.clone(), Outcome::Done, dl.clone(), Outcome::Done]);
+        let out =
+            batch_outcome(&cache, &refs, vec![Outcome::Done, dl.clone(), Outcome::Done, dl.clone(), Outcome::Done]);
         assert_eq!(out, BatchOutcome { done: 1, next: Some(dl.clone()) });
         // The runner re-offers records 2.. : 2 is done, 3 failed.
         assert_eq!(cache.take_leading(&refs[2..]), Some(BatchOutcome { done: 1, next: Some(dl) }));

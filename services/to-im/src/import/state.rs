@@ -27,7 +27,12 @@ impl ConversationStates {
     }
 
     /// Records one conversation's phase, waiting for the broker's acknowledgement.
-    pub async fn set(&self, conversation: &ConversationKey, phase: Phase, run_id: Option<&str>) -> Result<(), KafkaError> {
+    pub async fn set(
+        &self,
+        conversation: &ConversationKey,
+        phase: Phase,
+        run_id: Option<&str>,
+    ) -> Result<(), KafkaError> {
         self.set_many(std::slice::from_ref(conversation), phase, run_id).await
     }
 
