@@ -1,0 +1,275 @@
+//! [`LiveHandler`]: the [`Handler`] the ordered consumer runs for every record of `imbridge.legacy.events`.
+//!
+//! The runner guarantees one record at a time per conversation, in offset order. For each record, in order:
+//! 1. decode the envelope (a poison record is dead-lettered) and refuse kinds that do not belong here;
+//! 2. wait for the partition's ledger to be loaded; an event already in it is skipped (`skipped`), and one
+//!    applied but not yet written is written now without calling IM again;
+//! 3. wait until the conversation is live (history first), without spending a retry attempt;
+//! 4. for the first event of the conversation in this assignment that is not in the ledger — the only one a
+//!    crash can have left applied-but-unrecorded — look for it in IM's history (`recovered` if found);
+//! 5. apply it to IM, then write its ledger entry, then report it done (so its offset may be committed).
+//!
+//! Errors keep their classification: transient → retry (the runner backs off), permanent → dead letter (the
+//! runner parks the conversation's later events behind it). One span per event carries its id and
+//! conversation.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use imbridge_core::disposition::{Classify, Disposition};
+use imbridge_core::{Envelope, Event, Failure, Source};
+use imbridge_im::config::RateSetting;
+use imbridge_im::{Api, ImConfig};
+use imbridge_kafka::{Handler, Outcome, Record};
+use imbridge_telemetry::Readiness;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::apply::Applier;
+use super::conversations::{ConversationStates, WaitOutcome};
+use super::ledger::Ledger;
+use super::metrics::LiveMetrics;
+use crate::error::ToImError;
+
+/// The IM APIs the live apply calls: the ones whose quota an instance shares with the others of its group.
+pub const LIVE_APIS: [Api; 11] = [
+    Api::SendMsg,
+    Api::ImportMsg,
+    Api::SendGroupMsg,
+    Api::CreateGroup,
+    Api::ModifyGroupBaseInfo,
+    Api::DestroyGroup,
+    Api::AddGroupMember,
+    Api::DeleteGroupMember,
+    Api::AdminGetRoamMsg,
+    Api::GroupMsgGetSimple,
+    Api::MultiAccountImport,
+];
+
+/// Readiness check names this service registers.
+pub const READY_ASSIGNMENT: &str = "assignment";
+pub const READY_CONVERSATIONS: &str = "conversation_states";
+
+/// Applies live legacy events to IM. See the module docs.
+#[derive(Debug)]
+pub struct LiveHandler {
+    source_topic: String,
+    ledger: Arc<Ledger>,
+    states: Arc<ConversationStates>,
+    applier: Applier,
+    metrics: LiveMetrics,
+    readiness: Readiness,
+    quota: Option<QuotaShare>,
+}
+
+/// This instance's share of IM's per-app quotas: assigned partitions / all partitions of the source topic.
+#[derive(Debug)]
+pub struct QuotaShare {
+    im: imbridge_im::ImClient,
+    base: ImConfig,
+    total_partitions: usize,
+    assigned: Mutex<BTreeSet<i32>>,
+}
+
+impl QuotaShare {
+    pub fn new(im: imbridge_im::ImClient, base: ImConfig, total_partitions: usize) -> Self {
+        Self { im, base, total_partitions: total_partitions.max(1), assigned: Mutex::new(BTreeSet::new()) }
+    }
+
+    fn update(&self, add: &[i32], remove: &[i32]) -> usize {
+        let n = {
+            let mut a = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+            a.extend(add.iter().copied());
+            for p in remove {
+                a.remove(p);
+            }
+            a.len()
+        };
+        // Never zero: a rate of 0 means "unlimited" to the client, and an instance with no partitions makes no
+        // calls anyway.
+        let share = n.max(1).min(self.total_partitions) as f64 / self.total_partitions as f64;
+        for api in LIVE_APIS {
+            if let Some(rate) = self.base.rate_for(api).per_sec() {
+                self.im.set_rate(api, RateSetting::PerSec(rate * share));
+            }
+        }
+        info!(assigned = n, total = self.total_partitions, share, "im quota share updated");
+        n
+    }
+}
+
+impl LiveHandler {
+    pub fn new(
+        source_topic: String,
+        ledger: Arc<Ledger>,
+        states: Arc<ConversationStates>,
+        applier: Applier,
+        metrics: LiveMetrics,
+        readiness: Readiness,
+        quota: Option<QuotaShare>,
+    ) -> Self {
+        readiness.set(READY_ASSIGNMENT, false);
+        Self { source_topic, ledger, states, applier, metrics, readiness, quota }
+    }
+
+    fn partitions_of(&self, tps: &[(String, i32)]) -> Vec<i32> {
+        tps.iter().filter(|(t, _)| *t == self.source_topic).map(|(_, p)| *p).collect()
+    }
+
+    fn finish(&self, env: &Envelope, outcome: &str) {
+        self.metrics.events.with_label_values(&[env.kind().as_str(), outcome]).inc();
+    }
+
+    fn failed(&self, env: &Envelope, e: &ToImError) -> Outcome {
+        let f = Failure::from_error(e);
+        match e.disposition() {
+            Disposition::Retry => {
+                self.metrics.retries.with_label_values(&[env.kind().as_str()]).inc();
+                warn!(error = %e, kind = %f.kind, "apply failed; will retry");
+                Outcome::Retry(f)
+            }
+            Disposition::DeadLetter | Disposition::Drop => {
+                self.finish(env, "dead_letter");
+                warn!(error = %e, kind = %f.kind, "apply failed permanently; dead-lettering");
+                Outcome::DeadLetter(f)
+            }
+        }
+    }
+
+    async fn handle_envelope(&self, record: &Record, env: Envelope) -> Outcome {
+        if env.source != Source::Legacy || !is_live_kind(&env.event) {
+            let e = ToImError::UnexpectedKind {
+                kind: env.kind().as_str(),
+                source_system: env.source.as_str(),
+                topic: record.topic.clone(),
+            };
+            return self.failed(&env, &e);
+        }
+        // 2. The ledger of this partition (None: revoked meanwhile; the runner drops the lane's work).
+        let Some(pl) = self.ledger.ready(record.partition).await else {
+            return Outcome::Retry(Failure::new("revoked", "partition no longer assigned"));
+        };
+        if let Some(a) = pl.lookup(&env.id) {
+            if !a.persisted
+                && let Err(e) = self.ledger.persist_pending(&pl, &env, record.offset, &a.reference).await
+            {
+                return self.failed(&env, &e);
+            }
+            debug!(reference = %a.reference, "already applied; skipped");
+            self.metrics.ledger_skips.inc();
+            self.finish(&env, "skipped");
+            return Outcome::Done;
+        }
+        // 3. History first.
+        self.metrics.waiting_for_history.inc();
+        let waited = self.states.wait_live(&env.conversation, pl.revoked()).await;
+        self.metrics.waiting_for_history.dec();
+        match waited {
+            WaitOutcome::Cancelled => return Outcome::Retry(Failure::new("revoked", "partition no longer assigned")),
+            WaitOutcome::Live { waited } if waited.as_millis() >= 1 => {
+                self.metrics.history_waits.inc();
+                self.metrics.history_wait_seconds.observe(waited.as_secs_f64());
+                info!(waited_ms = waited.as_millis() as u64, "conversation history imported; applying");
+            }
+            WaitOutcome::Live { .. } => {}
+        }
+        // 4. The crash window.
+        if !pl.is_resumed(&env.conversation) {
+            if self.applier.needs_history_check(&env) {
+                match self.applier.find_applied(&env, record.offset).await {
+                    Ok(Some(reference)) => {
+                        info!(reference = %reference, "found in IM after a restart; recorded without sending");
+                        if let Err(e) = self.ledger.record(&pl, &env, record.offset, &reference).await {
+                            return self.failed(&env, &e);
+                        }
+                        pl.mark_resumed(&env.conversation);
+                        self.finish(&env, "recovered");
+                        return Outcome::Done;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return self.failed(&env, &e),
+                }
+            }
+            pl.mark_resumed(&env.conversation);
+        }
+        // 5. Apply, record, done.
+        let started = Instant::now();
+        let reference = match self.applier.apply(&env, record.offset).await {
+            Ok(r) => r,
+            Err(e) => return self.failed(&env, &e),
+        };
+        let kind = env.kind().as_str();
+        self.metrics.apply_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+        if let Err(e) = self.ledger.record(&pl, &env, record.offset, &reference).await {
+            // Applied but not recorded: the entry stays in memory, and the retry writes it without sending.
+            return self.failed(&env, &e);
+        }
+        let e2e = (now_ms() - env.time.as_millis()).max(0) as f64 / 1000.0;
+        self.metrics.end_to_end_seconds.with_label_values(&[kind]).observe(e2e);
+        self.finish(&env, "applied");
+        debug!(reference = %reference, apply_ms = started.elapsed().as_millis() as u64, "applied");
+        Outcome::Done
+    }
+}
+
+impl Handler for LiveHandler {
+    async fn handle(&self, record: &Record) -> Outcome {
+        let env = match record.envelope() {
+            Ok(env) => env,
+            Err(f) => {
+                self.metrics.events.with_label_values(&["unknown", "dead_letter"]).inc();
+                warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %f.reason, "undecodable record");
+                return Outcome::DeadLetter(f);
+            }
+        };
+        let span = info_span!(
+            "apply",
+            event_id = %env.id,
+            conversation = %env.conversation,
+            kind = env.kind().as_str(),
+            partition = record.partition,
+            offset = record.offset,
+        );
+        self.handle_envelope(record, env).instrument(span).await
+    }
+
+    fn partitions_assigned(&self, partitions: &[(String, i32)]) {
+        let ps = self.partitions_of(partitions);
+        self.ledger.assign(&ps);
+        if let Some(q) = &self.quota {
+            let n = q.update(&ps, &[]);
+            self.metrics.assigned_partitions.set(n as i64);
+        } else {
+            self.metrics.assigned_partitions.add(ps.len() as i64);
+        }
+        self.readiness.set(READY_ASSIGNMENT, true);
+    }
+
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        let ps = self.partitions_of(partitions);
+        self.ledger.revoke(&ps);
+        if let Some(q) = &self.quota {
+            let n = q.update(&[], &ps);
+            self.metrics.assigned_partitions.set(n as i64);
+        } else {
+            self.metrics.assigned_partitions.sub(ps.len() as i64);
+        }
+    }
+}
+
+fn is_live_kind(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::C2cMessage(_)
+            | Event::GroupMessage(_)
+            | Event::GroupCreated(_)
+            | Event::GroupUpdated(_)
+            | Event::GroupDismissed(_)
+            | Event::MembersJoined(_)
+            | Event::MembersLeft(_)
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
