@@ -1,1 +1,214 @@
-//! Placeholder: filled by its issue.
+//! to-legacy: applies the events seen on IM (`imbridge.im.events`, written by ingest) to the legacy system
+//! through the legacy contract's apply endpoint, per conversation in order, idempotently.
+//!
+//! Map of the crate:
+//! - [`config`]: [`ToLegacyConfig`], the `[to_legacy]` section (apply URL and secret, batch size, retries,
+//!   consumer runner settings);
+//! - [`handler`]: [`LegacyApplier`], the [`imbridge_kafka::Handler`] that turns a conversation's consecutive
+//!   records into one signed request (`Idempotency-Key`, `"origin":"im"`, ids from the envelope) and reads the
+//!   answer: 2xx/409 applied, 400/422 dead-letter the named event, 429/5xx/timeouts retry;
+//! - [`metrics`]: events by kind and outcome, apply latency, end-to-end latency, retries, batch sizes;
+//! - [`error`]: [`ToLegacyError`], the crate's one error type.
+//!
+//! This file wires them: the [`imbridge_kafka::OrderedConsumer`] (per-conversation lanes, DLQ, parking,
+//! contiguous-prefix commits, drain on revoke and shutdown), the ops server (`/metrics`, `/healthz`, `/readyz`:
+//! Kafka reachable, legacy reachable, assignment received) and the readiness probe. [`start`] returns once it
+//! runs; [`run`] is the binary's entry point and returns when `shutdown` fired and the consumer drained and
+//! committed.
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use imbridge_core::topics::TopicNames;
+use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::consumer::RunStats;
+use imbridge_kafka::dlq::DlqProducer;
+use imbridge_kafka::metrics::ConsumerMetrics;
+use imbridge_kafka::{KafkaConfig, OrderedConsumer, Producer};
+use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
+use imbridge_telemetry::Readiness;
+use prometheus::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::ToLegacyConfig;
+pub use error::ToLegacyError;
+pub use handler::{LegacyApplier, READY_ASSIGNMENT, READY_LEGACY};
+pub use metrics::Metrics;
+
+/// Readiness check: Kafka answers and the IM events topic exists.
+pub const READY_KAFKA: &str = "kafka";
+
+/// Seven days for the event topic, thirty for the DLQ (`schemas/topics.md`).
+const EVENT_RETENTION_MS: &str = "604800000";
+const DLQ_RETENTION_MS: &str = "2592000000";
+const DLQ_PARTITIONS: i32 = 3;
+
+/// What to-legacy needs from the rest of the configuration.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub kafka: KafkaConfig,
+    pub topics: TopicNames,
+    /// Where the service's metrics are registered (tests pass their own).
+    pub registry: Registry,
+}
+
+impl Deps {
+    /// Deps with a fresh registry.
+    pub fn new(kafka: KafkaConfig, topics: TopicNames) -> Self {
+        Self { kafka, topics, registry: Registry::new() }
+    }
+}
+
+/// A started to-legacy service.
+#[derive(Debug)]
+pub struct RunningToLegacy {
+    /// Where `/metrics`, `/healthz`, `/readyz` are served.
+    pub ops_addr: SocketAddr,
+    pub readiness: Readiness,
+    consumer: JoinHandle<Result<RunStats, imbridge_kafka::KafkaError>>,
+    tasks: TaskTracker,
+}
+
+impl RunningToLegacy {
+    /// Waits until the consumer stopped (after `shutdown` fired, drained and committed) and the ops server and
+    /// probe ended.
+    pub async fn wait(self) -> Result<RunStats, ToLegacyError> {
+        let stats = match self.consumer.await {
+            Ok(r) => r?,
+            Err(e) => return Err(ToLegacyError::Config(format!("consumer task failed: {e}"))),
+        };
+        self.tasks.close();
+        self.tasks.wait().await;
+        info!(finished = stats.finished, dead_lettered = stats.dead_lettered, "to-legacy stopped");
+        Ok(stats)
+    }
+}
+
+/// Starts the consumer, the ops server and the readiness probe; everything stops when `shutdown` fires.
+pub async fn start(
+    config: ToLegacyConfig,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> Result<RunningToLegacy, ToLegacyError> {
+    config.validate()?;
+    let readiness = Readiness::new();
+    for check in [READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT] {
+        readiness.set(check, false);
+    }
+    let metrics = Metrics::new(&deps.registry)?;
+    let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
+    apply.timeout_ms = config.request_timeout_ms;
+    apply.connect_timeout_ms = config.connect_timeout_ms;
+    // The handler drives retries itself (send_once), so the client's own loop is never used.
+    apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
+    let client = ApplyClient::new(apply, &deps.registry)?;
+    let handler = LegacyApplier::new(
+        client,
+        config.retry.clone(),
+        config.batch_max_events,
+        metrics,
+        readiness.clone(),
+        shutdown.clone(),
+    );
+    let dlq = DlqProducer::new(Producer::new(&deps.kafka)?, deps.topics.dlq.clone());
+    let consumer_metrics = ConsumerMetrics::new(&deps.registry, "to_legacy")?;
+    let consumer = OrderedConsumer::new(
+        &deps.kafka,
+        &config.group_id,
+        &[deps.topics.im_events.as_str()],
+        config.consumer.clone(),
+        handler,
+        dlq,
+        consumer_metrics,
+    )?;
+
+    let tasks = TaskTracker::new();
+    let ops = imbridge_telemetry::ops_router(deps.registry.clone(), readiness.clone());
+    let (ops_addr, ops_task) = imbridge_telemetry::serve_ops(config.listen, ops, shutdown.clone())
+        .await
+        .map_err(|source| ToLegacyError::Bind { addr: config.listen, source })?;
+    tasks.spawn(async move {
+        let _ = ops_task.await;
+    });
+    tasks.spawn(probe(config.clone(), deps.clone(), readiness.clone(), shutdown.clone()));
+    let consumer = tokio::spawn(consumer.run(shutdown));
+    info!(
+        %ops_addr, group = %config.group_id, topic = %deps.topics.im_events, apply_url = %config.apply_url,
+        "to-legacy started"
+    );
+    Ok(RunningToLegacy { ops_addr, readiness, consumer, tasks })
+}
+
+/// Runs until `shutdown` fires (SIGTERM/SIGINT in the binary), then drains, commits and returns.
+pub async fn run(config: ToLegacyConfig, deps: Deps, shutdown: CancellationToken) -> Result<RunStats, ToLegacyError> {
+    start(config, deps, shutdown).await?.wait().await
+}
+
+/// Keeps `/readyz` honest: creates the topics once (when configured), then every `readiness_interval_ms` checks
+/// that Kafka answers with the IM events topic and that the legacy side answers HTTP.
+async fn probe(config: ToLegacyConfig, deps: Deps, readiness: Readiness, shutdown: CancellationToken) {
+    let admin = match Admin::new(&deps.kafka) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot create the kafka admin client; readiness stays false");
+            return;
+        }
+    };
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(config.request_timeout_ms.min(5_000)))
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot create the http client of the readiness probe");
+            return;
+        }
+    };
+    let topics = &deps.topics;
+    let mut created = !config.create_topics;
+    let every = Duration::from_millis(config.readiness_interval_ms);
+    loop {
+        if !created {
+            let specs = [
+                TopicSpec::new(&topics.im_events, topics.partitions)
+                    .replication(topics.replication)
+                    .with_config("retention.ms", EVENT_RETENTION_MS),
+                TopicSpec::new(&topics.dlq, DLQ_PARTITIONS)
+                    .replication(topics.replication)
+                    .with_config("retention.ms", DLQ_RETENTION_MS),
+            ];
+            match admin.ensure_topics(&specs).await {
+                Ok(()) => created = true,
+                Err(e) => warn!(error = %e, "cannot create the topics yet"),
+            }
+        }
+        let kafka_ok = match admin.partition_count(&topics.im_events).await {
+            Ok(n) => created && n > 0,
+            Err(e) => {
+                warn!(error = %e, "kafka readiness probe failed");
+                false
+            }
+        };
+        readiness.set(READY_KAFKA, kafka_ok);
+        let legacy_ok = match &config.health_url {
+            Some(url) => http.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+            // Any answer at all means the legacy side is up and reachable; the apply endpoint need not know GET.
+            None => http.get(&config.apply_url).send().await.is_ok(),
+        };
+        readiness.set(READY_LEGACY, legacy_ok);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! to-legacy's own metrics, beside the consumer runner's (`imbridge_to_legacy_records_total`, `…_retries_total`,
+//! `…_consumer_lag`, `…_parked_conversations`, registered by `imbridge-kafka`) and the apply client's
+//! (`imbridge_legacy_apply_requests_total`). Labels are bounded: event kinds, outcome words, error kinds built from
+//! HTTP status codes.
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Counters and timings of one to-legacy service.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Events finished, by `kind` and `outcome` (`applied`, `duplicate`, `rejected`, `malformed`).
+    pub events: IntCounterVec,
+    /// One apply (a batch, retries inside the call included), by `outcome` (`applied`, `duplicate`,
+    /// `rejected`, `retry`).
+    pub apply_seconds: HistogramVec,
+    /// Event time on IM → applied on legacy, by `kind`.
+    pub end_to_end_seconds: HistogramVec,
+    /// Transient failures retried, by `reason` (`legacy_http_503`, `legacy_timeout`, …).
+    pub retries: IntCounterVec,
+    /// Events per apply request.
+    pub batch_events: Histogram,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let events = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_events_total", "events finished by kind and outcome"),
+            &["kind", "outcome"],
+        )?;
+        let apply_seconds = HistogramVec::new(
+            HistogramOpts::new("imbridge_to_legacy_apply_seconds", "one batch apply, retries inside the call included")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["outcome"],
+        )?;
+        let end_to_end_seconds = HistogramVec::new(
+            HistogramOpts::new("imbridge_to_legacy_end_to_end_seconds", "event time on IM to applied on legacy")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            &["kind"],
+        )?;
+        let retries = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_apply_retries_total", "transient apply failures retried, by reason"),
+            &["reason"],
+        )?;
+        let batch_events = Histogram::with_opts(
+            HistogramOpts::new("imbridge_to_legacy_batch_events", "events per apply request")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(apply_seconds.clone()))?;
+        registry.register(Box::new(end_to_end_seconds.clone()))?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(batch_events.clone()))?;
+        Ok(Self { events, apply_seconds, end_to_end_seconds, retries, batch_events })
+    }
+}
