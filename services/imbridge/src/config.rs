@@ -26,6 +26,8 @@ pub struct AppConfig {
     pub kafka: KafkaConfig,
     pub topics: TopicNames,
     pub im: ImConfig,
+    pub ingest: imbridge_ingest::IngestConfig,
+    pub to_legacy: imbridge_to_legacy::ToLegacyConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.

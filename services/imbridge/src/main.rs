@@ -34,6 +34,10 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Tencent Cloud IM tools (`im usersig`).
     Im(cmd::im::ImArgs),
+    /// Receive legacy webhooks and IM callbacks into Kafka (`--listen`); runs until SIGTERM/Ctrl-C.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Apply IM events to the legacy system in real time (coexistence); runs until SIGTERM/Ctrl-C.
+    ToLegacy(cmd::to_legacy::ToLegacyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +59,8 @@ fn main() -> std::process::ExitCode {
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args),
+            Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,
+            Command::ToLegacy(args) => cmd::to_legacy::run(args, &cli.global).await,
         }
     });
     match result {

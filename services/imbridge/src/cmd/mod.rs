@@ -6,7 +6,9 @@ pub mod dlq;
 pub mod emulate;
 pub mod export;
 pub mod im;
+pub mod ingest;
 pub mod replay;
+pub mod to_legacy;
 
 use clap::Args;
 use imbridge_telemetry::LogFormat;

@@ -1,0 +1,35 @@
+//! `imbridge ingest`: the HTTP front door — legacy webhooks (`POST /v1/legacy/events`) and IM callbacks
+//! (`POST /v1/im/callback`) into Kafka, answering only after Kafka acknowledged. Runs until SIGTERM/Ctrl-C.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::cmd::GlobalArgs;
+use crate::config;
+
+/// Options of `imbridge ingest`; each overrides the same `[ingest]` setting of the configuration.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Address of both endpoints and of /metrics, /healthz, /readyz (`ingest.listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+pub async fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(global.config.as_deref())?;
+    let mut c = loaded.config;
+    if let Some(a) = args.listen {
+        c.ingest.listen = a;
+    }
+    tracing::info!(
+        config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,
+        "starting ingest"
+    );
+    let shutdown = imbridge_telemetry::shutdown_token();
+    let deps = imbridge_ingest::Deps::new(c.kafka, c.topics, c.im.sdkappid, c.im.admin_identifier);
+    imbridge_ingest::run(c.ingest, deps, shutdown).await.context("ingest")?;
+    Ok(ExitCode::SUCCESS)
+}
