@@ -28,6 +28,7 @@ pub struct AppConfig {
     pub im: ImConfig,
     pub ingest: imbridge_ingest::IngestConfig,
     pub to_legacy: imbridge_to_legacy::ToLegacyConfig,
+    pub to_im: imbridge_to_im::ToImConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.
@@ -222,9 +223,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let key = dir.join("key");
         std::fs::write(&key, "s3cr3t\n").expect("write");
-        let mut t: toml::Table = format!("[im]\nsecret_key_file = {:?}\nsdkappid = 7\n", key.display().to_string())
-            .parse()
-            .expect("toml");
+        let mut t: toml::Table =
+            format!("[im]\nsecret_key_file = {:?}\nsdkappid = 7\n", key.display().to_string()).parse().expect("toml");
         resolve_secret_files(&mut t).expect("resolve");
         let c: AppConfig = toml::Value::Table(t).try_into().expect("valid");
         assert_eq!(c.im.secret_key, "s3cr3t");

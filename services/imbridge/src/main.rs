@@ -38,6 +38,10 @@ enum Command {
     Ingest(cmd::ingest::IngestArgs),
     /// Apply IM events to the legacy system in real time (coexistence); runs until SIGTERM/Ctrl-C.
     ToLegacy(cmd::to_legacy::ToLegacyArgs),
+    /// Consumer-group lag, DLQ depth and conversations per migration phase (`--conversation KEY` for one).
+    Status(cmd::status::StatusArgs),
+    /// Apply legacy events to IM in real time (coexistence); runs until SIGTERM/Ctrl-C.
+    ToIm(cmd::to_im::ToImArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +65,8 @@ fn main() -> std::process::ExitCode {
             Command::Im(args) => cmd::im::run(args),
             Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,
             Command::ToLegacy(args) => cmd::to_legacy::run(args, &cli.global).await,
+            Command::Status(args) => cmd::status::run(args, &cli.global).await,
+            Command::ToIm(args) => cmd::to_im::run(args, &cli.global).await,
         }
     });
     match result {

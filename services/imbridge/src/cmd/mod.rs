@@ -8,6 +8,8 @@ pub mod export;
 pub mod im;
 pub mod ingest;
 pub mod replay;
+pub mod status;
+pub mod to_im;
 pub mod to_legacy;
 
 use clap::Args;

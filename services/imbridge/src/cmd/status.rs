@@ -1,0 +1,53 @@
+//! `imbridge status`: consumer-group positions and lag, DLQ depth, conversations per migration phase.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use imbridge_core::ConversationKey;
+
+use crate::cmd::GlobalArgs;
+use crate::config;
+
+/// Options of `imbridge status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also show this conversation's phase, e.g. `group:team-1` or `c2c:ann:bob`.
+    #[arg(long)]
+    pub conversation: Option<String>,
+    /// A consumer group and the topic it reads, as GROUP=TOPIC (repeatable). Default: to-im's live group on
+    /// the legacy events topic and `imbridge-to-legacy` on the IM events topic.
+    #[arg(long = "group", value_name = "GROUP=TOPIC")]
+    pub groups: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let cfg = config::load(global.config.as_deref())?.config;
+    let conversation =
+        args.conversation.as_deref().map(ConversationKey::parse).transpose().context("--conversation")?;
+    let groups: Vec<(String, String)> = if args.groups.is_empty() {
+        vec![
+            (cfg.to_im.live.group_id.clone(), cfg.topics.legacy_events.clone()),
+            ("imbridge-to-legacy".to_owned(), cfg.topics.im_events.clone()),
+        ]
+    } else {
+        args.groups
+            .iter()
+            .map(|g| {
+                g.split_once('=')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .with_context(|| format!("--group {g:?} is not GROUP=TOPIC"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let report = imbridge_to_im::status::collect(&cfg.kafka, &cfg.topics, &groups, conversation.as_ref()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
