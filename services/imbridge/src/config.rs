@@ -29,6 +29,7 @@ pub struct AppConfig {
     pub ingest: imbridge_ingest::IngestConfig,
     pub to_legacy: imbridge_to_legacy::ToLegacyConfig,
     pub to_im: imbridge_to_im::ToImConfig,
+    pub import: imbridge_importer::ImportConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.

@@ -34,6 +34,10 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Tencent Cloud IM tools (`im usersig`).
     Im(cmd::im::ImArgs),
+    /// Import a legacy export into IM: validate, produce to the import topics, apply, report (resumable).
+    Import(cmd::import::ImportArgs),
+    /// Read IM back and compare it with a legacy export: per-kind table, non-zero exit on any mismatch.
+    Verify(cmd::verify::VerifyArgs),
     /// Receive legacy webhooks and IM callbacks into Kafka (`--listen`); runs until SIGTERM/Ctrl-C.
     Ingest(cmd::ingest::IngestArgs),
     /// Apply IM events to the legacy system in real time (coexistence); runs until SIGTERM/Ctrl-C.
@@ -63,6 +67,8 @@ fn main() -> std::process::ExitCode {
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args),
+            Command::Import(args) => cmd::import::run(args, &cli.global).await,
+            Command::Verify(args) => cmd::verify::run(args, &cli.global).await,
             Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,
             Command::ToLegacy(args) => cmd::to_legacy::run(args, &cli.global).await,
             Command::Status(args) => cmd::status::run(args, &cli.global).await,

@@ -30,12 +30,34 @@ pub enum Error {
     ExportChanged { path: String, line: u64, reason: String },
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The broker refused or lost a write, a topic could not be created, offsets could not be read.
+    #[error(transparent)]
+    Kafka(#[from] imbridge_kafka::KafkaError),
+    /// An IM call failed (verify, bench), after the client's own retries.
+    #[error(transparent)]
+    Im(#[from] imbridge_im::ImError),
+    /// The import apply could not start.
+    #[error(transparent)]
+    Apply(#[from] imbridge_to_im::import::ApplyError),
+    /// The run was interrupted (Ctrl-C or SIGTERM) before it finished; running it again continues.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// Something the run needs failed (a background task, metrics registration).
+    #[error("{0}")]
+    Run(String),
 }
 
-/// A run-level error never fixes itself by retrying the same input: an operator has to act.
+/// Input errors never fix themselves by retrying the same input: an operator has to act. Broker and IM
+/// failures keep their own classification (a re-run after a transient failure continues where it stopped).
 impl Classify for Error {
     fn disposition(&self) -> Disposition {
-        Disposition::DeadLetter
+        match self {
+            Error::Kafka(e) => e.disposition(),
+            Error::Im(e) => e.disposition(),
+            Error::Apply(e) => e.disposition(),
+            Error::Interrupted(_) => Disposition::Retry,
+            _ => Disposition::DeadLetter,
+        }
     }
 
     fn kind(&self) -> String {
@@ -43,6 +65,11 @@ impl Classify for Error {
             Error::NotADirectory(_) | Error::AmbiguousFile { .. } | Error::InvalidOption(_) => "import_input",
             Error::Io { .. } | Error::Report { .. } => "import_io",
             Error::ExportChanged { .. } => "import_export_changed",
+            Error::Kafka(e) => return e.kind(),
+            Error::Im(e) => return e.kind(),
+            Error::Apply(e) => return e.kind(),
+            Error::Interrupted(_) => "import_interrupted",
+            Error::Run(_) => "import_run",
         }
         .to_owned()
     }

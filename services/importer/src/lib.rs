@@ -7,17 +7,36 @@
 //! - [`plan`]: conversion of the valid records into `imbridge_core` import events, one stream per import
 //!   topic, each key's events in the order IM needs them (`msg_seq` / `ordinal` assigned in legacy order);
 //! - [`report`]: the validation report, as text for people and JSON for machines;
-//! - [`generate`]: a deterministic, realistic sample export (with optional bad lines) for tests and demos.
+//! - [`generate`]: a deterministic, realistic sample export (with optional bad lines) for tests and demos;
+//! - [`schedule`]: the deterministic SendTime of each group message (IM wants them strictly increasing);
+//! - [`survey`]: one pass over the plan: conversations with history, calls per IM API, the lower bound;
+//! - [`produce`]: the plan's streams decorated (done markers, headers) and produced, resumably;
+//! - [`checkpoint`]: how far producing got, per export, on a compacted topic;
+//! - [`run`]: `imbridge import` end to end (validate → produce ∥ apply → wait → report), with
+//!   [`config::ImportConfig`], [`progress`] bars and the final [`outcome::ImportReport`];
+//! - [`verify`]: `imbridge verify`, reading IM back and comparing it with the export;
+//! - [`bench`]: `imbridge bench import`.
 //!
-//! Producing the streams to Kafka and applying them live in their own modules and crates.
+//! Applying the records is `imbridge_to_im::import`; this crate drives it.
 
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod outcome;
 pub mod plan;
+pub mod produce;
+pub mod progress;
 pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod survey;
 pub mod validate;
+pub mod verify;
 
+pub use config::ImportConfig;
 pub use error::Error;
 pub use export::{ExportDir, ExportKind};
 pub use generate::{GenerateOptions, Generated, generate};

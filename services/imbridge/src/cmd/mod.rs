@@ -6,11 +6,13 @@ pub mod dlq;
 pub mod emulate;
 pub mod export;
 pub mod im;
+pub mod import;
 pub mod ingest;
 pub mod replay;
 pub mod status;
 pub mod to_im;
 pub mod to_legacy;
+pub mod verify;
 
 use clap::Args;
 use imbridge_telemetry::LogFormat;

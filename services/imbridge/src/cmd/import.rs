@@ -1,0 +1,104 @@
+//! `imbridge import DIR`: validate a legacy export, produce it to the import topics, apply it to IM with the
+//! import APIs, wait until everything is applied, print the report. The work is in
+//! `imbridge_importer::run`; running the same command again after any interruption continues the run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use imbridge_importer::ValidateOptions;
+use imbridge_importer::progress::ProgressMode;
+use imbridge_importer::run::{ImportSettings, RunOptions, RunResult};
+
+use crate::cmd::GlobalArgs;
+use crate::config;
+
+/// Options of `imbridge import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export directory (`accounts.ndjson[.gz]`, `profiles.ndjson[.gz]`, …; any may be absent).
+    pub dir: PathBuf,
+    /// Validate only: print per-kind counts, errors and the calls the import would take, import nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse to import anything if any record is invalid (default: report and skip invalid records).
+    #[arg(long)]
+    pub strict: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Errors listed per record kind; the rest are counted.
+    #[arg(long, default_value_t = 20)]
+    pub max_errors: usize,
+    /// Progress display: bars on a terminal, plain lines otherwise (`auto`), or as asked.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// `--progress` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Auto,
+    Bars,
+    Lines,
+    Off,
+}
+
+pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let cfg = config::load(global.config.as_deref())?.config;
+    let settings = ImportSettings { kafka: cfg.kafka, topics: cfg.topics, im: cfg.im, import: cfg.import };
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).ok();
+    let options = RunOptions {
+        dir: args.dir.clone(),
+        strict: args.strict,
+        dry_run: args.dry_run,
+        validate: ValidateOptions { max_errors_per_kind: args.max_errors, now_ms },
+        progress: match args.progress {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Bars => ProgressMode::Bars,
+            Progress::Lines => ProgressMode::Lines,
+            Progress::Off => ProgressMode::Off,
+        },
+        say: Arc::new(|s: &str| println!("{}", s.trim_end())),
+        shutdown: imbridge_telemetry::shutdown_token(),
+        started,
+    };
+    let registry = prometheus::Registry::new();
+    let result = imbridge_importer::run::run(&settings, options, &registry)
+        .await
+        .with_context(|| format!("importing {}", args.dir.display()))?;
+    match result {
+        RunResult::DryRun { report, lower_bound, survey_calls } => {
+            println!("calls the import takes per IM API:");
+            for (api, n) in &survey_calls.calls {
+                println!("  {:<22} {n:>8}", api.as_str());
+            }
+            println!("lower bound of the import's wall time at the configured rates: {:.2}s", lower_bound.secs);
+            if let Some(path) = &args.report {
+                report.write_json(path)?;
+                println!("report written to {}", path.display());
+            }
+            println!("dry run: nothing imported");
+            Ok(ExitCode::SUCCESS)
+        }
+        RunResult::Refused { report } => {
+            if let Some(path) = &args.report {
+                report.write_json(path)?;
+            }
+            println!("--strict: invalid records found, nothing imported");
+            Ok(ExitCode::from(2))
+        }
+        RunResult::Imported(report) => {
+            print!("{}", report.to_text());
+            if let Some(path) = &args.report {
+                report.write_json(path)?;
+                println!("report written to {}", path.display());
+            }
+            Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `imbridge bench import` (placeholder while being written).
