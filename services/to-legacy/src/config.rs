@@ -51,7 +51,7 @@ pub struct ToLegacyConfig {
 impl Default for ToLegacyConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8091)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9103)),
             group_id: "imbridge-to-legacy".to_owned(),
             apply_url: String::new(),
             apply_secret: SigningSecret::default(),
