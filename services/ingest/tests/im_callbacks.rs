@@ -59,8 +59,8 @@ async fn refuses_foreign_forged_and_stale_callbacks() {
             "forged Sign",
             query(&SDKAPPID.to_string(), cmd, Some(imbridge_im::callback::sign("guess", now)), Some(now.to_string())),
         ),
-        ("stale", query(&SDKAPPID.to_string(), cmd, Some(good_sign(now - 61)), Some((now - 61).to_string()))),
-        ("from the future", query(&SDKAPPID.to_string(), cmd, Some(good_sign(now + 61)), Some((now + 61).to_string()))),
+        ("stale", query(&SDKAPPID.to_string(), cmd, Some(good_sign(now - 70)), Some((now - 70).to_string()))),
+        ("from the future", query(&SDKAPPID.to_string(), cmd, Some(good_sign(now + 70)), Some((now + 70).to_string()))),
     ];
     for (what, q) in &cases {
         let (s, v) = ing.post_callback_query(q, body.clone()).await;
