@@ -371,10 +371,11 @@ async fn rate_can_change_at_run_time_for_all_clones() {
     assert_eq!(c.rate(Api::MultiAccountImport), RateSetting::PerSec(100.0), "documented default");
     let req = imbridge_im::types::group::DestroyGroupReq { group_id: "g".into() };
     let start = Instant::now();
-    for _ in 0..3 {
+    for _ in 0..4 {
         c.destroy_group(&req).await.expect("ok");
     }
-    assert!(start.elapsed() >= Duration::from_millis(900), "3 calls at 2/s take ~1 s");
+    // Two tokens (one absorbs timer lateness), then one every 500 ms.
+    assert!(start.elapsed() >= Duration::from_millis(900), "4 calls at 2/s take ~1 s");
 
     let other = c.clone();
     other.set_rate(Api::DestroyGroup, RateSetting::PerSec(1000.0));
