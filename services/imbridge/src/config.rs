@@ -177,8 +177,7 @@ fn mask(v: &mut toml::Value) {
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
                 if is_secret_name(k) && !matches!(v, toml::Value::Table(_)) {
-                    let empty = matches!(v, toml::Value::String(s) if s.is_empty());
-                    *v = toml::Value::String(if empty { String::new() } else { "***".into() });
+                    mask_secret(v);
                 } else {
                     mask(v);
                 }
@@ -186,6 +185,17 @@ fn mask(v: &mut toml::Value) {
         }
         toml::Value::Array(a) => a.iter_mut().for_each(mask),
         _ => {}
+    }
+}
+
+/// Masks one secret value and keeps its shape: an unset secret (empty string) or an empty list of secrets
+/// prints as what it is, so `config validate` shows which secrets are missing instead of a misleading `***`.
+fn mask_secret(v: &mut toml::Value) {
+    match v {
+        toml::Value::String(s) if s.is_empty() => {}
+        toml::Value::Array(a) => a.iter_mut().for_each(mask_secret),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| mask_secret(v)),
+        other => *other = toml::Value::String("***".into()),
     }
 }
 
@@ -232,6 +242,119 @@ mod tests {
         let shown = render_masked(&c).expect("render");
         assert!(shown.contains("secret_key = \"***\""), "{shown}");
         assert!(!shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn masking_keeps_the_shape_of_unset_and_listed_secrets() {
+        let mut c = AppConfig::default();
+        let shown = render_masked(&c).expect("render");
+        assert!(shown.contains("legacy_previous_secrets = []"), "an empty list is not a secret: {shown}");
+        assert!(shown.contains("secret_key = \"\""), "an unset secret shows as unset: {shown}");
+        c.ingest.legacy_previous_secrets = vec![imbridge_legacy::SigningSecret::new("old-one")];
+        c.kafka.client.insert("sasl.password".into(), "hunter2".into());
+        c.kafka.client.insert("sasl.username".into(), "imbridge".into());
+        let shown = render_masked(&c).expect("render");
+        assert!(shown.contains("legacy_previous_secrets = [\"***\"]"), "{shown}");
+        assert!(shown.contains("\"sasl.password\" = \"***\""), "{shown}");
+        assert!(shown.contains("\"sasl.username\" = \"imbridge\""), "{shown}");
+        assert!(!shown.contains("old-one") && !shown.contains("hunter2"));
+    }
+
+    /// The shipped example with every `*_file` secret pointed at a temporary file (and, when `uncomment` is set,
+    /// the commented `"dotted.key" = …` lines of `[kafka.client]` switched on), loaded like `load` does.
+    fn example(uncomment: bool) -> (toml::Table, AppConfig) {
+        let text = include_str!("../../../imbridge.example.toml");
+        let text: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if uncomment && rest.starts_with('"') && rest.contains("\" = \"") && rest.ends_with('"') => {
+                    rest.to_owned()
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let raw: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string()).expect("valid TOML");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = raw.clone();
+        fn point_files_at(t: &mut toml::Table, dir: &Path) {
+            for (k, v) in t.iter_mut() {
+                match v {
+                    toml::Value::Table(sub) => point_files_at(sub, dir),
+                    toml::Value::String(path) if k.ends_with("_file") => {
+                        assert!(path.starts_with("/run/secrets/"), "{k}: secrets come from /run/secrets");
+                        let f = dir.join(k.replace('.', "_"));
+                        std::fs::write(&f, format!("secret-of-{k}\n")).expect("write");
+                        *path = f.display().to_string();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        point_files_at(&mut t, dir.path());
+        resolve_secret_files(&mut t).expect("secret files resolve");
+        let c: AppConfig = toml::Value::Table(t).try_into().expect("the example parses into AppConfig");
+        validate(&c).expect("valid");
+        (raw, c)
+    }
+
+    #[test]
+    fn the_example_configuration_parses_and_every_part_accepts_it() {
+        let (_, c) = example(false);
+        c.im.validate().expect("[im]");
+        c.ingest.validate().expect("[ingest]");
+        c.to_legacy.validate().expect("[to_legacy]");
+        c.to_im.live.validate().expect("[to_im.live]");
+        c.import.validate().expect("[import]");
+        assert_eq!(c.im.secret_key, "secret-of-secret_key_file", "secrets come from their files");
+        assert_eq!(c.ingest.im_callback_token.as_deref(), Some("secret-of-im_callback_token_file"));
+        // Every value the example spells out is the default: the file documents defaults, it changes nothing
+        // (secrets and the legacy apply URL aside).
+        let mut d = AppConfig::default();
+        d.im.secret_key = c.im.secret_key.clone();
+        d.ingest.legacy_secret = c.ingest.legacy_secret.clone();
+        d.ingest.im_callback_token = c.ingest.im_callback_token.clone();
+        d.to_legacy.apply_secret = c.to_legacy.apply_secret.clone();
+        d.to_legacy.apply_url = c.to_legacy.apply_url.clone();
+        d.im.sdkappid = c.im.sdkappid;
+        assert_eq!(toml::Value::try_from(&c).expect("c"), toml::Value::try_from(&d).expect("d"));
+    }
+
+    #[test]
+    fn the_example_names_every_key() {
+        let (raw, _) = example(false);
+        let defaults = toml::Value::try_from(AppConfig::default()).expect("render");
+        fn walk(path: &str, v: &toml::Value, example: &toml::Table, missing: &mut Vec<String>) {
+            let toml::Value::Table(t) = v else { return };
+            for (k, sub) in t {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let found = example.contains_key(k) || example.contains_key(&format!("{k}_file"));
+                if !found {
+                    missing.push(p);
+                    continue;
+                }
+                if let (toml::Value::Table(_), Some(toml::Value::Table(et))) = (sub, example.get(k)) {
+                    walk(&p, sub, et, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk("", &defaults, &raw, &mut missing);
+        assert!(missing.is_empty(), "imbridge.example.toml does not document: {missing:?}");
+    }
+
+    #[test]
+    fn the_example_sasl_block_works_when_switched_on() {
+        let (_, c) = example(true);
+        let client = &c.kafka.client;
+        assert_eq!(client.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.password").map(String::as_str), Some("secret-of-sasl.password_file"));
+        // The pass-through reaches librdkafka's configuration of every client kind.
+        let producer = c.kafka.producer_config().expect("producer config");
+        assert_eq!(producer.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        let consumer = c.kafka.consumer_config("g", &c.to_im.live.consumer).expect("consumer config");
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
     }
 
     #[test]
