@@ -81,6 +81,8 @@ impl KafkaConfig {
             ("enable.auto.commit", "true"),
             ("auto.commit.interval.ms", commit_interval.as_str()),
             ("enable.partition.eof", "false"),
+            // Feeds the per-partition lag gauge (see the consumer context's `stats`).
+            ("statistics.interval.ms", "5000"),
         ] {
             if c.get(k).is_none() {
                 c.set(k, v);

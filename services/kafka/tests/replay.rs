@@ -89,8 +89,8 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
     stop.cancel();
     run.await.expect("join").expect("run");
     assert_eq!(second.n.load(Ordering::SeqCst), expect);
-    let offs = second.offsets.lock().expect("lock");
-    assert_eq!(offs.get(&0).and_then(|v| v.first()).copied(), Some(p0_mid));
+    let first = second.offsets.lock().expect("lock").get(&0).and_then(|v| v.first()).copied();
+    assert_eq!(first, Some(p0_mid));
 
     // Reset by time: a time after everything points at the end (nothing to replay).
     let future = replay::plan(&common::kafka(), &group, &[topic], &ResetTo::Time(i64::MAX / 2)).await.expect("plan");

@@ -115,6 +115,37 @@ impl<H: Handler> ClientContext for Ctx<H> {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         warn!(group = %self.shared.group, error = %error, reason, "kafka client error");
     }
+
+    /// librdkafka's periodic statistics (`statistics.interval.ms`) carry each assigned partition's lag behind
+    /// the committed offset, from the watermarks its fetches already return: the lag gauge costs no extra
+    /// request. Partitions this instance no longer owns are removed, so summing the gauge over instances
+    /// gives the group's lag.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (name, topic) in &stats.topics {
+            if !self.shared.topics.contains(name) {
+                continue;
+            }
+            for (p, part) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *p < 0 {
+                    continue;
+                }
+                let label = p.to_string();
+                // Before the group's first commit on a partition librdkafka reports -1: everything retained is
+                // still to do then.
+                let lag = match part.consumer_lag {
+                    l if l >= 0 => Some(l),
+                    _ if part.hi_offset >= 0 && part.lo_offset >= 0 => Some(part.hi_offset - part.lo_offset),
+                    _ => None,
+                };
+                if let (true, Some(lag)) = (part.desired, lag) {
+                    self.shared.metrics.lag.with_label_values(&[name.as_str(), label.as_str()]).set(lag);
+                } else if !part.desired {
+                    let _ = self.shared.metrics.lag.remove_label_values(&[name.as_str(), label.as_str()]);
+                }
+            }
+        }
+    }
 }
 
 impl<H: Handler> ConsumerContext for Ctx<H> {
@@ -132,6 +163,9 @@ impl<H: Handler> ConsumerContext for Ctx<H> {
                 self.shared.metrics.rebalances.with_label_values(&["revoke"]).inc();
                 self.shared.drain_and_commit(consumer, &tps, "revoke");
                 self.shared.tracker.remove(&tps);
+                for (t, p) in &tps {
+                    let _ = self.shared.metrics.lag.remove_label_values(&[t.as_str(), p.to_string().as_str()]);
+                }
                 self.shared.handler.partitions_revoked(&tps);
             }
             Rebalance::Error(e) => warn!(group = %self.shared.group, error = %e, "rebalance error"),
