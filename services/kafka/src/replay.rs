@@ -1,12 +1,27 @@
-//! Resetting a stopped consumer group's offsets, so its topics are re-applied from a point.
+//! Replaying: a whole consumer group from a point, or one key (one conversation) from a time.
 //!
-//! Apply is idempotent, so a replay of any range leaves the target as it was; this module only moves offsets.
-//! It refuses while the group has active members: librdkafka members would overwrite the reset with their own
-//! commits, and an operator replaying a group that is still running almost always made a mistake.
+//! - [`plan`] / [`apply`] reset a stopped consumer group's offsets, so its topics are re-applied from a point.
+//!   Apply is idempotent, so a replay of any range leaves the target as it was; this part only moves offsets.
+//!   It refuses while the group has active members: librdkafka members would overwrite the reset with their own
+//!   commits, and an operator replaying a group that is still running almost always made a mistake.
+//! - [`key`] re-applies one key's records from a time through the service's own [`Handler`], without a consumer
+//!   group and without touching any other key. It reads only the key's partition (Java-compatible murmur2, as
+//!   the producers place it), from the offset for that time up to the group's committed offset: records below
+//!   it were already applied (and recorded, for handlers that keep a ledger) before they were committed, so the
+//!   replay can only repeat what the idempotent path turns into no-ops or fill in what was dropped; records at or
+//!   above it belong to the running group, and re-applying them here could race with it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imbridge_core::Failure;
 
 use crate::admin::Admin;
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, RetryPolicy};
+use crate::consumer::Handler;
 use crate::error::KafkaError;
+use crate::reader::{Start, read_range};
+use crate::record::{Outcome, Record};
 
 /// Where to move the group's committed offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,4 +116,125 @@ pub async fn apply(cfg: &KafkaConfig, group: &str, plan: &[PartitionReset]) -> R
     }
     let offsets: Vec<(String, i32, i64)> = plan.iter().map(|p| (p.topic.clone(), p.partition, p.new)).collect();
     admin.commit_group_offsets(group, &offsets).await
+}
+
+/// What [`key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReplay {
+    pub topic: String,
+    /// The key's partition.
+    pub partition: i32,
+    /// First offset read (the offset for the time asked).
+    pub from_offset: i64,
+    /// The group's committed offset, where the replay stopped (`None`: the group never committed here, so
+    /// nothing was applied yet and nothing is replayed).
+    pub until_offset: Option<i64>,
+    /// Records of the key in that range.
+    pub matched: usize,
+    /// Records the handler finished (applied or recognised as already applied).
+    pub done: usize,
+    /// The record the replay stopped at and why: a permanent failure, or transient ones past the retry policy.
+    /// Records after it were not offered (per-key order).
+    pub failed: Option<(i64, Failure)>,
+}
+
+/// Re-applies `key`'s records of `topic` written at or after `since_ms` (Unix ms), up to `group`'s committed
+/// offset, through `handler`, in offset order; transient failures are retried with `retry`. See the module docs.
+/// The handler is told the partition was assigned before and revoked after, as the consumer runner would.
+pub async fn key<H: Handler>(
+    cfg: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    key: &[u8],
+    since_ms: i64,
+    handler: &H,
+    retry: &RetryPolicy,
+) -> Result<KeyReplay, KafkaError> {
+    let admin = Admin::new(cfg)?;
+    let partitions = admin.partition_count(topic).await?;
+    if partitions == 0 {
+        return Err(KafkaError::Topic { topic: topic.to_owned(), reason: "does not exist".into() });
+    }
+    let partition = crate::partitioner::partition_for_key(key, partitions);
+    // The committed offset first: every record below it was applied before it was committed, so a ledger the
+    // handler loads afterwards already holds all of them.
+    let marks = admin.offsets(topic, Some(group)).await?;
+    let until = marks.iter().find(|m| m.partition == partition).and_then(|m| m.committed);
+    let from =
+        admin.offsets_for_time(topic, since_ms).await?.into_iter().find(|(p, _)| *p == partition).map_or(0, |(_, o)| o);
+    let mut out = KeyReplay {
+        topic: topic.to_owned(),
+        partition,
+        from_offset: from,
+        until_offset: until,
+        matched: 0,
+        done: 0,
+        failed: None,
+    };
+    let Some(until) = until.filter(|u| *u > from) else { return Ok(out) };
+    let found: Arc<Mutex<Vec<Record>>> = Arc::default();
+    let sink = found.clone();
+    let wanted = key.to_vec();
+    read_range(cfg, topic, Some(partition), Start::Time(since_ms), move |r| {
+        if r.offset >= until {
+            return false;
+        }
+        if r.key.as_deref() == Some(wanted.as_slice())
+            && let Ok(mut v) = sink.lock()
+        {
+            v.push(r);
+        }
+        true
+    })
+    .await?;
+    let records = found.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+    out.matched = records.len();
+    let tp = [(topic.to_owned(), partition)];
+    handler.partitions_assigned(&tp);
+    let result = reapply(handler, &records, retry).await;
+    handler.partitions_revoked(&tp);
+    out.done = result.0;
+    out.failed = result.1;
+    Ok(out)
+}
+
+/// Offers `records` (one key, in order) to `handler` like the runner's lane does: batches up to the handler's
+/// limit, retries with backoff, and stops at the first record that fails for good. Returns how many finished.
+async fn reapply<H: Handler>(handler: &H, records: &[Record], retry: &RetryPolicy) -> (usize, Option<(i64, Failure)>) {
+    let limit = handler.batch_limit().max(1);
+    let mut next = 0usize;
+    let mut attempts = 0u32;
+    while next < records.len() {
+        let batch: Vec<&Record> = records[next..].iter().take(limit).collect();
+        let outcome = handler.handle_batch(&batch).await;
+        let done = outcome.done.min(batch.len());
+        next += done;
+        if done > 0 {
+            attempts = 0;
+        }
+        // An outcome past the end of the batch is a handler bug; the runner ignores it too.
+        if done == batch.len() {
+            continue;
+        }
+        let failure = match outcome.next {
+            None => Failure::new("no_progress", "the handler finished nothing"),
+            Some(Outcome::Done) => {
+                next += 1;
+                attempts = 0;
+                continue;
+            }
+            Some(Outcome::DeadLetter(f)) => return (next, Some((records[next].offset, f))),
+            Some(Outcome::Retry(f)) => f,
+        };
+        attempts += 1;
+        if attempts >= retry.max_attempts {
+            let f = Failure::new(
+                crate::dlq::KIND_RETRIES_EXHAUSTED,
+                format!("{attempts} attempts failed; last: {}: {}", failure.kind, failure.reason),
+            );
+            return (next, Some((records[next].offset, f)));
+        }
+        tokio::time::sleep(retry.backoff(attempts).min(Duration::from_secs(60))).await;
+    }
+    (next, None)
 }
