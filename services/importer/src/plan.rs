@@ -3,16 +3,20 @@
 //! Per-key order is the whole contract (see `schemas/topics.md`):
 //!
 //! - `imbridge.import.accounts`: one `import.account` per user;
-//! - `imbridge.import.users`: all `import.profile`s, then all `import.friendship`s;
+//! - `imbridge.import.users`: all `import.profile`s, then all `import.friendship`s grouped by user (so one lane
+//!   batch holds a user's friend list: one `friend_import` call per user);
 //! - `imbridge.import.c2c`: each conversation's `import.c2c_message`s in legacy order with `msg_seq` 1, 2, …,
 //!   then its `import.c2c_read`s;
-//! - `imbridge.import.groups`: all `import.group`s, then all members, then each group's messages in legacy
-//!   order with `ordinal` 1, 2, …, then the unread counts.
+//! - `imbridge.import.groups`: all `import.group`s, then all members grouped by group (one lane batch per
+//!   `import_group_member` call), then each group's messages in legacy order with `ordinal` 1, 2, …, then the
+//!   unread counts.
 //!
 //! Only one key's order matters, never the order across keys, so streams emit stage by stage. Legacy order is
 //! `sent_at`, then position in the file; sorting needs the messages of a key together, so messages are
 //! processed in buckets of keys (a hash of the key), each small enough to sort in memory: a bucket re-reads
 //! the file and keeps only its keys. With the default bucket size a typical export is one bucket, one read.
+//! Friendships and members are grouped by key the same way (their order within a key is file order), so
+//! records one IM call can take arrive together.
 //!
 //! Event ids are `import:<kind>:<natural key>` (see [`EventId::import`]), with `%` and `:` inside a component
 //! percent-encoded so that two different keys can never produce the same id.
@@ -107,7 +111,9 @@ impl ImportPlan {
     pub fn users(&self) -> EventStream {
         let profiles = self.convert(ExportKind::Profiles, profile_event);
         let plan = self.clone();
-        Box::new(profiles.chain(Lazy::new(move || plan.convert(ExportKind::Friends, friend_event))))
+        let buckets = self.buckets(EventKind::ImportFriendship);
+        let friendships = (0..buckets).flat_map(move |bucket| plan.sorted_bucket(bucket, buckets, friendships));
+        Box::new(profiles.chain(friendships))
     }
 
     /// `imbridge.import.c2c`: per bucket of conversations, the sorted messages, then those conversations' reads.
@@ -128,7 +134,8 @@ impl ImportPlan {
         let buckets = self.buckets(EventKind::ImportGroupMessage);
         let groups = self.convert(ExportKind::Groups, group_event);
         let (p1, p2, p3) = (self.clone(), self.clone(), self.clone());
-        let members = Lazy::new(move || p1.convert(ExportKind::GroupMembers, member_event));
+        let member_buckets = self.buckets(EventKind::ImportGroupMember);
+        let members = (0..member_buckets).flat_map(move |b| p1.sorted_bucket(b, member_buckets, group_members));
         let messages = (0..buckets).flat_map(move |bucket| p2.sorted_bucket(bucket, buckets, group_messages));
         let unread = Lazy::new(move || {
             let v = Arc::clone(&p3.validation);
@@ -224,6 +231,19 @@ struct Sortable {
 
 fn c2c_messages(plan: &ImportPlan, bucket: u64, buckets: u64) -> Result<Vec<Sortable>, Error> {
     bucket_messages::<C2cMessageRecord>(plan, ExportKind::C2cMessages, bucket, buckets, c2c_message_event)
+}
+
+/// Friendships have no legacy order of their own to keep beyond file order: grouping by user is the point.
+fn friendships(plan: &ImportPlan, bucket: u64, buckets: u64) -> Result<Vec<Sortable>, Error> {
+    let mut v = bucket_messages::<FriendRecord>(plan, ExportKind::Friends, bucket, buckets, friend_event)?;
+    v.iter_mut().for_each(|s| s.sent_at = NO_TIME);
+    Ok(v)
+}
+
+fn group_members(plan: &ImportPlan, bucket: u64, buckets: u64) -> Result<Vec<Sortable>, Error> {
+    let mut v = bucket_messages::<GroupMemberRecord>(plan, ExportKind::GroupMembers, bucket, buckets, member_event)?;
+    v.iter_mut().for_each(|s| s.sent_at = NO_TIME);
+    Ok(v)
 }
 
 fn group_messages(plan: &ImportPlan, bucket: u64, buckets: u64) -> Result<Vec<Sortable>, Error> {

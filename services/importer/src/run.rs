@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub shutdown: CancellationToken,
     /// When the command started (the wall time is measured from here).
     pub started: Instant,
+    /// Apply counters to use instead of registering new ones (benchmarks sample them while the run goes).
+    pub stats: Option<ApplyStats>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -227,7 +229,10 @@ impl<'a> Run<'a> {
         let admin = Admin::new(&settings.kafka)?;
         let producer = Producer::new(&settings.kafka)?;
         let im = ImClient::new(&settings.im, registry)?;
-        let stats = ApplyStats::new(registry).map_err(|e| Error::Run(format!("metrics: {e}")))?;
+        let stats = match &options.stats {
+            Some(s) => s.clone(),
+            None => ApplyStats::new(registry).map_err(|e| Error::Run(format!("metrics: {e}")))?,
+        };
         let checkpoints = CheckpointStore::new(&settings.kafka, &settings.import.checkpoint_topic, producer.clone());
         let t = &settings.topics;
         let mut specs: Vec<TopicSpec> = ImportTopic::ALL
@@ -241,12 +246,16 @@ impl<'a> Run<'a> {
                 .replication(t.replication),
         );
         specs.push(CheckpointStore::topic_spec(&settings.import.checkpoint_topic, t.replication));
+        let topics_started = Instant::now();
         admin.ensure_topics(&specs).await?;
+        info!(elapsed_ms = topics_started.elapsed().as_millis() as u64, "topics ready");
 
         let names: Vec<String> = ImportTopic::ALL.iter().map(|w| topic_name(t, *w).to_owned()).collect();
         let dir = crate::ExportDir::open(&options.dir)?;
         let fp = blocking(move || fingerprint(&dir, &names.iter().map(String::as_str).collect::<Vec<_>>())).await?;
+        let checkpoint_started = Instant::now();
         let latest = checkpoints.latest(&fp).await?;
+        info!(elapsed_ms = checkpoint_started.elapsed().as_millis() as u64, "checkpoint read");
         let export_dir = options.dir.display().to_string();
         let (checkpoint, resumed) = RunCheckpoint::next(latest, &fp, &export_dir, now_ms());
         if resumed {

@@ -17,6 +17,42 @@ pub enum BenchWhat {
     /// Producer → ordered consumer events/s for 1 KB events, beside Kafka's own ProducerPerformance and
     /// ConsumerPerformance on the same broker, as a ratio.
     Kafka(KafkaBench),
+    /// The bulk import: records/s per phase with the IM emulator's limits off beside the emulator's raw
+    /// `importmsg` ceiling, then the achieved rate as a fraction of the quota with limits on. CPU and memory.
+    Import(ImportBench),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportBench {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Seed of the generated export.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub friendships: usize,
+    /// 1:1 messages of the limits-off phase.
+    #[arg(long, default_value_t = 20_000)]
+    pub c2c_messages: usize,
+    #[arg(long, default_value_t = 30)]
+    pub groups: usize,
+    #[arg(long, default_value_t = 5000)]
+    pub group_messages: usize,
+    /// 1:1 messages of the limits-on phase (about this / 200 seconds); 0 skips the phase.
+    #[arg(long, default_value_t = 6000)]
+    pub limits_on_c2c_messages: usize,
+    /// Partitions of the benchmark's import topics.
+    #[arg(long, default_value_t = 12)]
+    pub partitions: i32,
+    /// Requests of the emulator's raw importmsg ceiling.
+    #[arg(long, default_value_t = 20_000)]
+    pub raw_requests: u64,
+    /// Requests in flight during the raw ceiling measurement.
+    #[arg(long, default_value_t = 64)]
+    pub raw_concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +82,28 @@ pub struct KafkaBench {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
+        BenchWhat::Import(b) => {
+            let opts = imbridge_importer::bench::BenchOptions {
+                kafka: KafkaConfig::for_bootstrap(b.bootstrap),
+                export: imbridge_importer::GenerateOptions {
+                    seed: b.seed,
+                    users: b.users,
+                    friendships: b.friendships,
+                    c2c_messages: b.c2c_messages,
+                    groups: b.groups,
+                    group_messages: b.group_messages,
+                    ..imbridge_importer::GenerateOptions::default()
+                },
+                limits_on_c2c_messages: b.limits_on_c2c_messages,
+                partitions: b.partitions,
+                raw_requests: b.raw_requests,
+                raw_concurrency: b.raw_concurrency,
+                work_dir: std::env::temp_dir().join(format!("imbridge-bench-import-{}", std::process::id())),
+            };
+            let report = imbridge_importer::bench::run(&opts).await?;
+            print!("{}", report.render());
+            Ok(ExitCode::SUCCESS)
+        }
         BenchWhat::Kafka(k) => {
             let classpath = if k.no_baseline {
                 None

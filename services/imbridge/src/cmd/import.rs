@@ -66,6 +66,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         say: Arc::new(|s: &str| println!("{}", s.trim_end())),
         shutdown: imbridge_telemetry::shutdown_token(),
         started,
+        stats: None,
     };
     let registry = prometheus::Registry::new();
     let result = imbridge_importer::run::run(&settings, options, &registry)
