@@ -26,7 +26,8 @@ enum Command {
     Config(cmd::config::ConfigArgs),
     /// The dead-letter topic: list, show, replay (re-drive in order) or drop unresolved records.
     Dlq(cmd::dlq::DlqArgs),
-    /// Reset a stopped consumer group to re-apply its topics from an offset, a time or the beginning.
+    /// Re-apply events: reset a stopped consumer group (`--group`), or re-apply one conversation now
+    /// (`--conversation KEY --since TIME`).
     Replay(cmd::replay::ReplayArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),

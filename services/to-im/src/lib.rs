@@ -4,11 +4,13 @@
 //!   within IM's per-API quotas (forced-upgrade strategy, and the first half of coexistence);
 //! - [`live`]: real-time legacy events of `imbridge.legacy.events` with IM's live APIs (coexistence);
 //! - [`service`]: the `imbridge to-im` service — `[to_im]` configuration, topics, ops endpoints, run loop;
+//! - [`replay`]: `imbridge replay --conversation`: one conversation's legacy events again, through the live handler;
 //! - [`error`]: [`ToImError`] and its retry / dead-letter classification.
 
 pub mod error;
 pub mod import;
 pub mod live;
+pub mod replay;
 pub mod service;
 
 pub use error::ToImError;

@@ -8,7 +8,8 @@
 //!   records into one signed request (`Idempotency-Key`, `"origin":"im"`, ids from the envelope) and reads the
 //!   answer: 2xx/409 applied, 400/422 dead-letter the named event, 429/5xx/timeouts retry;
 //! - [`metrics`]: events by kind and outcome, apply latency, end-to-end latency, retries, batch sizes;
-//! - [`error`]: [`ToLegacyError`], the crate's one error type.
+//! - [`error`]: [`ToLegacyError`], the crate's one error type;
+//! - [`replay`]: `imbridge replay --conversation`: one conversation's IM events again, through the same handler.
 //!
 //! This file wires them: the [`imbridge_kafka::OrderedConsumer`] (per-conversation lanes, DLQ, parking,
 //! contiguous-prefix commits, drain on revoke and shutdown), the ops server (`/metrics`, `/healthz`, `/readyz`:
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod handler;
 pub mod metrics;
+pub mod replay;
 
 use std::net::SocketAddr;
 use std::time::Duration;
