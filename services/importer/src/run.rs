@@ -450,10 +450,16 @@ impl<'a> Run<'a> {
         });
         let metrics = ConsumerMetrics::new(self.registry, &format!("import_{}", which.as_str()))
             .map_err(|e| Error::Run(format!("metrics: {e}")))?;
+        let group = self.settings.import.group_of(which);
+        // Static membership: an import restarted after a crash takes its partitions back at once instead of
+        // waiting out the dead member's session (45 s), and a second concurrent import of the same groups is
+        // fenced rather than splitting the partitions.
+        let mut kafka = self.settings.kafka.clone();
+        kafka.client.entry("group.instance.id".to_owned()).or_insert_with(|| format!("{group}.importer"));
         let task = imbridge_to_im::import::spawn_consumer(
             which,
-            &self.settings.kafka,
-            &self.settings.import.group_of(which),
+            &kafka,
+            &group,
             topic_name(t, which),
             self.settings.import.consumer(),
             ctx,
