@@ -70,6 +70,10 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
             && lag(&opts.to_legacy_group, &topics.im_events).await == 0
     })
     .await;
+    eventually("both services ready", Duration::from_secs(30), || async {
+        ready(to_im_ops).await && ready(to_legacy_ops).await
+    })
+    .await;
     let page = scrape(to_im_ops).await;
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0, "{page}");
     let im_before = im_state(&im);
