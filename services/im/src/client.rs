@@ -101,6 +101,9 @@ impl ImClient {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|e| ImError::Config(format!("http client: {e}")))?;
+        for api in Api::ALL {
+            metrics.rate_limit.with_label_values(&[api.as_str()]).set(config.rate_for(*api).per_sec().unwrap_or(0.0));
+        }
         let sig = UserSigCache::new(
             config.sdkappid,
             config.secret_key.clone(),
@@ -140,6 +143,7 @@ impl ImClient {
     pub fn set_rate(&self, api: Api, rate: RateSetting) {
         tracing::info!(api = api.as_str(), rate = ?rate, "im rate limit changed");
         self.inner.limits.set(api, rate);
+        self.inner.metrics.rate_limit.with_label_values(&[api.as_str()]).set(rate.per_sec().unwrap_or(0.0));
     }
 
     /// The current call rate of one API.

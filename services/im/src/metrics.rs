@@ -4,7 +4,7 @@
 //! frequency-limit codes. A retry is counted as a retry, never as a failure; only the final outcome of a
 //! call counts in `imbridge_im_calls_total`.
 
-use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use crate::api::Api;
 
@@ -23,6 +23,9 @@ pub struct Metrics {
     pub rate_limit_wait: CounterVec,
     /// Duration of one HTTP attempt, by api.
     pub request_duration: HistogramVec,
+    /// The client-side call rate in force, by api (0 = not limited): a scaled to-im instance shows its share
+    /// of the app-wide quota here.
+    pub rate_limit: GaugeVec,
 }
 
 impl Metrics {
@@ -55,8 +58,13 @@ impl Metrics {
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(frequency_limited.clone()))?;
         registry.register(Box::new(rate_limit_wait.clone()))?;
+        let rate_limit = GaugeVec::new(
+            Opts::new("imbridge_im_rate_limit_per_second", "client-side call rate in force (0 = not limited)"),
+            &["api"],
+        )?;
         registry.register(Box::new(request_duration.clone()))?;
-        Ok(Self { requests, calls, retries, frequency_limited, rate_limit_wait, request_duration })
+        registry.register(Box::new(rate_limit.clone()))?;
+        Ok(Self { requests, calls, retries, frequency_limited, rate_limit_wait, request_duration, rate_limit })
     }
 
     pub(crate) fn frequency_limited(&self, api: Api, code: i64) {
