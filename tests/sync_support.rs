@@ -1,0 +1,439 @@
+//! What the `sync_*` scenarios share: unique topics, producing legacy events, an IM emulator (in process, real
+//! HTTP), to-im as a real process of the built binary (so it can be killed with SIGKILL) or in process, a
+//! recording callback server, and readers of IM's state through the IM client.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::post;
+use imbridge_core::event::{
+    C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, MembersJoined, MembersLeft,
+};
+use imbridge_core::state::{ConversationState, Phase};
+use imbridge_core::topics::TopicNames;
+use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_im::ImClient;
+use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
+use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
+use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::producer::Outgoing;
+use imbridge_kafka::{KafkaConfig, Producer};
+
+pub const PARTITIONS: i32 = 4;
+
+/// Logs of in-process services on stderr (shown for failing tests, or with `--nocapture`).
+pub fn logs() {
+    imbridge_telemetry::init_logging(Some(imbridge_telemetry::LogFormat::Text), "info");
+}
+
+pub fn kafka() -> KafkaConfig {
+    KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
+}
+
+/// Topic names no other test uses.
+pub fn unique_topics(prefix: &str) -> TopicNames {
+    let u = imbridge_testkit::unique(prefix);
+    TopicNames {
+        legacy_events: format!("{u}.legacy.events"),
+        im_events: format!("{u}.im.events"),
+        import_accounts: format!("{u}.import.accounts"),
+        import_users: format!("{u}.import.users"),
+        import_c2c: format!("{u}.import.c2c"),
+        import_groups: format!("{u}.import.groups"),
+        dlq: format!("{u}.dlq"),
+        applied: format!("{u}.applied"),
+        conversations: format!("{u}.conversations"),
+        partitions: PARTITIONS,
+        replication: 1,
+    }
+}
+
+/// Creates the topics to-im uses (as the service itself would), so tests can produce before it starts.
+pub async fn create_topics(t: &TopicNames) {
+    Admin::new(&kafka())
+        .expect("admin")
+        .ensure_topics(&[
+            TopicSpec::new(&t.legacy_events, t.partitions),
+            TopicSpec::new(&t.dlq, 3),
+            TopicSpec::new(&t.applied, t.partitions).with_config("cleanup.policy", "compact"),
+            TopicSpec::new(&t.conversations, t.partitions).with_config("cleanup.policy", "compact"),
+        ])
+        .await
+        .expect("create topics");
+}
+
+pub fn user(s: &str) -> UserId {
+    UserId::parse(s).expect("user id")
+}
+
+pub fn group(s: &str) -> GroupId {
+    GroupId::parse(s).expect("group id")
+}
+
+pub fn text(s: &str) -> Vec<Element> {
+    vec![Element::Text { text: s.to_owned() }]
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// A legacy-origin envelope as ingest would produce it.
+pub fn legacy(id: &str, event: Event) -> Envelope {
+    let now = TimestampMs(now_ms());
+    Envelope {
+        id: EventId::legacy(id),
+        source: Source::Legacy,
+        conversation: event.conversation(),
+        time: now,
+        recorded_at: Some(now),
+        event,
+    }
+}
+
+pub fn c2c(id: &str, from: &str, to: &str, body: &str) -> Envelope {
+    legacy(id, Event::C2cMessage(C2cMessage { from: user(from), to: user(to), body: text(body), custom_data: None }))
+}
+
+pub fn gmsg(id: &str, g: &str, from: &str, body: &str) -> Envelope {
+    legacy(
+        id,
+        Event::GroupMessage(GroupMessage { group_id: group(g), from: user(from), body: text(body), custom_data: None }),
+    )
+}
+
+pub fn gcreate(id: &str, g: &str, owner: &str, name: &str, members: &[&str]) -> Envelope {
+    legacy(
+        id,
+        Event::GroupCreated(GroupCreated {
+            group_id: group(g),
+            group_type: GroupType::Public,
+            name: name.to_owned(),
+            owner: Some(user(owner)),
+            introduction: None,
+            notification: None,
+            face_url: None,
+            members: members.iter().map(|m| user(m)).collect(),
+        }),
+    )
+}
+
+pub fn gupdate(id: &str, g: &str, name: Option<&str>, intro: Option<&str>) -> Envelope {
+    legacy(
+        id,
+        Event::GroupUpdated(GroupUpdated {
+            group_id: group(g),
+            operator: None,
+            name: name.map(str::to_owned),
+            introduction: intro.map(str::to_owned),
+            notification: None,
+            face_url: None,
+        }),
+    )
+}
+
+pub fn gjoin(id: &str, g: &str, members: &[&str]) -> Envelope {
+    legacy(
+        id,
+        Event::MembersJoined(MembersJoined {
+            group_id: group(g),
+            members: members.iter().map(|m| user(m)).collect(),
+            operator: None,
+        }),
+    )
+}
+
+pub fn gleave(id: &str, g: &str, members: &[&str]) -> Envelope {
+    legacy(
+        id,
+        Event::MembersLeft(MembersLeft {
+            group_id: group(g),
+            members: members.iter().map(|m| user(m)).collect(),
+            reason: None,
+            operator: None,
+        }),
+    )
+}
+
+pub fn gdismiss(id: &str, g: &str) -> Envelope {
+    legacy(id, Event::GroupDismissed(GroupDismissed { group_id: group(g) }))
+}
+
+/// Produces envelopes in order (per-key order holds); returns (partition, offset) of each.
+pub async fn produce(topic: &str, envs: &[Envelope]) -> Vec<(i32, i64)> {
+    let p = Producer::new(&kafka()).expect("producer");
+    p.send_envelopes(topic, envs).await.expect("produce").into_iter().map(|d| (d.partition, d.offset)).collect()
+}
+
+/// Writes a conversation state record, as the importer and the import apply do.
+pub async fn set_phase(topic: &str, conversation: &ConversationKey, phase: Phase) {
+    let p = Producer::new(&kafka()).expect("producer");
+    let state = ConversationState {
+        conversation: conversation.clone(),
+        phase,
+        updated_at: TimestampMs(now_ms()),
+        run_id: Some("test".into()),
+    };
+    let payload = serde_json::to_vec(&state).expect("json");
+    p.send(topic, Outgoing { key: conversation.as_str().as_bytes(), payload: &payload, headers: &[] })
+        .await
+        .expect("state written");
+}
+
+/// An IM emulator on port 0; callbacks to `callback_url` when given.
+pub async fn spawn_im(callback_url: Option<String>) -> RunningEmulator {
+    let cfg = EmulatorConfig { callback_url, ..EmulatorConfig::default() };
+    imbridge_im_emulator::spawn(cfg).await.expect("im emulator")
+}
+
+pub fn im_client(im: &RunningEmulator) -> ImClient {
+    ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client")
+}
+
+pub async fn import_accounts(im: &ImClient, users: &[&str]) {
+    for chunk in users.chunks(100) {
+        let req = MultiAccountImportReq {
+            accounts: None,
+            account_list: Some(
+                chunk
+                    .iter()
+                    .map(|u| AccountImportReq { user_id: (*u).to_owned(), nick: None, face_url: None })
+                    .collect(),
+            ),
+        };
+        let r = im.multiaccount_import(&req).await.expect("import accounts");
+        assert!(r.failed().is_empty(), "{:?}", r.failed());
+    }
+}
+
+/// The text bodies of a C2C conversation in IM's order, as `a` sees it.
+pub async fn c2c_texts(im: &ImClient, a: &str, b: &str) -> Vec<String> {
+    let msgs = im.c2c_history(a, b, 0, now_ms() / 1000 + 7 * 86_400).await.expect("c2c history");
+    msgs.iter().map(|m| body_text(&m.msg_body)).collect()
+}
+
+/// The text bodies of a group's user messages (system notices left out), oldest first; empty if the group
+/// does not exist.
+pub async fn group_texts(im: &ImClient, g: &str) -> Vec<String> {
+    match im.group_history(g, false).await {
+        Ok(msgs) => msgs.iter().filter(|m| m.is_system_msg != Some(1)).map(|m| body_text(&m.msg_body)).collect(),
+        Err(e) if e.code() == Some(10010) => vec![],
+        Err(e) => panic!("group history of {g}: {e}"),
+    }
+}
+
+/// A group's members, sorted; `None` if it does not exist.
+pub async fn group_members(im: &ImClient, g: &str) -> Option<Vec<String>> {
+    let infos = im.group_infos(&[g.to_owned()], None).await.expect("group info");
+    if infos.first().is_none_or(|i| i.error_code != 0) {
+        return None;
+    }
+    let mut m: Vec<String> =
+        im.all_group_members(g, None).await.expect("members").into_iter().map(|m| m.member_account).collect();
+    m.sort();
+    Some(m)
+}
+
+/// A group's name and introduction; `None` if it does not exist.
+pub async fn group_profile(im: &ImClient, g: &str) -> Option<(String, String)> {
+    let infos = im.group_infos(&[g.to_owned()], None).await.expect("group info");
+    let i = infos.into_iter().next().filter(|i| i.error_code == 0)?;
+    Some((i.name.unwrap_or_default(), i.introduction.unwrap_or_default()))
+}
+
+pub fn body_text(body: &[imbridge_im::MsgElement]) -> String {
+    body.iter()
+        .map(|e| match e {
+            imbridge_im::MsgElement::Text(t) => t.text.clone(),
+            other => format!("<{}>", other.msg_type()),
+        })
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// Polls `f` until it returns true.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One recorded callback: its query parameters and its body.
+pub type Call = (BTreeMap<String, String>, serde_json::Value);
+
+/// Callbacks a recording server received.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Recorded {
+    pub fn all(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+/// A server answering every IM callback with OK and recording it. Returns its URL.
+pub async fn recording_server() -> (String, Recorded) {
+    let rec = Recorded::default();
+    async fn cb(
+        State(rec): State<Recorded>,
+        Query(q): Query<BTreeMap<String, String>>,
+        body: axum::body::Bytes,
+    ) -> axum::Json<serde_json::Value> {
+        let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        rec.calls.lock().expect("lock").push((q, v));
+        axum::Json(serde_json::json!({"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}))
+    }
+    let app = Router::new().route("/cb", post(cb)).with_state(rec.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (format!("http://{addr}/cb"), rec)
+}
+
+/// The configuration file of a to-im process (the binary reads it with `--config`).
+pub fn to_im_config(dir: &Path, topics: &TopicNames, im: &RunningEmulator, group_id: &str, extra: &str) -> PathBuf {
+    let c = im.client_config();
+    let text = format!(
+        r#"[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[topics]
+legacy_events = "{le}"
+im_events = "{ie}"
+dlq = "{dlq}"
+applied = "{applied}"
+conversations = "{conv}"
+partitions = {partitions}
+
+[im]
+base_url = "{base}"
+sdkappid = {sdkappid}
+admin_identifier = "{admin}"
+secret_key = "{key}"
+
+[to_im]
+ops_listen = "127.0.0.1:0"
+
+[to_im.live]
+group_id = "{group_id}"
+
+[to_im.live.consumer]
+drain_timeout_ms = 5000
+{extra}
+"#,
+        bootstrap = imbridge_testkit::kafka_bootstrap(),
+        le = topics.legacy_events,
+        ie = topics.im_events,
+        dlq = topics.dlq,
+        applied = topics.applied,
+        conv = topics.conversations,
+        partitions = topics.partitions,
+        base = c.base_url,
+        sdkappid = c.sdkappid,
+        admin = c.admin_identifier,
+        key = c.secret_key,
+    );
+    let path = dir.join(format!("{group_id}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `imbridge to-im` as a child process.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `imbridge --config <config> <args…>`, logging JSON lines to `<log>`.
+    pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(imbridge_testkit::imbridge_bin())
+            .arg("--config")
+            .arg(config)
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(args)
+            .env_remove("IMBRIDGE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("spawn imbridge");
+        Self { child, log }
+    }
+
+    /// SIGKILL: no drain, no commit, no flush.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("wait")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The ops address the process logged (`to-im ops endpoints listening`).
+    pub async fn ops_addr(&self) -> SocketAddr {
+        let mut found = None;
+        eventually("ops address in the log", Duration::from_secs(30), || {
+            found = self.log_text().lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "to-im ops endpoints listening").then(|| v["addr"].as_str()?.parse().ok())?
+            });
+            std::future::ready(found.is_some())
+        })
+        .await;
+        found.expect("ops address")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One metric's value from a Prometheus text page (sum over label sets matching every `labels` pair).
+pub fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub async fn scrape(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("metrics text")
+}
+
+pub async fn ready(addr: SocketAddr) -> bool {
+    reqwest::get(format!("http://{addr}/readyz")).await.is_ok_and(|r| r.status().is_success())
+}
