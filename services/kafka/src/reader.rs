@@ -139,7 +139,8 @@ pub async fn follow(
         marks.iter().filter(|m| m.high > m.low).map(|m| (m.partition, m.high)).collect();
     tokio::task::spawn_blocking(move || {
         let mut caught_up = false;
-        while !shutdown.is_cancelled() {
+        // Also stop when the receiver is gone (its owner was dropped), even while nothing arrives.
+        while !shutdown.is_cancelled() && !tx.is_closed() {
             if !caught_up && behind.is_empty() {
                 caught_up = true;
                 if tx.blocking_send(Followed::CaughtUp).is_err() {

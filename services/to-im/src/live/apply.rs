@@ -33,7 +33,7 @@ use imbridge_im::ImClient;
 use imbridge_im::ImError;
 use imbridge_im::to_im_body;
 use imbridge_im::types::MemberAccount;
-use imbridge_im::types::account::{AccountImportReq, MULTIACCOUNT_IMPORT_MAX, MultiAccountImportReq};
+use imbridge_im::types::account::{ACCOUNT_IMPORTED, AccountImportReq, MULTIACCOUNT_IMPORT_MAX, MultiAccountImportReq};
 use imbridge_im::types::c2c::{
     FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, ImportMsgReq, SYNC_LIVE, SendMsgReq,
 };
@@ -415,9 +415,19 @@ impl Applier {
         }
     }
 
-    /// Imports accounts by id (no profile): importing an existing account changes nothing.
+    /// Imports, by id only (no profile), those of `users` IM does not know.
     async fn import_accounts(&self, users: &[&UserId]) -> Result<(), ToImError> {
-        for chunk in users.chunks(MULTIACCOUNT_IMPORT_MAX) {
+        let ids: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
+        let missing: Vec<UserId> = self
+            .im
+            .check_accounts(&ids)
+            .await?
+            .into_iter()
+            // An item IM could not check (non-zero ResultCode) is imported too: importing twice is harmless.
+            .filter(|c| c.result_code != 0 || c.account_status != ACCOUNT_IMPORTED)
+            .map(|c| UserId::new_unchecked(c.user_id))
+            .collect();
+        for chunk in missing.chunks(MULTIACCOUNT_IMPORT_MAX) {
             let req = MultiAccountImportReq {
                 accounts: None,
                 account_list: Some(

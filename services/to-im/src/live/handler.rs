@@ -32,7 +32,7 @@ use super::metrics::LiveMetrics;
 use crate::error::ToImError;
 
 /// The IM APIs the live apply calls: the ones whose quota an instance shares with the others of its group.
-pub const LIVE_APIS: [Api; 11] = [
+pub const LIVE_APIS: [Api; 12] = [
     Api::SendMsg,
     Api::ImportMsg,
     Api::SendGroupMsg,
@@ -44,6 +44,7 @@ pub const LIVE_APIS: [Api; 11] = [
     Api::AdminGetRoamMsg,
     Api::GroupMsgGetSimple,
     Api::MultiAccountImport,
+    Api::AccountCheck,
 ];
 
 /// Readiness check names this service registers.

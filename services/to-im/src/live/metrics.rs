@@ -46,7 +46,7 @@ impl LiveMetrics {
             &["kind", "outcome"],
         )?;
         let retries = IntCounterVec::new(
-            Opts::new("imbridge_to_im_retries_total", "apply attempts asking for a retry"),
+            Opts::new("imbridge_to_im_apply_retries_total", "apply attempts asking for a retry"),
             &["kind"],
         )?;
         let apply_seconds = HistogramVec::new(
@@ -116,5 +116,18 @@ impl LiveMetrics {
     pub fn unregistered() -> Self {
         // A fresh registry cannot already hold these names.
         Self::new(&Registry::new()).unwrap_or_else(|_| unreachable!("fresh registry"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coexists_with_the_consumer_and_im_metrics_on_one_registry() {
+        let r = Registry::new();
+        imbridge_kafka::metrics::ConsumerMetrics::new(&r, "to_im").expect("consumer metrics");
+        imbridge_im::Metrics::new(&r).expect("im metrics");
+        LiveMetrics::new(&r).expect("live metrics register beside them");
     }
 }
