@@ -336,8 +336,10 @@ ops_listen = "127.0.0.1:0"
 [to_im.live]
 group_id = "{group_id}"
 
+# A killed instance leaves the group after 6 s (the broker's minimum), not 45 s: restarts rebalance quickly.
 [to_im.live.consumer]
-drain_timeout_ms = 5000
+session_timeout_ms = 6000
+drain_timeout_ms = 4000
 {extra}
 "#,
         bootstrap = imbridge_testkit::kafka_bootstrap(),
