@@ -1,0 +1,141 @@
+//! A scaled to-im consumer group (issue 6): three `imbridge to-im` processes share one group and one IM app
+//! whose `sendmsg` quota is 30 calls/s. Mid-run one instance is killed with SIGKILL (no drain, no commit) and a
+//! fourth one joins. Every instance takes the share of the quota that matches its share of the partitions, so
+//! together they stay under it through every rebalance.
+//!
+//! Checked at the end: every message is in IM exactly once and in order per conversation (no loss, no
+//! duplicate), the group committed everything, the emulator answered 60007 at most a handful of times, the
+//! survivors' quota shares add up to the whole quota and their partitions to all partitions, and SIGTERM stops
+//! them cleanly.
+
+mod ops_support;
+
+use std::time::{Duration, Instant};
+
+use imbridge_im::ImClient;
+use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
+use ops_support::*;
+
+const PARTITIONS: i32 = 12;
+const PAIRS: usize = 36;
+const PER_PAIR: usize = 14;
+/// IM's (emulated) sendmsg limit for the whole app, and imbridge's configured total quota.
+const QUOTA: u32 = 30;
+
+fn body_text(body: &[imbridge_im::MsgElement]) -> String {
+    body.iter()
+        .map(|e| match e {
+            imbridge_im::MsgElement::Text(t) => t.text.clone(),
+            other => format!("<{}>", other.msg_type()),
+        })
+        .collect()
+}
+
+async fn sends(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
+    im.emulator().stats().requests.get("openim/sendmsg").copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_storm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
+        rate_limits_enabled: true,
+        rate_limit_overrides: [("openim/sendmsg".to_owned(), QUOTA)].into_iter().collect(),
+        ..imbridge_im_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("im emulator");
+    let client = ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
+    let users: Vec<String> = (0..PAIRS).flat_map(|p| [format!("s{p}a"), format!("s{p}b")]).collect();
+    let req = MultiAccountImportReq {
+        accounts: None,
+        account_list: Some(
+            users.iter().map(|u| AccountImportReq { user_id: u.clone(), nick: None, face_url: None }).collect(),
+        ),
+    };
+    assert!(client.multiaccount_import(&req).await.expect("accounts").failed().is_empty());
+
+    let topics = unique_topics("ops-scale", PARTITIONS);
+    create_topics(&topics).await;
+    let mut opts = ConfigOpts::new(&im, "http://127.0.0.1:9/v1/apply");
+    opts.extra = format!("\n[im.rate_limits]\nsendmsg = {QUOTA}\n");
+    let config = write_config(dir.path(), "imbridge", &topics, &opts);
+
+    let start = |n: usize| Proc::start(&config, &["to-im"], dir.path().join(format!("to-im-{n}.log")));
+    let mut procs = vec![start(1), start(2), start(3)];
+    let mut ops = Vec::new();
+    for p in &procs {
+        ops.push(p.to_im_ops().await);
+    }
+    eventually("the three instances share all partitions", Duration::from_secs(60), || async {
+        let mut each = Vec::new();
+        for a in &ops {
+            each.push(metric(&scrape(*a).await, "imbridge_to_im_assigned_partitions", &[]));
+        }
+        each.iter().all(|n| *n > 0.0) && each.iter().sum::<f64>() == f64::from(PARTITIONS)
+    })
+    .await;
+
+    // Interleaved messages of many conversations, produced at once: the group works through a backlog at the
+    // quota's pace, which keeps every instance busy while one dies and another joins.
+    let mut envs = Vec::new();
+    for i in 0..PER_PAIR {
+        for p in 0..PAIRS {
+            let (a, b) = (format!("s{p}a"), format!("s{p}b"));
+            let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            envs.push(legacy_c2c(&format!("scale-{p}-{i}"), from, to, &format!("{p}:{i}")));
+        }
+    }
+    let total = envs.len() as u64;
+    let started = Instant::now();
+    produce(&topics.legacy_events, &envs).await;
+
+    eventually("a quarter sent", Duration::from_secs(60), || async { sends(&im).await >= total / 4 }).await;
+    procs[1].kill9();
+    eventually("half sent", Duration::from_secs(90), || async { sends(&im).await >= total / 2 }).await;
+    procs.push(start(4));
+    let ops4 = procs[3].to_im_ops().await;
+    let survivors = [ops[0], ops[2], ops4];
+
+    eventually("the group committed every event", Duration::from_secs(180), || async {
+        lag(&opts.to_im_group, &topics.legacy_events).await == 0
+    })
+    .await;
+    let took = started.elapsed();
+
+    // Every conversation: each message once, in the order legacy produced it.
+    for p in 0..PAIRS {
+        let (a, b) = (format!("s{p}a"), format!("s{p}b"));
+        let history = client.c2c_history(&a, &b, 0, now_ms() / 1000 + 86_400).await.expect("history");
+        let got: Vec<String> = history.iter().map(|m| body_text(&m.msg_body)).collect();
+        let want: Vec<String> = (0..PER_PAIR).map(|i| format!("{p}:{i}")).collect();
+        assert_eq!(got, want, "conversation {a}/{b}: lost, duplicated or reordered");
+    }
+
+    let stats = im.emulator().stats();
+    eprintln!(
+        "scale: {total} events in {took:?} at a quota of {QUOTA}/s; sendmsg calls {}; 60007 answers {}",
+        sends(&im).await,
+        stats.rate_limited
+    );
+    assert!(stats.rate_limited <= 5, "60007 beyond a handful: {}", stats.rate_limited);
+
+    // The survivors own every partition and together use exactly the app's quota.
+    eventually("the survivors' shares add up", Duration::from_secs(30), || async {
+        let (mut partitions, mut rate) = (0.0, 0.0);
+        for a in survivors {
+            let page = scrape(a).await;
+            partitions += metric(&page, "imbridge_to_im_assigned_partitions", &[]);
+            rate += metric(&page, "imbridge_im_rate_limit_per_second", &[("api", "sendmsg")]);
+        }
+        partitions == f64::from(PARTITIONS) && (rate - f64::from(QUOTA)).abs() < 0.01
+    })
+    .await;
+    let page = scrape(survivors[0]).await;
+    assert!(metric(&page, "imbridge_to_im_rebalances_total", &[]) >= 2.0, "{page}");
+
+    for i in [0, 2, 3] {
+        let status = procs[i].terminate();
+        assert!(status.success(), "instance {} exits 0 on SIGTERM: {status}\n{}", i + 1, procs[i].log_text());
+    }
+}
