@@ -139,3 +139,72 @@ async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_sto
         assert!(status.success(), "instance {} exits 0 on SIGTERM: {status}\n{}", i + 1, procs[i].log_text());
     }
 }
+
+/// The texts legacy holds for one 1:1 conversation, in its order.
+fn legacy_texts(state: &serde_json::Value, key: &str) -> Vec<String> {
+    state["c2c"][key]
+        .as_array()
+        .map(|ms| ms.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or("<non-text>").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The same for to-legacy, whose target has no per-app quota: three instances, one SIGKILLed and one added
+/// while IM events keep arriving; legacy ends with every message once, in order per conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn to_legacy_three_instances_one_killed_one_added_no_loss_no_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig::default()).await.expect("im");
+    let legacy = spawn_legacy().await;
+    let topics = unique_topics("ops-scale-legacy", PARTITIONS);
+    create_topics(&topics).await;
+    let opts = ConfigOpts::new(&im, &legacy.apply_url());
+    let config = write_config(dir.path(), "imbridge", &topics, &opts);
+    let start = |n: usize| Proc::start(&config, &["to-legacy"], dir.path().join(format!("to-legacy-{n}.log")));
+    let mut procs = vec![start(1), start(2), start(3)];
+    for p in &procs {
+        let _ = p.to_legacy_ops().await;
+    }
+
+    // IM events arrive over ~12 s (about 25 per second) while the group changes under them.
+    const PAIRS_L: usize = 24;
+    const PER_PAIR_L: usize = 12;
+    let topic = topics.im_events.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..PER_PAIR_L {
+            let batch: Vec<_> = (0..PAIRS_L)
+                .map(|p| {
+                    let (a, b) = (format!("l{p}a"), format!("l{p}b"));
+                    im_c2c(&a, &b, (p * 100 + i) as u32 + 1, &format!("{p}:{i}"))
+                })
+                .collect();
+            produce(&topic, &batch).await;
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    procs[1].kill9();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    procs.push(start(4));
+    producer.await.expect("producer");
+    let total = (PAIRS_L * PER_PAIR_L) as i64;
+    eventually("the group committed every event", Duration::from_secs(120), || async {
+        lag(&opts.to_legacy_group, &topics.im_events).await == 0
+    })
+    .await;
+    let state = legacy_state(&legacy);
+    for p in 0..PAIRS_L {
+        let key = format!("c2c:l{p}a:l{p}b");
+        let want: Vec<String> = (0..PER_PAIR_L).map(|i| format!("{p}:{i}")).collect();
+        assert_eq!(legacy_texts(&state, &key), want, "{key}: lost, duplicated or reordered");
+    }
+    let c = legacy.stats().counters;
+    eprintln!(
+        "scale to-legacy: {total} events; legacy applied {}, answered {} repeats with 409",
+        c.applied, c.apply_duplicates
+    );
+    assert_eq!(c.applied as i64, total, "each event applied exactly once");
+    for i in [0, 2, 3] {
+        let status = procs[i].terminate();
+        assert!(status.success(), "instance {} exits 0 on SIGTERM: {status}\n{}", i + 1, procs[i].log_text());
+    }
+}
