@@ -6,7 +6,33 @@
 #[path = "import_support.rs"]
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use imbridge_kafka::KafkaConfig;
+use imbridge_kafka::reader::{Start, read_range};
 use support::{World, assert_verified, element_types, kinds, small_export};
+
+/// Per conversation key: its first and its last phase on the conversation-state topic.
+async fn conversation_states(w: &World) -> BTreeMap<String, (String, String)> {
+    let seen: Arc<Mutex<BTreeMap<String, (String, String)>>> = Arc::default();
+    let sink = seen.clone();
+    let kafka = KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap());
+    read_range(&kafka, &format!("{}.conversations", w.prefix), None, Start::Earliest, move |r| {
+        let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap_or_default()).expect("state");
+        let key = r.key_str().expect("key").to_owned();
+        assert_eq!(v["conversation"].as_str(), Some(key.as_str()));
+        let phase = v["phase"].as_str().expect("phase").to_owned();
+        let mut m = sink.lock().expect("lock");
+        let e = m.entry(key).or_insert_with(|| (phase.clone(), phase.clone()));
+        e.1 = phase;
+        true
+    })
+    .await
+    .expect("read the conversation states");
+    let m = seen.lock().expect("lock").clone();
+    m
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_verify_and_reimport_without_duplicates() {
@@ -58,6 +84,14 @@ async fn import_verify_and_reimport_without_duplicates() {
     let (status, verify) = w.verify("verify-1").await;
     assert!(status.success(), "verify failed: {status}\n{}", w.output("verify-1"));
     assert_verified(&verify, "after the first import");
+
+    // Every conversation and group with history went importing → live on the conversation-state topic.
+    let states = conversation_states(&w).await;
+    let markers = by_kind["conversation_done"]["records"].as_u64().expect("markers");
+    assert_eq!(states.len() as u64, markers, "one state per conversation with history");
+    let phases: Vec<&String> = states.values().map(|(first, _)| first).collect();
+    assert!(phases.iter().all(|p| *p == "importing"), "the first state of each is importing");
+    assert!(states.values().all(|(_, last)| last == "live"), "every conversation ends live");
 
     // The same import again: a new generation, everything produced and applied again, nothing duplicated.
     let (status, report2) = w.import("import-2").await;

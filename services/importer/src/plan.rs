@@ -6,10 +6,10 @@
 //! - `imbridge.import.users`: all `import.profile`s, then all `import.friendship`s grouped by user (so one lane
 //!   batch holds a user's friend list: one `friend_import` call per user);
 //! - `imbridge.import.c2c`: each conversation's `import.c2c_message`s in legacy order with `msg_seq` 1, 2, …,
-//!   then its `import.c2c_read`s;
+//!   then its `import.c2c_read`s, conversation after conversation;
 //! - `imbridge.import.groups`: all `import.group`s, then all members grouped by group (one lane batch per
-//!   `import_group_member` call), then each group's messages in legacy order with `ordinal` 1, 2, …, then the
-//!   unread counts.
+//!   `import_group_member` call), then each group's messages in legacy order with `ordinal` 1, 2, …, each
+//!   followed by that group's unread counts.
 //!
 //! Only one key's order matters, never the order across keys, so streams emit stage by stage. Legacy order is
 //! `sent_at`, then position in the file; sorting needs the messages of a key together, so messages are
@@ -116,45 +116,71 @@ impl ImportPlan {
         Box::new(profiles.chain(friendships))
     }
 
-    /// `imbridge.import.c2c`: per bucket of conversations, the sorted messages, then those conversations' reads.
+    /// `imbridge.import.c2c`: per bucket of conversations, each conversation's sorted messages followed by its
+    /// read marks (so a conversation's history is complete, and can go live, as soon as its last record is
+    /// applied, rather than every read mark waiting for every message); read marks of conversations without
+    /// messages close the bucket.
     pub fn c2c(&self) -> EventStream {
         let buckets = self.buckets(EventKind::ImportC2cMessage);
         let plan = self.clone();
-        Box::new((0..buckets).flat_map(move |bucket| {
-            let messages = plan.sorted_bucket(bucket, buckets, c2c_messages);
+        Box::new((0..buckets).flat_map(move |bucket| -> EventStream {
             let reads = plan.convert_filtered(ExportKind::C2cReads, c2c_read_event, move |e| {
                 bucket_of(e.conversation.as_str(), buckets) == bucket
             });
-            messages.chain(reads)
+            let reads = match by_key(reads) {
+                Ok(r) => r,
+                Err(e) => return Box::new(std::iter::once(Err(e))),
+            };
+            let messages = plan.sorted_bucket(bucket, buckets, c2c_messages);
+            Box::new(Interleave::new(messages, reads))
         }))
     }
 
-    /// `imbridge.import.groups`: groups, members, per bucket the sorted messages, then unread counts.
+    /// `imbridge.import.groups`: groups, members, then per bucket each group's sorted messages followed by its
+    /// members' unread counts (importing messages zeroes them, so they must follow, and only that group's
+    /// messages need to); unread counts of groups without messages come last.
     pub fn groups(&self) -> EventStream {
         let buckets = self.buckets(EventKind::ImportGroupMessage);
         let groups = self.convert(ExportKind::Groups, group_event);
-        let (p1, p2, p3) = (self.clone(), self.clone(), self.clone());
+        let (p1, p2) = (self.clone(), self.clone());
         let member_buckets = self.buckets(EventKind::ImportGroupMember);
         let members = (0..member_buckets).flat_map(move |b| p1.sorted_bucket(b, member_buckets, group_members));
-        let messages = (0..buckets).flat_map(move |bucket| p2.sorted_bucket(bucket, buckets, group_messages));
-        let unread = Lazy::new(move || {
-            let v = Arc::clone(&p3.validation);
-            let stream: EventStream =
-                Box::new(records::<GroupMemberRecord>(&p3.dir, &p3.validation, ExportKind::GroupMembers).filter_map(
-                    move |item| match item {
-                        Err(e) => Some(Err(e)),
-                        Ok((line, r)) => {
-                            let counted = r.unread.is_some_and(|u| u > 0)
-                                && v.group_type(&r.group_id).is_some_and(has_unread_counts);
-                            counted.then(|| {
-                                unread_event(r).map_err(|e| changed(&p3.dir, ExportKind::GroupMembers, line, e))
-                            })
-                        }
-                    },
-                ));
-            stream
+        let unread = Lazy::new(move || -> EventStream {
+            match by_key(p2.unread_counts()) {
+                Ok(unread) => {
+                    let unread = Arc::new(std::sync::Mutex::new(unread));
+                    let rest = Arc::clone(&unread);
+                    let plan = p2.clone();
+                    let messages = (0..buckets).flat_map(move |bucket| {
+                        Interleave::shared(plan.sorted_bucket(bucket, buckets, group_messages), Arc::clone(&unread))
+                    });
+                    // Whatever no message run took: groups without messages.
+                    let left = Lazy::new(move || -> EventStream {
+                        let left = rest.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+                        Box::new(left.into_values().flatten().map(Ok))
+                    });
+                    Box::new(messages.chain(left))
+                }
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
         });
-        Box::new(groups.chain(members).chain(messages).chain(unread))
+        Box::new(groups.chain(members).chain(unread))
+    }
+
+    /// `import.member_unread` of every member with a non-zero unread count in a group that keeps them.
+    fn unread_counts(&self) -> EventStream {
+        let v = Arc::clone(&self.validation);
+        let dir = self.dir.clone();
+        Box::new(records::<GroupMemberRecord>(&self.dir, &self.validation, ExportKind::GroupMembers).filter_map(
+            move |item| match item {
+                Err(e) => Some(Err(e)),
+                Ok((line, r)) => {
+                    let counted =
+                        r.unread.is_some_and(|u| u > 0) && v.group_type(&r.group_id).is_some_and(has_unread_counts);
+                    counted.then(|| unread_event(r).map_err(|e| changed(&dir, ExportKind::GroupMembers, line, e)))
+                }
+            },
+        ))
     }
 
     fn buckets(&self, kind: EventKind) -> u64 {
@@ -307,6 +333,82 @@ fn records<T: DeserializeOwned + Send + 'static>(
 
 fn changed(dir: &ExportDir, kind: ExportKind, line: u64, e: FieldError) -> Error {
     Error::ExportChanged { path: dir.display_name(kind), line, reason: e.to_string() }
+}
+
+/// Records grouped by key, each key's in stream order.
+type ByKey = BTreeMap<ConversationKey, Vec<Envelope>>;
+
+fn by_key(stream: EventStream) -> Result<ByKey, Error> {
+    let mut out = ByKey::new();
+    for item in stream {
+        let env = item?;
+        out.entry(env.conversation.clone()).or_default().push(env);
+    }
+    Ok(out)
+}
+
+/// A key-contiguous stream with each key's follow-up records (from `after`) inserted right after its run.
+/// Owning `after` (c2c: one bucket's read marks), the leftovers close the stream; sharing it (groups: the
+/// unread counts of all buckets), the leftovers stay for the caller.
+struct Interleave {
+    inner: EventStream,
+    after: Arc<std::sync::Mutex<ByKey>>,
+    drain_rest: bool,
+    current: Option<ConversationKey>,
+    queue: std::collections::VecDeque<Result<Envelope, Error>>,
+    done: bool,
+}
+
+impl Interleave {
+    fn new(inner: EventStream, after: ByKey) -> Self {
+        let after = Arc::new(std::sync::Mutex::new(after));
+        Self { inner, after, drain_rest: true, current: None, queue: Default::default(), done: false }
+    }
+
+    fn shared(inner: EventStream, after: Arc<std::sync::Mutex<ByKey>>) -> Self {
+        Self { inner, after, drain_rest: false, current: None, queue: Default::default(), done: false }
+    }
+
+    fn follow_ups(&mut self, key: &ConversationKey) {
+        let extra = self.after.lock().ok().and_then(|mut m| m.remove(key)).unwrap_or_default();
+        self.queue.extend(extra.into_iter().map(Ok));
+    }
+}
+
+impl Iterator for Interleave {
+    type Item = Result<Envelope, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            match self.inner.next() {
+                Some(Ok(env)) => {
+                    if self.current.as_ref() != Some(&env.conversation) {
+                        if let Some(prev) = self.current.replace(env.conversation.clone()) {
+                            self.follow_ups(&prev);
+                        }
+                    }
+                    self.queue.push_back(Ok(env));
+                }
+                Some(Err(e)) => self.queue.push_back(Err(e)),
+                None => {
+                    self.done = true;
+                    if let Some(prev) = self.current.take() {
+                        self.follow_ups(&prev);
+                    }
+                    if self.drain_rest {
+                        let rest = self.after.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+                        self.queue.extend(rest.into_values().flatten().map(Ok));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Defers building a stream until it is first polled, so later stages do not open files early.

@@ -2,8 +2,9 @@
 //!
 //! Decoration adds what apply needs and the plan does not carry:
 //! - `recorded_at` (when the importer produced the record) and the header `imbridge.import.run` on every record;
-//! - after each stream's history, one `import.conversation_done` marker per conversation (c2c) or group, on the
-//!   same topic and key, so apply sees it after everything else of that key;
+//! - right after the last history record of each conversation (c2c) or group, its `import.conversation_done`
+//!   marker, on the same topic and key, so apply sees it after everything else of that key and the
+//!   conversation goes live as soon as its own history is in (the survey says how many records each key has);
 //! - on group messages, the header `imbridge.import.send_time` ([`crate::schedule`]);
 //! - on group members, the header `imbridge.import.group_created` (a join time is sent only when after it).
 //!
@@ -64,13 +65,32 @@ pub fn topic_stream(
         ImportTopic::C2c => plan.c2c(),
         ImportTopic::Groups => plan.groups(),
     };
-    let marker_list: Vec<(ConversationKey, u64)> = match which {
-        ImportTopic::C2c | ImportTopic::Groups => markers.iter().map(|(k, n)| (k.clone(), *n)).collect(),
-        ImportTopic::Accounts | ImportTopic::Users => Vec::new(),
+    // Records still to come per key; a key's marker follows the record that brings it to zero.
+    let mut remaining: HashMap<ConversationKey, (u64, u64)> = match which {
+        ImportTopic::C2c | ImportTopic::Groups => markers.iter().map(|(k, n)| (k.clone(), (*n, *n))).collect(),
+        ImportTopic::Accounts | ImportTopic::Users => HashMap::new(),
     };
-    let markers = marker_list.into_iter().map(|(k, n)| Ok(done_marker(&k, n)));
     let mut deco = Decorator::default();
-    Box::new(base.chain(markers).map(move |item| item.map(|env| deco.decorate(env, &run))))
+    Box::new(base.flat_map(move |item| {
+        let mut out = Vec::with_capacity(2);
+        match item {
+            Ok(env) => {
+                let marker = match remaining.get_mut(&env.conversation) {
+                    Some((left, total)) => {
+                        *left = left.saturating_sub(1);
+                        (*left == 0).then(|| done_marker(&env.conversation, *total))
+                    }
+                    None => None,
+                };
+                out.push(Ok(deco.decorate(env, &run)));
+                if let Some(m) = marker {
+                    out.push(Ok(deco.decorate(m, &run)));
+                }
+            }
+            Err(e) => out.push(Err(e)),
+        }
+        out
+    }))
 }
 
 /// Per-stream state of the decoration (group creation times, the running SendTime of the current group).

@@ -356,9 +356,10 @@ fn group_order_ordinals_unread_and_owner_rules() {
             "msg g1 b #1",
             "msg g1 g #2",
             "msg g1 a #3",
-            "msg g3 f #1",
-            // ann's unread 0 needs no call; g3 is a ChatRoom, which keeps no unread counts.
+            // Right after g1's own messages. ann's unread 0 needs no call; g3 is a ChatRoom, which keeps no
+            // unread counts.
             "unread g1 bob 2",
+            "msg g3 f #1",
         ]
     );
     assert_eq!(plan.counts()[&EventKind::ImportMemberUnread], 1);

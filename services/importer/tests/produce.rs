@@ -56,11 +56,11 @@ fn streams_carry_markers_headers_and_grouped_keys() {
             let key = p.envelope.conversation.as_str().to_owned();
             assert!(!done.contains(&key), "{key}: a record after its done marker");
             let kind = p.envelope.kind();
-            if matches!(kind, EventKind::ImportFriendship | EventKind::ImportGroupMember) {
-                if current.as_ref() != Some(&(kind, key.clone())) {
-                    assert!(closed.insert(format!("{kind:?}{key}")), "{kind:?} of {key} are not contiguous");
-                    current = Some((kind, key.clone()));
-                }
+            if matches!(kind, EventKind::ImportFriendship | EventKind::ImportGroupMember)
+                && current.as_ref() != Some(&(kind, key.clone()))
+            {
+                assert!(closed.insert(format!("{kind:?}{key}")), "{kind:?} of {key} are not contiguous");
+                current = Some((kind, key.clone()));
             }
             match &p.envelope.event {
                 Event::ImportConversationDone(d) => {
