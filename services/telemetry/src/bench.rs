@@ -83,7 +83,11 @@ pub struct LatencySummary {
 
 impl fmt::Display for LatencySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms)
+        write!(
+            f,
+            "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
+        )
     }
 }
 

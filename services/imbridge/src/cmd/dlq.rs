@@ -50,7 +50,10 @@ impl Select {
         if self.conversation.is_none() && !self.all {
             anyhow::bail!("name a --conversation, or pass --all to act on every unresolved record");
         }
-        Ok(Selection { key: self.conversation.as_ref().map(|c| c.as_bytes().to_vec()), original_topic: self.topic.clone() })
+        Ok(Selection {
+            key: self.conversation.as_ref().map(|c| c.as_bytes().to_vec()),
+            original_topic: self.topic.clone(),
+        })
     }
 }
 
@@ -68,7 +71,12 @@ pub async fn run(args: DlqArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
                     None => per.push((key, 1, e.info.kind.clone(), e.info.reason.clone())),
                 }
             }
-            println!("{topic}: {} unresolved, {} resolved, {} unreadable", state.unresolved.len(), state.resolved, state.unreadable);
+            println!(
+                "{topic}: {} unresolved, {} resolved, {} unreadable",
+                state.unresolved.len(),
+                state.resolved,
+                state.unreadable
+            );
             if !per.is_empty() {
                 println!("{:<40} {:>7}  {:<24} first reason", "conversation", "records", "first kind");
                 for (k, n, kind, reason) in per {
@@ -78,9 +86,11 @@ pub async fn run(args: DlqArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
         }
         DlqWhat::Show { conversation } => {
             let state = dlq::scan(&cfg.kafka, &topic).await?;
-            for e in state.unresolved.iter().filter(|e| {
-                conversation.as_deref().is_none_or(|c| e.record.key.as_deref() == Some(c.as_bytes()))
-            }) {
+            for e in state
+                .unresolved
+                .iter()
+                .filter(|e| conversation.as_deref().is_none_or(|c| e.record.key.as_deref() == Some(c.as_bytes())))
+            {
                 println!(
                     "dlq {}@{}  from {}:{}@{}  kind {}  attempts {}  first failure {}\n  reason: {}\n  key: {}\n  payload: {}",
                     e.dlq_partition,
