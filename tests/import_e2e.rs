@@ -115,3 +115,25 @@ async fn import_verify_and_reimport_without_duplicates() {
     assert!(status.success(), "verify after the re-import failed: {status}\n{}", w.output("verify-2"));
     assert_verified(&verify, "after the re-import");
 }
+
+/// IM's quota lower than the client's (another tenant of the app, a plan with a smaller quota): 60007 answers
+/// are retried (by the client, then by the consumer runner) until everything is in, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequency_limit_answers_are_retried_until_everything_is_in() {
+    let emulator = imbridge_im_emulator::EmulatorConfig {
+        rate_limit_overrides: [("openim/importmsg".to_owned(), 40)].into_iter().collect(),
+        ..imbridge_im_emulator::EmulatorConfig::default()
+    };
+    let w = World::with_emulator("import-60007", small_export(300, 100), emulator).await;
+    let (status, report) = w.import("import").await;
+    assert!(status.success(), "import failed: {status}\n{}", w.output("import"));
+    let report = report.expect("report");
+    assert!(report["frequency_limited"].as_u64().expect("count") > 0, "the client saw no 60007");
+    assert!(w.emulator.emulator().stats().rate_limited > 0);
+    for (kind, k) in kinds(&report) {
+        assert_eq!(k["failed"], 0, "{kind} failed: {}", report["failures"]);
+    }
+    let (status, verify) = w.verify("verify").await;
+    assert!(status.success(), "verify failed: {status}\n{}", w.output("verify"));
+    assert_verified(&verify, "after an import throttled by 60007");
+}

@@ -39,13 +39,16 @@ pub fn small_export(c2c_messages: usize, group_messages: usize) -> GenerateOptio
 impl World {
     /// Generates the export and starts the emulator (`limits`: whether it answers 60007 beyond the quotas).
     pub async fn new(name: &str, export: GenerateOptions, limits: bool) -> World {
+        Self::with_emulator(name, export, EmulatorConfig { rate_limits_enabled: limits, ..EmulatorConfig::default() })
+            .await
+    }
+
+    /// Like [`World::new`] with a given emulator configuration.
+    pub async fn with_emulator(name: &str, export: GenerateOptions, emulator: EmulatorConfig) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let export_dir = dir.path().join("export");
         let generated = generate(&export_dir, &export).expect("generate export");
-        let emulator =
-            imbridge_im_emulator::spawn(EmulatorConfig { rate_limits_enabled: limits, ..EmulatorConfig::default() })
-                .await
-                .expect("emulator");
+        let emulator = imbridge_im_emulator::spawn(emulator).await.expect("emulator");
         let prefix = imbridge_testkit::unique(name);
         let c = emulator.client_config();
         let mut env = BTreeMap::new();
