@@ -311,11 +311,16 @@ pub struct Proc {
 impl Proc {
     /// Starts `imbridge --config <config> --log-format json <args…>`, stderr (the log) to `<log>`.
     pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Self {
+        Self::start_logging(config, args, log, "info")
+    }
+
+    /// [`start`](Self::start) with a log filter of its own (`tracing` syntax).
+    pub fn start_logging(config: &Path, args: &[&str], log: PathBuf, level: &str) -> Self {
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(imbridge_testkit::imbridge_bin())
             .arg("--config")
             .arg(config)
-            .args(["--log-format", "json", "--log-level", "info"])
+            .args(["--log-format", "json", "--log-level", level])
             .args(args)
             .env_remove("IMBRIDGE_CONFIG")
             .stdout(Stdio::null())

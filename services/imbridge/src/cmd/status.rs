@@ -1,10 +1,12 @@
-//! `imbridge status`: consumer-group positions and lag, DLQ depth, conversations per migration phase.
+//! `imbridge status`: per consumer group (the live groups and the import phases) its members, committed and end
+//! offsets and lag per partition; DLQ depth and parked conversations; conversations per migration phase.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
 use imbridge_core::ConversationKey;
+use imbridge_to_im::import::ImportTopic;
 
 use crate::cmd::GlobalArgs;
 use crate::config;
@@ -16,7 +18,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub conversation: Option<String>,
     /// A consumer group and the topic it reads, as GROUP=TOPIC (repeatable). Default: to-im's live group on
-    /// the legacy events topic and `imbridge-to-legacy` on the IM events topic.
+    /// the legacy events topic, to-legacy's group on the IM events topic, and the import's group of each import
+    /// phase on its topic (its progress).
     #[arg(long = "group", value_name = "GROUP=TOPIC")]
     pub groups: Vec<String>,
     /// Print JSON instead of text.
@@ -29,10 +32,20 @@ pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let conversation =
         args.conversation.as_deref().map(ConversationKey::parse).transpose().context("--conversation")?;
     let groups: Vec<(String, String)> = if args.groups.is_empty() {
-        vec![
-            (cfg.to_im.live.group_id.clone(), cfg.topics.legacy_events.clone()),
-            ("imbridge-to-legacy".to_owned(), cfg.topics.im_events.clone()),
-        ]
+        let t = &cfg.topics;
+        let mut g = vec![
+            (cfg.to_im.live.group_id.clone(), t.legacy_events.clone()),
+            (cfg.to_legacy.group_id.clone(), t.im_events.clone()),
+        ];
+        for (which, topic) in [
+            (ImportTopic::Accounts, &t.import_accounts),
+            (ImportTopic::Users, &t.import_users),
+            (ImportTopic::C2c, &t.import_c2c),
+            (ImportTopic::Groups, &t.import_groups),
+        ] {
+            g.push((cfg.import.group_of(which), topic.clone()));
+        }
+        g
     } else {
         args.groups
             .iter()

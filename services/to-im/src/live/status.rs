@@ -1,6 +1,8 @@
-//! `imbridge status`: where each consumer group stands, how deep the DLQ is, and which conversations are still
-//! importing their history — read from Kafka alone (committed offsets, watermarks, the compacted
-//! `imbridge.conversations` topic), so it works whether or not the services are running.
+//! `imbridge status`: where each consumer group stands (members, committed offsets, end offsets, lag — the
+//! import phases are groups too), how deep the DLQ is and which conversations are parked behind it, and which
+//! conversations are still importing their history — read from Kafka alone (committed offsets, watermarks,
+//! group membership, the DLQ, the compacted `imbridge.conversations` topic), so it works whether or not the
+//! services are running.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +12,7 @@ use imbridge_core::state::{ConversationState, Phase};
 use imbridge_core::topics::TopicNames;
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::admin::Admin;
+use imbridge_kafka::dlq;
 use imbridge_kafka::reader::{Start, read_range};
 use serde::Serialize;
 
@@ -56,6 +59,30 @@ pub struct StatusReport {
     /// The conversation asked about and its phase (live when it has no record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation: Option<ConversationStatus>,
+    /// DLQ records no `imbridge dlq replay` or `drop` resolved yet.
+    pub dlq_unresolved: u64,
+    /// Conversations with unresolved DLQ records: their consumer parks their later events until resolved.
+    pub parked: Vec<ParkedConversation>,
+    /// Active members (client id and host) of each group asked about, by group; an empty list = stopped.
+    pub members: BTreeMap<String, Vec<String>>,
+    /// Conversations still importing their history (at most [`IMPORTING_SHOWN`] of them).
+    pub importing: Vec<String>,
+}
+
+/// How many importing conversations the report names.
+pub const IMPORTING_SHOWN: usize = 20;
+
+/// A conversation parked behind dead-lettered records of one source topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedConversation {
+    pub conversation: String,
+    /// The topic the records came from (which consumer parks it).
+    pub topic: String,
+    /// Unresolved records (the dead-lettered one and those parked behind it).
+    pub records: u64,
+    /// Why the first one was dead-lettered.
+    pub first_kind: String,
+    pub first_reason: String,
 }
 
 /// One conversation's state.
@@ -114,6 +141,33 @@ pub async fn collect(
             Phase::Live => phases.live += 1,
         }
     }
+    let mut members = BTreeMap::new();
+    for (group, _) in groups {
+        if !members.contains_key(group) {
+            members.insert(group.clone(), admin.group_members(group).await?);
+        }
+    }
+    let state = dlq::scan(kafka, &topics.dlq).await?;
+    let mut parked: Vec<ParkedConversation> = Vec::new();
+    for e in &state.unresolved {
+        let key = String::from_utf8_lossy(e.record.key.as_deref().unwrap_or_default()).into_owned();
+        match parked.iter_mut().find(|p| p.conversation == key && p.topic == e.info.original_topic) {
+            Some(p) => p.records += 1,
+            None => parked.push(ParkedConversation {
+                conversation: key,
+                topic: e.info.original_topic.clone(),
+                records: 1,
+                first_kind: e.info.kind.clone(),
+                first_reason: e.info.reason.clone(),
+            }),
+        }
+    }
+    let importing: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| s.phase == Phase::Importing)
+        .map(|(k, _)| k.clone())
+        .take(IMPORTING_SHOWN)
+        .collect();
     let conversation = conversation.map(|c| {
         let record = states.get(c.as_str()).cloned();
         ConversationStatus {
@@ -122,7 +176,17 @@ pub async fn collect(
             record,
         }
     });
-    Ok(StatusReport { groups: out, dlq_topic: topics.dlq.clone(), dlq_depth, phases, conversation })
+    Ok(StatusReport {
+        groups: out,
+        dlq_topic: topics.dlq.clone(),
+        dlq_depth,
+        phases,
+        conversation,
+        dlq_unresolved: state.unresolved.len() as u64,
+        parked,
+        members,
+        importing,
+    })
 }
 
 /// The latest state of every conversation on the compacted topic.
@@ -158,19 +222,49 @@ impl StatusReport {
                 let _ = writeln!(s, "group {} on {}: topic does not exist yet", g.group, g.topic);
                 continue;
             }
-            let _ = writeln!(s, "group {} on {}: lag {}", g.group, g.topic, g.lag);
+            // Progress over what the group has ever been asked to do: an import phase's applied share.
+            let end: i64 = g.partitions.iter().map(|p| p.end).sum();
+            let done = end - g.lag;
+            let pct = if end > 0 { done as f64 * 100.0 / end as f64 } else { 100.0 };
+            let running = match self.members.get(&g.group).map(Vec::len) {
+                Some(0) => "stopped".to_owned(),
+                Some(1) => "1 member".to_owned(),
+                Some(n) => format!("{n} members"),
+                None => "members unknown".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "group {} on {}: {running}, {done} of {end} records consumed ({pct:.1}%), lag {}",
+                g.group, g.topic, g.lag
+            );
             let _ = writeln!(s, "  {:>9}  {:>12}  {:>12}  {:>10}", "partition", "committed", "end", "lag");
             for p in &g.partitions {
                 let committed = p.committed.map_or_else(|| "-".to_owned(), |c| c.to_string());
                 let _ = writeln!(s, "  {:>9}  {:>12}  {:>12}  {:>10}", p.partition, committed, p.end, p.lag);
             }
         }
-        let _ = writeln!(s, "dlq {}: {} records", self.dlq_topic, self.dlq_depth);
+        let _ = writeln!(
+            s,
+            "dlq {}: {} records, {} unresolved (`imbridge dlq list`)",
+            self.dlq_topic, self.dlq_depth, self.dlq_unresolved
+        );
+        let _ = writeln!(s, "parked conversations: {}", self.parked.len());
+        for p in &self.parked {
+            let _ = writeln!(
+                s,
+                "  {}  from {}: {} record(s), first {}: {}",
+                p.conversation, p.topic, p.records, p.first_kind, p.first_reason
+            );
+        }
         let _ = writeln!(
             s,
             "conversations: {} importing, {} live (conversations without a record are live)",
             self.phases.importing, self.phases.live
         );
+        if !self.importing.is_empty() {
+            let more = if self.phases.importing as usize > self.importing.len() { ", …" } else { "" };
+            let _ = writeln!(s, "  importing: {}{more}", self.importing.join(", "));
+        }
         if let Some(c) = &self.conversation {
             let phase = match c.phase {
                 Phase::Importing => "importing",
@@ -222,14 +316,37 @@ mod tests {
             dlq_depth: 2,
             phases: PhaseCounts { importing: 1, live: 3 },
             conversation: Some(ConversationStatus { conversation: "group:g".into(), phase: Phase::Live, record: None }),
+            dlq_unresolved: 1,
+            parked: vec![ParkedConversation {
+                conversation: "c2c:a:b".into(),
+                topic: "imbridge.legacy.events".into(),
+                records: 2,
+                first_kind: "malformed".into(),
+                first_reason: "not an envelope".into(),
+            }],
+            members: [("imbridge-to-im".to_owned(), vec!["rdkafka (/10.0.0.1)".to_owned()])].into_iter().collect(),
+            importing: vec!["group:big".into()],
         };
         let text = r.render();
-        assert!(text.contains("group imbridge-to-im on imbridge.legacy.events: lag 4"), "{text}");
+        assert!(
+            text.contains(
+                "group imbridge-to-im on imbridge.legacy.events: 1 member, 5 of 9 records consumed (55.6%), lag 4"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("2 records, 1 unresolved"), "{text}");
+        assert!(
+            text.contains("parked conversations: 1\n  c2c:a:b  from imbridge.legacy.events: 2 record(s)"),
+            "{text}"
+        );
+        assert!(text.contains("  importing: group:big"), "{text}");
         assert!(text.contains("topic does not exist yet"));
         assert!(text.contains("dlq imbridge.dlq: 2 records"));
         assert!(text.contains("1 importing, 3 live"));
         assert!(text.contains("conversation group:g: live (no record"));
         let json = serde_json::to_value(&r).expect("json");
         assert_eq!(json["phases"]["importing"], 1);
+        assert_eq!(json["parked"][0]["records"], 2);
+        assert_eq!(json["members"]["imbridge-to-im"][0], "rdkafka (/10.0.0.1)");
     }
 }
