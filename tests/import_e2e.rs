@@ -30,8 +30,7 @@ async fn conversation_states(w: &World) -> BTreeMap<String, (String, String)> {
     })
     .await
     .expect("read the conversation states");
-    let m = seen.lock().expect("lock").clone();
-    m
+    seen.lock().expect("lock").clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
