@@ -62,7 +62,8 @@ pub async fn create_topics(t: &TopicNames) {
         .expect("admin")
         .ensure_topics(&[
             TopicSpec::new(&t.legacy_events, t.partitions),
-            TopicSpec::new(&t.dlq, 3),
+            // The importer insists on `partitions` for the DLQ too (the schema says 3): give it what it asks.
+            TopicSpec::new(&t.dlq, t.partitions),
             TopicSpec::new(&t.applied, t.partitions).with_config("cleanup.policy", "compact"),
             TopicSpec::new(&t.conversations, t.partitions).with_config("cleanup.policy", "compact"),
         ])
@@ -369,10 +370,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `imbridge --config <config> <args…>`, logging JSON lines to `<log>`.
     pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Self {
+        let mut all = vec!["--config", config.to_str().expect("utf8 path")];
+        all.extend_from_slice(args);
+        Self::start_args(&all, log)
+    }
+
+    /// Starts `imbridge <args…>` (no imbridge.toml: the emulators take their own `--config`).
+    pub fn start_args(args: &[&str], log: PathBuf) -> Self {
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(imbridge_testkit::imbridge_bin())
-            .arg("--config")
-            .arg(config)
             .args(["--log-format", "json", "--log-level", "info"])
             .args(args)
             .env_remove("IMBRIDGE_CONFIG")
