@@ -363,6 +363,20 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_stack_emulator_configurations_parse() {
+        let im: imbridge_im_emulator::EmulatorConfig =
+            toml::from_str(include_str!("../../../deploy/im-emulator.toml")).expect("deploy/im-emulator.toml");
+        im.validate().expect("valid im emulator config");
+        let legacy: imbridge_legacy_emulator::LegacyEmulatorConfig =
+            toml::from_str(include_str!("../../../deploy/legacy-emulator.toml")).expect("deploy/legacy-emulator.toml");
+        legacy.validate().expect("valid legacy emulator config");
+        // The example configuration talks to that IM app.
+        let (_, c) = example(false);
+        assert_eq!(c.im.sdkappid, im.sdkappid);
+        assert!(im.admin_identifiers.contains(&c.im.admin_identifier));
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let t: toml::Table = "[im]\nsdkapid = 1\n".parse().expect("toml");
         let r: Result<AppConfig, _> = toml::Value::Table(t).try_into();

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Checks docker-compose.yml beyond its schema, without a Docker engine (run by scripts/check-compose.sh).
+
+- every service has a healthcheck, and binds host ports on 127.0.0.1 only;
+- every image version comes from the environment with a default (`${VAR:-default}`);
+- every imbridge service mounts the example configuration and gets every secret it reads (`/run/secrets/<name>`),
+  and every secret file exists;
+- Prometheus scrapes each imbridge service on the port its configuration override listens on;
+- the emulators' secrets are the ones in deploy/dev-secrets (what imbridge reads), so the stack authenticates.
+
+Exits non-zero with one line per problem.
+"""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+problems = []
+
+
+def problem(msg):
+    problems.append(msg)
+
+
+compose = YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
+services = compose.get("services") or {}
+secrets = compose.get("secrets") or {}
+example = (ROOT / "imbridge.example.toml").read_text()
+example_secrets = sorted(set(re.findall(r'^\s*[^#\n]*_file"?\s*=\s*"/run/secrets/([^"]+)"', example, re.M)))
+if not example_secrets:
+    problem("imbridge.example.toml reads no secret from /run/secrets (expected *_file keys)")
+
+for name, svc in services.items():
+    hc = svc.get("healthcheck") or {}
+    if not hc.get("test") or hc.get("disable"):
+        problem(f"{name}: no healthcheck")
+    for p in svc.get("ports") or []:
+        host_ip = p.get("host_ip") if isinstance(p, dict) else (str(p).split(":")[0] if str(p).count(":") >= 2 else None)
+        if host_ip != "127.0.0.1":
+            problem(f"{name}: port {p!r} does not bind to 127.0.0.1 only")
+    image = svc.get("image", "")
+    if not re.search(r"\$\{[A-Z0-9_]+:-[^}]+\}", image):
+        problem(f"{name}: image {image!r} does not take its version from the environment with a default")
+    command = svc.get("command") or []
+    if image.startswith("imbridge:") and command[:1] != ["emulate"]:
+        volumes = [str(v) for v in svc.get("volumes") or []]
+        if not any(v.startswith("./imbridge.example.toml:") for v in volumes):
+            problem(f"{name}: does not mount ./imbridge.example.toml")
+        env = svc.get("environment") or {}
+        if env.get("IMBRIDGE_CONFIG") not in [v.split(":")[1] for v in volumes if v.startswith("./imbridge.example.toml:")]:
+            problem(f"{name}: IMBRIDGE_CONFIG does not point at the mounted example configuration")
+        got = sorted(s if isinstance(s, str) else s.get("source") for s in svc.get("secrets") or [])
+        for s in example_secrets:
+            if s not in got:
+                problem(f"{name}: secret {s} (read by imbridge.example.toml) is not mounted")
+
+for s in example_secrets:
+    spec = secrets.get(s)
+    if not spec or "file" not in spec:
+        problem(f"secret {s}: not defined with a file")
+    elif not (ROOT / spec["file"]).is_file():
+        problem(f"secret {s}: file {spec['file']} does not exist")
+
+# Prometheus scrapes every imbridge service where it listens.
+prom = YAML(typ="safe").load((ROOT / "deploy" / "prometheus.yml").read_text())
+targets = {}
+for job in prom.get("scrape_configs") or []:
+    for sd in job.get("dns_sd_configs") or []:
+        for n in sd.get("names") or []:
+            targets[n] = sd.get("port")
+    for sc in job.get("static_configs") or []:
+        for t in sc.get("targets") or []:
+            host, _, port = t.rpartition(":")
+            targets[host] = int(port)
+listen_env = {"ingest": "IMBRIDGE_INGEST__LISTEN", "to-im": "IMBRIDGE_TO_IM__OPS_LISTEN", "to-legacy": "IMBRIDGE_TO_LEGACY__LISTEN"}
+for svc, var in listen_env.items():
+    if svc not in services:
+        problem(f"service {svc} is missing")
+        continue
+    listen = (services[svc].get("environment") or {}).get(var, "")
+    port = int(listen.rsplit(":", 1)[1]) if ":" in listen else None
+    if targets.get(svc) != port:
+        problem(f"prometheus scrapes {svc} on {targets.get(svc)}, but it listens on {listen!r}")
+    hc = " ".join(services[svc]["healthcheck"]["test"])
+    if f":{port}/readyz" not in hc:
+        problem(f"{svc}: healthcheck {hc!r} does not probe /readyz on its port {port}")
+
+# The emulators authenticate with the same secrets imbridge reads.
+dev = {p.name: p.read_text().strip() for p in (ROOT / "deploy" / "dev-secrets").iterdir() if p.name != "README.md"}
+im = tomllib.loads((ROOT / "deploy" / "im-emulator.toml").read_text())
+legacy = tomllib.loads((ROOT / "deploy" / "legacy-emulator.toml").read_text())
+pairs = [
+    ("im-emulator secret_key", im.get("secret_key"), "im_secret_key"),
+    ("im-emulator callback_token", im.get("callback_token"), "im_callback_token"),
+    ("legacy-emulator webhook_secret", legacy.get("webhook_secret"), "legacy_webhook_secret"),
+    ("legacy-emulator apply_secrets[0]", (legacy.get("apply_secrets") or [None])[0], "legacy_apply_secret"),
+]
+for what, value, secret in pairs:
+    if value != dev.get(secret):
+        problem(f"{what} differs from deploy/dev-secrets/{secret}")
+
+for p in problems:
+    print(f"compose: {p}", file=sys.stderr)
+if problems:
+    sys.exit(1)
+print(f"compose: {len(services)} services: healthchecks, 127.0.0.1 binds, versions, config, secrets and scrape targets ok")
