@@ -6,9 +6,10 @@
 //! - [`partitioner`]: Kafka's murmur2 in Rust, to predict a key's partition (replay, tests);
 //! - [`admin`]: topic creation with configured partition counts, watermarks, group offsets;
 //! - [`consumer`]: the ordered consumer runner — per-key serial lanes, contiguous-prefix offset storage,
-//!   commit on revoke and shutdown, bounded everything;
+//!   commit on revoke and shutdown, bounded everything, per-partition lag from librdkafka's statistics;
 //! - [`dlq`]: the dead-letter producer and its header contract;
-//! - [`replay`]: resetting a stopped consumer group to an offset, a time or the beginning;
+//! - [`replay`]: resetting a stopped consumer group to an offset, a time or the beginning, or re-applying one key
+//!   from a time through a handler;
 //! - [`reader`]: reading a topic range without a consumer group (DLQ tools, replay, ledgers);
 //! - [`bench`]: `imbridge bench kafka`, our producer → ordered consumer beside Kafka's own perf tools.
 
