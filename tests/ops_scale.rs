@@ -118,7 +118,9 @@ async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_sto
         sends(&im).await,
         stats.rate_limited
     );
-    assert!(stats.rate_limited <= 5, "60007 beyond a handful: {}", stats.rate_limited);
+    // A handful allows for pacing jitter when the machine is busy (each instance's limiter may catch up with a
+    // burst of two after a stall); without quota sharing this run gets about 250.
+    assert!(stats.rate_limited <= 10, "60007 beyond a handful: {}", stats.rate_limited);
 
     // The survivors own every partition and together use exactly the app's quota.
     eventually("the survivors' shares add up", Duration::from_secs(30), || async {
