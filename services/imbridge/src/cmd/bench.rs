@@ -20,6 +20,37 @@ pub enum BenchWhat {
     /// The bulk import: records/s per phase with the IM emulator's limits off beside the emulator's raw
     /// `importmsg` ceiling, then the achieved rate as a fraction of the quota with limits on. CPU and memory.
     Import(ImportBench),
+    /// Real-time sync end to end, both directions: latency (source accepted → other side applied) at a steady
+    /// rate, maximum sustained rate, beside the target's raw request ceiling measured in the same run.
+    Sync(SyncBench),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncBench {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Partitions of the event topics.
+    #[arg(long, default_value_t = 12)]
+    pub partitions: i32,
+    /// 1:1 conversations per direction.
+    #[arg(long, default_value_t = 50)]
+    pub conversations: usize,
+    /// Offered rate of the latency phase, messages per second.
+    #[arg(long, default_value_t = 50)]
+    pub rate: u32,
+    /// Length of the latency phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub secs: u64,
+    /// Messages of the throughput burst.
+    #[arg(long, default_value_t = 2000)]
+    pub burst: usize,
+    /// Concurrent senders (burst and raw ceiling).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Keep IM's documented per-API quotas (200/s for sendmsg) in the emulator and in to-im.
+    #[arg(long)]
+    pub im_quota: bool,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +113,22 @@ pub struct KafkaBench {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
+        BenchWhat::Sync(b) => {
+            let opts = imbridge_to_im::live::bench::BenchOptions {
+                kafka: KafkaConfig::for_bootstrap(b.bootstrap),
+                partitions: b.partitions,
+                conversations: b.conversations,
+                steady_rate: b.rate,
+                steady_secs: b.secs,
+                burst: b.burst,
+                concurrency: b.concurrency,
+                im_quota: b.im_quota,
+                ..imbridge_to_im::live::bench::BenchOptions::default()
+            };
+            let report = imbridge_to_im::live::bench::run(&opts).await?;
+            print!("{}", report.render());
+            Ok(ExitCode::SUCCESS)
+        }
         BenchWhat::Import(b) => {
             let opts = imbridge_importer::bench::BenchOptions {
                 kafka: KafkaConfig::for_bootstrap(b.bootstrap),

@@ -10,7 +10,8 @@
 //!   conversation's history import was applied;
 //! - [`handler`]: the consumer [`Handler`](imbridge_kafka::Handler) tying them together, per event: ledger →
 //!   history wait → crash check → apply → ledger entry → done;
-//! - [`metrics`]: [`LiveMetrics`]; [`status`]: the report behind `imbridge status`.
+//! - [`metrics`]: [`LiveMetrics`]; [`status`]: the report behind `imbridge status`;
+//! - `bench` (feature `bench`): `imbridge bench sync`, the whole pipeline in one process, measured.
 //!
 //! The guarantees, and where each is kept:
 //! - **Order** — the ordered consumer runs one event per conversation at a time, in offset order; nothing here
@@ -24,6 +25,8 @@
 //!   the conversation's later events behind them.
 
 pub mod apply;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod config;
 pub mod conversations;
 pub mod handler;

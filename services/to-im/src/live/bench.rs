@@ -1,0 +1,636 @@
+//! `imbridge bench sync`: end-to-end latency and throughput of real-time sync, in both directions, beside the
+//! raw request ceiling of the systems at either end measured in the same run. (Feature `bench`: it starts every
+//! part of the pipeline in this process.)
+//!
+//! What runs: the IM emulator and the legacy emulator (real HTTP servers), ingest, to-im and to-legacy, on the
+//! configured broker with topics of their own. Two measuring pass-through proxies sit in front of the targets
+//! (to-im → proxy → IM, to-legacy → proxy → legacy apply) and note when each write was answered.
+//!
+//! What is measured, per message (1:1 text messages):
+//! - **legacy → IM**: from the legacy system answering its user's `POST /api/messages` (source accepted) to IM
+//!   answering to-im's `sendmsg` for it (other side applied) — webhook outbox, ingest, Kafka, to-im, IM;
+//! - **IM → legacy**: from IM answering a new-app user's send (client simulation) to the legacy system answering
+//!   to-legacy's apply containing it — IM's callback, ingest, Kafka, to-legacy, legacy.
+//!
+//! Per direction: p50/p95/p99/max at a steady offered rate, then the maximum sustained rate (a burst offered as
+//! fast as the source accepts it, divided by the time until its last message was applied). Beside them: the raw
+//! ceiling of the target measured directly with the same concurrency (IM `sendmsg` calls/s; legacy apply
+//! requests/s with one event each). By default the emulator enforces no quotas and to-im applies none, so the
+//! pipeline's own ceiling shows; `--im-quota` keeps IM's documented per-API limits (200/s for `sendmsg`) on both.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use imbridge_core::event::C2cMessage;
+use imbridge_core::topics::TopicNames;
+use imbridge_core::{Element, Envelope, Event, EventId, Source, TimestampMs, UserId};
+use imbridge_im::config::RateSetting;
+use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
+use imbridge_im::types::c2c::{FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, SendMsgReq};
+use imbridge_im::{Api, ImClient, ImConfig, MsgElement};
+use imbridge_kafka::KafkaConfig;
+use imbridge_legacy::{ApplyClient, ApplyConfig, ContractEvent, SigningSecret};
+use imbridge_telemetry::bench::{Latencies, LatencySummary};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::handler::LIVE_APIS;
+use crate::error::ToImError;
+use crate::service::{ServiceConfig, ToImConfig};
+
+const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+const APPLY_SECRET: &str = "bench-apply-secret";
+/// How long the last message of a phase may take to arrive before it counts as lost.
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What `imbridge bench sync` runs.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub kafka: KafkaConfig,
+    /// Partitions of the event topics.
+    pub partitions: i32,
+    /// 1:1 conversations per direction (lanes that can apply concurrently).
+    pub conversations: usize,
+    /// Offered rate of the latency phase, messages per second.
+    pub steady_rate: u32,
+    /// Length of the latency phase, seconds.
+    pub steady_secs: u64,
+    /// Messages of the throughput burst.
+    pub burst: usize,
+    /// Concurrent senders of the burst and of the raw-ceiling measurement.
+    pub concurrency: usize,
+    /// Length of each raw-ceiling measurement, seconds.
+    pub ceiling_secs: u64,
+    /// Keep IM's documented per-API quotas (emulator enforces them, to-im paces to them).
+    pub im_quota: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            partitions: 12,
+            conversations: 50,
+            steady_rate: 50,
+            steady_secs: 10,
+            burst: 2_000,
+            concurrency: 32,
+            ceiling_secs: 3,
+            im_quota: false,
+        }
+    }
+}
+
+/// One direction's figures.
+#[derive(Debug, Clone)]
+pub struct DirectionReport {
+    pub name: &'static str,
+    pub steady_rate: u32,
+    pub steady_sent: usize,
+    pub steady_lost: usize,
+    pub latency: LatencySummary,
+    pub burst_sent: usize,
+    pub burst_lost: usize,
+    /// Rate at which the source accepted the burst.
+    pub burst_offered_per_sec: f64,
+    /// Burst messages / time from the first accepted to the last applied.
+    pub sustained_per_sec: f64,
+    /// What the target answers when called directly.
+    pub ceiling_label: &'static str,
+    pub ceiling_per_sec: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub options: BenchOptions,
+    pub directions: Vec<DirectionReport>,
+}
+
+impl BenchReport {
+    pub fn render(&self) -> String {
+        let o = &self.options;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "imbridge bench sync — broker {}, {} partitions, {} conversations per direction, IM quotas {}",
+            o.kafka.bootstrap_servers,
+            o.partitions,
+            o.conversations,
+            if o.im_quota { "on (documented limits)" } else { "off (raw)" }
+        );
+        let _ = writeln!(s, "end-to-end = source accepted → other side applied (1:1 text messages)\n");
+        for d in &self.directions {
+            let _ = writeln!(s, "{}", d.name);
+            let _ = writeln!(
+                s,
+                "  steady {}/s for {} messages: {}{}",
+                d.steady_rate,
+                d.steady_sent,
+                d.latency,
+                if d.steady_lost > 0 { format!(" — {} NOT APPLIED", d.steady_lost) } else { String::new() }
+            );
+            let _ = writeln!(
+                s,
+                "  max sustained: {:.0} msg/s ({} messages offered at {:.0}/s{})",
+                d.sustained_per_sec,
+                d.burst_sent,
+                d.burst_offered_per_sec,
+                if d.burst_lost > 0 { format!(", {} NOT APPLIED", d.burst_lost) } else { String::new() }
+            );
+            let ratio = if d.ceiling_per_sec > 0.0 { d.sustained_per_sec / d.ceiling_per_sec } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "  raw ceiling ({}): {:.0}/s — sustained is {:.0}% of it\n",
+                d.ceiling_label,
+                d.ceiling_per_sec,
+                ratio * 100.0
+            );
+        }
+        s
+    }
+}
+
+/// When each write reached its target, by key (`r<MsgRandom>` for IM sends, the event id for legacy applies).
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// A pass-through proxy noting when each write was answered.
+#[derive(Clone)]
+struct Proxy {
+    target: String,
+    http: reqwest::Client,
+    arrivals: Arrivals,
+    legacy: bool,
+}
+
+async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (axum::http::StatusCode::BAD_REQUEST, "body").into_response();
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let mut rb = p.http.request(parts.method.clone(), format!("{}{path}", p.target)).body(bytes.clone());
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::HOST && k != axum::http::header::CONTENT_LENGTH {
+            rb = rb.header(k, v);
+        }
+    }
+    let Ok(resp) = rb.send().await else {
+        return (axum::http::StatusCode::BAD_GATEWAY, "upstream").into_response();
+    };
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let out = resp.bytes().await.unwrap_or_default();
+    let now = Instant::now();
+    note(&p, parts.uri.path(), status.as_u16(), &bytes, &out, now);
+    let mut r = Response::builder().status(status.as_u16());
+    for (k, v) in &headers {
+        if k != axum::http::header::CONTENT_LENGTH && k != axum::http::header::TRANSFER_ENCODING {
+            r = r.header(k, v);
+        }
+    }
+    r.body(Body::from(out)).unwrap_or_else(|_| (axum::http::StatusCode::BAD_GATEWAY, "response").into_response())
+}
+
+fn note(p: &Proxy, path: &str, status: u16, req: &Bytes, resp: &Bytes, at: Instant) {
+    let (Ok(q), Ok(a)) = (serde_json::from_slice::<Value>(req), serde_json::from_slice::<Value>(resp)) else {
+        return;
+    };
+    let mut keys = Vec::new();
+    if p.legacy {
+        if (200..300).contains(&status) || status == 409 {
+            keys.extend(
+                q["events"].as_array().into_iter().flatten().filter_map(|e| e["id"].as_str().map(str::to_owned)),
+            );
+        }
+    } else if path.ends_with("/openim/sendmsg") && a["ErrorCode"] == 0 {
+        keys.extend(q["MsgRandom"].as_u64().map(|r| format!("r{r}")));
+    }
+    if let Ok(mut m) = p.arrivals.lock() {
+        for k in keys {
+            m.entry(k).or_insert(at);
+        }
+    }
+}
+
+async fn spawn_proxy(
+    target: String,
+    legacy: bool,
+    shutdown: CancellationToken,
+) -> Result<(String, Arrivals), ToImError> {
+    let arrivals: Arrivals = Arc::default();
+    let p = Proxy { target, http: reqwest::Client::new(), arrivals: arrivals.clone(), legacy };
+    let app = Router::new().fallback(forward).with_state(p);
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ToImError::Ops { addr, source })?;
+    let local = listener.local_addr().map_err(|source| ToImError::Ops { addr, source })?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    });
+    Ok((format!("http://{local}"), arrivals))
+}
+
+fn bench_err(what: impl std::fmt::Display) -> ToImError {
+    ToImError::Config(format!("bench: {what}"))
+}
+
+/// Everything a run starts.
+struct Pipeline {
+    im: imbridge_im_emulator::RunningEmulator,
+    legacy: imbridge_legacy_emulator::RunningLegacyEmulator,
+    ingest: imbridge_ingest::RunningIngest,
+    to_im: crate::service::Running,
+    to_legacy: imbridge_to_legacy::RunningToLegacy,
+    im_arrivals: Arrivals,
+    legacy_arrivals: Arrivals,
+    shutdown: CancellationToken,
+    http: reqwest::Client,
+    users: Vec<String>,
+}
+
+/// Runs the benchmark; see the module docs.
+pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
+    let p = start(opts).await?;
+    let pairs: Vec<(String, String)> =
+        (0..opts.conversations).map(|i| (p.users[2 * i].clone(), p.users[2 * i + 1].clone())).collect();
+    let mut directions = Vec::new();
+    for legacy_to_im in [true, false] {
+        let name = if legacy_to_im { "legacy → IM" } else { "IM → legacy" };
+        info!(direction = name, "latency phase");
+        let (lat, sent, lost, _, _) =
+            measure(&p, &pairs, legacy_to_im, Load::Steady(opts.steady_rate, opts.steady_secs), opts).await?;
+        info!(direction = name, "throughput phase");
+        let (_, burst_sent, burst_lost, offered, sustained) =
+            measure(&p, &pairs, legacy_to_im, Load::Burst(opts.burst), opts).await?;
+        info!(direction = name, "raw ceiling");
+        let (ceiling_label, ceiling) = if legacy_to_im {
+            ("IM sendmsg called directly", im_ceiling(&p, opts).await?)
+        } else {
+            ("legacy apply called directly, 1 event per request", legacy_ceiling(&p, opts).await?)
+        };
+        directions.push(DirectionReport {
+            name,
+            steady_rate: opts.steady_rate,
+            steady_sent: sent,
+            steady_lost: lost,
+            latency: lat,
+            burst_sent,
+            burst_lost,
+            burst_offered_per_sec: offered,
+            sustained_per_sec: sustained,
+            ceiling_label,
+            ceiling_per_sec: ceiling,
+        });
+    }
+    stop(p).await;
+    Ok(BenchReport { options: opts.clone(), directions })
+}
+
+async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
+    let shutdown = CancellationToken::new();
+    let u = format!("bench-sync-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let topics = TopicNames {
+        legacy_events: format!("{u}.legacy.events"),
+        im_events: format!("{u}.im.events"),
+        dlq: format!("{u}.dlq"),
+        applied: format!("{u}.applied"),
+        conversations: format!("{u}.conversations"),
+        partitions: opts.partitions,
+        ..TopicNames::default()
+    };
+    let ingest_cfg = imbridge_ingest::IngestConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        legacy_secret: SigningSecret::new(WEBHOOK_SECRET),
+        rest_dismiss_is_echo: true,
+        readiness_interval_ms: 300,
+        ..imbridge_ingest::IngestConfig::default()
+    };
+    let emu_cfg = imbridge_im_emulator::EmulatorConfig {
+        rate_limits_enabled: opts.im_quota,
+        ..imbridge_im_emulator::EmulatorConfig::default()
+    };
+    let ingest = imbridge_ingest::spawn(
+        ingest_cfg,
+        imbridge_ingest::Deps::new(
+            opts.kafka.clone(),
+            topics.clone(),
+            emu_cfg.sdkappid,
+            emu_cfg.admin_identifiers.first().cloned().unwrap_or_default(),
+        ),
+    )
+    .await
+    .map_err(bench_err)?;
+    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
+        callback_url: Some(ingest.callback_url()),
+        ..emu_cfg
+    })
+    .await
+    .map_err(bench_err)?;
+    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
+        ingest_url: Some(ingest.url()),
+        webhook_secret: SigningSecret::new(WEBHOOK_SECRET),
+        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
+        ..imbridge_legacy_emulator::LegacyEmulatorConfig::default()
+    })
+    .await
+    .map_err(bench_err)?;
+    let (im_proxy, im_arrivals) = spawn_proxy(im.base_url(), false, shutdown.clone()).await?;
+    let (legacy_proxy, legacy_arrivals) = spawn_proxy(legacy.url(), true, shutdown.clone()).await?;
+
+    // Accounts on both sides.
+    let users: Vec<String> = (0..opts.conversations * 2).map(|i| format!("bench-u{i:05}")).collect();
+    let http = reqwest::Client::new();
+    for u in &users {
+        let r = http.post(format!("{}/api/users", legacy.url())).json(&json!({"user_id": u})).send().await;
+        r.map_err(bench_err)?.error_for_status().map_err(bench_err)?;
+    }
+    let admin = ImClient::new(&im.client_config(), &prometheus::Registry::new())?;
+    for chunk in users.chunks(100) {
+        let list = chunk.iter().map(|u| AccountImportReq { user_id: u.clone(), nick: None, face_url: None }).collect();
+        admin.multiaccount_import(&MultiAccountImportReq { accounts: None, account_list: Some(list) }).await?;
+    }
+
+    let mut im_cfg: ImConfig = im.client_config();
+    im_cfg.base_url = im_proxy;
+    if !opts.im_quota {
+        for api in LIVE_APIS {
+            im_cfg.rate_limits.insert(api, RateSetting::Off);
+        }
+    }
+    let group = format!("{u}-to-im");
+    let mut to_im_cfg = ToImConfig { ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..ToImConfig::default() };
+    to_im_cfg.live.group_id = group;
+    to_im_cfg.probe_interval_ms = 300;
+    let to_im = crate::service::start(
+        ServiceConfig { kafka: opts.kafka.clone(), topics: topics.clone(), im: im_cfg, to_im: to_im_cfg },
+        shutdown.clone(),
+    )
+    .await?;
+    let to_legacy_cfg = imbridge_to_legacy::ToLegacyConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        group_id: format!("{u}-to-legacy"),
+        apply_url: format!("{legacy_proxy}/v1/apply"),
+        apply_secret: SigningSecret::new(APPLY_SECRET),
+        readiness_interval_ms: 300,
+        ..imbridge_to_legacy::ToLegacyConfig::default()
+    };
+    let to_legacy = imbridge_to_legacy::start(
+        to_legacy_cfg,
+        imbridge_to_legacy::Deps::new(opts.kafka.clone(), topics.clone()),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(bench_err)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(to_im.readiness.is_ready() && to_legacy.readiness.is_ready() && ingest.service().readiness().is_ready()) {
+        if Instant::now() > deadline {
+            return Err(bench_err(format!(
+                "services not ready: to-im {:?}, to-legacy {:?}, ingest {:?}",
+                to_im.readiness.snapshot(),
+                to_legacy.readiness.snapshot(),
+                ingest.service().readiness().snapshot()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Pipeline { im, legacy, ingest, to_im, to_legacy, im_arrivals, legacy_arrivals, shutdown, http, users })
+}
+
+async fn stop(p: Pipeline) {
+    p.shutdown.cancel();
+    let _ = p.to_im.wait().await;
+    let _ = p.to_legacy.wait().await;
+    p.ingest.shutdown().await;
+    let _ = p.legacy.shutdown().await;
+    let _ = p.im.shutdown().await;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// Messages per second for seconds, open loop.
+    Steady(u32, u64),
+    /// This many messages, as fast as `concurrency` senders get them accepted.
+    Burst(usize),
+}
+
+/// Sends one message from the source side; returns the arrival key and when the source accepted it.
+async fn send_one(
+    p: &Pipeline,
+    pair: &(String, String),
+    legacy_to_im: bool,
+    n: u64,
+) -> Result<(String, Instant), ToImError> {
+    let text = format!("bench {n}");
+    if legacy_to_im {
+        let r = p
+            .http
+            .post(format!("{}/api/messages", p.legacy.url()))
+            .json(&json!({"from": pair.0, "to": pair.1, "body": [{"type": "text", "text": text}]}))
+            .send()
+            .await
+            .map_err(bench_err)?;
+        let v: Value = r.error_for_status().map_err(bench_err)?.json().await.map_err(bench_err)?;
+        let accepted = Instant::now();
+        let id = v["id"].as_str().ok_or_else(|| bench_err("legacy answered no id"))?;
+        Ok((format!("r{}", EventId::legacy(id).stable_u32()), accepted))
+    } else {
+        let sig = p.im.emulator().usersig(&pair.1);
+        let url = format!(
+            "{}/emulator/client/v4/openim/sendmsg?sdkappid={}&identifier={}&usersig={sig}&platform=Android",
+            p.im.base_url(),
+            p.im.emulator().config().sdkappid,
+            pair.1
+        );
+        let body = json!({"To_Account": pair.0, "MsgRandom": rand::random::<u32>(), "MsgSeq": n as u32 + 1,
+                          "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]});
+        let v: Value = p.http.post(url).json(&body).send().await.map_err(bench_err)?.json().await.map_err(bench_err)?;
+        let accepted = Instant::now();
+        let key = v["MsgKey"].as_str().filter(|_| v["ErrorCode"] == 0).ok_or_else(|| bench_err(format!("im: {v}")))?;
+        Ok((EventId::im_c2c(&UserId::new_unchecked(&pair.1), key).as_str().to_owned(), accepted))
+    }
+}
+
+/// Drives one load in one direction and waits for every message to arrive.
+/// Returns (latencies, sent, lost, offered rate, sustained rate).
+async fn measure(
+    p: &Pipeline,
+    pairs: &[(String, String)],
+    legacy_to_im: bool,
+    load: Load,
+    opts: &BenchOptions,
+) -> Result<(LatencySummary, usize, usize, f64, f64), ToImError> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let next = || N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let accepted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let started = Instant::now();
+    match load {
+        Load::Steady(rate, secs) => {
+            let total = u64::from(rate) * secs;
+            let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            // Open loop: sends start on the clock whatever earlier ones are doing, so a slow answer does not
+            // lower the offered rate.
+            let mut inflight = FuturesUnordered::new();
+            let mut i = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick(), if i < total => {
+                        let pair = &pairs[(i as usize) % pairs.len()];
+                        inflight.push(send_one(p, pair, legacy_to_im, next()));
+                        i += 1;
+                    }
+                    Some(r) = inflight.next(), if !inflight.is_empty() => {
+                        let (key, at) = r?;
+                        accepted.lock().map_err(|_| bench_err("lock"))?.push((key, at));
+                    }
+                    else => break,
+                }
+            }
+        }
+        Load::Burst(n) => {
+            let per = n.div_ceil(opts.concurrency.max(1));
+            let mut futs = Vec::new();
+            for w in 0..opts.concurrency.max(1) {
+                let acc = accepted.clone();
+                futs.push(async move {
+                    for k in 0..per {
+                        let i = w * per + k;
+                        if i >= n {
+                            break;
+                        }
+                        let pair = &pairs[i % pairs.len()];
+                        let (key, at) = send_one(p, pair, legacy_to_im, next()).await?;
+                        acc.lock().map_err(|_| bench_err("lock"))?.push((key, at));
+                    }
+                    Ok::<(), ToImError>(())
+                });
+            }
+            for r in futures::future::join_all(futs).await {
+                r?;
+            }
+        }
+    }
+    let offered_secs = started.elapsed().as_secs_f64();
+    let sent: Vec<(String, Instant)> = accepted.lock().map_err(|_| bench_err("lock"))?.clone();
+    let arrivals = if legacy_to_im { &p.im_arrivals } else { &p.legacy_arrivals };
+    let deadline = Instant::now() + ARRIVAL_TIMEOUT;
+    loop {
+        let missing = {
+            let m = arrivals.lock().map_err(|_| bench_err("lock"))?;
+            sent.iter().filter(|(k, _)| !m.contains_key(k)).count()
+        };
+        if missing == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = arrivals.lock().map_err(|_| bench_err("lock"))?;
+    let mut lat = Latencies::with_capacity(sent.len());
+    let mut lost = 0;
+    let mut last = started;
+    for (k, at) in &sent {
+        match m.get(k) {
+            Some(arrived) => {
+                lat.record(arrived.saturating_duration_since(*at));
+                last = last.max(*arrived);
+            }
+            None => lost += 1,
+        }
+    }
+    let first = sent.iter().map(|(_, at)| *at).min().unwrap_or(started);
+    let span = last.saturating_duration_since(first).as_secs_f64().max(1e-3);
+    let applied = sent.len() - lost;
+    Ok((lat.summary(), sent.len(), lost, sent.len() as f64 / offered_secs.max(1e-3), applied as f64 / span))
+}
+
+/// IM `sendmsg` calls per second answered when called directly by `concurrency` callers (quotas as configured).
+async fn im_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError> {
+    let mut cfg = p.im.client_config();
+    cfg.rate_limits.insert(Api::SendMsg, if opts.im_quota { RateSetting::PerSec(200.0) } else { RateSetting::Off });
+    let im = ImClient::new(&cfg, &prometheus::Registry::new())?;
+    let until = Instant::now() + Duration::from_secs(opts.ceiling_secs);
+    let started = Instant::now();
+    let mut futs = Vec::new();
+    for w in 0..opts.concurrency.max(1) {
+        let im = im.clone();
+        let (from, to) = (p.users[(2 * w) % p.users.len()].clone(), p.users[(2 * w + 1) % p.users.len()].clone());
+        futs.push(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let req = SendMsgReq {
+                    from_account: Some(from.clone()),
+                    to_account: to.clone(),
+                    msg_random: rand::random(),
+                    msg_seq: Some(rand::random()),
+                    msg_body: vec![MsgElement::text("ceiling")],
+                    // Callbacks of these would queue in front of the next phase's (and come back as IM events).
+                    forbid_callback_control: Some(vec![
+                        FORBID_BEFORE_SEND_CALLBACK.to_owned(),
+                        FORBID_AFTER_SEND_CALLBACK.to_owned(),
+                    ]),
+                    ..Default::default()
+                };
+                if im.sendmsg(&req).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+    let total: u64 = futures::future::join_all(futs).await.into_iter().sum();
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Legacy apply requests (one event each) per second answered when called directly by `concurrency` callers.
+async fn legacy_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError> {
+    let client = ApplyClient::new(
+        ApplyConfig::new(p.legacy.apply_url(), SigningSecret::new(APPLY_SECRET)),
+        &prometheus::Registry::new(),
+    )
+    .map_err(bench_err)?;
+    let until = Instant::now() + Duration::from_secs(opts.ceiling_secs);
+    let started = Instant::now();
+    let mut futs = Vec::new();
+    for w in 0..opts.concurrency.max(1) {
+        let client = client.clone();
+        let (from, to) = (p.users[(2 * w) % p.users.len()].clone(), p.users[(2 * w + 1) % p.users.len()].clone());
+        futs.push(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let event = Event::C2cMessage(C2cMessage {
+                    from: UserId::new_unchecked(&from),
+                    to: UserId::new_unchecked(&to),
+                    body: vec![Element::Text { text: "ceiling".into() }],
+                    custom_data: None,
+                });
+                let key = format!("ceiling-{w}-{n}-{}", rand::random::<u32>());
+                let env = Envelope {
+                    id: EventId::im_c2c(&UserId::new_unchecked(&from), &key),
+                    source: Source::Im,
+                    conversation: event.conversation(),
+                    time: TimestampMs(0),
+                    recorded_at: None,
+                    event,
+                };
+                let Ok(ev) = ContractEvent::from_im_envelope(&env) else { break };
+                if client.send_once(&[ev]).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+    let total: u64 = futures::future::join_all(futs).await.into_iter().sum();
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
