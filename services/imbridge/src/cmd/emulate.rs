@@ -27,15 +27,16 @@ pub enum EmulateTarget {
     Legacy(LegacyArgs),
 }
 
-/// Options of `imbridge emulate im`; each overrides the same setting of `--config`.
+/// Options of `imbridge emulate im`; each overrides the same setting of `--emulator-config`.
 #[derive(Debug, Args)]
 pub struct ImArgs {
     /// Address to listen on, e.g. 127.0.0.1:8081 (default 127.0.0.1:0, a free port, logged at start).
     #[arg(long, env = "IMBRIDGE_IM_EMULATOR_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// TOML file with an `EmulatorConfig` (see docs/im-emulator.md).
-    #[arg(long, env = "IMBRIDGE_IM_EMULATOR_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// TOML file with an `EmulatorConfig` (see docs/im-emulator.md). Named apart from imbridge's own
+    /// `--config`, which configures the pipeline, not the emulator.
+    #[arg(long = "emulator-config", env = "IMBRIDGE_IM_EMULATOR_CONFIG")]
+    pub emulator_config: Option<PathBuf>,
     /// JSON state file: loaded at start, saved periodically and at shutdown.
     #[arg(long, env = "IMBRIDGE_IM_EMULATOR_STATE")]
     pub state: Option<PathBuf>,
@@ -70,7 +71,7 @@ pub async fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_im(args: ImArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
+    let mut config = match &args.emulator_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             toml::from_str::<EmulatorConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
@@ -109,15 +110,15 @@ async fn run_im(args: ImArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Options of `imbridge emulate legacy`; each overrides the same setting of `--config`.
+/// Options of `imbridge emulate legacy`; each overrides the same setting of `--emulator-config`.
 #[derive(Debug, Args)]
 pub struct LegacyArgs {
     /// Address to listen on, e.g. 127.0.0.1:8082 (default 127.0.0.1:0, a free port, logged at start).
     #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// TOML file with a `LegacyEmulatorConfig` (field names as in docs/legacy-contract.md).
-    #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[arg(long = "emulator-config", env = "IMBRIDGE_LEGACY_EMULATOR_CONFIG")]
+    pub emulator_config: Option<PathBuf>,
     /// JSON state file (data and undelivered webhooks): loaded at start, saved periodically and at shutdown.
     #[arg(long, env = "IMBRIDGE_LEGACY_EMULATOR_STATE")]
     pub state: Option<PathBuf>,
@@ -145,7 +146,7 @@ pub struct LegacyArgs {
 async fn run_legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     use imbridge_legacy_emulator::{LegacyEmulator, LegacyEmulatorConfig};
 
-    let mut config = match &args.config {
+    let mut config = match &args.emulator_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             toml::from_str::<LegacyEmulatorConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
