@@ -162,17 +162,18 @@ impl Applier {
 
     /// After a crash: whether IM already holds this message (sent by the previous run, which died before
     /// recording it). Returns its ledger `ref` if so.
-    pub async fn find_applied(&self, env: &Envelope, offset: i64) -> Result<Option<String>, ToImError> {
+    pub async fn find_applied(&self, env: &Envelope) -> Result<Option<String>, ToImError> {
         let since = env.recorded_at.unwrap_or(env.time).as_secs().min(env.time.as_secs()) - self.slack_secs;
         let random = env.id.stable_u32();
         let found = match &env.event {
             Event::C2cMessage(m) => {
-                let seq = live_msg_seq(offset);
                 let until = now_secs() + 86_400;
                 match self.im.c2c_history(m.from.as_str(), m.to.as_str(), since.max(0), until).await {
+                    // Matched on sender and MsgRandom (a function of the event id) only, not on MsgSeq: a record
+                    // re-driven from the DLQ sits at a new offset, so its MsgSeq differs from the first attempt's.
                     Ok(msgs) => msgs
                         .into_iter()
-                        .find(|x| x.msg_random == random && x.msg_seq == seq && x.from_account == m.from.as_str())
+                        .find(|x| x.msg_random == random && x.from_account == m.from.as_str())
                         .map(|x| x.msg_key),
                     Err(e) if e.code().is_some_and(|c| HISTORY_NOTHING.contains(&c)) => None,
                     Err(e) => return Err(e.into()),

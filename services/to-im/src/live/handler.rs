@@ -177,7 +177,7 @@ impl LiveHandler {
         // 4. The crash window.
         if !pl.is_resumed(&env.conversation) {
             if self.applier.needs_history_check(&env) {
-                match self.applier.find_applied(&env, record.offset).await {
+                match self.applier.find_applied(&env).await {
                     Ok(Some(reference)) => {
                         info!(reference = %reference, "found in IM after a restart; recorded without sending");
                         if let Err(e) = self.ledger.record(&pl, &env, record.offset, &reference).await {
