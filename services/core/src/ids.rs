@@ -115,9 +115,14 @@ impl EventId {
         Self(format!("im:gmsg:{group}:{msg_seq}"))
     }
 
-    /// A group lifecycle callback from IM (create, modify, join, leave, dismiss): group + command + time.
-    pub fn im_group_event(group: &GroupId, command: &str, event_time_ms: i64) -> Self {
-        Self(format!("im:gevt:{group}:{command}:{event_time_ms}"))
+    /// A group lifecycle callback from IM (create, modify, join, leave, dismiss): group + command + time, plus a
+    /// digest of what changed (`change`: the normalized event's bytes). Time alone is not unique: two members
+    /// quitting one group in the same millisecond are two callbacks of one command at one time, and without the
+    /// digest every idempotent consumer downstream would drop the second as a duplicate. A replayed callback
+    /// carries the same change, so it still maps to the same id.
+    pub fn im_group_event(group: &GroupId, command: &str, event_time_ms: i64, change: &[u8]) -> Self {
+        let d = Sha256::digest(change);
+        Self(format!("im:gevt:{group}:{command}:{event_time_ms}:{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]))
     }
 
     /// A bulk-import record, named by its kind and the export's natural key for it.
@@ -282,5 +287,9 @@ mod tests {
         assert_ne!(EventId::legacy("m-1").stable_u32(), EventId::legacy("m-2").stable_u32());
         let g = GroupId::parse("g").expect("valid");
         assert_eq!(EventId::im_group_message(&g, 7).as_str(), "im:gmsg:g:7");
+        let a = EventId::im_group_event(&g, "Group.CallbackAfterMemberExit", 5, b"ann");
+        assert_eq!(a, EventId::im_group_event(&g, "Group.CallbackAfterMemberExit", 5, b"ann"));
+        assert_ne!(a, EventId::im_group_event(&g, "Group.CallbackAfterMemberExit", 5, b"bob"));
+        assert!(a.as_str().starts_with("im:gevt:g:Group.CallbackAfterMemberExit:5:"));
     }
 }

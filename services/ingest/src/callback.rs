@@ -205,8 +205,10 @@ pub fn normalize(
         Event::MembersLeft(e) => e.group_id.clone(),
         _ => return Err(invalid("not a group lifecycle event".into())),
     };
+    // Serializing a payload struct cannot fail (string keys only); the bytes name what changed.
+    let change = serde_json::to_vec(&event).unwrap_or_default();
     let env = Envelope {
-        id: EventId::im_group_event(&group_id, command, group_time.as_millis()),
+        id: EventId::im_group_event(&group_id, command, group_time.as_millis(), &change),
         source: Source::Im,
         conversation: event.conversation(),
         time: group_time,

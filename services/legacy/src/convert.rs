@@ -157,7 +157,7 @@ mod tests {
             operator: Some(u("ann")),
         });
         let env = Envelope {
-            id: EventId::im_group_event(&g, "Group.CallbackAfterMemberExit", 1234),
+            id: EventId::im_group_event(&g, "Group.CallbackAfterMemberExit", 1234, b"jared"),
             source: Source::Im,
             conversation: ev.conversation(),
             time: TimestampMs(1234),
@@ -165,7 +165,8 @@ mod tests {
             event: ev,
         };
         let c = ContractEvent::from_im_envelope(&env).expect("convert");
-        assert_eq!(c.id, "im:gevt:g1:Group.CallbackAfterMemberExit:1234");
+        assert_eq!(c.id, env.id.as_str(), "the contract id is the envelope id");
+        assert!(c.id.starts_with("im:gevt:g1:Group.CallbackAfterMemberExit:1234:"));
         assert_eq!(c.origin, Some(Origin::Im));
         assert!(c.is_echo());
         assert_eq!(c.time, TimestampMs(1234));

@@ -98,7 +98,7 @@ pub fn group_msg(group: &str, from: &str, seq: u64, body: &str) -> Envelope {
 }
 
 pub fn group_event(group: &str, command: &str, at: i64, event: Event) -> Envelope {
-    env(EventId::im_group_event(&g(group), command, at), event)
+    env(EventId::im_group_event(&g(group), command, at, format!("{event:?}").as_bytes()), event)
 }
 
 pub fn created(group: &str, owner: &str, members: &[&str], at: i64) -> Envelope {
