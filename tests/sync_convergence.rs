@@ -423,15 +423,8 @@ checkpoint_topic = "{prefix}.import.checkpoints"
     }
 
     /// A new-app user's action; counts the IM event it causes when `fires` (what ingest turns into an event).
-    ///
-    /// Group lifecycle callbacks are named `im:gevt:<group>:<command>:<EventTime ms>` (issue 5's rule), so two
-    /// different changes of the same kind to one group within one millisecond get the same event id, and the
-    /// second is dropped downstream as a duplicate (found by this test; reported, see `sync_event_ids.rs`). Until
-    /// the id rule changes, a driver does not make two such changes of one group within 2 ms.
+
     async fn im_as(&self, user: &str, api: &str, body: Value, fires: bool) {
-        if api.starts_with("group_open_http_svc/") && api != "group_open_http_svc/send_group_msg" {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
         let url = format!(
             "{}/emulator/client/v4/{api}?sdkappid={SDKAPPID}&identifier={user}&usersig={}&platform=Android",
             self.im_url,

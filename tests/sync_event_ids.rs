@@ -1,11 +1,8 @@
-//! A known bug the convergence test found, kept as a reproduction until it is fixed (then drop the `ignore`, and
-//! the 2 ms spacing in `sync_convergence.rs`).
-//!
-//! Issue 5 names an IM group lifecycle event `im:gevt:<group>:<command>:<EventTime ms>`. Two different changes of
-//! the same kind to one group within one millisecond — two members quitting at once, say — therefore share an
-//! id, and every idempotent consumer downstream (to-legacy's apply, the legacy system's idempotency by id) drops
-//! the second as a duplicate: legacy keeps a member IM no longer has. A collision-free id needs what the change
-//! was about too (e.g. a digest of the member list or of the changed fields).
+//! A bug the convergence test found, kept as a regression test: issue 5 names an IM group lifecycle event
+//! `im:gevt:<group>:<command>:<EventTime ms>`, so two different changes of the same kind to one group within one
+//! millisecond — two members quitting at once, say — shared an id, and every idempotent consumer downstream
+//! (to-legacy's apply, the legacy system's idempotency by id) dropped the second as a duplicate: legacy kept a
+//! member IM no longer had. The id now ends with a digest of the change (`EventId::im_group_event`).
 
 #[path = "sync_support.rs"]
 mod support;
@@ -18,7 +15,6 @@ use serde_json::json;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: group lifecycle event ids collide within one millisecond (reported to ingest/core owners)"]
 async fn two_members_quitting_in_the_same_millisecond_are_two_events() {
     let topics = unique_topics("sync-ids");
     create_topics(&topics).await;

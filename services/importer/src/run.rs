@@ -33,6 +33,7 @@ use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::{self, DlqProducer};
 use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::reader::{Start, read_range};
+use imbridge_kafka::topology::Topic;
 use imbridge_kafka::{KafkaConfig, Producer};
 use imbridge_to_im::import::{ApplyContext, ApplyStats, ConversationStates, ImportTopic, RecordOutcome, headers};
 use prometheus::Registry;
@@ -235,16 +236,8 @@ impl<'a> Run<'a> {
         };
         let checkpoints = CheckpointStore::new(&settings.kafka, &settings.import.checkpoint_topic, producer.clone());
         let t = &settings.topics;
-        let mut specs: Vec<TopicSpec> = ImportTopic::ALL
-            .iter()
-            .map(|w| TopicSpec::new(topic_name(t, *w), t.partitions).replication(t.replication))
-            .collect();
-        specs.push(TopicSpec::new(&t.dlq, t.partitions).replication(t.replication));
-        specs.push(
-            TopicSpec::new(&t.conversations, t.partitions)
-                .with_config("cleanup.policy", "compact")
-                .replication(t.replication),
-        );
+        let mut specs: Vec<TopicSpec> =
+            Topic::IMPORT.iter().chain(&[Topic::Dlq, Topic::Conversations]).map(|w| w.spec(t)).collect();
         specs.push(CheckpointStore::topic_spec(&settings.import.checkpoint_topic, t.replication));
         let topics_started = Instant::now();
         admin.ensure_topics(&specs).await?;

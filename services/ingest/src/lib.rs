@@ -31,7 +31,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use imbridge_core::topics::TopicNames;
-use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::admin::Admin;
+use imbridge_kafka::topology::{self, Topic};
 use imbridge_kafka::{KafkaConfig, Producer};
 use imbridge_legacy::Verifier;
 use imbridge_telemetry::Readiness;
@@ -48,9 +49,6 @@ pub use metrics::Metrics;
 
 /// Where IM is told to send callbacks (the console's callback URL is `<ingest base URL>` + this).
 pub const IM_CALLBACK_PATH: &str = "/v1/im/callback";
-
-/// Seven days, the retention `schemas/topics.md` gives the real-time topics.
-const EVENT_RETENTION_MS: &str = "604800000";
 
 /// What ingest needs from the rest of the configuration.
 #[derive(Debug, Clone)]
@@ -147,15 +145,7 @@ impl Service {
         let every = Duration::from_millis(self.config.readiness_interval_ms);
         loop {
             if !created {
-                let specs: Vec<TopicSpec> = names
-                    .iter()
-                    .map(|n| {
-                        TopicSpec::new(n, topics.partitions)
-                            .replication(topics.replication)
-                            .with_config("retention.ms", EVENT_RETENTION_MS)
-                    })
-                    .collect();
-                match admin.ensure_topics(&specs).await {
+                match topology::ensure(&admin, topics, &[Topic::LegacyEvents, Topic::ImEvents]).await {
                     Ok(()) => {
                         created = true;
                         info!(topics = ?names, "event topics ready");

@@ -11,6 +11,7 @@
 //! - [`replay`]: resetting a stopped consumer group to an offset, a time or the beginning, or re-applying one key
 //!   from a time through a handler;
 //! - [`reader`]: reading a topic range without a consumer group (DLQ tools, replay, ledgers);
+//! - [`topology`]: every topic imbridge creates, with one spec each (partitions, retention, compaction);
 //! - [`bench`]: `imbridge bench kafka`, our producer → ordered consumer beside Kafka's own perf tools.
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod producer;
 pub mod reader;
 pub mod record;
 pub mod replay;
+pub mod topology;
 
 pub use config::{ConsumerConfig, KafkaConfig, RetryPolicy};
 pub use consumer::{Handler, OrderedConsumer};

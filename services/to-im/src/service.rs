@@ -18,10 +18,11 @@ use std::time::Duration;
 use imbridge_core::topics::TopicNames;
 use imbridge_im::types::account::AccountCheckReq;
 use imbridge_im::{ImClient, ImConfig};
-use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::admin::Admin;
 use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
+use imbridge_kafka::topology::{self, Topic};
 use imbridge_kafka::{KafkaConfig, OrderedConsumer, Producer};
 use imbridge_telemetry::Readiness;
 use prometheus::Registry;
@@ -223,26 +224,7 @@ async fn ensure_topics(
 
 async fn try_ensure_topics(kafka: &KafkaConfig, topics: &TopicNames) -> Result<(i32, i32), ToImError> {
     let admin = Admin::new(kafka)?;
-    let r = topics.replication;
-    // The event topic's partition count is part of the ordering contract: insist on it.
-    admin.ensure_topics(&[TopicSpec::new(&topics.legacy_events, topics.partitions).replication(r)]).await?;
-    // Shared topics other parts may have created first with their own counts: create only if missing.
-    let shared = [
-        TopicSpec::new(&topics.dlq, 3).replication(r),
-        TopicSpec::new(&topics.applied, topics.partitions)
-            .replication(r)
-            .with_config("cleanup.policy", "compact")
-            .with_config("min.compaction.lag.ms", "3600000")
-            .with_config("delete.retention.ms", "86400000"),
-        TopicSpec::new(&topics.conversations, topics.partitions.min(12))
-            .replication(r)
-            .with_config("cleanup.policy", "compact"),
-    ];
-    for spec in shared {
-        if admin.partition_count(&spec.name).await? == 0 {
-            admin.ensure_topics(std::slice::from_ref(&spec)).await?;
-        }
-    }
+    topology::ensure(&admin, topics, &[Topic::LegacyEvents, Topic::Dlq, Topic::Applied, Topic::Conversations]).await?;
     let source = admin.partition_count(&topics.legacy_events).await?;
     let ledger = admin.partition_count(&topics.applied).await?;
     if ledger < source {

@@ -27,10 +27,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use imbridge_core::topics::TopicNames;
-use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::admin::Admin;
 use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
+use imbridge_kafka::topology::{self, Topic};
 use imbridge_kafka::{KafkaConfig, OrderedConsumer, Producer};
 use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
 use imbridge_telemetry::Readiness;
@@ -47,11 +48,6 @@ pub use metrics::Metrics;
 
 /// Readiness check: Kafka answers and the IM events topic exists.
 pub const READY_KAFKA: &str = "kafka";
-
-/// Seven days for the event topic, thirty for the DLQ (`schemas/topics.md`).
-const EVENT_RETENTION_MS: &str = "604800000";
-const DLQ_RETENTION_MS: &str = "2592000000";
-const DLQ_PARTITIONS: i32 = 3;
 
 /// What to-legacy needs from the rest of the configuration.
 #[derive(Debug, Clone)]
@@ -181,15 +177,7 @@ async fn probe(config: ToLegacyConfig, deps: Deps, readiness: Readiness, shutdow
     let every = Duration::from_millis(config.readiness_interval_ms);
     loop {
         if !created {
-            let specs = [
-                TopicSpec::new(&topics.im_events, topics.partitions)
-                    .replication(topics.replication)
-                    .with_config("retention.ms", EVENT_RETENTION_MS),
-                TopicSpec::new(&topics.dlq, DLQ_PARTITIONS)
-                    .replication(topics.replication)
-                    .with_config("retention.ms", DLQ_RETENTION_MS),
-            ];
-            match admin.ensure_topics(&specs).await {
+            match topology::ensure(&admin, topics, &[Topic::ImEvents, Topic::Dlq]).await {
                 Ok(()) => created = true,
                 Err(e) => warn!(error = %e, "cannot create the topics yet"),
             }
