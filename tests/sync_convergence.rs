@@ -423,7 +423,6 @@ checkpoint_topic = "{prefix}.import.checkpoints"
     }
 
     /// A new-app user's action; counts the IM event it causes when `fires` (what ingest turns into an event).
-
     async fn im_as(&self, user: &str, api: &str, body: Value, fires: bool) {
         let url = format!(
             "{}/emulator/client/v4/{api}?sdkappid={SDKAPPID}&identifier={user}&usersig={}&platform=Android",
