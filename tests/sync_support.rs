@@ -182,6 +182,7 @@ pub async fn set_phase(topic: &str, conversation: &ConversationKey, phase: Phase
         phase,
         updated_at: TimestampMs(now_ms()),
         run_id: Some("test".into()),
+        dismissed_by_imbridge: None,
     };
     let payload = serde_json::to_vec(&state).expect("json");
     p.send(topic, Outgoing { key: conversation.as_str().as_bytes(), payload: &payload, headers: &[] })

@@ -4,6 +4,10 @@
 //! than the group's newest message). The importer records `importing` for every conversation it has history
 //! for before producing that history; to-im records `live` when it handles the conversation's
 //! `import.conversation_done` marker. A conversation with no record is live.
+//!
+//! The same record carries one echo hint: IM's `Group.CallbackAfterGroupDestroyed` names no operator, so ingest
+//! cannot tell imbridge's own `destroy_group` from another backend's by the payload. to-im therefore announces a
+//! dismissal here (`dismissed_by_imbridge`) before it calls IM, and ingest drops the callback that follows.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,4 +32,8 @@ pub struct ConversationState {
     /// The import run that set it, when an import did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Set by to-im just before it dismisses the group in IM on behalf of legacy: the dismissal callback that
+    /// follows is imbridge's own echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dismissed_by_imbridge: Option<TimestampMs>,
 }

@@ -19,6 +19,7 @@
 
 pub mod callback;
 pub mod config;
+pub mod dismissals;
 pub mod error;
 pub mod metrics;
 pub mod server;
@@ -99,6 +100,7 @@ impl Service {
             verifier: Verifier::new(config.legacy_secrets(), config.signature_tolerance_secs),
             sdkappid: deps.sdkappid,
             callback_token: config.im_callback_token.clone(),
+            dismissals: Arc::new(dismissals::ExpectedDismissals::default()),
             echo: callback::Echo {
                 admin_identifier: deps.admin_identifier,
                 rest_dismiss_is_echo: config.rest_dismiss_is_echo,
@@ -145,7 +147,9 @@ impl Service {
         let every = Duration::from_millis(self.config.readiness_interval_ms);
         loop {
             if !created {
-                match topology::ensure(&admin, topics, &[Topic::LegacyEvents, Topic::ImEvents]).await {
+                match topology::ensure(&admin, topics, &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations])
+                    .await
+                {
                     Ok(()) => {
                         created = true;
                         info!(topics = ?names, "event topics ready");
@@ -232,6 +236,11 @@ pub async fn spawn(config: IngestConfig, deps: Deps) -> Result<RunningIngest, In
         }
     });
     tasks.spawn(service.clone().probe(shutdown.clone()));
+    service.state.dismissals.follow(
+        service.kafka.clone(),
+        service.state.topics.conversations.clone(),
+        shutdown.child_token(),
+    );
     info!(addr = %local, legacy = LEGACY_PATH, im = IM_CALLBACK_PATH, "ingest listening");
     Ok(RunningIngest { addr: local, service, shutdown, tasks })
 }

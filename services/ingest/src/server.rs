@@ -30,6 +30,7 @@ use serde_json::json;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::callback::{self, Echo, Normalized};
+use crate::dismissals::ExpectedDismissals;
 use crate::error::IngestError;
 use crate::metrics::Metrics;
 
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub sdkappid: u64,
     pub callback_token: Option<String>,
     pub echo: Echo,
+    /// Dismissals to-im announced before making them (IM's callback for them names no operator).
+    pub dismissals: Arc<ExpectedDismissals>,
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub produce_timeout: Duration,
@@ -52,6 +55,10 @@ pub(crate) struct Shared {
 }
 
 pub(crate) type AppState = Arc<Shared>;
+
+/// How long a REST-caused dismissal callback waits for to-im's announcement to be read. to-im writes it before
+/// calling IM, so this only covers the follower's lag; other backends' REST dismissals pay this delay once.
+const DISMISSAL_ANNOUNCEMENT_WAIT: Duration = Duration::from_millis(1500);
 
 fn now_ms() -> TimestampMs {
     let ms = std::time::SystemTime::now()
@@ -150,6 +157,18 @@ impl Shared {
         let body = body_or_error(body, self.max_body_bytes)?;
         let cb = Callback::parse(&body, query.callback_command.as_deref())?;
         let received_at = now_ms();
+        if let Callback::GroupAfterGroupDestroyed(d) = &cb
+            && d.operator_account.is_none()
+            && query.is_rest_api()
+        {
+            // Matched on our own clock (receipt time), not IM's EventTime: both ends of the match are then
+            // imbridge's clocks, and a skewed IM clock cannot push a real echo out of the window.
+            if self.dismissals.is_own(&d.group_id, received_at.as_millis(), DISMISSAL_ANNOUNCEMENT_WAIT).await {
+                self.metrics.echoes.with_label_values(&["im", "imbridge_dismissal"]).inc();
+                debug!(command = cb.command(), "echo dropped: a dismissal to-im announced");
+                return Ok("echo");
+            }
+        }
         match callback::normalize(&cb, &query, &self.echo, received_at)? {
             Normalized::Event(env) => {
                 let span = info_span!("event", event_id = %env.id, conversation = %env.conversation, kind = env.kind().as_str());

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::ToImError;
-use crate::live::{Applier, ConversationStates, Ledger, LiveHandler, LiveMetrics};
+use crate::live::{Applier, ConversationStates, DismissalNotices, Ledger, LiveHandler, LiveMetrics};
 use crate::service::ServiceConfig;
 
 /// What a conversation replay did.
@@ -75,7 +75,8 @@ pub async fn conversation(
         metrics.clone(),
     ));
     let applier =
-        Applier::new(im, live.c2c_api, live.import_unknown_accounts, live.history_check_slack_secs, metrics.clone());
+        Applier::new(im, live.c2c_api, live.import_unknown_accounts, live.history_check_slack_secs, metrics.clone())
+            .with_dismissal_notices(DismissalNotices::new(producer.clone(), topics.conversations.clone()));
     let handler = LiveHandler::new(
         topics.legacy_events.clone(),
         ledger.clone(),

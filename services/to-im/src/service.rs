@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use crate::error::ToImError;
 use crate::live::handler::{QuotaShare, READY_CONVERSATIONS};
-use crate::live::{Applier, ConversationStates, Ledger, LiveConfig, LiveHandler, LiveMetrics};
+use crate::live::{Applier, ConversationStates, DismissalNotices, Ledger, LiveConfig, LiveHandler, LiveMetrics};
 
 /// Readiness: the broker answers metadata requests.
 pub const READY_KAFKA: &str = "kafka";
@@ -140,7 +140,8 @@ pub async fn start(cfg: ServiceConfig, shutdown: CancellationToken) -> Result<Ru
             live.import_unknown_accounts,
             live.history_check_slack_secs,
             metrics.clone(),
-        );
+        )
+        .with_dismissal_notices(DismissalNotices::new(producer.clone(), cfg.topics.conversations.clone()));
         let quota = live
             .share_quota_by_partitions
             .then(|| QuotaShare::new(im.clone(), cfg.im.clone(), usize::try_from(source_partitions).unwrap_or(1)));

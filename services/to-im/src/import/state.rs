@@ -52,6 +52,7 @@ impl ConversationStates {
                 phase,
                 updated_at: now,
                 run_id: run_id.map(str::to_owned),
+                dismissed_by_imbridge: None,
             };
             // Plain data with string keys: serializing cannot fail.
             let payload = serde_json::to_vec(&state).unwrap_or_default();

@@ -28,7 +28,8 @@ use std::future::Future;
 use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupUpdated, MembersJoined, MembersLeft,
 };
-use imbridge_core::{Envelope, Event, UserId};
+use imbridge_core::state::{ConversationState, Phase};
+use imbridge_core::{ConversationKey, Envelope, Event, GroupId, TimestampMs, UserId};
 use imbridge_im::ImClient;
 use imbridge_im::ImError;
 use imbridge_im::to_im_body;
@@ -42,6 +43,8 @@ use imbridge_im::types::group::{
     DeleteGroupMemberReq, DestroyGroupReq, GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, ModifyGroupBaseInfoReq,
     SendGroupMsgReq,
 };
+use imbridge_kafka::producer::Outgoing;
+use imbridge_kafka::{KafkaError, Producer};
 use tracing::{debug, info};
 
 use super::config::C2cApi;
@@ -100,6 +103,41 @@ pub fn live_msg_seq(offset: i64) -> u32 {
     0x8000_0000 | ((offset as u64 & 0x7fff_ffff) as u32)
 }
 
+/// Where to-im announces its own group dismissals, so ingest drops the callback IM sends back for them
+/// (`Group.CallbackAfterGroupDestroyed` names no operator; see `imbridge_core::state`).
+#[derive(Debug, Clone)]
+pub struct DismissalNotices {
+    producer: Producer,
+    topic: String,
+}
+
+impl DismissalNotices {
+    pub fn new(producer: Producer, conversations_topic: impl Into<String>) -> Self {
+        Self { producer, topic: conversations_topic.into() }
+    }
+
+    /// Written (and acknowledged) before `destroy_group`, so ingest can know it by the time the callback comes.
+    async fn announce(&self, group: &GroupId) -> Result<(), KafkaError> {
+        let conversation = ConversationKey::group(group);
+        let now = TimestampMs(now_ms());
+        let state = ConversationState {
+            conversation: conversation.clone(),
+            phase: Phase::Live,
+            updated_at: now,
+            run_id: None,
+            dismissed_by_imbridge: Some(now),
+        };
+        // Plain data with string keys: serializing cannot fail.
+        let payload = serde_json::to_vec(&state).unwrap_or_default();
+        let out = Outgoing { key: conversation.as_str().as_bytes(), payload: &payload, headers: &[] };
+        self.producer.send(&self.topic, out).await.map(|_| ())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
 /// Turns events into IM calls. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Applier {
@@ -108,6 +146,7 @@ pub struct Applier {
     import_unknown_accounts: bool,
     slack_secs: i64,
     metrics: LiveMetrics,
+    dismissals: Option<DismissalNotices>,
 }
 
 impl Applier {
@@ -124,7 +163,14 @@ impl Applier {
             import_unknown_accounts,
             slack_secs: i64::try_from(history_check_slack_secs).unwrap_or(i64::MAX / 2),
             metrics,
+            dismissals: None,
         }
+    }
+
+    /// Announces every dismissal on the conversations topic first (the service always does; tests may not).
+    pub fn with_dismissal_notices(mut self, notices: DismissalNotices) -> Self {
+        self.dismissals = Some(notices);
+        self
     }
 
     pub fn im(&self) -> &ImClient {
@@ -335,6 +381,9 @@ impl Applier {
     }
 
     async fn group_dismissed(&self, g: &GroupDismissed) -> Result<String, ToImError> {
+        if let Some(n) = &self.dismissals {
+            n.announce(&g.group_id).await?;
+        }
         match self.im.destroy_group(&DestroyGroupReq { group_id: g.group_id.as_str().to_owned() }).await {
             Ok(_) => Ok("done".into()),
             // A retried destroy whose first attempt landed: the group is gone, which is what was asked.

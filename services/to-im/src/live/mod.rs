@@ -34,7 +34,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod status;
 
-pub use apply::{Applier, decode_cloud_custom_data, encode_cloud_custom_data, live_msg_seq};
+pub use apply::{Applier, DismissalNotices, decode_cloud_custom_data, encode_cloud_custom_data, live_msg_seq};
 pub use config::{C2cApi, LiveConfig};
 pub use conversations::ConversationStates;
 pub use handler::LiveHandler;
