@@ -962,7 +962,7 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
         }
     }
     assert_eq!(distinct(&legacy_events), c.legacy_events_expected.load(Ordering::SeqCst), "legacy events = legacy ops");
-    let mut per_kind: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &im_events {
         *per_kind.entry(e.kind().as_str()).or_default() += 1;
     }
