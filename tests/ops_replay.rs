@@ -13,6 +13,7 @@ mod ops_support;
 
 use std::time::Duration;
 
+use imbridge_core::TimestampMs;
 use ops_support::*;
 
 const PAIRS: usize = 4;
@@ -29,7 +30,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
     create_topics(&topics).await;
 
     // Legacy side: PAIRS 1:1 conversations and a group's life. IM side: the same pairs answering.
-    let since = now_ms() - 1_000;
+    let since = TimestampMs::now().as_millis() - 1_000;
     let mut from_legacy = Vec::new();
     let mut from_im = Vec::new();
     from_legacy.push(legacy_group_created("g-create", "club", "u0a", &["u0b", "u1a"]));
@@ -96,7 +97,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
     assert!(out.contains(&format!("{club_events} event(s)")) && out.contains("0 applied"), "{out}");
     assert!(!out.contains("to-legacy:"), "--only to-im: {out}");
     // A time after everything: nothing to re-apply.
-    let later = (now_ms() + 60_000).to_string();
+    let later = (TimestampMs::now().as_millis() + 60_000).to_string();
     let (ok, out) = run_cli(&config, &["replay", "--conversation", "c2c:u2a:u2b", "--since", &later]);
     assert!(ok && out.contains("to-im:     0 event(s)"), "{out}");
 

@@ -12,6 +12,7 @@ mod ops_support;
 
 use std::time::{Duration, Instant};
 
+use imbridge_core::TimestampMs;
 use imbridge_im::ImClient;
 use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
 use ops_support::*;
@@ -106,7 +107,7 @@ async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_sto
     // Every conversation: each message once, in the order legacy produced it.
     for p in 0..PAIRS {
         let (a, b) = (format!("s{p}a"), format!("s{p}b"));
-        let history = client.c2c_history(&a, &b, 0, now_ms() / 1000 + 86_400).await.expect("history");
+        let history = client.c2c_history(&a, &b, 0, TimestampMs::now().as_secs() + 86_400).await.expect("history");
         let got: Vec<String> = history.iter().map(|m| body_text(&m.msg_body)).collect();
         let want: Vec<String> = (0..PER_PAIR).map(|i| format!("{p}:{i}")).collect();
         assert_eq!(got, want, "conversation {a}/{b}: lost, duplicated or reordered");

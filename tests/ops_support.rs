@@ -44,10 +44,6 @@ pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 pub fn user(s: &str) -> UserId {
     UserId::parse(s).expect("user id")
 }
@@ -61,7 +57,7 @@ pub fn text(s: &str) -> Vec<Element> {
 }
 
 fn envelope(id: EventId, source: Source, event: Event) -> Envelope {
-    let t = TimestampMs(now_ms());
+    let t = TimestampMs::now();
     Envelope { id, source, conversation: event.conversation(), time: t, recorded_at: Some(t), event }
 }
 

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use imbridge_core::topics::TopicNames;
-use imbridge_core::{Element, Envelope};
+use imbridge_core::{Element, Envelope, TimestampMs};
 use imbridge_im::ImClient;
 use imbridge_im::config::RateSetting;
 use imbridge_im::{Api, from_im_body};
@@ -437,7 +437,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
     }
 
     async fn im_c2c(&self, a: &str, b: &str) -> Msgs {
-        let msgs = self.im.c2c_history(a, b, 0, now_ms() / 1000 + 30 * 86_400).await.expect("c2c history");
+        let msgs = self.im.c2c_history(a, b, 0, TimestampMs::now().as_secs() + 30 * 86_400).await.expect("c2c history");
         msgs.iter().map(|m| (m.from_account.clone(), from_im_body(&m.msg_body).expect("canonical body"))).collect()
     }
 
@@ -636,7 +636,7 @@ fn im_text(s: &str) -> Value {
 
 /// Sleeps past the next whole second (IM's 1:1 order within a second is by MsgSeq, see the module docs).
 async fn next_second() {
-    let ms = now_ms().rem_euclid(1000);
+    let ms = TimestampMs::now().as_millis().rem_euclid(1000);
     tokio::time::sleep(Duration::from_millis((1000 - ms + 30) as u64)).await;
 }
 

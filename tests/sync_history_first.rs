@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use imbridge_core::ConversationKey;
 use imbridge_core::state::Phase;
+use imbridge_core::{ConversationKey, TimestampMs};
 use imbridge_im::to_im_body;
 use imbridge_im::types::c2c::{ImportMsgReq, SYNC_HISTORY};
 use imbridge_im::types::group::{
@@ -92,7 +92,7 @@ async fn live_events_wait_for_their_history_then_apply_in_order() {
     assert!(text.contains(&format!("group {group_id} on {}", topics.legacy_events)), "{text}");
 
     // The import applies the history (IM's import APIs, older times), then marks the conversations live.
-    let now = now_ms() / 1000;
+    let now = TimestampMs::now().as_secs();
     for i in 1..=3u32 {
         let req = ImportMsgReq {
             sync_from_old_system: SYNC_HISTORY,

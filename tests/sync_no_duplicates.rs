@@ -185,7 +185,7 @@ async fn the_crash_window_is_closed_by_a_history_check() {
     let producer = imbridge_kafka::Producer::new(&kafka()).expect("producer");
     let record = |env: &Envelope, (partition, offset): (i32, i64), reference: String| {
         let entry = LedgerEntry {
-            applied_at: imbridge_core::TimestampMs(now_ms()),
+            applied_at: imbridge_core::TimestampMs::now(),
             target: "im".into(),
             reference,
             topic: Some(topics.legacy_events.clone()),

@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use imbridge_core::TimestampMs;
 use imbridge_core::event::{C2cMessage, Event};
 use imbridge_im::callback::{Callback, CallbackQuery};
 use imbridge_ingest::callback::{Echo, Normalized, normalize};
@@ -120,7 +121,7 @@ async fn every_conversation_in_order_and_every_callback_an_echo() {
         assert_eq!(&c2c_texts(&im, b, a).await, want, "c2c {a}-{b} as {b}");
     }
     // The legacy custom data survives inside the origin-marked CloudCustomData.
-    let hist = im.c2c_history("u00", "u01", 0, now_ms() / 1000 + 86_400).await.expect("history");
+    let hist = im.c2c_history("u00", "u01", 0, TimestampMs::now().as_secs() + 86_400).await.expect("history");
     let m = hist.iter().find(|m| body_text(&m.msg_body) == "with custom data").expect("message");
     let ccd = m.cloud_custom_data.as_deref().expect("cloud custom data");
     assert_eq!(imbridge_to_im::live::decode_cloud_custom_data(ccd), Some(Some(r#"{"trace":"t-1"}"#.to_owned())));
@@ -151,7 +152,7 @@ async fn every_conversation_in_order_and_every_callback_an_echo() {
         let bytes = serde_json::to_vec(body).expect("body");
         let cb = Callback::parse(&bytes, query.callback_command.as_deref()).expect("callback parses");
         *commands.entry(cb.command().to_owned()).or_default() += 1;
-        let n = normalize(&cb, &query, &echo, imbridge_core::TimestampMs(now_ms())).expect("normalizes");
+        let n = normalize(&cb, &query, &echo, TimestampMs::now()).expect("normalizes");
         assert!(matches!(n, Normalized::Echo(_)), "{} would be re-ingested: {n:?}", cb.command());
     }
     assert!(!commands.contains_key("C2C.CallbackAfterSendMsg"), "c2c send callbacks are suppressed: {commands:?}");

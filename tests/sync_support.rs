@@ -83,13 +83,9 @@ pub fn text(s: &str) -> Vec<Element> {
     vec![Element::Text { text: s.to_owned() }]
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 /// A legacy-origin envelope as ingest would produce it.
 pub fn legacy(id: &str, event: Event) -> Envelope {
-    let now = TimestampMs(now_ms());
+    let now = TimestampMs::now();
     Envelope {
         id: EventId::legacy(id),
         source: Source::Legacy,
@@ -180,7 +176,7 @@ pub async fn set_phase(topic: &str, conversation: &ConversationKey, phase: Phase
     let state = ConversationState {
         conversation: conversation.clone(),
         phase,
-        updated_at: TimestampMs(now_ms()),
+        updated_at: TimestampMs::now(),
         run_id: Some("test".into()),
         dismissed_by_imbridge: None,
     };
@@ -218,7 +214,7 @@ pub async fn import_accounts(im: &ImClient, users: &[&str]) {
 
 /// The text bodies of a C2C conversation in IM's order, as `a` sees it.
 pub async fn c2c_texts(im: &ImClient, a: &str, b: &str) -> Vec<String> {
-    let msgs = im.c2c_history(a, b, 0, now_ms() / 1000 + 7 * 86_400).await.expect("c2c history");
+    let msgs = im.c2c_history(a, b, 0, TimestampMs::now().as_secs() + 7 * 86_400).await.expect("c2c history");
     msgs.iter().map(|m| body_text(&m.msg_body)).collect()
 }
 

@@ -14,6 +14,13 @@ use time::format_description::well_known::Rfc3339;
 pub struct TimestampMs(pub i64);
 
 impl TimestampMs {
+    /// The system clock now. A clock before 1970 reads as 0, one past the year 292 million as `i64::MAX`: event
+    /// times are never negative, and no caller has a better answer than "now, as far as we can tell".
+    pub fn now() -> Self {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        Self(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
     pub fn from_secs(secs: i64) -> Self {
         Self(secs.saturating_mul(1000))
     }
@@ -102,6 +109,11 @@ mod tests {
         assert_eq!(serde_json::to_string(&b).expect("ser"), "1700000000123");
         assert!(serde_json::from_str::<TimestampMs>("\"yesterday\"").is_err());
         assert!(serde_json::from_str::<TimestampMs>("1.5").is_err());
+    }
+
+    #[test]
+    fn now_is_after_2023() {
+        assert!(TimestampMs::now() > TimestampMs(1_700_000_000_000));
     }
 
     #[test]

@@ -102,7 +102,7 @@ struct Decorator {
 
 impl Decorator {
     fn decorate(&mut self, mut envelope: Envelope, run_id: &str) -> Produced {
-        envelope.recorded_at = Some(TimestampMs(now_ms()));
+        envelope.recorded_at = Some(TimestampMs::now());
         let mut headers = vec![(headers::RUN_ID, run_id.to_owned())];
         match &envelope.event {
             Event::ImportGroup(g) => {
@@ -179,10 +179,6 @@ pub async fn produce_topic(
     }
     reader.await.map_err(|e| Error::InvalidOption(format!("export reader stopped: {e}")))?;
     Ok(sent)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Records per event kind of a stream's decoration, for tests.

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use imbridge_core::EventKind;
 use imbridge_core::state::Phase;
 use imbridge_core::topics::TopicNames;
+use imbridge_core::{EventKind, TimestampMs};
 use imbridge_im::{Api, ImClient, ImConfig};
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::{self, DlqProducer};
@@ -250,7 +250,7 @@ impl<'a> Run<'a> {
         let latest = checkpoints.latest(&fp).await?;
         info!(elapsed_ms = checkpoint_started.elapsed().as_millis() as u64, "checkpoint read");
         let export_dir = options.dir.display().to_string();
-        let (checkpoint, resumed) = RunCheckpoint::next(latest, &fp, &export_dir, now_ms());
+        let (checkpoint, resumed) = RunCheckpoint::next(latest, &fp, &export_dir, TimestampMs::now().as_millis());
         if resumed {
             (options.say)(&format!(
                 "resuming run {} (attempt {}): {} records already produced",
@@ -427,7 +427,7 @@ impl<'a> Run<'a> {
         self.stop_consumers().await;
         self.refresh_checkpoint();
         self.checkpoint.completed = true;
-        self.checkpoint.completed_at_ms = Some(now_ms());
+        self.checkpoint.completed_at_ms = Some(TimestampMs::now().as_millis());
         self.checkpoints.write(&self.checkpoint).await?;
         info!(run = %self.checkpoint.run_id, "import run completed");
         Ok(())
@@ -581,8 +581,4 @@ impl<'a> Run<'a> {
             .map(|((kind, error), (count, example))| FailureGroup { kind, error, count, example })
             .collect())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

@@ -27,7 +27,7 @@ use imbridge_core::event::{
     GroupType, ImportAccount, ImportC2cMessage, ImportC2cRead, ImportFriendship, ImportGroup, ImportGroupMember,
     ImportGroupMessage, ImportProfile, MemberRole,
 };
-use imbridge_core::{ConversationKey, Envelope, Event};
+use imbridge_core::{ConversationKey, Envelope, Event, TimestampMs};
 use imbridge_im::types::account::{PortraitGetReq, ProfileValue, tags};
 use imbridge_im::types::c2c::{C2C_UNREAD_PEERS_MAX, GetC2cUnreadMsgNumReq};
 use imbridge_im::types::group::{GroupInfoFilter, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
@@ -440,7 +440,7 @@ fn same_custom(want: Option<&str>, have: Option<&str>) -> bool {
 
 async fn c2c_messages(im: &ImClient, e: &Expected, t: &Tally, n: usize) -> Result<(), Error> {
     t.expect(C2C, e.c2c.values().map(|v| v.len() as u64).sum());
-    let far_future = now_secs() + 86_400;
+    let far_future = TimestampMs::now().as_secs() + 86_400;
     let results: Vec<Result<(), Error>> = stream::iter(e.c2c.iter())
         .map(|(key, msgs)| async move {
             let Some((_, first)) = msgs.first() else { return Ok(()) };
@@ -708,8 +708,4 @@ fn check_unread(t: &Tally, e: &Expected, gid: &str, last_seq: u64, got: &[imbrid
             });
         }
     }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }

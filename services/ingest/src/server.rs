@@ -60,14 +60,6 @@ pub(crate) type AppState = Arc<Shared>;
 /// calling IM, so this only covers the follower's lag; other backends' REST dismissals pay this delay once.
 const DISMISSAL_ANNOUNCEMENT_WAIT: Duration = Duration::from_millis(1500);
 
-fn now_ms() -> TimestampMs {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    TimestampMs(ms)
-}
-
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
@@ -123,7 +115,7 @@ impl Shared {
         let body = body_or_error(body, self.max_body_bytes)?;
         self.verifier.verify(headers, &body)?;
         let events = parse_batch(&body)?;
-        let received_at = now_ms();
+        let received_at = TimestampMs::now();
         let mut envs = Vec::with_capacity(events.len());
         let mut echoes = 0;
         for ev in events {
@@ -156,7 +148,7 @@ impl Shared {
         verify_callback_query(&query, self.sdkappid, self.callback_token.as_deref(), now_secs())?;
         let body = body_or_error(body, self.max_body_bytes)?;
         let cb = Callback::parse(&body, query.callback_command.as_deref())?;
-        let received_at = now_ms();
+        let received_at = TimestampMs::now();
         if let Callback::GroupAfterGroupDestroyed(d) = &cb
             && d.operator_account.is_none()
             && query.is_rest_api()

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imbridge_core::Failure;
+use imbridge_core::{Failure, TimestampMs};
 use imbridge_kafka::dlq::{self, DeadLetterInfo};
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
@@ -53,7 +53,7 @@ async fn permanent_failure_goes_to_dlq_with_every_header() {
             ("group:other", "ok-other".to_owned()),
         ])
         .collect();
-    let started_ms = now_ms();
+    let started_ms = TimestampMs::now().as_millis();
     for (key, payload) in &plan {
         let d = producer
             .send(&topic, Outgoing { key: key.as_bytes(), payload: payload.as_bytes(), headers: &[("trace", b"t-1")] })
@@ -123,7 +123,7 @@ async fn permanent_failure_goes_to_dlq_with_every_header() {
     assert_eq!(rec.header_str(dlq::ATTEMPTS), Some("1"));
     assert_eq!(rec.header_str("trace"), Some("t-1"), "original headers kept");
     assert!(
-        info.first_failure_ms >= started_ms && info.first_failure_ms <= now_ms(),
+        info.first_failure_ms >= started_ms && info.first_failure_ms <= TimestampMs::now().as_millis(),
         "first failure time {}",
         info.first_failure_ms
     );
@@ -150,8 +150,4 @@ async fn permanent_failure_goes_to_dlq_with_every_header() {
     assert!(done.contains(&"ok-other".to_owned()) && done.contains(&"ok-before".to_owned()));
     assert!(!done.contains(&"ok-after-poison".to_owned()));
     assert_eq!(done.len(), 32);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use imbridge_core::Failure;
+use imbridge_core::{Failure, TimestampMs};
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::replay;
 use imbridge_kafka::{Handler, Outcome, Record, RetryPolicy};
@@ -43,10 +43,6 @@ impl Handler for Rec {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replays_one_key_from_a_time_up_to_the_committed_offset() {
     let topic = common::topic("rkey", 3).await;
@@ -55,7 +51,7 @@ async fn replays_one_key_from_a_time_up_to_the_committed_offset() {
     // Seqs 0..20 before the time, 20..40 after it; both committed by the group. Then 40..50, not committed yet.
     let before = common::produce_interleaved(&topic, 6, 20).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let since = now_ms();
+    let since = TimestampMs::now().as_millis();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let p = imbridge_kafka::Producer::new(&kafka).expect("producer");
     for seq in 20..50 {

@@ -90,11 +90,6 @@ fn created(ev: &ContractEvent) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-fn now() -> TimestampMs {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    TimestampMs(i64::try_from(ms).unwrap_or(i64::MAX))
-}
-
 // ---- apply (imbridge → legacy) ---------------------------------------------------------------------
 
 /// The answer to an apply: how many events were new and how many were repeats.
@@ -176,7 +171,7 @@ async fn create_user(
         role: None,
         custom: Default::default(),
     });
-    let user = User { user_id, nick: r.nick, face_url: r.face_url, created_at: now(), profile };
+    let user = User { user_id, nick: r.nick, face_url: r.face_url, created_at: TimestampMs::now(), profile };
     em.write(|s| s.put_user(user.clone()));
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
@@ -203,7 +198,7 @@ async fn add_friends(
     req: Result<Json<NewFriends>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let Json(r) = req?;
-    em.write(|s| s.add_friends(&r.user_id, &r.friend_id, r.remark, now()))?;
+    em.write(|s| s.add_friends(&r.user_id, &r.friend_id, r.remark, TimestampMs::now()))?;
     Ok(StatusCode::CREATED)
 }
 
@@ -239,7 +234,7 @@ async fn send_c2c(
 ) -> ApiResult<Response> {
     let Json(r) = req?;
     let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| s.send_c2c(&prefix, &r.from, &r.to, r.body, r.custom_data, now()))?;
+    let ev = em.write_event(|s| s.send_c2c(&prefix, &r.from, &r.to, r.body, r.custom_data, TimestampMs::now()))?;
     Ok(created(&ev))
 }
 
@@ -256,7 +251,7 @@ async fn mark_read(
     req: Result<Json<NewRead>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let Json(r) = req?;
-    em.write(|s| s.mark_read(&r.user_id, &r.peer_id, r.read_at.unwrap_or_else(now)))?;
+    em.write(|s| s.mark_read(&r.user_id, &r.peer_id, r.read_at.unwrap_or_else(TimestampMs::now)))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -319,7 +314,7 @@ async fn create_group(
             r.notification,
             r.face_url,
             &r.members,
-            now(),
+            TimestampMs::now(),
         )
     })?;
     Ok(created(&ev))
@@ -418,13 +413,14 @@ async fn update_group(
     let prefix = em.config().id_prefix.clone();
     let patch =
         ProfilePatch { name: r.name, introduction: r.introduction, notification: r.notification, face_url: r.face_url };
-    let ev = em.write_event(|s| s.update_group(&prefix, &group_id, r.operator.as_deref(), patch, now()))?;
+    let ev =
+        em.write_event(|s| s.update_group(&prefix, &group_id, r.operator.as_deref(), patch, TimestampMs::now()))?;
     Ok(created(&ev))
 }
 
 async fn dismiss_group(State(em): State<LegacyEmulator>, Path(group_id): Path<String>) -> ApiResult<Response> {
     let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| s.dismiss_group(&prefix, &group_id, now()))?;
+    let ev = em.write_event(|s| s.dismiss_group(&prefix, &group_id, TimestampMs::now()))?;
     Ok(created(&ev))
 }
 
@@ -443,7 +439,7 @@ async fn add_members(
     let prefix = em.config().id_prefix.clone();
     let queue = em.webhooks_enabled();
     let ev = em.write(|s| {
-        let ev = s.add_members(&prefix, &group_id, &r.members, r.operator.as_deref(), now())?;
+        let ev = s.add_members(&prefix, &group_id, &r.members, r.operator.as_deref(), TimestampMs::now())?;
         if let (Some(ev), true) = (&ev, queue) {
             s.outbox.push_back(ev.clone());
         }
@@ -464,7 +460,7 @@ async fn kick_members(
     let Json(r) = req?;
     let prefix = em.config().id_prefix.clone();
     let ev = em.write_event(|s| {
-        s.remove_members(&prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), now())
+        s.remove_members(&prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), TimestampMs::now())
     })?;
     Ok(created(&ev))
 }
@@ -482,7 +478,14 @@ async fn leave_group(
     let Json(r) = req?;
     let prefix = em.config().id_prefix.clone();
     let ev = em.write_event(|s| {
-        s.remove_members(&prefix, &group_id, std::slice::from_ref(&r.user_id), LeaveReason::Quit, None, now())
+        s.remove_members(
+            &prefix,
+            &group_id,
+            std::slice::from_ref(&r.user_id),
+            LeaveReason::Quit,
+            None,
+            TimestampMs::now(),
+        )
     })?;
     Ok(created(&ev))
 }
@@ -501,7 +504,8 @@ async fn send_group(
 ) -> ApiResult<Response> {
     let Json(r) = req?;
     let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| s.send_group(&prefix, &group_id, &r.from, r.body, r.custom_data, now()))?;
+    let ev =
+        em.write_event(|s| s.send_group(&prefix, &group_id, &r.from, r.body, r.custom_data, TimestampMs::now()))?;
     Ok(created(&ev))
 }
 

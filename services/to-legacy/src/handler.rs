@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use imbridge_core::disposition::{Classify, Disposition};
-use imbridge_core::{Envelope, Failure};
+use imbridge_core::{Envelope, Failure, TimestampMs};
 use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use imbridge_legacy::{ApplyClient, ApplyError, ApplyOutcome, ContractEvent, ErrorsBody, RetryPolicy};
 use imbridge_telemetry::Readiness;
@@ -160,7 +160,7 @@ impl LegacyApplier {
         let kind = item.env.kind().as_str();
         self.metrics.events.with_label_values(&[kind, outcome]).inc();
         if outcome == "applied" {
-            let age_ms = (now_ms() - item.env.time.as_millis()).max(0);
+            let age_ms = (TimestampMs::now().as_millis() - item.env.time.as_millis()).max(0);
             self.metrics.end_to_end_seconds.with_label_values(&[kind]).observe(age_ms as f64 / 1000.0);
         }
         let span = info_span!("event", event_id = %item.env.id, conversation = %item.env.conversation, kind);
@@ -172,10 +172,6 @@ impl LegacyApplier {
 fn rejected_index(e: &ApplyError) -> Option<usize> {
     let ApplyError::Rejected { body, .. } = e else { return None };
     serde_json::from_str::<ErrorsBody>(body).ok()?.errors.iter().filter_map(|x| x.index).min()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 impl Handler for LegacyApplier {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -78,7 +78,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).ok();
+    let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = ValidateOptions { max_errors_per_kind: args.max_errors, now_ms };
     let started = Instant::now();
     let (_, report) = imbridge_importer::check_export(&args.dir, &options, args.strict)

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -51,7 +51,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let started = Instant::now();
     let cfg = config::load(global.config.as_deref())?.config;
     let settings = ImportSettings { kafka: cfg.kafka, topics: cfg.topics, im: cfg.im, import: cfg.import };
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).ok();
+    let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = RunOptions {
         dir: args.dir.clone(),
         strict: args.strict,

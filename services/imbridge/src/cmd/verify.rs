@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -34,7 +34,7 @@ pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let cfg = config::load(global.config.as_deref())?.config;
     let registry = prometheus::Registry::new();
     let im = imbridge_im::ImClient::new(&cfg.im, &registry).context("im client")?;
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).ok();
+    let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = VerifyOptions {
         validate: ValidateOptions { max_errors_per_kind: 0, now_ms },
         concurrency: args.concurrency,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use imbridge_core::Failure;
+use imbridge_core::{Failure, TimestampMs};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -529,7 +529,7 @@ async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::
             && let Some(behind) = shared.parked_behind(&key)
         {
             let f = Failure::new(dlq::KIND_PARKED, format!("parked behind dead-lettered record {behind}"));
-            if !dead_letter(shared, &front.job, &f, 0, now_ms(), "parked").await {
+            if !dead_letter(shared, &front.job, &f, 0, TimestampMs::now().as_millis(), "parked").await {
                 return false;
             }
             finish(active);
@@ -570,7 +570,7 @@ async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::
             }
             Outcome::DeadLetter(f) => {
                 attempts.count += 1;
-                let first = *attempts.first_failure_ms.get_or_insert_with(now_ms);
+                let first = *attempts.first_failure_ms.get_or_insert_with(|| TimestampMs::now().as_millis());
                 if !dead_letter(shared, &front.job, &f, attempts.count, first, "dead_letter").await {
                     return false;
                 }
@@ -579,7 +579,7 @@ async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::
             }
             Outcome::Retry(f) => {
                 attempts.count += 1;
-                let first = *attempts.first_failure_ms.get_or_insert_with(now_ms);
+                let first = *attempts.first_failure_ms.get_or_insert_with(|| TimestampMs::now().as_millis());
                 if attempts.count >= shared.cfg.retry.max_attempts {
                     let f = Failure::new(
                         dlq::KIND_RETRIES_EXHAUSTED,
@@ -681,11 +681,7 @@ async fn dead_letter<H: Handler>(
 
 fn observe_age<H: Handler>(shared: &Shared<H>, r: &Record, outcome: &str) {
     if let Some(ts) = r.timestamp_ms {
-        let age = (now_ms() - ts).max(0) as f64 / 1000.0;
+        let age = (TimestampMs::now().as_millis() - ts).max(0) as f64 / 1000.0;
         shared.metrics.record_age_seconds.with_label_values(&[outcome]).observe(age);
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

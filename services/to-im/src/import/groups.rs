@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use imbridge_core::event::{ApplyJoin, ImportGroup, ImportGroupMember, ImportGroupMessage, MemberRole};
-use imbridge_core::{Envelope, Event, EventKind, Failure};
+use imbridge_core::{Envelope, Event, EventKind, Failure, TimestampMs};
 use imbridge_im::types::group::{
     GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, IMPORT_GROUP_MEMBER_MAX, IMPORT_GROUP_MSG_MAX,
     ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, MEMBER_RESULT_ALREADY,
@@ -33,9 +33,7 @@ use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use tracing::{debug, warn};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{
-    ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, now_secs, outcome_of, unexpected,
-};
+use super::{ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, outcome_of, unexpected};
 
 /// IM's answers to `import_group` for a group id that is already taken: 10021 (in use), 10025 (in use and
 /// the operator is its owner). For an idempotent import both mean "already present".
@@ -273,7 +271,7 @@ impl GroupsHandler {
             Ok(h) => h,
             Err(o) => return BatchOutcome { done: 0, next: Some(o) },
         };
-        let now = now_secs();
+        let now = TimestampMs::now().as_secs();
         // Decide record by record: present already, part of this call, or left for the next call.
         let mut verdicts: Vec<Outcome> = Vec::new();
         let mut call: Vec<(usize, &Msg<'_>)> = Vec::new();

@@ -196,7 +196,3 @@ pub(crate) fn unexpected(kind: &str, topic: &str) -> Outcome {
 pub(crate) fn header_i64(record: &Record, name: &str) -> Option<i64> {
     record.header_str(name).and_then(|v| v.parse().ok())
 }
-
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
-}

@@ -44,7 +44,7 @@ impl ConversationStates {
         phase: Phase,
         run_id: Option<&str>,
     ) -> Result<(), KafkaError> {
-        let now = TimestampMs(now_ms());
+        let now = TimestampMs::now();
         let mut pending = Vec::with_capacity(conversations.len());
         for c in conversations {
             let state = ConversationState {
@@ -64,8 +64,4 @@ impl ConversationStates {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

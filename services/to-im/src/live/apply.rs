@@ -119,7 +119,7 @@ impl DismissalNotices {
     /// Written (and acknowledged) before `destroy_group`, so ingest can know it by the time the callback comes.
     async fn announce(&self, group: &GroupId) -> Result<(), KafkaError> {
         let conversation = ConversationKey::group(group);
-        let now = TimestampMs(now_ms());
+        let now = TimestampMs::now();
         let state = ConversationState {
             conversation: conversation.clone(),
             phase: Phase::Live,
@@ -132,10 +132,6 @@ impl DismissalNotices {
         let out = Outgoing { key: conversation.as_str().as_bytes(), payload: &payload, headers: &[] };
         self.producer.send(&self.topic, out).await.map(|_| ())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Turns events into IM calls. Cheap to clone.
@@ -213,7 +209,7 @@ impl Applier {
         let random = env.id.stable_u32();
         let found = match &env.event {
             Event::C2cMessage(m) => {
-                let until = now_secs() + 86_400;
+                let until = TimestampMs::now().as_secs() + 86_400;
                 match self.im.c2c_history(m.from.as_str(), m.to.as_str(), since.max(0), until).await {
                     // Matched on sender and MsgRandom (a function of the event id) only, not on MsgSeq: a record
                     // re-driven from the DLQ sits at a new offset, so its MsgSeq differs from the first attempt's.
@@ -494,10 +490,6 @@ impl Applier {
         }
         Ok(())
     }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]

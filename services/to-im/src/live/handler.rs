@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use imbridge_core::disposition::{Classify, Disposition};
-use imbridge_core::{Envelope, Event, Failure, Source};
+use imbridge_core::{Envelope, Event, Failure, Source, TimestampMs};
 use imbridge_im::config::RateSetting;
 use imbridge_im::{Api, ImConfig};
 use imbridge_kafka::{Handler, Outcome, Record};
@@ -205,7 +205,7 @@ impl LiveHandler {
             // Applied but not recorded: the entry stays in memory, and the retry writes it without sending.
             return self.failed(&env, &e);
         }
-        let e2e = (now_ms() - env.time.as_millis()).max(0) as f64 / 1000.0;
+        let e2e = (TimestampMs::now().as_millis() - env.time.as_millis()).max(0) as f64 / 1000.0;
         self.metrics.end_to_end_seconds.with_label_values(&[kind]).observe(e2e);
         self.finish(&env, "applied");
         debug!(reference = %reference, apply_ms = started.elapsed().as_millis() as u64, "applied");
@@ -269,8 +269,4 @@ fn is_live_kind(e: &Event) -> bool {
             | Event::MembersJoined(_)
             | Event::MembersLeft(_)
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

@@ -331,7 +331,7 @@ impl Ledger {
 
     async fn write(&self, pl: &PartitionLedger, env: &Envelope, offset: i64, reference: &str) -> Result<(), ToImError> {
         let entry = LedgerEntry {
-            applied_at: TimestampMs(now_ms()),
+            applied_at: TimestampMs::now(),
             target: TARGET_IM.to_owned(),
             reference: reference.to_owned(),
             topic: Some(self.source_topic.clone()),
@@ -346,10 +346,6 @@ impl Ledger {
         self.metrics.ledger_entries.inc();
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -72,12 +72,8 @@ pub fn text(t: &str) -> Vec<Element> {
     vec![Element::Text { text: t.to_owned() }]
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 fn env(id: EventId, event: Event) -> Envelope {
-    let t = TimestampMs(now_ms());
+    let t = TimestampMs::now();
     Envelope { id, source: Source::Im, conversation: event.conversation(), time: t, recorded_at: Some(t), event }
 }
 
