@@ -199,7 +199,11 @@ async fn metrics_move_and_readiness_follows_kafka() {
     let gt0 = |page: &str, name: &str, labels: &[(&str, &str)]| metric(page, name, labels) > 0.0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let (i, t, l) = (scrape(ingest_addr).await, scrape(to_im_addr).await, scrape(to_legacy_addr).await);
+        let (i, t, l) = (
+            scrape_or_empty(ingest_addr).await,
+            scrape_or_empty(to_im_addr).await,
+            scrape_or_empty(to_legacy_addr).await,
+        );
         let checks = [
             (
                 "ingest legacy events",
@@ -231,7 +235,8 @@ async fn metrics_move_and_readiness_follows_kafka() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let (i, t, l) = (scrape(ingest_addr).await, scrape(to_im_addr).await, scrape(to_legacy_addr).await);
+    let (i, t, l) =
+        (scrape_or_empty(ingest_addr).await, scrape_or_empty(to_im_addr).await, scrape_or_empty(to_legacy_addr).await);
     let must_move: &[(&str, &str, Labels)] = &[
         ("ingest", "imbridge_ingest_produce_seconds_count", &[]),
         ("ingest", "imbridge_ingest_requests_total", &[("endpoint", "legacy"), ("status", "200")]),
@@ -266,7 +271,7 @@ async fn metrics_move_and_readiness_follows_kafka() {
         assert!(l.contains(&format!("\n{name}")), "to-legacy: {name} missing:\n{l}");
     }
     eventually("per-partition lag gauges", Duration::from_secs(30), || async {
-        let (t, l) = (scrape(to_im_addr).await, scrape(to_legacy_addr).await);
+        let (t, l) = (scrape_or_empty(to_im_addr).await, scrape_or_empty(to_legacy_addr).await);
         let le = format!("topic=\"{}\"", topics.legacy_events);
         let ie = format!("topic=\"{}\"", topics.im_events);
         t.lines().any(|x| x.starts_with("imbridge_to_im_consumer_lag{") && x.contains(&le))
@@ -316,11 +321,11 @@ async fn metrics_move_and_readiness_follows_kafka() {
     // Kafka is back (same data): ready again, and traffic flows again.
     broker.run("start", true);
     eventually("all three ready again", Duration::from_secs(90), || async { all(&addrs, ready).await }).await;
-    let before = metric(&scrape(to_im_addr).await, "imbridge_to_im_events_total", &[("outcome", "applied")]);
+    let before = metric(&scrape_or_empty(to_im_addr).await, "imbridge_to_im_events_total", &[("outcome", "applied")]);
     let body = serde_json::json!({"from": "ob2", "to": "ob1", "body": [{"type": "text", "text": "after the outage"}]});
     legacy_api(&legacy, "/api/messages", body).await;
     eventually("traffic flows after the outage", Duration::from_secs(60), || async {
-        metric(&scrape(to_im_addr).await, "imbridge_to_im_events_total", &[("outcome", "applied")]) > before
+        metric(&scrape_or_empty(to_im_addr).await, "imbridge_to_im_events_total", &[("outcome", "applied")]) > before
     })
     .await;
 

@@ -59,7 +59,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
     let n_legacy = from_legacy.len() as f64;
     let n_im = from_im.len();
     eventually("every legacy event applied to IM", Duration::from_secs(120), || async {
-        metric(&scrape(to_im_ops).await, "imbridge_to_im_events_total", &[("outcome", "applied")]) >= n_legacy
+        metric(&scrape_or_empty(to_im_ops).await, "imbridge_to_im_events_total", &[("outcome", "applied")]) >= n_legacy
     })
     .await;
     eventually("every IM event applied to legacy", Duration::from_secs(120), || async {
@@ -75,7 +75,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
         ready(to_im_ops).await && ready(to_legacy_ops).await
     })
     .await;
-    let page = scrape(to_im_ops).await;
+    let page = scrape_or_empty(to_im_ops).await;
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0, "{page}");
     let im_before = im_state(&im);
     let legacy_before = legacy_state(&legacy);
@@ -132,7 +132,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
             && lag(&opts.to_legacy_group, &topics.im_events).await == 0
     })
     .await;
-    let page = scrape(to_im_ops2).await;
+    let page = scrape_or_empty(to_im_ops2).await;
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "skipped")]), n_legacy, "{page}");
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "applied")]), 0.0, "{page}");
     assert_same_state("a whole-topic replay changed IM", &im_before, &im_state(&im));

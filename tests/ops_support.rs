@@ -1,60 +1,24 @@
-//! What the `ops_*` scenarios (issue 6: replay, scaled groups, observability) share: unique topics, canonical
-//! events of both origins, the two emulators in process (real HTTP), one configuration file for every part,
-//! imbridge parts as real processes of the built binary (SIGKILL, SIGTERM), and reading `/metrics`.
+//! What the `ops_*` scenarios (issue 6: replay, scaled groups, observability) share beyond the package's
+//! library (ids, unique topics, lag, imbridge parts as real processes, `/metrics`): canonical events of both
+//! origins, the two emulators in process (real HTTP), one configuration file for every part, and state
+//! snapshots with a readable diff.
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use imbridge_core::event::{C2cMessage, GroupCreated, GroupMessage, GroupType, GroupUpdated, MembersJoined};
 use imbridge_core::topics::TopicNames;
-use imbridge_core::{Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_core::{Envelope, Event, EventId, Source, TimestampMs};
+pub use imbridge_e2e::*;
 use imbridge_im_emulator::RunningEmulator;
+use imbridge_kafka::Producer;
 use imbridge_kafka::admin::Admin;
-use imbridge_kafka::{KafkaConfig, Producer};
 use imbridge_legacy_emulator::RunningLegacyEmulator;
 
 /// The secret to-legacy signs apply requests with (the legacy emulator accepts it).
 pub const APPLY_SECRET: &str = "ops-apply-secret";
 /// The secret legacy webhooks are signed with (ingest checks it).
 pub const WEBHOOK_SECRET: &str = "ops-webhook-secret";
-
-pub fn kafka() -> KafkaConfig {
-    KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
-}
-
-/// Topic names no other test uses.
-pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
-    let u = imbridge_testkit::unique(prefix);
-    TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions,
-        replication: 1,
-    }
-}
-
-pub fn user(s: &str) -> UserId {
-    UserId::parse(s).expect("user id")
-}
-
-pub fn group(s: &str) -> GroupId {
-    GroupId::parse(s).expect("group id")
-}
-
-pub fn text(s: &str) -> Vec<Element> {
-    vec![Element::Text { text: s.to_owned() }]
-}
 
 fn envelope(id: EventId, source: Source, event: Event) -> Envelope {
     let t = TimestampMs::now();
@@ -279,163 +243,6 @@ auto_commit_interval_ms = 200
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write config");
     path
-}
-
-/// Polls `f` until it returns true.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An imbridge part as a child process.
-#[derive(Debug)]
-pub struct Proc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    /// Starts `imbridge --config <config> --log-format json <args…>`, stderr (the log) to `<log>`.
-    pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Self {
-        Self::start_logging(config, args, log, "info")
-    }
-
-    /// [`start`](Self::start) with a log filter of its own (`tracing` syntax).
-    pub fn start_logging(config: &Path, args: &[&str], log: PathBuf, level: &str) -> Self {
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(imbridge_testkit::imbridge_bin())
-            .arg("--config")
-            .arg(config)
-            .args(["--log-format", "json", "--log-level", level])
-            .args(args)
-            .env_remove("IMBRIDGE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("spawn imbridge");
-        Self { child, log }
-    }
-
-    /// SIGKILL: no drain, no commit, no flush.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                return s;
-            }
-            assert!(std::time::Instant::now() < deadline, "no exit 40 s after SIGTERM: {}", self.log.display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The JSON log lines.
-    pub fn log_lines(&self) -> Vec<serde_json::Value> {
-        self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    /// The address field `field` of the first log line with message `message` (the part logs where it listens).
-    pub async fn logged_addr(&self, message: &str, field: &str) -> SocketAddr {
-        let mut found = None;
-        eventually(&format!("`{message}` in {}", self.log.display()), Duration::from_secs(60), || {
-            found = self.log_lines().iter().find_map(|v| {
-                (v["message"] == message).then(|| v[field].as_str().and_then(|a| a.parse().ok())).flatten()
-            });
-            std::future::ready(found.is_some())
-        })
-        .await;
-        found.expect("address")
-    }
-
-    /// Where `imbridge to-im` serves /metrics, /healthz, /readyz.
-    pub async fn to_im_ops(&self) -> SocketAddr {
-        self.logged_addr("to-im ops endpoints listening", "addr").await
-    }
-
-    /// Where `imbridge to-legacy` serves /metrics, /healthz, /readyz.
-    pub async fn to_legacy_ops(&self) -> SocketAddr {
-        self.logged_addr("to-legacy started", "ops_addr").await
-    }
-
-    /// Where `imbridge ingest` serves its endpoints and /metrics, /healthz, /readyz.
-    pub async fn ingest_addr(&self) -> SocketAddr {
-        self.logged_addr("ingest listening", "addr").await
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One metric's value from a Prometheus text page: the sum over the series matching every `labels` pair.
-pub fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// `/metrics` of a part, or an empty page while it is not answering.
-pub async fn scrape(addr: SocketAddr) -> String {
-    match reqwest::get(format!("http://{addr}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// `/readyz` answered 200.
-pub async fn ready(addr: SocketAddr) -> bool {
-    reqwest::get(format!("http://{addr}/readyz")).await.is_ok_and(|r| r.status().is_success())
-}
-
-/// Records of `topic` not yet committed by `group` (every partition; a group that never committed counts all).
-pub async fn lag(group: &str, topic: &str) -> i64 {
-    let admin = Admin::new(&kafka()).expect("admin");
-    match admin.offsets(topic, Some(group)).await {
-        Ok(ps) => ps.iter().map(|p| p.lag()).sum(),
-        Err(_) => i64::MAX,
-    }
-}
-
-/// Runs `imbridge --config <config> <args…>` to completion; returns (success, stdout + stderr).
-pub fn run_cli(config: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(imbridge_testkit::imbridge_bin())
-        .arg("--config")
-        .arg(config)
-        .args(["--log-format", "json", "--log-level", "warn"])
-        .args(args)
-        .env_remove("IMBRIDGE_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run imbridge");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 /// The paths where two JSON documents differ (with both values), for readable assertion messages.

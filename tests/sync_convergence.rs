@@ -109,7 +109,7 @@ impl Cluster {
         } else {
             dir
         };
-        let topics = unique_topics("sync-conv");
+        let topics = unique_topics("sync-conv", PARTITIONS);
         create_topics(&topics).await;
         Admin::new(&kafka())
             .expect("admin")
@@ -195,7 +195,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
 
         // A small export with every record kind: the legacy system's existing data.
         let export = dir.path().join("export");
-        let (ok, out) = cli(
+        let (ok, out) = run_cli(
             &config,
             &[
                 "export",
@@ -302,7 +302,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
         eventually("ingest ready", Duration::from_secs(60), || ok(format!("{}/readyz", self.ingest_url))).await;
         let (to_im, to_legacy) = {
             let p = self.procs.lock().await;
-            (p["to-im"].ops_addr().await, logged_addr(&p["to-legacy"], "to-legacy started", "ops_addr").await)
+            (p["to-im"].to_im_ops().await, p["to-legacy"].to_legacy_ops().await)
         };
         eventually("to-im ready", Duration::from_secs(60), || ready(to_im)).await;
         eventually("to-legacy ready", Duration::from_secs(60), || ready(to_legacy)).await;
@@ -524,8 +524,8 @@ checkpoint_topic = "{prefix}.import.checkpoints"
                 .expect("json");
             let quiet = self.legacy_outbox().await == 0
                 && stats["callbacks_pending"] == 0
-                && lag(&self.topics.legacy_events, &self.to_im_group).await == 0
-                && lag(&self.topics.im_events, &self.to_legacy_group).await == 0;
+                && lag(&self.to_im_group, &self.topics.legacy_events).await == 0
+                && lag(&self.to_legacy_group, &self.topics.im_events).await == 0;
             stable = if quiet { stable + 1 } else { 0 };
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -592,38 +592,6 @@ fn messages_of(v: &Value) -> Msgs {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn logged_addr(p: &Proc, message: &str, field: &str) -> std::net::SocketAddr {
-    let mut found = None;
-    eventually(&format!("{message} in {}", p.log.display()), Duration::from_secs(60), || {
-        found = p.log_text().lines().find_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
-            (v["message"] == message).then(|| v[field].as_str()?.parse().ok())?
-        });
-        std::future::ready(found.is_some())
-    })
-    .await;
-    found.expect("address")
-}
-
-fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(imbridge_testkit::imbridge_bin())
-        .arg("--config")
-        .arg(config)
-        .args(["--log-format", "json", "--log-level", "warn"])
-        .args(args)
-        .env_remove("IMBRIDGE_CONFIG")
-        .output()
-        .expect("run imbridge");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-async fn lag(topic: &str, group: &str) -> i64 {
-    match Admin::new(&kafka()).expect("admin").offsets(topic, Some(group)).await {
-        Ok(ps) => ps.iter().map(|p| p.lag()).sum(),
-        Err(_) => i64::MAX,
-    }
 }
 
 fn text_body(s: &str) -> Value {
@@ -915,7 +883,7 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
     let c = Cluster::start().await;
 
     // The import: IM gets the legacy system's history.
-    let (ok, out) = cli(&c.config, &["import", c.export.to_str().expect("utf8"), "--progress", "off"]);
+    let (ok, out) = run_cli(&c.config, &["import", c.export.to_str().expect("utf8"), "--progress", "off"]);
     assert!(ok, "import: {out}");
     let users: Arc<Vec<String>> = Arc::new({
         let v = c.legacy(reqwest::Method::GET, "/api/users", None).await;
@@ -979,7 +947,7 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
         metric(&ingest_page, "imbridge_ingest_echoes_dropped_total", &[("reason", "imbridge_dismissal")]);
     eprintln!("{own_dismissals} dismissal echoes recognised by announcement");
     let procs = c.procs.lock().await;
-    let to_im_page = scrape(procs["to-im"].ops_addr().await).await;
+    let to_im_page = scrape(procs["to-im"].to_im_ops().await).await;
     assert_eq!(metric(&to_im_page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0);
     let dlq = Admin::new(&kafka()).expect("admin").offsets(&c.topics.dlq, None).await.expect("dlq");
     assert_eq!(dlq.iter().map(|p| p.high - p.low).sum::<i64>(), 0, "nothing dead-lettered");

@@ -90,7 +90,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
     const PAIRS: usize = 24;
     const GROUPS: usize = 16;
     const PER: usize = 25;
-    let topics = unique_topics("sync-nodup");
+    let topics = unique_topics("sync-nodup", PARTITIONS);
     create_topics(&topics).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
@@ -123,7 +123,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
     })
     .await;
     assert_exactly_once_in_order(&im, &t).await;
-    let ops = proc.ops_addr().await;
+    let ops = proc.to_im_ops().await;
     let page = scrape(ops).await;
     let resumed = metric(&page, "imbridge_to_im_ledger_skips_total", &[])
         + metric(&page, "imbridge_to_im_events_total", &[("outcome", "recovered")]);
@@ -144,7 +144,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
     im_server.emulator().advance_clock(PAST_DEDUP);
     let before = sends(&im_server);
     let mut proc = Proc::start(&config, &["to-im"], log(9));
-    let ops = proc.ops_addr().await;
+    let ops = proc.to_im_ops().await;
     eventually("the replay to finish", Duration::from_secs(120), || async {
         lag(&topics.legacy_events, &group_id).await == 0
     })
@@ -162,7 +162,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_crash_window_is_closed_by_a_history_check() {
-    let topics = unique_topics("sync-window");
+    let topics = unique_topics("sync-window", PARTITIONS);
     create_topics(&topics).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
@@ -225,7 +225,7 @@ async fn the_crash_window_is_closed_by_a_history_check() {
     let group_id = imbridge_testkit::unique("sync-window-group");
     let config = to_im_config(dir.path(), &topics, &im_server, &group_id, "");
     let mut proc = Proc::start(&config, &["to-im"], dir.path().join("to-im.log"));
-    let ops = proc.ops_addr().await;
+    let ops = proc.to_im_ops().await;
     eventually("everything applied", Duration::from_secs(60), || async {
         lag(&topics.legacy_events, &group_id).await == 0
     })

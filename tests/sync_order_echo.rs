@@ -26,7 +26,7 @@ const PER_GROUP: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_conversation_in_order_and_every_callback_an_echo() {
     logs();
-    let topics = unique_topics("sync-order");
+    let topics = unique_topics("sync-order", PARTITIONS);
     create_topics(&topics).await;
     let (cb_url, recorded) = recording_server().await;
     let im_server = spawn_im(Some(cb_url)).await;

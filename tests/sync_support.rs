@@ -1,15 +1,12 @@
-//! What the `sync_*` scenarios share: unique topics, producing legacy events, an IM emulator (in process, real
-//! HTTP), to-im as a real process of the built binary (so it can be killed with SIGKILL) or in process, a
-//! recording callback server, and readers of IM's state through the IM client.
+//! What the `sync_*` scenarios share beyond the package's library (ids, unique topics, lag, imbridge parts as
+//! real processes, `/metrics`): producing legacy events, an IM emulator (in process, real HTTP), the
+//! configuration of a to-im process, a recording callback server, and readers of IM's state through the IM
+//! client.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -19,41 +16,20 @@ use imbridge_core::event::{
 };
 use imbridge_core::state::{ConversationState, Phase};
 use imbridge_core::topics::TopicNames;
-use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_core::{ConversationKey, Envelope, Event, EventId, Source, TimestampMs};
+pub use imbridge_e2e::*;
 use imbridge_im::ImClient;
 use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
+use imbridge_kafka::Producer;
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Outgoing;
-use imbridge_kafka::{KafkaConfig, Producer};
 
 pub const PARTITIONS: i32 = 4;
 
 /// Logs of in-process services on stderr (shown for failing tests, or with `--nocapture`).
 pub fn logs() {
     imbridge_telemetry::init_logging(Some(imbridge_telemetry::LogFormat::Text), "info");
-}
-
-pub fn kafka() -> KafkaConfig {
-    KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
-}
-
-/// Topic names no other test uses.
-pub fn unique_topics(prefix: &str) -> TopicNames {
-    let u = imbridge_testkit::unique(prefix);
-    TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions: PARTITIONS,
-        replication: 1,
-    }
 }
 
 /// Creates the topics to-im uses (as the service itself would), so tests can produce before it starts.
@@ -69,18 +45,6 @@ pub async fn create_topics(t: &TopicNames) {
         ])
         .await
         .expect("create topics");
-}
-
-pub fn user(s: &str) -> UserId {
-    UserId::parse(s).expect("user id")
-}
-
-pub fn group(s: &str) -> GroupId {
-    GroupId::parse(s).expect("group id")
-}
-
-pub fn text(s: &str) -> Vec<Element> {
-    vec![Element::Text { text: s.to_owned() }]
 }
 
 /// A legacy-origin envelope as ingest would produce it.
@@ -257,22 +221,6 @@ pub fn body_text(body: &[imbridge_im::MsgElement]) -> String {
         .join("")
 }
 
-/// Polls `f` until it returns true.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// One recorded callback: its query parameters and its body.
 pub type Call = (BTreeMap<String, String>, serde_json::Value);
 
@@ -355,90 +303,4 @@ drain_timeout_ms = 4000
     let path = dir.join(format!("{group_id}.toml"));
     std::fs::write(&path, text).expect("write config");
     path
-}
-
-/// `imbridge to-im` as a child process.
-#[derive(Debug)]
-pub struct Proc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    /// Starts `imbridge --config <config> <args…>`, logging JSON lines to `<log>`.
-    pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Self {
-        let mut all = vec!["--config", config.to_str().expect("utf8 path")];
-        all.extend_from_slice(args);
-        Self::start_args(&all, log)
-    }
-
-    /// Starts `imbridge <args…>` (no imbridge.toml: the emulators take their own `--config`).
-    pub fn start_args(args: &[&str], log: PathBuf) -> Self {
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(imbridge_testkit::imbridge_bin())
-            .args(["--log-format", "json", "--log-level", "info"])
-            .args(args)
-            .env_remove("IMBRIDGE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("spawn imbridge");
-        Self { child, log }
-    }
-
-    /// SIGKILL: no drain, no commit, no flush.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("wait")
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The ops address the process logged (`to-im ops endpoints listening`).
-    pub async fn ops_addr(&self) -> SocketAddr {
-        let mut found = None;
-        eventually("ops address in the log", Duration::from_secs(30), || {
-            found = self.log_text().lines().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                (v["message"] == "to-im ops endpoints listening").then(|| v["addr"].as_str()?.parse().ok())?
-            });
-            std::future::ready(found.is_some())
-        })
-        .await;
-        found.expect("ops address")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One metric's value from a Prometheus text page (sum over label sets matching every `labels` pair).
-pub fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-pub async fn scrape(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("metrics text")
-}
-
-pub async fn ready(addr: SocketAddr) -> bool {
-    reqwest::get(format!("http://{addr}/readyz")).await.is_ok_and(|r| r.status().is_success())
 }

@@ -9,11 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{ADMIN, CALLBACK_TOKEN, Ingest, SDKAPPID, config, metric};
+use common::{ADMIN, CALLBACK_TOKEN, Ingest, SDKAPPID, config};
 use imbridge_core::event::{GroupType, LeaveReason};
 use imbridge_core::{Element, Envelope, Event, Source, TimestampMs};
 use imbridge_ingest::IngestConfig;
 use imbridge_legacy::signature::now_secs;
+use imbridge_testkit::prom::sample;
 use serde_json::{Value, json};
 
 const OK: &str = r#"{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}"#;
@@ -78,9 +79,9 @@ async fn refuses_foreign_forged_and_stale_callbacks() {
     assert_eq!((s, v), (200, ok()));
     assert!(ing.records(&ing.topics.im_events).await.len() == 1, "only the authenticated callback was produced");
     let m = ing.metrics().await;
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="sdkappid",source="im"}"#), 2.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="callback_sign",source="im"}"#), 3.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="callback_stale",source="im"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="sdkappid",source="im"}"#), 2.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_sign",source="im"}"#), 3.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_stale",source="im"}"#), 2.0);
 
     // Without a configured token only SdkAppid is checked.
     let open = Ingest::start(IngestConfig { im_callback_token: None, ..config() }).await;
@@ -262,19 +263,19 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
         "group.members_left",
         "group.dismissed",
     ] {
-        assert_eq!(metric(&m, &format!(r#"imbridge_ingest_events_total{{kind="{kind}",source="im"}}"#)), 1.0, "{kind}");
+        assert_eq!(sample(&m, &format!(r#"imbridge_ingest_events_total{{kind="{kind}",source="im"}}"#)), 1.0, "{kind}");
     }
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="operator",source="im"}"#), 2.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin_marker",source="im"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="operator",source="im"}"#), 2.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin_marker",source="im"}"#), 2.0);
     for reason in ["read_report", "send_failed", "unsupported_group_type", "no_synced_change", "unconsumed_command"] {
         assert_eq!(
-            metric(&m, &format!(r#"imbridge_ingest_callbacks_ignored_total{{reason="{reason}"}}"#)),
+            sample(&m, &format!(r#"imbridge_ingest_callbacks_ignored_total{{reason="{reason}"}}"#)),
             1.0,
             "{reason}"
         );
     }
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 2.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="callback_invalid",source="im"}"#), 3.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_invalid",source="im"}"#), 3.0);
     ing.running.shutdown().await;
 }
 
@@ -442,11 +443,11 @@ async fn im_emulator_callbacks_reach_kafka_and_admin_echoes_do_not() {
         matches!(&left.event, Event::MembersLeft(l) if l.reason == Some(LeaveReason::Quit) && l.members[0].as_str() == "cy")
     );
     let m = ing.metrics().await;
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="operator",source="im"}"#), 3.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin_marker",source="im"}"#), 1.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_callbacks_ignored_total{reason="read_report"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="operator",source="im"}"#), 3.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin_marker",source="im"}"#), 1.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_callbacks_ignored_total{reason="read_report"}"#), 1.0);
     assert_eq!(
-        metric(&m, r#"imbridge_ingest_rejected_total{reason="callback_sign",source="im"}"#),
+        sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_sign",source="im"}"#),
         0.0,
         "the emulator signs correctly"
     );

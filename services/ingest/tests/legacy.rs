@@ -6,10 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Ingest, LEGACY_SECRET, config, metric};
+use common::{Ingest, LEGACY_SECRET, config};
 use imbridge_core::{Event, EventId, Source, TimestampMs};
 use imbridge_ingest::IngestConfig;
 use imbridge_legacy::signature::now_secs;
+use imbridge_testkit::prom::sample;
 use serde_json::{Value, json};
 
 fn text(t: &str) -> Value {
@@ -109,17 +110,17 @@ async fn answers_per_contract_and_accepts_only_after_kafka() {
     assert_eq!(envs.iter().filter(|e| e.id == EventId::legacy("m-1")).count(), 2);
 
     let m = ing.metrics().await;
-    assert_eq!(metric(&m, r#"imbridge_ingest_events_total{kind="c2c.message",source="legacy"}"#), 2.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_events_total{kind="group.created",source="legacy"}"#), 2.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin",source="legacy"}"#), 2.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="signature_missing",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="signature_mismatch",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="signature_stale",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="too_large",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_produce_seconds_count{outcome="ok",source="legacy"}"#), 2.0);
-    assert_eq!(metric(&m, r#"imbridge_ingest_requests_total{endpoint="legacy",status="200"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_events_total{kind="c2c.message",source="legacy"}"#), 2.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_events_total{kind="group.created",source="legacy"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin",source="legacy"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_missing",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_mismatch",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_stale",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="too_large",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_produce_seconds_count{outcome="ok",source="legacy"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_requests_total{endpoint="legacy",status="200"}"#), 2.0);
     ing.running.shutdown().await;
 }
 
@@ -167,8 +168,8 @@ async fn kafka_outage_answers_503_never_200() {
     let h = ing.http.get(format!("{}/healthz", ing.running.url())).send().await.expect("healthz");
     assert_eq!(h.status(), 200, "the process is up even when Kafka is not");
     let m = ing.metrics().await;
-    assert_eq!(metric(&m, r#"imbridge_ingest_rejected_total{reason="kafka_timeout",source="legacy"}"#), 1.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_ingest_events_total{kind="c2c.message",source="legacy"}"#), 0.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="kafka_timeout",source="legacy"}"#), 1.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_events_total{kind="c2c.message",source="legacy"}"#), 0.0);
 }
 
 /// The reference legacy emulator as the sender: its user API fires signed webhooks to this ingest, which puts
@@ -238,7 +239,7 @@ async fn legacy_emulator_webhooks_reach_kafka_in_order_and_echoes_are_dropped() 
     assert_eq!(kinds, want);
     assert!(envs.iter().all(|e| e.source == Source::Legacy && e.id.as_str().starts_with("legacy:")));
     let m = ing.metrics().await;
-    assert_eq!(metric(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin",source="legacy"}"#), 1.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_ingest_echoes_dropped_total{reason="origin",source="legacy"}"#), 1.0, "{m}");
     legacy.shutdown().await.expect("legacy stops");
     ing.running.shutdown().await;
 }

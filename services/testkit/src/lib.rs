@@ -2,9 +2,20 @@
 //!
 //! Tests talk to one real Kafka broker per test run (started by `scripts/test.sh`, or any broker named by
 //! `KAFKA_BOOTSTRAP`); each test isolates itself with unique topic and group names rather than its own broker.
+//!
+//! - [`eventually`]: poll a condition until it holds or a deadline fails the test;
+//! - [`prom`]: read values off a Prometheus text page;
+//! - [`process`]: imbridge parts as child processes of the built binary ([`Proc`], [`run_cli`]).
 
+pub mod process;
+pub mod prom;
+
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use process::{Proc, run_cli};
 
 /// The broker the tests run against. Panics with instructions when none was provided: a test that needs Kafka
 /// must fail loudly, never pass by skipping.
@@ -61,4 +72,17 @@ pub fn imbridge_bin() -> PathBuf {
     let bin = target.join("debug").join("imbridge");
     assert!(bin.exists(), "{} not built: run `cargo build -p imbridge` first (scripts/test.sh does)", bin.display());
     bin
+}
+
+/// Polls `f` every 100 ms until it returns true; fails the test after `timeout`, naming `what`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

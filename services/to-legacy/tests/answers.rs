@@ -17,10 +17,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, metric, produce, produce_raw, topics};
+use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, produce, produce_raw, topics};
 use imbridge_core::{ConversationKey, Envelope};
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_legacy::{ContractEvent, Origin, parse_batch, signature};
+use imbridge_testkit::eventually;
+use imbridge_testkit::prom::sample;
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -148,7 +150,7 @@ async fn requests_hold_one_conversation_in_order_and_answers_are_classified() {
     // Everything finishes: applied, or dead-lettered / parked.
     // bad: the named event + 5 parked; vague: 1 + 2 parked; poison: itself + the event parked behind it.
     let want_dlq = 1 + 5 + 1 + 2 + 1 + 1;
-    common::wait_until("every record finished", Duration::from_secs(90), || {
+    eventually("every record finished", Duration::from_secs(90), || {
         let dlq = topics.dlq.clone();
         let applied = rec.applied();
         async move {
@@ -242,12 +244,12 @@ async fn requests_hold_one_conversation_in_order_and_answers_are_classified() {
     assert_eq!(stats.dead_lettered as usize, want_dlq);
 
     // Metrics moved with what happened.
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="duplicate"}"#), 10.0, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="rejected"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_events_total{kind="group.message",outcome="rejected"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_events_total{kind="unknown",outcome="malformed"}"#), 1.0);
-    assert!(metric(&m, r#"imbridge_to_legacy_apply_retries_total{reason="legacy_http_503"}"#) >= 2.0, "{m}");
-    assert!(metric(&m, r#"imbridge_to_legacy_apply_seconds_count{outcome="rejected"}"#) >= 2.0);
-    assert!(metric(&m, r#"imbridge_to_legacy_apply_seconds_count{outcome="duplicate"}"#) >= 1.0);
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_records_total{outcome="parked"}"#), 8.0);
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="duplicate"}"#), 10.0, "{m}");
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="rejected"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="group.message",outcome="rejected"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="unknown",outcome="malformed"}"#), 1.0);
+    assert!(sample(&m, r#"imbridge_to_legacy_apply_retries_total{reason="legacy_http_503"}"#) >= 2.0, "{m}");
+    assert!(sample(&m, r#"imbridge_to_legacy_apply_seconds_count{outcome="rejected"}"#) >= 2.0);
+    assert!(sample(&m, r#"imbridge_to_legacy_apply_seconds_count{outcome="duplicate"}"#) >= 1.0);
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_records_total{outcome="parked"}"#), 8.0);
 }

@@ -8,12 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, joined, left, metric, produce, renamed, topics};
+use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, joined, left, produce, renamed, topics};
 use imbridge_core::{ConversationKey, Element, GroupId, UserId};
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_legacy::{Origin, SigningSecret};
 use imbridge_legacy_emulator::{LegacyEmulatorConfig, RunningLegacyEmulator};
+use imbridge_testkit::eventually;
+use imbridge_testkit::prom::sample;
 use tokio_util::sync::CancellationToken;
 
 const CONVERSATIONS: usize = 4;
@@ -89,17 +91,17 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     let running = imbridge_to_legacy::start(cfg.clone(), d, stop.clone()).await.expect("to-legacy starts");
     let ops = format!("http://{}", running.ops_addr);
     let http = reqwest::Client::new();
-    common::wait_until("every applicable event applied", Duration::from_secs(90), || {
+    eventually("every applicable event applied", Duration::from_secs(90), || {
         let applied = legacy.stats().counters.applied;
         async move { applied as usize >= total_ok }
     })
     .await;
-    common::wait_until("the refused event and its parked followers dead-lettered", Duration::from_secs(60), || {
+    eventually("the refused event and its parked followers dead-lettered", Duration::from_secs(60), || {
         let dlq = topics.dlq.clone();
         async move { common::records(&dlq).await.len() >= 3 }
     })
     .await;
-    common::wait_until("ready", Duration::from_secs(30), || {
+    eventually("ready", Duration::from_secs(30), || {
         let r = http.get(format!("{ops}/readyz")).send();
         async move { r.await.is_ok_and(|r| r.status() == 200) }
     })
@@ -139,18 +141,18 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     assert_eq!(first.id.as_str(), "im:gmsg:ghost:1");
 
     let m = http.get(format!("{ops}/metrics")).send().await.expect("metrics").text().await.expect("text");
-    let applied = metric(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="applied"}"#);
+    let applied = sample(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="applied"}"#);
     assert_eq!(applied, f64::from(PER_CONVERSATION) * CONVERSATIONS as f64, "{m}");
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_events_total{kind="group.message",outcome="rejected"}"#), 1.0);
-    assert_eq!(metric(&m, r#"imbridge_to_legacy_records_total{outcome="parked"}"#), 2.0);
-    let batches = metric(&m, "imbridge_to_legacy_batch_events_count");
-    let batched = metric(&m, "imbridge_to_legacy_batch_events_sum");
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="group.message",outcome="rejected"}"#), 1.0);
+    assert_eq!(sample(&m, r#"imbridge_to_legacy_records_total{outcome="parked"}"#), 2.0);
+    let batches = sample(&m, "imbridge_to_legacy_batch_events_count");
+    let batched = sample(&m, "imbridge_to_legacy_batch_events_sum");
     assert!(
         batched > batches,
         "queued events of one conversation travel together: {batched} events in {batches} requests"
     );
-    assert!(metric(&m, r#"imbridge_to_legacy_end_to_end_seconds_count{kind="c2c.message"}"#) > 0.0);
-    assert!(metric(&m, r#"imbridge_legacy_apply_requests_total{outcome="applied"}"#) > 0.0);
+    assert!(sample(&m, r#"imbridge_to_legacy_end_to_end_seconds_count{kind="c2c.message"}"#) > 0.0);
+    assert!(sample(&m, r#"imbridge_legacy_apply_requests_total{outcome="applied"}"#) > 0.0);
     drop(registry);
 
     // Graceful shutdown: drained and committed up to the end of every partition.
@@ -183,14 +185,14 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     let (d3, reg3) = deps(&topics);
     let r = imbridge_to_legacy::start(replay, d3, stop3.clone()).await.expect("replay starts");
     let ops3 = format!("http://{}", r.ops_addr);
-    common::wait_until("the replay went through the topic", Duration::from_secs(90), || {
+    eventually("the replay went through the topic", Duration::from_secs(90), || {
         let dups = legacy.stats().counters.apply_duplicates - before.apply_duplicates;
         async move { dups as usize >= total_ok }
     })
     .await;
     let m = http.get(format!("{ops3}/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert_eq!(
-        metric(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="duplicate"}"#),
+        sample(&m, r#"imbridge_to_legacy_events_total{kind="c2c.message",outcome="duplicate"}"#),
         f64::from(PER_CONVERSATION) * CONVERSATIONS as f64,
         "{m}"
     );
@@ -218,7 +220,7 @@ async fn readiness_reports_an_unreachable_legacy_side() {
     let running = imbridge_to_legacy::start(cfg, deps(&topics).0, stop.clone()).await.expect("starts");
     let ops = format!("http://{}", running.ops_addr);
     let http = reqwest::Client::new();
-    common::wait_until("kafka and assignment ready, legacy not", Duration::from_secs(60), || {
+    eventually("kafka and assignment ready, legacy not", Duration::from_secs(60), || {
         let r = http.get(format!("{ops}/readyz")).send();
         async move {
             let Ok(r) = r.await else { return false };
@@ -233,11 +235,11 @@ async fn readiness_reports_an_unreachable_legacy_side() {
     .await;
     let h = http.get(format!("{ops}/healthz")).send().await.expect("healthz");
     assert_eq!(h.status(), 200);
-    common::wait_until("the event is being retried", Duration::from_secs(30), || {
+    eventually("the event is being retried", Duration::from_secs(30), || {
         let r = http.get(format!("{ops}/metrics")).send();
         async move {
             let m = r.await.expect("metrics").text().await.expect("text");
-            metric(&m, r#"imbridge_to_legacy_apply_retries_total{reason="legacy_connect"}"#) >= 3.0
+            sample(&m, r#"imbridge_to_legacy_apply_retries_total{reason="legacy_connect"}"#) >= 3.0
         }
     })
     .await;

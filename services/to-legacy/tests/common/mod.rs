@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupMessage, GroupType, GroupUpdated, MembersJoined, MembersLeft,
@@ -183,25 +182,4 @@ pub async fn records(topic: &str) -> Vec<Record> {
     .await
     .unwrap_or_default();
     out.lock().expect("lock").clone()
-}
-
-/// The value of one sample line of a Prometheus text exposition (`name{labels} value`), 0 when absent.
-pub fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
