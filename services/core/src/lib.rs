@@ -5,7 +5,7 @@
 //! - [`ids`]: the domain identifiers ([`UserId`], [`GroupId`], [`EventId`], [`ConversationKey`]) and the
 //!   rules that derive them (conversation keys in byte order, event ids from the source's own ids);
 //! - [`time`]: [`TimestampMs`], which reads Unix milliseconds or RFC 3339 and always writes milliseconds;
-//! - [`body`]: message body elements in imbridge's canonical (export) shape;
+//! - [`body`]: message body elements in imbridge's canonical (export) shape, strict and as exports write them;
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);

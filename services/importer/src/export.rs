@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use imbridge_core::TimestampMs;
+pub use imbridge_core::body::ExportElement;
 use imbridge_core::event::{AllowType, ApplyJoin, Gender, MemberRole};
 use serde::{Deserialize, Serialize};
 
@@ -398,92 +399,6 @@ pub struct GroupMessageRecord {
     pub from: String,
     pub sent_at: TimestampMs,
     pub body: Vec<ExportElement>,
-}
-
-/// A body element as the export writes it. Same shape as [`imbridge_core::Element`], but unknown fields are
-/// ignored (the export format promises that), where the event model rejects them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ExportElement {
-    Text {
-        text: String,
-    },
-    Image {
-        url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        width: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        height: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        size: Option<u64>,
-    },
-    File {
-        url: String,
-        name: String,
-        size: u64,
-    },
-    Sound {
-        url: String,
-        seconds: u32,
-        size: u64,
-    },
-    Video {
-        url: String,
-        seconds: u32,
-        size: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        thumb_url: Option<String>,
-    },
-    Location {
-        latitude: f64,
-        longitude: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        desc: Option<String>,
-    },
-    Face {
-        index: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        data: Option<String>,
-    },
-    Custom {
-        data: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        desc: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ext: Option<String>,
-    },
-}
-
-impl From<ExportElement> for imbridge_core::Element {
-    fn from(e: ExportElement) -> Self {
-        use imbridge_core::Element as E;
-        match e {
-            ExportElement::Text { text } => E::Text { text },
-            ExportElement::Image { url, width, height, size } => E::Image { url, width, height, size },
-            ExportElement::File { url, name, size } => E::File { url, name, size },
-            ExportElement::Sound { url, seconds, size } => E::Sound { url, seconds, size },
-            ExportElement::Video { url, seconds, size, thumb_url } => E::Video { url, seconds, size, thumb_url },
-            ExportElement::Location { latitude, longitude, desc } => E::Location { latitude, longitude, desc },
-            ExportElement::Face { index, data } => E::Face { index, data },
-            ExportElement::Custom { data, desc, ext } => E::Custom { data, desc, ext },
-        }
-    }
-}
-
-impl From<imbridge_core::Element> for ExportElement {
-    fn from(e: imbridge_core::Element) -> Self {
-        use imbridge_core::Element as E;
-        match e {
-            E::Text { text } => ExportElement::Text { text },
-            E::Image { url, width, height, size } => ExportElement::Image { url, width, height, size },
-            E::File { url, name, size } => ExportElement::File { url, name, size },
-            E::Sound { url, seconds, size } => ExportElement::Sound { url, seconds, size },
-            E::Video { url, seconds, size, thumb_url } => ExportElement::Video { url, seconds, size, thumb_url },
-            E::Location { latitude, longitude, desc } => ExportElement::Location { latitude, longitude, desc },
-            E::Face { index, data } => ExportElement::Face { index, data },
-            E::Custom { data, desc, ext } => ExportElement::Custom { data, desc, ext },
-        }
-    }
 }
 
 #[cfg(test)]
