@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::LegacyEmulator;
-use crate::state::{Applied, Friend, Group, Message, ProfilePatch, Refusal, User};
+use crate::state::{Applied, Friend, Group, Message, ProfilePatch, Refusal, State as EmulatorState, User};
 
 /// Every route of the emulator.
 pub(crate) fn router(em: LegacyEmulator) -> Router {
@@ -88,6 +88,17 @@ fn created(ev: &ContractEvent) -> Response {
         body["group_id"] = json!(c.group_id);
     }
     (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// A native write that queues one event: runs `change` with the configured id prefix, then answers like
+/// [`created`].
+fn write_created(
+    em: &LegacyEmulator,
+    change: impl FnOnce(&mut EmulatorState, &str) -> Result<ContractEvent, Refusal>,
+) -> ApiResult<Response> {
+    let prefix = em.config().id_prefix.clone();
+    let ev = em.write_event(|s| change(s, &prefix))?;
+    Ok(created(&ev))
 }
 
 // ---- apply (imbridge → legacy) ---------------------------------------------------------------------
@@ -233,9 +244,7 @@ async fn send_c2c(
     req: Result<Json<NewMessage>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| s.send_c2c(&prefix, &r.from, &r.to, r.body, r.custom_data, TimestampMs::now()))?;
-    Ok(created(&ev))
+    write_created(&em, |s, prefix| s.send_c2c(prefix, &r.from, &r.to, r.body, r.custom_data, TimestampMs::now()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,10 +311,9 @@ async fn create_group(
     req: Result<Json<NewGroup>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| {
+    write_created(&em, |s, prefix| {
         s.create_group(
-            &prefix,
+            prefix,
             r.group_id.as_deref(),
             r.group_type,
             r.name,
@@ -316,8 +324,7 @@ async fn create_group(
             &r.members,
             TimestampMs::now(),
         )
-    })?;
-    Ok(created(&ev))
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -410,18 +417,13 @@ async fn update_group(
     req: Result<Json<GroupPatch>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
     let patch =
         ProfilePatch { name: r.name, introduction: r.introduction, notification: r.notification, face_url: r.face_url };
-    let ev =
-        em.write_event(|s| s.update_group(&prefix, &group_id, r.operator.as_deref(), patch, TimestampMs::now()))?;
-    Ok(created(&ev))
+    write_created(&em, |s, prefix| s.update_group(prefix, &group_id, r.operator.as_deref(), patch, TimestampMs::now()))
 }
 
 async fn dismiss_group(State(em): State<LegacyEmulator>, Path(group_id): Path<String>) -> ApiResult<Response> {
-    let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| s.dismiss_group(&prefix, &group_id, TimestampMs::now()))?;
-    Ok(created(&ev))
+    write_created(&em, |s, prefix| s.dismiss_group(prefix, &group_id, TimestampMs::now()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,11 +460,9 @@ async fn kick_members(
     req: Result<Json<MembersReq>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| {
-        s.remove_members(&prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), TimestampMs::now())
-    })?;
-    Ok(created(&ev))
+    write_created(&em, |s, prefix| {
+        s.remove_members(prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), TimestampMs::now())
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,18 +476,16 @@ async fn leave_group(
     req: Result<Json<UserReq>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
-    let ev = em.write_event(|s| {
+    write_created(&em, |s, prefix| {
         s.remove_members(
-            &prefix,
+            prefix,
             &group_id,
             std::slice::from_ref(&r.user_id),
             LeaveReason::Quit,
             None,
             TimestampMs::now(),
         )
-    })?;
-    Ok(created(&ev))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,10 +501,7 @@ async fn send_group(
     req: Result<Json<NewGroupMessage>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(r) = req?;
-    let prefix = em.config().id_prefix.clone();
-    let ev =
-        em.write_event(|s| s.send_group(&prefix, &group_id, &r.from, r.body, r.custom_data, TimestampMs::now()))?;
-    Ok(created(&ev))
+    write_created(&em, |s, prefix| s.send_group(prefix, &group_id, &r.from, r.body, r.custom_data, TimestampMs::now()))
 }
 
 async fn mark_group_read(

@@ -11,23 +11,19 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use imbridge_core::event::{ApplyJoin, GroupType, ImportProfile, MemberRole};
+use imbridge_core::event::{ApplyJoin, GroupType, ImportAccount, ImportC2cRead, ImportProfile, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EmulatorError;
 use crate::state::{Friend, Group, Member, Message, State, User};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountRecord {
-    pub user_id: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-}
+// A record that has exactly the fields of its import event is that event's payload type, so the two cannot drift.
 
-/// `profiles.ndjson`: the export's profile record has exactly the fields of the import event.
+/// `accounts.ndjson`.
+pub type AccountRecord = ImportAccount;
+
+/// `profiles.ndjson`.
 pub type ProfileRecord = ImportProfile;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,12 +45,8 @@ pub struct C2cMessageRecord {
     pub custom_data: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C2cReadRecord {
-    pub user_id: UserId,
-    pub peer_id: UserId,
-    pub read_at: TimestampMs,
-}
+/// `c2c_reads.ndjson`.
+pub type C2cReadRecord = ImportC2cRead;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupRecord {
