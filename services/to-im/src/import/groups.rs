@@ -33,7 +33,9 @@ use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use tracing::{debug, warn};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, outcome_of, unexpected};
+use super::{
+    ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, outcome_of, single_outcome, unexpected,
+};
 
 /// IM's answers to `import_group` for a group id that is already taken: 10021 (in use), 10025 (in use and
 /// the operator is its owner). For an idempotent import both mean "already present".
@@ -402,12 +404,7 @@ pub fn send_time_of(record: &Record, m: &ImportGroupMessage) -> i64 {
 
 impl Handler for GroupsHandler {
     async fn handle(&self, record: &Record) -> Outcome {
-        let out = self.handle_batch(&[record]).await;
-        match (out.done, out.next) {
-            (_, Some(o)) => o,
-            (n, None) if n > 0 => Outcome::Done,
-            _ => Outcome::Retry(Failure::new("import_no_progress", "nothing applied")),
-        }
+        single_outcome(self.handle_batch(&[record]).await)
     }
 
     fn batch_limit(&self) -> usize {

@@ -44,7 +44,7 @@ use imbridge_core::{Envelope, Failure};
 use imbridge_im::{ImClient, ImError};
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
-use imbridge_kafka::{ConsumerConfig, KafkaConfig, OrderedConsumer, Outcome, Record};
+use imbridge_kafka::{BatchOutcome, ConsumerConfig, KafkaConfig, OrderedConsumer, Outcome, Record};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -166,6 +166,16 @@ pub fn import_consumer_config() -> ConsumerConfig {
 /// Decodes a record's envelope; a record that is not one is poison.
 pub(crate) fn envelope_of(record: &Record) -> Result<Envelope, Outcome> {
     record.envelope().map_err(Outcome::DeadLetter)
+}
+
+/// A batch handler's answer for one record handled alone: the record's own verdict, done, or — when the batch
+/// made no progress at all — a retry.
+pub(crate) fn single_outcome(out: BatchOutcome) -> Outcome {
+    match (out.done, out.next) {
+        (_, Some(o)) => o,
+        (n, None) if n > 0 => Outcome::Done,
+        _ => Outcome::Retry(Failure::new("import_no_progress", "nothing applied")),
+    }
 }
 
 /// The runner's verdict on a failed IM call, from the error's own classification.

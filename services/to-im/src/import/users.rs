@@ -17,7 +17,7 @@ use imbridge_im::types::sns::{FRIEND_IMPORT_MAX, FriendImportItem, FriendImportR
 use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{ApplyContext, RecordOutcome, envelope_of, item_failure, outcome_of, unexpected};
+use super::{ApplyContext, RecordOutcome, envelope_of, item_failure, outcome_of, single_outcome, unexpected};
 
 /// Applies `import.profile` and `import.friendship` records.
 #[derive(Debug)]
@@ -102,12 +102,7 @@ impl UsersHandler {
 
 impl Handler for UsersHandler {
     async fn handle(&self, record: &Record) -> Outcome {
-        let out = self.handle_batch(&[record]).await;
-        match (out.done, out.next) {
-            (_, Some(o)) => o,
-            (n, None) if n > 0 => Outcome::Done,
-            _ => Outcome::Retry(imbridge_core::Failure::new("import_no_progress", "nothing applied")),
-        }
+        single_outcome(self.handle_batch(&[record]).await)
     }
 
     fn batch_limit(&self) -> usize {
