@@ -6,6 +6,7 @@
 //! - [`ops_router`] / [`serve_ops`]: `/metrics` (Prometheus text from an explicit registry), `/healthz`
 //!   (process up) and `/readyz` (every readiness check true);
 //! - [`shutdown_token`]: one cancellation token fired by SIGTERM or Ctrl-C;
+//! - [`counter_sum`]: a counter family's total for one label value, for commands that report what they did;
 //! - [`bench`]: CPU, memory and latency measurement for the `bench` commands.
 
 pub mod bench;
@@ -20,7 +21,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::core::Collector as _;
+use prometheus::{Encoder, IntCounterVec, Registry, TextEncoder};
 use tokio_util::sync::CancellationToken;
 
 /// How log lines are written.
@@ -124,6 +126,18 @@ pub async fn serve_ops(
     Ok((local, handle))
 }
 
+/// The sum over a counter family's series whose label `label` has `value` (`outcome="applied"` across every
+/// kind, say): what a command that drove a service's handler in process reports it did.
+pub fn counter_sum(counters: &IntCounterVec, label: &str, value: &str) -> u64 {
+    counters
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|m| m.get_label().iter().any(|l| l.name() == label && l.value() == value))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 /// A token cancelled on SIGTERM or Ctrl-C: the one shutdown signal every run loop watches.
 pub fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
@@ -152,4 +166,21 @@ pub fn shutdown_token() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_sum_adds_every_series_with_the_label_value() {
+        let c = IntCounterVec::new(prometheus::Opts::new("t_events_total", "t"), &["kind", "outcome"]).expect("vec");
+        c.with_label_values(&["c2c", "applied"]).inc_by(2);
+        c.with_label_values(&["group", "applied"]).inc_by(3);
+        c.with_label_values(&["group", "skipped"]).inc();
+        assert_eq!(counter_sum(&c, "outcome", "applied"), 5);
+        assert_eq!(counter_sum(&c, "outcome", "skipped"), 1);
+        assert_eq!(counter_sum(&c, "outcome", "recovered"), 0);
+        assert_eq!(counter_sum(&c, "kind", "group"), 4);
+    }
 }

@@ -20,7 +20,7 @@ use imbridge_im::ImClient;
 use imbridge_kafka::Producer;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::replay::KeyReplay;
-use imbridge_telemetry::Readiness;
+use imbridge_telemetry::{Readiness, counter_sum};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -103,17 +103,7 @@ pub async fn conversation(
         warn!(error = %e, "producer flush after the replay failed");
     }
     let key = result?;
-    let count = |outcome: &str| -> u64 {
-        use prometheus::core::Collector as _;
-        metrics
-            .events
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-            .filter(|m| m.get_label().iter().any(|l| l.name() == "outcome" && l.value() == outcome))
-            .map(|m| m.get_counter().get_value() as u64)
-            .sum()
-    };
+    let count = |outcome: &str| counter_sum(&metrics.events, "outcome", outcome);
     let out = Replayed { applied: count("applied"), skipped: count("skipped"), recovered: count("recovered"), key };
     info!(
         matched = out.key.matched,

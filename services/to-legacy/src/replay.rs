@@ -11,9 +11,8 @@ use imbridge_core::topics::TopicNames;
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::replay::KeyReplay;
 use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
-use imbridge_telemetry::Readiness;
+use imbridge_telemetry::{Readiness, counter_sum};
 use prometheus::Registry;
-use prometheus::core::Collector as _;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -66,16 +65,7 @@ pub async fn conversation(
         &config.consumer.retry,
     )
     .await?;
-    let count = |outcome: &str| -> u64 {
-        metrics
-            .events
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-            .filter(|m| m.get_label().iter().any(|l| l.name() == "outcome" && l.value() == outcome))
-            .map(|m| m.get_counter().get_value() as u64)
-            .sum()
-    };
+    let count = |outcome: &str| counter_sum(&metrics.events, "outcome", outcome);
     let out = Replayed { applied: count("applied"), duplicate: count("duplicate"), key };
     info!(
         matched = out.key.matched,
