@@ -24,6 +24,9 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Configuration tools (`config validate`).
     Config(cmd::config::ConfigArgs),
+    /// Demo tools against running emulators and services: live traffic from both apps (`demo traffic`) and a
+    /// convergence check (`demo check`).
+    Demo(cmd::demo::DemoArgs),
     /// The dead-letter topic: list, show, replay (re-drive in order) or drop unresolved records.
     Dlq(cmd::dlq::DlqArgs),
     /// Re-apply events: reset a stopped consumer group (`--group`), or re-apply one conversation now
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Config(args) => cmd::config::run(args, &cli.global),
+            Command::Demo(args) => cmd::demo::run(args, &cli.global).await,
             Command::Dlq(args) => cmd::dlq::run(args, &cli.global).await,
             Command::Replay(args) => cmd::replay::run(args, &cli.global).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,

@@ -1,0 +1,384 @@
+//! Demo tools for a running coexistence setup: the two emulators (`imbridge emulate im`, `imbridge emulate
+//! legacy`), ingest, to-im and to-legacy on one Kafka — as `scripts/demo.sh` starts them.
+//!
+//! - [`traffic::run`] (`imbridge demo traffic`): users of the old app (the legacy emulator's user API) and of the
+//!   new app (the IM emulator's client simulation) chat in 1:1 conversations and groups, create, rename, join,
+//!   leave and dismiss groups, in rounds.
+//! - [`check::run`] (`imbridge demo check`): waits until the pipeline is quiet, reads the services' metrics and
+//!   compares the conversations the traffic touched on both sides; PASS or FAIL.
+//!
+//! "The same order" on two systems without a shared clock is only defined when a conversation's operations do
+//! not race each other across systems: people take turns. So traffic runs in rounds; in each round every
+//! conversation is driven from one side only (both apps are busy, in different conversations), and the next
+//! round starts once everything of the previous one has been applied on the other side, in a later second (IM
+//! orders 1:1 messages by second, then MsgSeq, and a native client's MsgSeq and imbridge's are not comparable).
+
+pub mod check;
+pub mod prom;
+pub mod traffic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use imbridge_core::Element;
+use imbridge_core::topics::TopicNames;
+use imbridge_im::config::RateSetting;
+use imbridge_im::{Api, ImClient, ImConfig, from_im_body};
+use imbridge_kafka::KafkaConfig;
+use imbridge_kafka::admin::Admin;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Where everything runs (from imbridge's configuration plus the legacy emulator's URL).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The legacy emulator's base URL (user API and read endpoints).
+    pub legacy_url: String,
+    /// IM (the emulator): REST base URL, SDKAppID, admin and secret key (also signs the simulated users' UserSigs).
+    pub im: ImConfig,
+    pub kafka: KafkaConfig,
+    pub topics: TopicNames,
+    /// to-im's live consumer group and to-legacy's group (their lag says what is still in flight).
+    pub to_im_group: String,
+    pub to_legacy_group: String,
+    /// `/metrics` URLs of ingest, to-im and to-legacy.
+    pub ingest_metrics: String,
+    pub to_im_metrics: String,
+    pub to_legacy_metrics: String,
+}
+
+/// Which app a user is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The old app: writes through the legacy backend's user API.
+    Legacy,
+    /// The new app: writes through IM (the emulator's client simulation).
+    Im,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Legacy => "old app",
+            Side::Im => "new app",
+        }
+    }
+
+    pub fn other(self) -> Side {
+        match self {
+            Side::Legacy => Side::Im,
+            Side::Im => Side::Legacy,
+        }
+    }
+}
+
+/// Messages as (sender, body), in a system's order.
+pub type Msgs = Vec<(String, Vec<Element>)>;
+
+/// One group as either system shows it, in a shared shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupSnap {
+    pub group_type: String,
+    pub name: String,
+    pub introduction: String,
+    pub notification: String,
+    pub face_url: String,
+    pub owner: String,
+    /// Member → role (`owner`, `admin`, `member`).
+    pub members: BTreeMap<String, String>,
+    /// IM's join/leave notices left out.
+    pub messages: Msgs,
+}
+
+/// What the demo talks to: both systems' user-facing and read APIs, and Kafka for the consumer groups' lag.
+#[derive(Debug)]
+pub struct Systems {
+    pub ep: Endpoints,
+    http: reqwest::Client,
+    im: ImClient,
+    sigs: Mutex<HashMap<String, String>>,
+}
+
+impl Systems {
+    pub fn new(ep: Endpoints) -> anyhow::Result<Self> {
+        let im = ImClient::new(&ep.im, &prometheus::Registry::new()).context("IM client")?;
+        // IM's read quotas are per app and shared with the services: the demo's reads take half.
+        for api in [Api::AdminGetRoamMsg, Api::GroupMsgGetSimple, Api::GetGroupInfo, Api::GetGroupMemberInfo] {
+            im.set_rate(api, RateSetting::PerSec(100.0));
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { ep, http, im, sigs: Mutex::default() })
+    }
+
+    // ---- the old app: the legacy backend's user API and read endpoints ----------------------------------------
+
+    async fn legacy(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.ep.legacy_url);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.with_context(|| format!("legacy {method} {path}"))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("legacy {method} {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// A write by an old-app user.
+    pub async fn legacy_write(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<()> {
+        self.legacy(method, path, Some(&body)).await.map(drop)
+    }
+
+    pub async fn legacy_users(&self) -> anyhow::Result<Vec<String>> {
+        let v = self.legacy(reqwest::Method::GET, "/api/users", None).await?;
+        let mut users: Vec<String> =
+            v.as_array().context("users")?.iter().filter_map(|u| u["user_id"].as_str().map(str::to_owned)).collect();
+        users.sort();
+        Ok(users)
+    }
+
+    /// Existing 1:1 conversations: (a, b, message count), a < b.
+    pub async fn legacy_c2c_list(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let v = self.legacy(reqwest::Method::GET, "/api/c2c", None).await?;
+        Ok(v.as_array()
+            .context("c2c")?
+            .iter()
+            .filter_map(|c| {
+                let (a, b) = c["conversation"].as_str()?.strip_prefix("c2c:")?.split_once(':')?;
+                Some((a.to_owned(), b.to_owned(), c["messages"].as_u64().unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    pub async fn legacy_group_ids(&self) -> anyhow::Result<Vec<String>> {
+        let v = self.legacy(reqwest::Method::GET, "/api/groups", None).await?;
+        Ok(v.as_array().context("groups")?.iter().filter_map(|g| g["group_id"].as_str().map(str::to_owned)).collect())
+    }
+
+    pub async fn legacy_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
+        let v = self.legacy(reqwest::Method::GET, &format!("/api/c2c/{a}/{b}/messages"), None).await?;
+        messages_of(&v["messages"])
+    }
+
+    pub async fn legacy_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
+        let r = self.http.get(format!("{}/api/groups/{g}", self.ep.legacy_url)).send().await?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let v: Value = r.error_for_status()?.json().await?;
+        let msgs = self.legacy(reqwest::Method::GET, &format!("/api/groups/{g}/messages"), None).await?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let members = v["members"]
+            .as_array()
+            .context("members")?
+            .iter()
+            .filter_map(|m| Some((m["user_id"].as_str()?.to_owned(), m["role"].as_str()?.to_lowercase())))
+            .collect();
+        Ok(Some(GroupSnap {
+            group_type: s("group_type"),
+            name: s("name"),
+            introduction: s("introduction"),
+            notification: s("notification"),
+            face_url: s("face_url"),
+            owner: s("owner"),
+            members,
+            messages: messages_of(&msgs)?,
+        }))
+    }
+
+    // ---- the new app: IM's client simulation, and IM's REST read APIs -----------------------------------------
+
+    fn usersig(&self, user: &str) -> String {
+        let mut sigs = self.sigs.lock().unwrap_or_else(|e| e.into_inner());
+        sigs.entry(user.to_owned())
+            .or_insert_with(|| {
+                let now = imbridge_im::sigcache::unix_now_secs();
+                imbridge_im::usersig::generate(self.ep.im.sdkappid, &self.ep.im.secret_key, user, 86_400, now)
+            })
+            .clone()
+    }
+
+    /// A new-app user's action (`api` like `openim/sendmsg`), through IM's client simulation.
+    pub async fn im_as(&self, user: &str, api: &str, body: Value) -> anyhow::Result<Value> {
+        let url = format!(
+            "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
+            self.ep.im.base_url.trim_end_matches('/'),
+            self.ep.im.sdkappid,
+            self.usersig(user)
+        );
+        let v: Value = self.http.post(url).json(&body).send().await?.json().await?;
+        if v["ErrorCode"] != 0 {
+            bail!("IM client {user} {api}: {} {}", v["ErrorCode"], v["ErrorInfo"]);
+        }
+        Ok(v)
+    }
+
+    pub async fn im_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
+        let now = imbridge_im::sigcache::unix_now_secs() as i64;
+        let msgs = self.im.c2c_history(a, b, 0, now + 30 * 86_400).await?;
+        msgs.iter().map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?))).collect()
+    }
+
+    pub async fn im_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
+        let Some(info) = self.im.group_infos(&[g.to_owned()], None).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        if info.error_code != 0 {
+            return Ok(None);
+        }
+        let members = self
+            .im
+            .all_group_members(g, Some(vec!["Role".into()]))
+            .await?
+            .into_iter()
+            .map(|m| (m.member_account, m.role.unwrap_or_default().to_lowercase()))
+            .collect();
+        let messages = self
+            .im
+            .group_history(g, false)
+            .await?
+            .into_iter()
+            .filter(|m| m.is_system_msg != Some(1))
+            .map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?)))
+            .collect::<anyhow::Result<Msgs>>()?;
+        let s = |o: Option<String>| o.unwrap_or_default();
+        Ok(Some(GroupSnap {
+            group_type: s(info.group_type),
+            name: s(info.name),
+            introduction: s(info.introduction),
+            notification: s(info.notification),
+            face_url: s(info.face_url),
+            owner: s(info.owner_account),
+            members,
+            messages,
+        }))
+    }
+
+    // ---- the pipeline ---------------------------------------------------------------------------------------
+
+    /// What is still in flight: webhooks in legacy's outbox, callbacks in IM's queue, events ingest accepted
+    /// that to-im or to-legacy have not finished (from their metrics), and with `admin` the lag of the two
+    /// consumer groups (committed only after applying). Read in that order, so nothing in flight means every
+    /// write made before the call has been applied on the other side.
+    pub async fn in_flight(&self, admin: Option<&Admin>) -> anyhow::Result<InFlight> {
+        let legacy = self.legacy(reqwest::Method::GET, "/api/stats", None).await?;
+        let im: Value = self
+            .http
+            .get(format!("{}/emulator/stats", self.ep.im.base_url.trim_end_matches('/')))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let ingest = prom::Page::parse(&self.scrape(&self.ep.ingest_metrics).await.context("ingest /metrics")?);
+        let to_im = prom::Page::parse(&self.scrape(&self.ep.to_im_metrics).await.context("to-im /metrics")?);
+        let to_legacy =
+            prom::Page::parse(&self.scrape(&self.ep.to_legacy_metrics).await.context("to-legacy /metrics")?);
+        let ingested = |source: &str| ingest.sum("imbridge_ingest_events_total", &[("source", source)]);
+        let mut f = InFlight {
+            legacy_outbox: legacy["outbox_pending"].as_u64().context("outbox_pending")?,
+            im_callbacks: im["callbacks_pending"].as_u64().context("callbacks_pending")?,
+            to_im_pending: (ingested("legacy") - to_im.sum("imbridge_to_im_events_total", &[])) as i64,
+            to_legacy_pending: (ingested("im") - to_legacy.sum("imbridge_to_legacy_events_total", &[])) as i64,
+            to_im_lag: 0,
+            to_legacy_lag: 0,
+        };
+        if let Some(admin) = admin {
+            let lag = |ps: Vec<imbridge_kafka::admin::PartitionOffsets>| ps.iter().map(|p| p.lag()).sum::<i64>();
+            f.to_im_lag = lag(admin.offsets(&self.ep.topics.legacy_events, Some(&self.ep.to_im_group)).await?);
+            f.to_legacy_lag = lag(admin.offsets(&self.ep.topics.im_events, Some(&self.ep.to_legacy_group)).await?);
+        }
+        Ok(f)
+    }
+
+    /// Waits until nothing is in flight (twice in a row); with `admin`, until the consumer groups' committed lag
+    /// is zero too. Returns how long it took.
+    pub async fn wait_quiet(&self, admin: Option<&Admin>, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut quiet_in_a_row = 0;
+        loop {
+            let f = self.in_flight(admin).await?;
+            quiet_in_a_row = if f.is_zero() { quiet_in_a_row + 1 } else { 0 };
+            if quiet_in_a_row == 2 {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                bail!("still in flight after {timeout:?}: {f}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET` a Prometheus text page.
+    pub async fn scrape(&self, url: &str) -> anyhow::Result<String> {
+        Ok(self.http.get(url).send().await?.error_for_status()?.text().await?)
+    }
+}
+
+/// What is not yet on the other side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InFlight {
+    pub legacy_outbox: u64,
+    pub im_callbacks: u64,
+    /// Events ingest accepted that the service has not finished (applied or dead-lettered).
+    pub to_im_pending: i64,
+    pub to_legacy_pending: i64,
+    /// Records after the consumer group's committed offset.
+    pub to_im_lag: i64,
+    pub to_legacy_lag: i64,
+}
+
+impl InFlight {
+    pub fn is_zero(&self) -> bool {
+        *self == InFlight::default()
+    }
+}
+
+impl std::fmt::Display for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "legacy webhooks queued {}, IM callbacks queued {}, to-im: {} unfinished, lag {}; to-legacy: {} \
+             unfinished, lag {}",
+            self.legacy_outbox,
+            self.im_callbacks,
+            self.to_im_pending,
+            self.to_im_lag,
+            self.to_legacy_pending,
+            self.to_legacy_lag
+        )
+    }
+}
+
+fn messages_of(v: &Value) -> anyhow::Result<Msgs> {
+    let Some(a) = v.as_array() else { return Ok(Vec::new()) };
+    a.iter()
+        .map(|m| {
+            let body: Vec<Element> = serde_json::from_value(m["body"].clone()).context("legacy message body")?;
+            Ok((m["from"].as_str().context("from")?.to_owned(), body))
+        })
+        .collect()
+}
+
+/// A text body in the legacy contract's shape.
+pub fn text_body(s: &str) -> Value {
+    json!([{ "type": "text", "text": s }])
+}
+
+/// A text body in IM's shape.
+pub fn im_text(s: &str) -> Value {
+    json!([{ "MsgType": "TIMTextElem", "MsgContent": { "Text": s } }])
+}
+
+/// The texts of a conversation's plain text messages.
+pub fn texts(msgs: &Msgs) -> impl Iterator<Item = &str> {
+    msgs.iter().filter_map(|(_, body)| match body.as_slice() {
+        [Element::Text { text }] => Some(text.as_str()),
+        _ => None,
+    })
+}
