@@ -78,6 +78,7 @@ KAFKA_STARTED=0
 cleanup() {
   local code=$?
   trap - EXIT INT TERM
+  set +e # stop everything, whatever fails
   if [ "${#PIDS[@]}" -gt 0 ] || [ "$KAFKA_STARTED" = 1 ]; then say "stopping what the demo started"; fi
   local i pid
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
@@ -95,6 +96,9 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+# Output may go away before we do (`scripts/demo.sh | tee log`: Ctrl-C ends tee first): a write then fails,
+# instead of SIGPIPE killing the script before it has stopped what it started.
+trap '' PIPE
 trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 # start NAME CMD…: runs an imbridge part in the background, its output in $WORK/NAME.log.
@@ -240,6 +244,7 @@ cat <<EOF
                  curl http://127.0.0.1:$TO_IM_PORT/metrics   (to-im)
                  curl http://127.0.0.1:$TO_LEGACY_PORT/metrics   (to-legacy)
                  curl http://127.0.0.1:$LEGACY_PORT/api/stats   (legacy)   curl http://127.0.0.1:$IM_PORT/emulator/stats   (IM)
+                 (DEMO_HOLD=1 scripts/demo.sh keeps everything running after the report, until Ctrl-C)
 EOF
 if [ "${DEMO_HOLD:-0}" = 1 ]; then
   say "DEMO_HOLD=1: everything keeps running for a look around; Ctrl-C stops it all"

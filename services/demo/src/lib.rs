@@ -263,10 +263,11 @@ impl Systems {
     // ---- the pipeline ---------------------------------------------------------------------------------------
 
     /// What is still in flight: webhooks in legacy's outbox, callbacks in IM's queue, events ingest accepted
-    /// that to-im or to-legacy have not finished (from their metrics), and with `admin` the lag of the two
-    /// consumer groups (committed only after applying). Read in that order, so nothing in flight means every
-    /// write made before the call has been applied on the other side.
-    pub async fn in_flight(&self, admin: Option<&Admin>) -> anyhow::Result<InFlight> {
+    /// that to-im or to-legacy have not finished (their counters), and the lag of the two consumer groups
+    /// (committed only after applying) — always with [`LagCheck::Always`], else only when the counters disagree
+    /// (they restart with a service). Read in that order, so nothing in flight means every write made before the
+    /// call has been applied on the other side.
+    pub async fn in_flight(&self, admin: &Admin, lag: LagCheck) -> anyhow::Result<InFlight> {
         let legacy = self.legacy(reqwest::Method::GET, "/api/stats", None).await?;
         let im: Value = self
             .http
@@ -275,40 +276,62 @@ impl Systems {
             .await?
             .json()
             .await?;
-        let ingest = prom::Page::parse(&self.scrape(&self.ep.ingest_metrics).await.context("ingest /metrics")?);
-        let to_im = prom::Page::parse(&self.scrape(&self.ep.to_im_metrics).await.context("to-im /metrics")?);
-        let to_legacy =
-            prom::Page::parse(&self.scrape(&self.ep.to_legacy_metrics).await.context("to-legacy /metrics")?);
-        let ingested = |source: &str| ingest.sum("imbridge_ingest_events_total", &[("source", source)]);
         let mut f = InFlight {
             legacy_outbox: legacy["outbox_pending"].as_u64().context("outbox_pending")?,
             im_callbacks: im["callbacks_pending"].as_u64().context("callbacks_pending")?,
-            to_im_pending: (ingested("legacy") - to_im.sum("imbridge_to_im_events_total", &[])) as i64,
-            to_legacy_pending: (ingested("im") - to_legacy.sum("imbridge_to_legacy_events_total", &[])) as i64,
-            to_im_lag: 0,
-            to_legacy_lag: 0,
+            ..InFlight::default()
         };
-        if let Some(admin) = admin {
-            let lag = |ps: Vec<imbridge_kafka::admin::PartitionOffsets>| ps.iter().map(|p| p.lag()).sum::<i64>();
-            f.to_im_lag = lag(admin.offsets(&self.ep.topics.legacy_events, Some(&self.ep.to_im_group)).await?);
-            f.to_legacy_lag = lag(admin.offsets(&self.ep.topics.im_events, Some(&self.ep.to_legacy_group)).await?);
+        let counters = async {
+            let page =
+                |url: String| async move { Ok::<_, anyhow::Error>(prom::Page::parse(&self.scrape(&url).await?)) };
+            let ingest = page(self.ep.ingest_metrics.clone()).await?;
+            let to_im = page(self.ep.to_im_metrics.clone()).await?;
+            let to_legacy = page(self.ep.to_legacy_metrics.clone()).await?;
+            let ingested = |source: &str| ingest.sum("imbridge_ingest_events_total", &[("source", source)]);
+            anyhow::Ok((
+                (ingested("legacy") - to_im.sum("imbridge_to_im_events_total", &[])) as i64,
+                (ingested("im") - to_legacy.sum("imbridge_to_legacy_events_total", &[])) as i64,
+            ))
+        };
+        // A service that is down has no counters; its lag still tells.
+        let balanced = match counters.await {
+            Ok((a, b)) => {
+                (f.to_im_unfinished, f.to_legacy_unfinished) = (Some(a), Some(b));
+                a == 0 && b == 0
+            }
+            Err(_) => false,
+        };
+        if lag == LagCheck::Always || !balanced {
+            let sum = |ps: Vec<imbridge_kafka::admin::PartitionOffsets>| ps.iter().map(|p| p.lag()).sum::<i64>();
+            f.to_im_lag = Some(sum(admin.offsets(&self.ep.topics.legacy_events, Some(&self.ep.to_im_group)).await?));
+            f.to_legacy_lag =
+                Some(sum(admin.offsets(&self.ep.topics.im_events, Some(&self.ep.to_legacy_group)).await?));
         }
+        f.quiet = f.legacy_outbox == 0
+            && f.im_callbacks == 0
+            && match (f.to_im_lag, f.to_legacy_lag) {
+                (Some(a), Some(b)) => a == 0 && b == 0,
+                _ => balanced,
+            };
         Ok(f)
     }
 
-    /// Waits until nothing is in flight (twice in a row); with `admin`, until the consumer groups' committed lag
-    /// is zero too. Returns how long it took.
-    pub async fn wait_quiet(&self, admin: Option<&Admin>, timeout: Duration) -> anyhow::Result<Duration> {
+    /// Waits until nothing is in flight (twice in a row); returns how long it took.
+    pub async fn wait_quiet(&self, admin: &Admin, lag: LagCheck, timeout: Duration) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let mut quiet_in_a_row = 0;
         loop {
-            let f = self.in_flight(admin).await?;
-            quiet_in_a_row = if f.is_zero() { quiet_in_a_row + 1 } else { 0 };
+            // A service that does not answer (restarting, say) counts as not quiet.
+            let f = self.in_flight(admin, lag).await;
+            quiet_in_a_row = if f.as_ref().is_ok_and(|f| f.quiet) { quiet_in_a_row + 1 } else { 0 };
             if quiet_in_a_row == 2 {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > timeout {
-                bail!("still in flight after {timeout:?}: {f}");
+                match f {
+                    Ok(f) => bail!("still in flight after {timeout:?}: {f}"),
+                    Err(e) => bail!("no answer after {timeout:?}: {e:#}"),
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -320,37 +343,42 @@ impl Systems {
     }
 }
 
+/// When [`Systems::in_flight`] reads the consumer groups' committed lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LagCheck {
+    Always,
+    /// Only when the services' counters do not show every ingested event finished (fast in the usual case).
+    IfCountersDisagree,
+}
+
 /// What is not yet on the other side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InFlight {
     pub legacy_outbox: u64,
     pub im_callbacks: u64,
-    /// Events ingest accepted that the service has not finished (applied or dead-lettered).
-    pub to_im_pending: i64,
-    pub to_legacy_pending: i64,
-    /// Records after the consumer group's committed offset.
-    pub to_im_lag: i64,
-    pub to_legacy_lag: i64,
-}
-
-impl InFlight {
-    pub fn is_zero(&self) -> bool {
-        *self == InFlight::default()
-    }
+    /// Events ingest accepted that the service has not finished (applied or dead-lettered), per their counters;
+    /// `None` when a service did not answer.
+    pub to_im_unfinished: Option<i64>,
+    pub to_legacy_unfinished: Option<i64>,
+    /// Records after the consumer group's committed offset, when read.
+    pub to_im_lag: Option<i64>,
+    pub to_legacy_lag: Option<i64>,
+    pub quiet: bool,
 }
 
 impl std::fmt::Display for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
         write!(
             f,
-            "legacy webhooks queued {}, IM callbacks queued {}, to-im: {} unfinished, lag {}; to-legacy: {} \
+            "legacy webhooks queued {}, IM callbacks queued {}; to-im: {} unfinished, lag {}; to-legacy: {} \
              unfinished, lag {}",
             self.legacy_outbox,
             self.im_callbacks,
-            self.to_im_pending,
-            self.to_im_lag,
-            self.to_legacy_pending,
-            self.to_legacy_lag
+            n(self.to_im_unfinished),
+            n(self.to_im_lag),
+            n(self.to_legacy_unfinished),
+            n(self.to_legacy_lag)
         )
     }
 }

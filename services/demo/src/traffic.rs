@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use imbridge_kafka::admin::Admin;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -18,7 +19,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Side, Systems, im_text, text_body};
+use crate::{LagCheck, Side, Systems, im_text, text_body};
 
 /// How much traffic.
 #[derive(Debug, Clone)]
@@ -193,6 +194,7 @@ enum Conversation {
 
 /// Drives the traffic; prints one progress line per round.
 pub async fn run(sys: Arc<Systems>, opts: &TrafficOptions) -> anyhow::Result<TrafficSummary> {
+    let admin = Admin::new(&sys.ep.kafka).context("kafka admin")?;
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let cast = Arc::new(Cast { users: sys.legacy_users().await? });
     let (old, new) = (cast.on(Side::Legacy), cast.on(Side::Im));
@@ -326,7 +328,8 @@ pub async fn run(sys: Arc<Systems>, opts: &TrafficOptions) -> anyhow::Result<Tra
         }
         back.sort_by_key(|(i, _)| *i);
         convs = back.into_iter().map(|(_, c)| c).collect();
-        let caught_up = sys.wait_quiet(None, opts.catch_up_timeout).await.context("catching up")?;
+        let caught_up =
+            sys.wait_quiet(&admin, LagCheck::IfCountersDisagree, opts.catch_up_timeout).await.context("catching up")?;
         summary.catch_up_secs.push(caught_up.as_secs_f64());
         println!(
             "  round {:>2}/{}: old app {:>3} ops, new app {:>3} ops ({:>4} in all, {:>2} refused); both sides \
