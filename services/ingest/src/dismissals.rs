@@ -20,7 +20,7 @@ use imbridge_core::state::ConversationState;
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::reader::{Followed, follow};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// How long after an announcement its callback may arrive.
 pub const WINDOW_MS: i64 = 10 * 60 * 1000;
@@ -38,11 +38,18 @@ impl ExpectedDismissals {
     pub fn follow(self: &Arc<Self>, kafka: KafkaConfig, topic: String, shutdown: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut attempt = 0u32;
             while !shutdown.is_cancelled() {
                 let mut rx = match follow(&kafka, &topic, shutdown.clone(), 1024).await {
                     Ok(rx) => rx,
                     Err(e) => {
-                        warn!(topic = %topic, error = %e, "cannot follow conversation states for dismissal echoes; retrying");
+                        attempt += 1;
+                        // At start-up the topic may simply not be created yet (ingest's own probe creates it).
+                        if attempt > 3 {
+                            warn!(topic = %topic, error = %e, "cannot follow conversation states for dismissal echoes; retrying");
+                        } else {
+                            debug!(topic = %topic, error = %e, "conversation states not readable yet; retrying");
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
                             _ = shutdown.cancelled() => return,

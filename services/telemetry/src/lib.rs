@@ -11,6 +11,21 @@
 
 pub mod bench;
 
+/// Histogram buckets shared by every service, so latencies read the same everywhere and percentiles estimated
+/// from buckets are fine-grained where the pipeline lives (milliseconds to tens of milliseconds).
+pub mod buckets {
+    /// One call to a target system (IM, legacy): 0.5 ms … 30 s.
+    pub const APPLY_SECONDS: &[f64] = &[
+        0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0,
+    ];
+    /// Source event time → applied on the other side: 1 ms … 1 h (waits for history or retries end up far right).
+    pub const END_TO_END_SECONDS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
+        1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+    ];
+}
+
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;

@@ -29,12 +29,12 @@ impl Metrics {
         )?;
         let apply_seconds = HistogramVec::new(
             HistogramOpts::new("imbridge_to_legacy_apply_seconds", "one batch apply, retries inside the call included")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                .buckets(imbridge_telemetry::buckets::APPLY_SECONDS.to_vec()),
             &["outcome"],
         )?;
         let end_to_end_seconds = HistogramVec::new(
             HistogramOpts::new("imbridge_to_legacy_end_to_end_seconds", "event time on IM to applied on legacy")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                .buckets(imbridge_telemetry::buckets::END_TO_END_SECONDS.to_vec()),
             &["kind"],
         )?;
         let retries = IntCounterVec::new(

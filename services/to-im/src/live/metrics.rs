@@ -1,6 +1,7 @@
 //! The live apply's metrics, in one place, on the service's registry. Labels are bounded: `kind` is an event
 //! kind's wire name, `outcome` and `result` are the fixed words documented on each field.
 
+use imbridge_telemetry::buckets::{APPLY_SECONDS as LATENCY_BUCKETS, END_TO_END_SECONDS as E2E_BUCKETS};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters, gauges and histograms of the live apply.
@@ -35,9 +36,6 @@ pub struct LiveMetrics {
     /// Partitions of the source topic assigned to this instance.
     pub assigned_partitions: IntGauge,
 }
-
-const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-const E2E_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
 
 impl LiveMetrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
