@@ -4,6 +4,7 @@
 //! pool so an HTTP handler or a run loop never stalls a runtime worker.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::Offset;
@@ -65,6 +66,9 @@ impl PartitionOffsets {
 pub struct Admin {
     cfg: KafkaConfig,
     admin: AdminClient<DefaultClientContext>,
+    /// One group-less consumer for metadata, watermarks and group listings, reused by every query: creating a
+    /// client costs a broker connection, and a status report makes dozens of queries.
+    meta: Arc<BaseConsumer>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -76,7 +80,8 @@ impl std::fmt::Debug for Admin {
 impl Admin {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
         let admin = cfg.admin_config().create()?;
-        Ok(Self { cfg: cfg.clone(), admin })
+        let meta = Arc::new(Self::consumer_for(cfg, None)?);
+        Ok(Self { cfg: cfg.clone(), admin, meta })
     }
 
     /// Creates the topics that are missing. Existing topics are left alone; an existing topic with fewer
@@ -133,8 +138,16 @@ impl Admin {
         }
     }
 
-    fn metadata_consumer(&self, group: Option<&str>) -> Result<BaseConsumer, KafkaError> {
-        let mut c = self.cfg.admin_config();
+    /// The shared metadata consumer, or a fresh one bound to `group` (committed offsets are per group).
+    fn metadata_consumer(&self, group: Option<&str>) -> Result<Arc<BaseConsumer>, KafkaError> {
+        match group {
+            None => Ok(self.meta.clone()),
+            Some(g) => Ok(Arc::new(Self::consumer_for(&self.cfg, Some(g))?)),
+        }
+    }
+
+    fn consumer_for(cfg: &KafkaConfig, group: Option<&str>) -> Result<BaseConsumer, KafkaError> {
+        let mut c = cfg.admin_config();
         // A consumer used only to read metadata and offsets; it never subscribes, so it never joins the group.
         c.set("group.id", group.unwrap_or("imbridge-metadata"));
         c.set("enable.auto.commit", "false");
