@@ -260,8 +260,41 @@ impl Admin {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
-) -> Result<T, KafkaError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| KafkaError::Timeout(format!("metadata task failed: {e}")))?
+/// Runs a blocking metadata query on the blocking pool, retrying the answers a broker gives while it settles —
+/// right after a topic is created its partitions may briefly have no known leader, and a coordinator may still be
+/// loading. Anything else is returned at once.
+async fn blocking<T: Send + 'static>(f: impl Fn() -> Result<T, KafkaError> + Send + 'static) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(move || {
+        let mut attempt = 0u32;
+        loop {
+            match f() {
+                Err(e) if attempt < 8 && is_transient(&e) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+                }
+                other => return other,
+            }
+        }
+    })
+    .await
+    .map_err(|e| KafkaError::Timeout(format!("metadata task failed: {e}")))?
+}
+
+fn is_transient(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let KafkaError::Client(c) = e else { return false };
+    matches!(
+        c.rdkafka_error_code(),
+        Some(
+            C::NotLeaderForPartition
+                | C::LeaderNotAvailable
+                | C::UnknownTopicOrPartition
+                | C::RequestTimedOut
+                | C::OperationTimedOut
+                | C::BrokerTransportFailure
+                | C::CoordinatorLoadInProgress
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+        )
+    )
 }
