@@ -262,13 +262,14 @@ impl Admin {
 
 /// Runs a blocking metadata query on the blocking pool, retrying the answers a broker gives while it settles —
 /// right after a topic is created its partitions may briefly have no known leader, and a coordinator may still be
-/// loading. Anything else is returned at once.
+/// loading (about 2 s in all). Anything else — notably an unreachable broker — is returned at once: readiness
+/// probes must see Kafka go away without delay.
 async fn blocking<T: Send + 'static>(f: impl Fn() -> Result<T, KafkaError> + Send + 'static) -> Result<T, KafkaError> {
     tokio::task::spawn_blocking(move || {
         let mut attempt = 0u32;
         loop {
             match f() {
-                Err(e) if attempt < 8 && is_transient(&e) => {
+                Err(e) if attempt < 6 && is_settling(&e) => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
                 }
@@ -280,7 +281,7 @@ async fn blocking<T: Send + 'static>(f: impl Fn() -> Result<T, KafkaError> + Sen
     .map_err(|e| KafkaError::Timeout(format!("metadata task failed: {e}")))?
 }
 
-fn is_transient(e: &KafkaError) -> bool {
+fn is_settling(e: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     let KafkaError::Client(c) = e else { return false };
     matches!(
@@ -289,9 +290,6 @@ fn is_transient(e: &KafkaError) -> bool {
             C::NotLeaderForPartition
                 | C::LeaderNotAvailable
                 | C::UnknownTopicOrPartition
-                | C::RequestTimedOut
-                | C::OperationTimedOut
-                | C::BrokerTransportFailure
                 | C::CoordinatorLoadInProgress
                 | C::CoordinatorNotAvailable
                 | C::NotCoordinator
