@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The imbridge demo, on a fresh machine with Rust, Java 17 and Maven. Both ways an app can migrate:
+# The imbridge demo, on a fresh machine (scripts/setup.sh installs Rust, a C toolchain with OpenSSL headers, Java 17
+# and Maven where they are missing). Both ways an app can migrate:
 #
 #   Forced upgrade
-#   1. builds the imbridge binary; starts a local Apache Kafka broker on its own port (scripts/kafka.sh), the
+#   1. builds the imbridge binary (or reuses an up-to-date release or debug build); starts a local Apache Kafka broker on its own port (scripts/kafka.sh), the
 #      Tencent Cloud IM emulator (`imbridge emulate im`) with IM's documented frequency limits ON, and
 #      `imbridge ingest`, which receives IM's callbacks;
 #   2. generates a realistic sample export (deterministic seed: 200 users, 1,000 friendships, 20,000 1:1
@@ -23,7 +24,8 @@
 #      on Ctrl-C or a failure).
 #
 # Environment:
-#   DEMO_PROFILE    debug (default) or release: which build to run
+#   DEMO_PROFILE    debug or release: which build to run (default: an up-to-date existing build, release first;
+#                   else debug, whose first build takes about 6 minutes on 2 cores)
 #   DEMO_SCALE      coexistence traffic: small (default, ~550 operations in ~25 s) or full (~1,500 in ~35 s)
 #   DEMO_DIR        where the export, config, logs and reports go (default: a new temporary directory, kept)
 #   DEMO_SEED       export seed (default 42)
@@ -33,8 +35,23 @@
 #                   the emulators' and services' ports on 127.0.0.1 (default 28081, 28082, 28080, 28102, 28103)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Installs what is missing (C toolchain, OpenSSL/zlib headers, Java 17, Maven, Rust) or says how.
+source scripts/setup.sh
+imbridge_setup
 
-PROFILE="${DEMO_PROFILE:-debug}"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+# fresh PROFILE: the profile's binary exists and no source or manifest changed since it was built.
+fresh() {
+  local bin="$TARGET/$1/imbridge"
+  [ -x "$bin" ] && [ -z "$(find services Cargo.toml Cargo.lock -newer "$bin" \( -name '*.rs' -o -name '*.toml' -o -name Cargo.lock \) -print -quit)" ]
+}
+if [ -n "${DEMO_PROFILE:-}" ]; then
+  PROFILE="$DEMO_PROFILE"
+elif fresh release; then
+  PROFILE=release
+else
+  PROFILE=debug
+fi
 SCALE="${DEMO_SCALE:-small}"
 SEED="${DEMO_SEED:-42}"
 KAFKA_PORT="${DEMO_KAFKA_PORT:-29092}"
@@ -62,13 +79,17 @@ for p in "$IM_PORT" "$LEGACY_PORT" "$INGEST_PORT" "$TO_IM_PORT" "$TO_LEGACY_PORT
   if port_open "$p"; then die "port $p is taken: stop what runs there or pick other DEMO_*_PORT values"; fi
 done
 
-say "building imbridge ($PROFILE)"
-if [ "$PROFILE" = release ]; then
-  cargo build --release -p imbridge
-  BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/imbridge"
+case "$PROFILE" in debug | release) ;; *) die "DEMO_PROFILE must be debug or release, not $PROFILE" ;; esac
+BIN="$TARGET/$PROFILE/imbridge"
+if fresh "$PROFILE"; then
+  say "reusing the up-to-date $PROFILE build ($BIN)"
 else
-  cargo build -p imbridge
-  BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/imbridge"
+  if [ -x "$BIN" ]; then
+    say "building imbridge ($PROFILE; only what changed)"
+  else
+    say "building imbridge ($PROFILE; the first build takes about 6 minutes on 2 cores, later ones seconds)"
+  fi
+  if [ "$PROFILE" = release ]; then cargo build --release -p imbridge; else cargo build -p imbridge; fi
 fi
 
 # ---- everything started here is stopped on exit, newest first ------------------------------------------------

@@ -9,6 +9,9 @@
 # end-to-end scenarios in tests/ that start the parts as separate processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Installs what is missing (C toolchain, OpenSSL/zlib headers, Java 17, Maven, Rust) or says how.
+source scripts/setup.sh
+imbridge_setup
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
