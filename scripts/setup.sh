@@ -76,13 +76,19 @@ imbridge_setup() {
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
   if ! command -v cargo >/dev/null 2>&1; then
-    local rustup_cmd="curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt"
+    # rustup-init straight from the Rust project's own distribution server (what sh.rustup.rs would download).
+    local init_url="https://static.rust-lang.org/rustup/dist/$(uname -m)-unknown-linux-gnu/rustup-init"
+    local rustup_args="-y --no-modify-path --profile minimal --component clippy,rustfmt"
     if command -v curl >/dev/null 2>&1; then
       imbridge_setup_say "installing Rust (rustup, minimal profile, clippy and rustfmt) into ~/.cargo"
-      sh -c "$rustup_cmd" >/dev/null || { imbridge_setup_say "rustup failed; run: $rustup_cmd"; return 1; }
+      local init
+      init="$(mktemp -d)/rustup-init"
+      { curl -sSfL "$init_url" -o "$init" && chmod +x "$init" && "$init" $rustup_args >/dev/null 2>&1; } ||
+        { imbridge_setup_say "rustup failed; run: curl -sSfL $init_url -o rustup-init && sh -c './rustup-init $rustup_args'"; return 1; }
+      rm -rf "$(dirname "$init")"
       export PATH="$HOME/.cargo/bin:$PATH"
     else
-      imbridge_setup_say "Rust is missing; run: $rustup_cmd"
+      imbridge_setup_say "Rust is missing; install curl, then run scripts/setup.sh again (or see https://rustup.rs)"
       return 1
     fi
   fi

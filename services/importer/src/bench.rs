@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::apply::ApplyStats;
 use futures::stream::{self, StreamExt};
 use imbridge_core::EventKind;
 use imbridge_core::topics::TopicNames;
@@ -24,7 +25,6 @@ use imbridge_im::{Api, ImConfig, RateSetting};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 use imbridge_kafka::KafkaConfig;
 use imbridge_telemetry::bench::{cpu_times, peak_rss_mib};
-use imbridge_to_im::import::ApplyStats;
 use tokio_util::sync::CancellationToken;
 
 use crate::outcome::ImportReport;

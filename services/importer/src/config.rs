@@ -2,8 +2,8 @@
 //!
 //! Topic names and partition counts come from `[topics]`, the IM client and its per-API rates from `[im]`.
 
+use crate::apply::ImportApplyConfig;
 use imbridge_kafka::{ConsumerConfig, RetryPolicy};
-use imbridge_to_im::import::ImportApplyConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -44,7 +44,7 @@ pub struct ImportConfig {
 
 impl Default for ImportConfig {
     fn default() -> Self {
-        let c = imbridge_to_im::import::import_consumer_config();
+        let c = crate::apply::import_consumer_config();
         Self {
             group_id: "imbridge-import".to_owned(),
             checkpoint_topic: "imbridge.import.checkpoints".to_owned(),
@@ -65,7 +65,7 @@ impl Default for ImportConfig {
 
 impl ImportConfig {
     /// The consumer-group id of one import topic's consumer.
-    pub fn group_of(&self, which: imbridge_to_im::import::ImportTopic) -> String {
+    pub fn group_of(&self, which: crate::apply::ImportTopic) -> String {
         format!("{}.{}", self.group_id, which.as_str())
     }
 
@@ -80,7 +80,7 @@ impl ImportConfig {
                 base_backoff_ms: self.base_backoff_ms,
                 max_backoff_ms: self.max_backoff_ms,
             },
-            ..imbridge_to_im::import::import_consumer_config()
+            ..crate::apply::import_consumer_config()
         }
     }
 
@@ -116,7 +116,7 @@ mod tests {
         let c: ImportConfig = toml::from_str("group_id = \"g\"\n[apply]\naccounts_linger_ms = 5\n").expect("toml");
         assert_eq!(c.group_id, "g");
         assert_eq!(c.apply.accounts_linger_ms, 5);
-        assert_eq!(c.group_of(imbridge_to_im::import::ImportTopic::C2c), "g.c2c");
+        assert_eq!(c.group_of(crate::apply::ImportTopic::C2c), "g.c2c");
         assert!(!c.consumer().park_after_dead_letter);
         assert!(toml::from_str::<ImportConfig>("bogus = 1").is_err());
         let bad = ImportConfig { produce_window: 0, ..ImportConfig::default() };

@@ -38,7 +38,7 @@ pub enum Error {
     Im(#[from] imbridge_im::ImError),
     /// The import apply could not start.
     #[error(transparent)]
-    Apply(#[from] imbridge_to_im::import::ApplyError),
+    Apply(#[from] crate::apply::ApplyError),
     /// The run was interrupted (Ctrl-C or SIGTERM) before it finished; running it again continues.
     #[error("interrupted: {0}")]
     Interrupted(String),

@@ -14,11 +14,12 @@
 //! - [`checkpoint`]: how far producing got, per export, on a compacted topic;
 //! - [`run`]: `imbridge import` end to end (validate → produce ∥ apply → wait → report), with
 //!   [`config::ImportConfig`], [`progress`] bars and the final [`outcome::ImportReport`];
+//! - [`apply`]: the import topics applied to IM with its import APIs, as a dependency DAG within IM's per-API
+//!   quotas (accounts first; users, c2c and group chains in parallel);
 //! - [`verify`]: `imbridge verify`, reading IM back and comparing it with the export;
 //! - [`bench`]: `imbridge bench import`.
-//!
-//! Applying the records is `imbridge_to_im::import`; this crate drives it.
 
+pub mod apply;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::apply::{ImportTopic, headers};
 use imbridge_core::event::ImportConversationDone;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, EventKind, Source, TimestampMs};
 use imbridge_kafka::Producer;
 use imbridge_kafka::producer::Outgoing;
-use imbridge_to_im::import::{ImportTopic, headers};
 use tokio::sync::mpsc;
 
 use crate::Error;

@@ -8,8 +8,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::apply::ApplyStats;
 use imbridge_core::EventKind;
-use imbridge_to_im::import::ApplyStats;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.

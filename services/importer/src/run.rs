@@ -13,7 +13,7 @@
 //!    is produced (once per run: the checkpoint remembers).
 //! 6. **Produce** the four streams concurrently ([`crate::produce`]), each skipping what the checkpoint says was
 //!    acknowledged, the checkpoint rewritten every `checkpoint_interval_ms`.
-//! 7. **Apply** with one consumer per topic ([`imbridge_to_im::import`]): accounts at once; users, c2c and
+//! 7. **Apply** with one consumer per topic ([`crate::apply`]): accounts at once; users, c2c and
 //!    groups as soon as the accounts topic is fully applied (its group's committed offsets reached its end
 //!    offsets after all accounts were produced). Committed offsets are the apply's durable progress.
 //! 8. **Wait** until every stream is produced and every group's committed offsets reach the end offsets, then
@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::apply::{ApplyContext, ApplyStats, ConversationStates, ImportTopic, RecordOutcome, headers};
 use imbridge_core::state::Phase;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{EventKind, TimestampMs};
@@ -35,7 +36,6 @@ use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::topology::Topic;
 use imbridge_kafka::{KafkaConfig, Producer};
-use imbridge_to_im::import::{ApplyContext, ApplyStats, ConversationStates, ImportTopic, RecordOutcome, headers};
 use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -449,7 +449,7 @@ impl<'a> Run<'a> {
         // fenced rather than splitting the partitions.
         let mut kafka = self.settings.kafka.clone();
         kafka.client.entry("group.instance.id".to_owned()).or_insert_with(|| format!("{group}.importer"));
-        let task = imbridge_to_im::import::spawn_consumer(
+        let task = crate::apply::spawn_consumer(
             which,
             &kafka,
             &group,

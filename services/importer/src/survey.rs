@@ -110,7 +110,7 @@ pub fn survey(plan: &ImportPlan) -> Result<Survey, Error> {
     let mut friends: HashMap<String, u64> = HashMap::new();
     for env in plan.users() {
         match env?.event {
-            Event::ImportProfile(p) if !imbridge_to_im::import::users::profile_items(&p).is_empty() => {
+            Event::ImportProfile(p) if !crate::apply::users::profile_items(&p).is_empty() => {
                 s.calls.add(Api::PortraitSet, 1);
             }
             Event::ImportFriendship(f) => *friends.entry(f.user_id.into_string()).or_default() += 1,

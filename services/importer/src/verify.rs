@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use crate::apply::{c2c, groups as g, users};
 use futures::stream::{self, StreamExt};
 use imbridge_core::event::{
     GroupType, ImportAccount, ImportC2cMessage, ImportC2cRead, ImportFriendship, ImportGroup, ImportGroupMember,
@@ -33,7 +34,6 @@ use imbridge_im::types::c2c::{C2C_UNREAD_PEERS_MAX, GetC2cUnreadMsgNumReq};
 use imbridge_im::types::group::{GroupInfoFilter, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
 use imbridge_im::types::sns::{SnsValue, tags as sns_tags};
 use imbridge_im::{ImClient, from_im_body};
-use imbridge_to_im::import::{c2c, groups as g, users};
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::SendTimes;

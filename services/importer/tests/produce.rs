@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use imbridge_core::{Event, EventKind};
 use imbridge_im::Api;
+use imbridge_importer::apply::{ImportTopic, headers};
 use imbridge_importer::produce::{Produced, topic_stream};
 use imbridge_importer::survey::survey;
 use imbridge_importer::{GenerateOptions, ValidateOptions, check_export, generate};
-use imbridge_to_im::import::{ImportTopic, headers};
 
 fn header<'a>(p: &'a Produced, name: &str) -> Option<&'a str> {
     p.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
