@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::api::{Api, ApiError, Family, envelope};
@@ -41,6 +42,8 @@ struct Inner {
     callbacks: Callbacks,
     stats: Arc<Stats>,
     faults: Arc<Injector>,
+    /// Fires when the server shuts down: releases requests held by an injected timeout.
+    closing: CancellationToken,
     /// Successful state-changing calls so far; the saver compares it with what it last wrote.
     mutations: AtomicU64,
     saved_mutations: AtomicU64,
@@ -79,6 +82,7 @@ impl Emulator {
                 callbacks,
                 stats,
                 faults,
+                closing: CancellationToken::new(),
                 mutations: AtomicU64::new(0),
                 saved_mutations: AtomicU64::new(0),
             }),
@@ -124,6 +128,11 @@ impl Emulator {
     /// Replaces the injected faults while running and restarts their random streams from `faults.seed`.
     pub fn set_faults(&self, faults: Faults) -> Result<(), Error> {
         self.inner.faults.set(faults).map_err(Error::Config)
+    }
+
+    /// Cancelled when the server serving this emulator shuts down.
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.inner.closing
     }
 
     /// Waits until every callback queued so far has been attempted.

@@ -102,7 +102,8 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     let emulator = Emulator::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-    let shutdown = CancellationToken::new();
+    // The emulator's own token: shutting down also releases requests held by an injected timeout.
+    let shutdown = emulator.closing().clone();
     let app = router(emulator.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = shutdown.clone();
     let server = tokio::spawn(async move {

@@ -75,14 +75,18 @@ async fn rest(State(emu): State<Emulator>, Path((service, command)): Path<(Strin
         RestAnswer::Http500 => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal server error (injected fault)\n").into_response()
         }
-        RestAnswer::Hang(hold) => hang_up(hold).await,
+        RestAnswer::Hang(hold) => hang_up(&emu, hold).await,
     }
 }
 
 /// An injected timeout: hold the request, then end the connection without an answer. The response's body fails
-/// before its first byte, which makes the server abort the connection instead of completing the answer.
-async fn hang_up(hold: Duration) -> Response {
-    tokio::time::sleep(hold).await;
+/// before its first byte, which makes the server abort the connection instead of completing the answer. A
+/// shutting-down server lets go at once, so graceful shutdown is not held up.
+async fn hang_up(emu: &Emulator, hold: Duration) -> Response {
+    tokio::select! {
+        () = tokio::time::sleep(hold) => {}
+        () = emu.closing().cancelled() => {}
+    }
     let cut = futures::stream::once(async {
         Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("injected timeout: no answer"))
     });

@@ -326,3 +326,22 @@ async fn control_endpoint_reads_and_replaces_faults_at_run_time() {
     assert_eq!(stats["callbacks_delivered"]["C2C.CallbackAfterSendMsg"], 1);
     assert_eq!(stats["callbacks_pending"], 0);
 }
+
+#[tokio::test]
+async fn shutdown_releases_requests_held_by_an_injected_timeout() {
+    let sink = Sink::start().await;
+    let im = start(&sink, 8, Faults { rest_timeout_ms: 60_000, ..failing(RestFailureKind::Timeout) }).await;
+    let admin = im.admin();
+    let url = im.url("openim/sendmsg", &admin, &im.running.emulator().usersig(&admin));
+    let held = tokio::spawn(im.http.post(url).body(sendmsg_body(1).to_string()).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the request is held");
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), im.running.shutdown())
+        .await
+        .expect("shutdown is not held up by the 60 s hold")
+        .expect("clean shutdown");
+    let r = held.await.expect("join");
+    assert!(r.is_err(), "cut off without an answer: {r:?}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
