@@ -35,6 +35,8 @@ const LATENCY_WINDOW_MS: i64 = 60_000;
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub taken_at: TimestampMs,
+    /// How long this round of reading Kafka and scraping took, seconds.
+    pub round_secs: f64,
     /// Why Kafka could not be read this time (the Kafka numbers are then from the last good read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_error: Option<String>,
@@ -257,7 +259,9 @@ pub async fn run(config: ConsoleConfig, deps: Deps, shared: Shared, shutdown: Ca
         while history.len() > config.history_points {
             history.pop_front();
         }
-        let snap = build(&deps, last_status.as_ref(), import_run.as_ref(), &pages, &history, kafka_error);
+        let mut snap = build(&deps, last_status.as_ref(), import_run.as_ref(), &pages, &history, kafka_error);
+        snap.round_secs = started.elapsed().as_secs_f64();
+        tracing::debug!(round_secs = snap.round_secs, "console round");
         shared.set(snap);
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -561,6 +565,7 @@ fn build(
         .collect();
     Snapshot {
         taken_at: now,
+        round_secs: 0.0,
         kafka_error,
         import,
         directions,

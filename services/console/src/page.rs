@@ -107,7 +107,12 @@ fn collecting() -> String {
 /// The live panels (swapped in by the script on every refresh).
 pub fn panels(s: &Snapshot, actions: bool) -> String {
     let mut o = String::new();
-    let _ = write!(o, "<p class=\"taken\" id=\"taken-at\">as of {}</p>", esc(&s.taken_at.to_rfc3339()));
+    let _ = write!(
+        o,
+        "<p class=\"taken\" id=\"taken-at\">as of {} (read in {:.2}s)</p>",
+        esc(&s.taken_at.to_rfc3339()),
+        s.round_secs
+    );
     if let Some(e) = &s.kafka_error {
         let _ = write!(o, "<p class=\"bad\" id=\"kafka-error\">Kafka could not be read: {} (numbers below are from the last good read)</p>", esc(e));
     }
@@ -159,7 +164,7 @@ pub fn panels(s: &Snapshot, actions: bool) -> String {
             "<div class=\"card\" data-direction=\"{n}\"><h3>{n}</h3><dl>\
              <dt>accepted by ingest</dt><dd>{acc}</dd><dt>applied</dt><dd class=\"applied-rate\">{app}</dd>\
              <dt>latency p50</dt><dd class=\"p50\">{p50}</dd><dt>latency p99</dt><dd class=\"p99\">{p99}</dd>\
-             <dt>consumer lag</dt><dd class=\"lag\">{lag}</dd></dl><small>end to end over the {over}; group {g}</small></div>",
+             <dt>consumer lag</dt><dd class=\"lag\">{lag}</dd></dl><small>latency: event on the source → applied, {over}; group {g}</small></div>",
             n = esc(&d.name),
             acc = rate(d.accepted_per_sec),
             app = rate(d.applied_per_sec),
