@@ -69,14 +69,25 @@ fn block<'a>(dom: &'a str, marker: &str, close: &str) -> &'a str {
     &dom[at..end]
 }
 
-async fn legacy_api(legacy: &imbridge_legacy_emulator::RunningLegacyEmulator, path: &str, body: serde_json::Value) -> serde_json::Value {
+async fn legacy_api(
+    legacy: &imbridge_legacy_emulator::RunningLegacyEmulator,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let r = reqwest::Client::new().post(format!("{}{path}", legacy.url())).json(&body).send().await.expect("legacy");
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.json().await.unwrap_or(serde_json::Value::Null)
 }
 
 /// A 1:1 message as an app user through the emulator's simulated client (so IM calls ingest back).
-async fn app_user_sends(im: &imbridge_im_emulator::RunningEmulator, from: &str, to: &str, text: &str, random: u32) {
+/// Returns IM's MsgKey of the message.
+async fn app_user_sends(
+    im: &imbridge_im_emulator::RunningEmulator,
+    from: &str,
+    to: &str,
+    text: &str,
+    random: u32,
+) -> String {
     let e = im.emulator();
     let url = format!(
         "{}/emulator/client/v4/openim/sendmsg?sdkappid={}&identifier={from}&usersig={}&platform=iOS",
@@ -91,6 +102,7 @@ async fn app_user_sends(im: &imbridge_im_emulator::RunningEmulator, from: &str, 
     let r: serde_json::Value =
         reqwest::Client::new().post(&url).json(&body).send().await.expect("send").json().await.expect("json");
     assert_eq!(r["ErrorCode"], 0, "simulated send failed: {r}");
+    r["MsgKey"].as_str().expect("IM names the message").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -191,17 +203,22 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let app_sent_at = imbridge_core::TimestampMs::now();
+    let mut msg_keys = Vec::new();
     for i in 0..5 {
-        app_user_sends(&im, "cs3", "cs4", &format!("from the app {i}"), 15_000 + i).await;
+        msg_keys.push(app_user_sends(&im, "cs3", "cs4", &format!("from the app {i}"), 15_000 + i).await);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     imbridge_kafka::Producer::new(&kafka())
         .expect("producer")
-        .send(&topics.legacy_events, Outgoing { key: b"c2c:poison1:poison2", payload: b"{not an envelope", headers: &[] })
+        .send(
+            &topics.legacy_events,
+            Outgoing { key: b"c2c:poison1:poison2", payload: b"{not an envelope", headers: &[] },
+        )
         .await
         .expect("poison produced");
     eventually("both directions applied everything", Duration::from_secs(60), || async {
-        lag(&opts.to_im_group, &topics.legacy_events).await == 0 && lag(&opts.to_legacy_group, &topics.im_events).await == 0
+        lag(&opts.to_im_group, &topics.legacy_events).await == 0
+            && lag(&opts.to_legacy_group, &topics.im_events).await == 0
     })
     .await;
 
@@ -278,6 +295,22 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     // The same lookup on the command line.
     let (ok, out) = run_cli(&config, &["trace", wanted]);
     assert!(ok && out.contains(&format!("legacy:{wanted}")) && out.contains("evidence: ledger"), "{out}");
+    // An IM message by the MsgKey alone (the sender unknown): found on the IM events topic, applied on legacy.
+    let (ok, out) = run_cli(&config, &["trace", &msg_keys[2], "--json"]);
+    // stdout (the JSON) comes first; any log line on stderr follows it.
+    let report: serde_json::Value = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("trace json: {out}"));
+    assert!(ok, "{out}");
+    assert_eq!(report["hits"][0]["event_id"], format!("im:c2c:cs3:{}", msg_keys[2]), "{out}");
+    assert_eq!(report["hits"][0]["topic"], topics.im_events.as_str());
+    assert_eq!(report["hits"][0]["fate"]["state"], "applied", "{out}");
+    assert_eq!(report["hits"][0]["fate"]["group"], opts.to_legacy_group.as_str());
+    // Something that never happened is not found, and says so.
+    let (ok, out) = run_cli(&config, &["trace", "no-such-message", "--conversation", "c2c:cs1:cs2"]);
+    assert!(!ok && out.contains("not found"), "{out}");
     // An IM-side conversation around the time its messages were sent: applied on legacy.
     let around = format!("c2c:cs3:cs4@{}", app_sent_at.to_rfc3339());
     let found = dump_dom(&browser, &profile, &format!("{url}?q={}", around.replace('+', "%2B").replace(':', "%3A")));
@@ -306,7 +339,8 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
 
     // With an admin token the page offers the actions, and each needs the token and a confirmation.
     let mut aopts = copts.clone();
-    aopts.extra = copts.extra.replace("refresh_interval_ms = 500", "refresh_interval_ms = 500\nadmin_token = \"let-me-in\"");
+    aopts.extra =
+        copts.extra.replace("refresh_interval_ms = 500", "refresh_interval_ms = 500\nadmin_token = \"let-me-in\"");
     let admin_config = write_config(dir.path(), "console-admin", &topics, &aopts);
     let admin = Proc::start(&admin_config, &["console"], dir.path().join("console-admin.log"));
     let admin_url = format!("http://{}/", admin.logged_addr("console listening", "addr").await);
@@ -341,5 +375,4 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         std::future::ready(text_after(&dom, "id=\"parked-count\"").as_deref() == Some("0"))
     })
     .await;
-
 }

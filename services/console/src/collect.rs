@@ -22,9 +22,9 @@ use imbridge_to_im::status::{StatusReport, collect as collect_status};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::Deps;
 use crate::config::{ConsoleConfig, ServiceKind};
 use crate::trace::dlq_commands;
-use crate::Deps;
 
 /// Rates are differences over about this long.
 const RATE_WINDOW_MS: i64 = 30_000;
@@ -197,8 +197,11 @@ struct Round {
     histograms: HashMap<&'static str, Vec<(f64, f64)>>,
 }
 
-/// Counters the page turns into rates: (key, service kind, metric, label filter).
-const COUNTERS: [(&str, ServiceKind, &str, Option<(&str, &str)>); 5] = [
+/// A counter the page turns into a rate: (key, service kind, metric, label filter).
+type CounterSpec = (&'static str, ServiceKind, &'static str, Option<(&'static str, &'static str)>);
+
+/// Counters the page turns into rates.
+const COUNTERS: [CounterSpec; 5] = [
     ("ingest_legacy", ServiceKind::Ingest, "imbridge_ingest_events_total", Some(("source", "legacy"))),
     ("ingest_im", ServiceKind::Ingest, "imbridge_ingest_events_total", Some(("source", "im"))),
     ("to_im", ServiceKind::ToIm, "imbridge_to_im_records_total", None),
@@ -230,10 +233,8 @@ impl Shared {
 
 /// Runs collection rounds until `shutdown`.
 pub async fn run(config: ConsoleConfig, deps: Deps, shared: Shared, shutdown: CancellationToken) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(config.scrape_timeout_ms))
-        .build()
-        .unwrap_or_default();
+    let http =
+        reqwest::Client::builder().timeout(Duration::from_millis(config.scrape_timeout_ms)).build().unwrap_or_default();
     let mut history: VecDeque<Round> = VecDeque::with_capacity(config.history_points + 1);
     let mut last_status: Option<StatusReport> = None;
     let mut import_run: Option<RunCheckpoint> = None;
@@ -399,10 +400,8 @@ fn latency(history: &VecDeque<Round>, key: &str) -> (Option<f64>, Option<f64>, S
     if let Some((old, _)) = base(history, LATENCY_WINDOW_MS)
         && let Some(old) = old.histograms.get(key)
     {
-        let delta: Vec<(f64, f64)> = now
-            .iter()
-            .map(|(le, c)| (*le, c - old.iter().find(|(b, _)| b == le).map_or(0.0, |(_, o)| *o)))
-            .collect();
+        let delta: Vec<(f64, f64)> =
+            now.iter().map(|(le, c)| (*le, c - old.iter().find(|(b, _)| b == le).map_or(0.0, |(_, o)| *o))).collect();
         if delta.iter().all(|(_, c)| *c >= 0.0) && delta.last().is_some_and(|(_, c)| *c > 0.0) {
             return (quantile(&delta, 0.5), quantile(&delta, 0.99), "last minute".into());
         }
@@ -560,7 +559,14 @@ fn build(
                 Ok((code, body)) => (*code == 200, code.to_string(), body.trim().to_owned()),
                 Err(e) => (false, e.clone(), String::new()),
             };
-            HealthView { name: p.name.clone(), kind: p.kind.as_str().to_owned(), url: p.url.clone(), ready, status, detail }
+            HealthView {
+                name: p.name.clone(),
+                kind: p.kind.as_str().to_owned(),
+                url: p.url.clone(),
+                ready,
+                status,
+                detail,
+            }
         })
         .collect();
     Snapshot {

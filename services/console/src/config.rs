@@ -54,7 +54,11 @@ fn default_services() -> Vec<ServiceEndpoint> {
         kind,
         url: format!("http://127.0.0.1:{port}"),
     };
-    vec![s("ingest", ServiceKind::Ingest, 8080), s("to-im", ServiceKind::ToIm, 9102), s("to-legacy", ServiceKind::ToLegacy, 9103)]
+    vec![
+        s("ingest", ServiceKind::Ingest, 8080),
+        s("to-im", ServiceKind::ToIm, 9102),
+        s("to-legacy", ServiceKind::ToLegacy, 9103),
+    ]
 }
 
 /// One watched service instance.

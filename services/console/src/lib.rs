@@ -12,7 +12,7 @@
 //! - [`page`]: server-rendered HTML (the page, its live panels, a lookup's answer) and the small script;
 //! - [`server`]: the HTTP routes, read-only unless `admin_token` is set (actions then need it and a
 //!   confirmation);
-//! - [`error`]: [`ConsoleError`].
+//! - [`error`]: the crate's one error type, [`ConsoleError`].
 //!
 //! Nothing here needs the internet: the page, its script and its charts (inline SVG) are served by the binary.
 

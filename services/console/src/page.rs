@@ -114,7 +114,11 @@ pub fn panels(s: &Snapshot, actions: bool) -> String {
         s.round_secs
     );
     if let Some(e) = &s.kafka_error {
-        let _ = write!(o, "<p class=\"bad\" id=\"kafka-error\">Kafka could not be read: {} (numbers below are from the last good read)</p>", esc(e));
+        let _ = write!(
+            o,
+            "<p class=\"bad\" id=\"kafka-error\">Kafka could not be read: {} (numbers below are from the last good read)</p>",
+            esc(e)
+        );
     }
     // Import progress.
     o.push_str("<section id=\"import\"><h2>Import</h2>");
@@ -176,7 +180,10 @@ pub fn panels(s: &Snapshot, actions: bool) -> String {
         );
     }
     if let Some(l) = s.frequency_limited_per_sec {
-        let _ = write!(o, "<div class=\"card\"><h3>IM frequency limits</h3><dl><dt>60007… answers</dt><dd id=\"limited\">{l:.2}/s</dd></dl></div>");
+        let _ = write!(
+            o,
+            "<div class=\"card\"><h3>IM frequency limits</h3><dl><dt>60007… answers</dt><dd id=\"limited\">{l:.2}/s</dd></dl></div>"
+        );
     }
     o.push_str("</div></section>");
     // Lag per group.
@@ -224,7 +231,9 @@ pub fn panels(s: &Snapshot, actions: bool) -> String {
         s.dlq.parked.len()
     );
     if !s.dlq.parked.is_empty() {
-        o.push_str("<table><tr><th>conversation</th><th>from</th><th>records</th><th>first error</th><th>to resolve</th></tr>");
+        o.push_str(
+            "<table><tr><th>conversation</th><th>from</th><th>records</th><th>first error</th><th>to resolve</th></tr>",
+        );
         for p in &s.dlq.parked {
             let cmds: String = p.commands.iter().map(|c| format!("<code>{}</code><br>", esc(c))).collect();
             let buttons = if actions {

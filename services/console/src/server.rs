@@ -25,12 +25,12 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::Deps;
 use crate::collect::{self, Shared};
 use crate::config::ConsoleConfig;
 use crate::error::ConsoleError;
 use crate::page::{self, LookupForm};
 use crate::trace::{self, Lookup};
-use crate::Deps;
 
 #[derive(Debug, Clone)]
 struct AppState {
@@ -56,7 +56,11 @@ impl RunningConsole {
 }
 
 /// Binds `config.listen`, starts the collector, and returns once both run.
-pub async fn start(config: ConsoleConfig, deps: Deps, shutdown: CancellationToken) -> Result<RunningConsole, ConsoleError> {
+pub async fn start(
+    config: ConsoleConfig,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> Result<RunningConsole, ConsoleError> {
     config.validate()?;
     let shared = Shared::default();
     let state = AppState { config: Arc::new(config.clone()), deps: Arc::new(deps.clone()), shared: shared.clone() };
@@ -77,7 +81,10 @@ pub async fn start(config: ConsoleConfig, deps: Deps, shutdown: CancellationToke
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], page::SCRIPT) }))
+        .route(
+            "/console.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], page::SCRIPT) }),
+        )
         .route("/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], page::STYLE) }))
         .route("/api/snapshot", get(snapshot))
         .route("/api/panels", get(panels))
@@ -115,7 +122,12 @@ impl TraceParams {
 }
 
 async fn index(State(s): State<AppState>, Query(p): Query<TraceParams>) -> Html<String> {
-    let form = LookupForm { q: p.q.clone(), conversation: p.conversation.clone(), since: p.since.clone(), until: p.until.clone() };
+    let form = LookupForm {
+        q: p.q.clone(),
+        conversation: p.conversation.clone(),
+        since: p.since.clone(),
+        until: p.until.clone(),
+    };
     let answer = if p.q.trim().is_empty() { None } else { Some(p.run(&s).await.map_err(|e| e.to_string())) };
     let snap = s.shared.latest();
     Html(page::page(
@@ -137,7 +149,8 @@ async fn snapshot(State(s): State<AppState>) -> Response {
 async fn panels(State(s): State<AppState>) -> Response {
     match s.shared.latest() {
         Some(snap) => Html(page::panels(&snap, s.config.actions_enabled())).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, Html("<p id=\"collecting\">collecting the first numbers…</p>")).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, Html("<p id=\"collecting\">collecting the first numbers…</p>"))
+            .into_response(),
     }
 }
 
@@ -152,7 +165,8 @@ async fn trace_api(State(s): State<AppState>, Query(p): Query<TraceParams>) -> R
                 _ => StatusCode::BAD_GATEWAY,
             };
             if html {
-                (code, Html(format!("<p class=\"bad\" id=\"trace-error\">{}</p>", page::esc(&e.to_string())))).into_response()
+                (code, Html(format!("<p class=\"bad\" id=\"trace-error\">{}</p>", page::esc(&e.to_string()))))
+                    .into_response()
             } else {
                 (code, Json(serde_json::json!({"error": e.to_string()}))).into_response()
             }

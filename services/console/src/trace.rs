@@ -96,7 +96,8 @@ impl Lookup {
             conversation = Some(ConversationKey::group(&g));
             Target::Event(EventId::im_group_message(&g, seq))
         } else if let Some(rest) = text.strip_prefix("im:gmsg:") {
-            let (group, _) = rest.rsplit_once(':').ok_or_else(|| q(format!("{text:?} is not im:gmsg:<group>:<seq>")))?;
+            let (group, _) =
+                rest.rsplit_once(':').ok_or_else(|| q(format!("{text:?} is not im:gmsg:<group>:<seq>")))?;
             conversation = Some(ConversationKey::group(&imbridge_core::GroupId::new_unchecked(group)));
             Target::Event(EventId::from_raw(text))
         } else if let Some(rest) = text.strip_prefix("im:c2c:") {
@@ -251,7 +252,7 @@ pub async fn lookup(deps: &Deps, l: &Lookup, max_records: u64) -> Result<TraceRe
         searched.push(Searched {
             topic: topic.clone(),
             partitions: partition.map_or_else(|| (0..count).collect(), |p| vec![p]),
-            from: l.since_ms.map_or_else(|| "earliest".to_owned(), |s| ms_text(s)),
+            from: l.since_ms.map_or_else(|| "earliest".to_owned(), ms_text),
         });
         let start = l.since_ms.map_or(Start::Earliest, Start::Time);
         let matcher = Matcher::new(&l.target);
@@ -337,9 +338,7 @@ impl Matcher {
         let env = Envelope::from_json(payload).ok()?;
         let ok = match &self.target {
             Target::Event(id) => env.id == *id,
-            Target::MsgKey(k) => {
-                env.id.as_str().starts_with("im:c2c:") && env.id.as_str().ends_with(&format!(":{k}"))
-            }
+            Target::MsgKey(k) => env.id.as_str().starts_with("im:c2c:") && env.id.as_str().ends_with(&format!(":{k}")),
             Target::Around { .. } => true,
         };
         ok.then_some(env)
@@ -404,7 +403,9 @@ impl<'a> FateFinder<'a> {
             }
         };
         Ok(match committed {
-            Some(c) if c > r.offset => Fate::Applied { group, at: None, reference: None, evidence: "committed offset".into() },
+            Some(c) if c > r.offset => {
+                Fate::Applied { group, at: None, reference: None, evidence: "committed offset".into() }
+            }
             c => Fate::Pending { group, committed: c, ahead: r.offset - c.unwrap_or(0).max(0) },
         })
     }
@@ -439,7 +440,9 @@ impl<'a> FateFinder<'a> {
         let Some((dlq_rec, info)) = recs.iter().find_map(|d| {
             DeadLetterInfo::from_record(d)
                 .ok()
-                .filter(|i| i.original_topic == r.topic && i.original_partition == r.partition && i.original_offset == r.offset)
+                .filter(|i| {
+                    i.original_topic == r.topic && i.original_partition == r.partition && i.original_offset == r.offset
+                })
                 .map(|i| (d, i))
         }) else {
             return Ok(None);
@@ -449,7 +452,8 @@ impl<'a> FateFinder<'a> {
             .filter(|m| m.key == dlq_rec.key)
             .filter_map(|m| {
                 let how = m.header_str(dlq::RESOLUTION)?;
-                let through = m.header_str(dlq::RESOLVED_THROUGH).and_then(|v| v.parse::<i64>().ok()).unwrap_or(m.offset);
+                let through =
+                    m.header_str(dlq::RESOLVED_THROUGH).and_then(|v| v.parse::<i64>().ok()).unwrap_or(m.offset);
                 (through >= dlq_rec.offset).then(|| how.to_owned())
             })
             .next();
@@ -518,7 +522,12 @@ impl TraceReport {
         for x in &self.searched {
             let _ = writeln!(s, "  read {} partition(s) {:?} from {}", x.topic, x.partitions, x.from);
         }
-        let _ = writeln!(s, "  {} record(s) read{}", self.scanned, if self.truncated { " (limit reached: narrow the lookup)" } else { "" });
+        let _ = writeln!(
+            s,
+            "  {} record(s) read{}",
+            self.scanned,
+            if self.truncated { " (limit reached: narrow the lookup)" } else { "" }
+        );
         if self.hits.is_empty() {
             let _ = writeln!(s, "not found");
         }
