@@ -239,6 +239,10 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
             && text_after(im_to_legacy, "class=\"p99\"").is_some_and(|t| t != "–")
             && moving(legacy_to_im)
             && moving(im_to_legacy)
+            && [&opts.to_im_group, &opts.to_legacy_group].iter().all(|g| {
+                text_after(block(dom, &format!("data-group=\"{g}\""), "</tr>"), "class=\"num lag\"").as_deref()
+                    == Some("0")
+            })
             && text_after(dom, "id=\"phase-live\"").is_some_and(|t| t != "0")
             && dom.contains("<polyline")
     };
@@ -295,6 +299,14 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     // The same lookup on the command line.
     let (ok, out) = run_cli(&config, &["trace", wanted]);
     assert!(ok && out.contains(&format!("legacy:{wanted}")) && out.contains("evidence: ledger"), "{out}");
+    // A message of the imported history, by its legacy id: found on the import topic, applied by the import.
+    let first_line = std::fs::read_to_string(export.join("group_messages.ndjson")).expect("export file");
+    let record: serde_json::Value = serde_json::from_str(first_line.lines().next().expect("a line")).expect("json");
+    let history_id = record["id"].as_str().expect("record id").to_owned();
+    let (ok, out) = run_cli(&config, &["trace", &history_id]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("{} partition", topics.import_groups)), "{out}");
+    assert!(out.contains("import.group_message") && out.contains(&format!("by {prefix}.groups")), "{out}");
     // An IM message by the MsgKey alone (the sender unknown): found on the IM events topic, applied on legacy.
     let (ok, out) = run_cli(&config, &["trace", &msg_keys[2], "--json"]);
     // stdout (the JSON) comes first; any log line on stderr follows it.

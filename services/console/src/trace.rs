@@ -223,16 +223,33 @@ pub struct TraceReport {
 pub async fn lookup(deps: &Deps, l: &Lookup, max_records: u64) -> Result<TraceReport, ConsoleError> {
     let admin = Admin::new(&deps.kafka)?;
     let t = &deps.topics;
-    let topics: Vec<String> = match &l.target {
-        Target::Event(id) if id.as_str().starts_with("legacy:") => vec![t.legacy_events.clone()],
-        Target::Event(id) if id.as_str().starts_with("im:") => vec![t.im_events.clone()],
-        Target::Event(id) if id.as_str().starts_with("import:") => {
-            vec![t.import_accounts.clone(), t.import_users.clone(), t.import_c2c.clone(), t.import_groups.clone()]
+    let all_import =
+        || [&t.import_accounts, &t.import_users, &t.import_c2c, &t.import_groups].map(|x| x.clone()).to_vec();
+    // Which topics to read, and what to look for on each.
+    let plan: Vec<(String, Target)> = match &l.target {
+        Target::Event(id) if id.as_str().starts_with("legacy:") => {
+            // A legacy message id is also the natural key of that message in a bulk import (its history).
+            let raw = &id.as_str()["legacy:".len()..];
+            let nk = imbridge_importer::plan::natural_key(&[raw]);
+            vec![
+                (t.legacy_events.clone(), l.target.clone()),
+                (t.import_c2c.clone(), Target::Event(EventId::import("c2c_message", &nk))),
+                (t.import_groups.clone(), Target::Event(EventId::import("group_message", &nk))),
+            ]
         }
-        Target::MsgKey(_) => vec![t.im_events.clone()],
-        Target::Event(_) | Target::Around { .. } => vec![t.legacy_events.clone(), t.im_events.clone()],
+        Target::Event(id) if id.as_str().starts_with("im:") => vec![(t.im_events.clone(), l.target.clone())],
+        Target::Event(id) if id.as_str().starts_with("import:") => {
+            all_import().into_iter().map(|x| (x, l.target.clone())).collect()
+        }
+        Target::MsgKey(_) => vec![(t.im_events.clone(), l.target.clone())],
+        Target::Event(_) | Target::Around { .. } => {
+            vec![(t.legacy_events.clone(), l.target.clone()), (t.im_events.clone(), l.target.clone())]
+        }
     };
     let understood = match &l.target {
+        Target::Event(id) if id.as_str().starts_with("legacy:") => {
+            format!("event {id} (a live legacy event, or the same message imported as history)")
+        }
         Target::Event(id) => format!("event {id}"),
         Target::MsgKey(k) => format!("IM 1:1 message with MsgKey {k} (any sender)"),
         Target::Around { conversation, at_ms } => {
@@ -243,7 +260,7 @@ pub async fn lookup(deps: &Deps, l: &Lookup, max_records: u64) -> Result<TraceRe
     let found: Arc<Mutex<Vec<(Record, Envelope)>>> = Arc::default();
     let mut searched = Vec::new();
     let mut truncated = false;
-    for topic in &topics {
+    for (topic, target) in &plan {
         let count = admin.partition_count(topic).await?;
         if count == 0 {
             continue;
@@ -255,7 +272,7 @@ pub async fn lookup(deps: &Deps, l: &Lookup, max_records: u64) -> Result<TraceRe
             from: l.since_ms.map_or_else(|| "earliest".to_owned(), ms_text),
         });
         let start = l.since_ms.map_or(Start::Earliest, Start::Time);
-        let matcher = Matcher::new(&l.target);
+        let matcher = Matcher::new(target);
         let until = l.until_ms;
         let (scanned2, found2) = (scanned.clone(), found.clone());
         let limit_hit = Arc::new(Mutex::new(false));
