@@ -260,6 +260,8 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert!(shows_everything(&dom), "the page never showed the live numbers:\n{dom}");
+    // The page's script ran in the browser and swapped in fresh panels from /api/panels.
+    assert!(dom.contains("data-live=\"1\"") && dom.contains("live, updated"), "the script did not refresh:\n{dom}");
 
     // Import progress: every phase applied everything, elapsed beside the lower bound.
     for phase in ["accounts", "users", "c2c", "groups"] {

@@ -75,7 +75,7 @@ pub fn page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/console.css"></head>
 <body data-refresh-ms="{refresh_ms}" data-actions="{actions}">
-<header><h1>imbridge console</h1><span class="mode">{mode}</span></header>
+<header><h1>imbridge console</h1><span class="mode">{mode}</span><span class="mode" id="live"></span></header>
 <main>
 <div id="panels">{panels}</div>
 <section id="lookup"><h2>Where is my message?</h2>

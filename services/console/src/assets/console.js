@@ -8,8 +8,16 @@
   function refresh() {
     fetch("/api/panels", { cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { document.getElementById("panels").innerHTML = html; })
-      .catch(function () { /* the next round tries again; the last numbers stay */ })
+      .then(function (html) {
+        document.getElementById("panels").innerHTML = html;
+        body.setAttribute("data-live", "1");
+        document.getElementById("live").textContent = "live, updated " + new Date().toLocaleTimeString();
+      })
+      .catch(function () {
+        // The next round tries again; the last numbers stay, marked stale.
+        body.setAttribute("data-live", "0");
+        document.getElementById("live").textContent = "not updating: the console does not answer";
+      })
       .finally(function () { setTimeout(refresh, every); });
   }
   setTimeout(refresh, every);
