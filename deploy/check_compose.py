@@ -89,6 +89,53 @@ for svc, var in listen_env.items():
     if f":{port}/readyz" not in hc:
         problem(f"{svc}: healthcheck {hc!r} does not probe /readyz on its port {port}")
 
+# Prometheus loads the alert rules, and Grafana gets its provisioning and dashboards.
+if "/etc/prometheus/alerts.yml" not in (prom.get("rule_files") or []):
+    problem("deploy/prometheus.yml does not load /etc/prometheus/alerts.yml")
+if "prometheus" in services:
+    pvols = [str(v) for v in services["prometheus"].get("volumes") or []]
+    if "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" not in pvols:
+        problem("prometheus: deploy/prometheus/alerts.yml is not mounted at /etc/prometheus/alerts.yml")
+if "grafana" not in services:
+    problem("service grafana is missing")
+else:
+    gvols = [str(v) for v in services["grafana"].get("volumes") or []]
+    for want in ("./deploy/grafana/provisioning:/etc/grafana/provisioning:ro", "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro"):
+        if want not in gvols:
+            problem(f"grafana: volume {want} missing")
+    for d in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"):
+        import json
+        try:
+            dash = json.loads(d.read_text())
+        except ValueError as e:
+            problem(f"{d.name}: not JSON: {e}")
+            continue
+        uids = {p.get("datasource", {}).get("uid") for p in dash.get("panels", [])}
+        if uids != {"imbridge-prometheus"}:
+            problem(f"{d.name}: panels use data sources {uids}, not the provisioned imbridge-prometheus")
+
+# Every imbridge_* metric the alerts and dashboards use is one a service exports (names grepped from the code),
+# or one of the names agreed for parts still being built (ingest's spool, reconcile).
+exported = set()
+for f in (ROOT / "services").glob("*/src/**/*.rs"):
+    exported |= set(re.findall(r'"(imbridge_[a-z0-9_]+)"', f.read_text()))
+    # The ordered consumer's family, registered as imbridge_<part>_<name> (services/kafka/src/metrics.rs).
+    for part in ("to_im", "to_legacy"):
+        for name in re.findall(r'p\("([a-z_]+)"\)', f.read_text()):
+            exported.add(f"imbridge_{part}_{name}")
+agreed = {"imbridge_ingest_spool_bytes", "imbridge_ingest_spool_capacity_bytes", "imbridge_reconcile_differences_total"}
+used_in = {
+    "deploy/prometheus/alerts.yml": (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text(),
+    **{f"deploy/grafana/dashboards/{d.name}": d.read_text() for d in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")},
+}
+for where, text in used_in.items():
+    names = set(re.findall(r"imbridge_[a-z0-9_]+", text))
+    # Name-regex matchers (`imbridge_to_(im|legacy)_…`) are expanded by hand in the alerts; skip their fragments.
+    for n in sorted(names - exported - agreed):
+        if n.endswith("_") or n.endswith("_bucket") and n[: -len("_bucket")] in exported:
+            continue
+        problem(f"{where}: metric {n} is not exported by any service")
+
 # The emulators authenticate with the same secrets imbridge reads.
 dev = {p.name: p.read_text().strip() for p in (ROOT / "deploy" / "dev-secrets").iterdir() if p.name != "README.md"}
 im = tomllib.loads((ROOT / "deploy" / "im-emulator.toml").read_text())

@@ -8,7 +8,8 @@
 # Needs: a C toolchain and make (librdkafka is built from source), pkg-config, OpenSSL and zlib headers (librdkafka
 # with TLS), curl, Java 17+ and Maven (scripts/kafka.sh fetches Apache Kafka's jars from Maven Central and runs the
 # broker), Rust (rustup, minimal profile, with clippy and rustfmt). `--ci` adds what only CI's gates use
-# (python3-venv for the docker-compose schema check).
+# (python3-venv for the docker-compose schema check, `prometheus` for promtool's check of the alert rules, `chromium`
+# for the console's end-to-end test in headless mode).
 #
 # As root on Debian or Ubuntu it installs what is missing with apt-get (and Rust with rustup) and says what it
 # installs; otherwise it prints the exact command to run and fails. Quiet when everything is present; running it
@@ -32,6 +33,8 @@ imbridge_setup_missing_packages() {
     command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
     { command -v dpkg >/dev/null 2>&1 && dpkg -s python3-venv >/dev/null 2>&1; } ||
       python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)
+    command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   fi
   echo "${pkgs[*]}"
 }

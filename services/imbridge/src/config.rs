@@ -30,6 +30,7 @@ pub struct AppConfig {
     pub to_legacy: imbridge_to_legacy::ToLegacyConfig,
     pub to_im: imbridge_to_im::ToImConfig,
     pub import: imbridge_importer::ImportConfig,
+    pub console: imbridge_console::ConsoleConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.

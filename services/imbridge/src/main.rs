@@ -22,6 +22,12 @@ enum Command {
     // Each subcommand is added here by the issue that makes it work (see `cmd/`).
     /// Benchmarks: throughput, latency, CPU and memory beside a baseline (`bench kafka`).
     Bench(cmd::bench::BenchArgs),
+    /// The migration console: a live web page of import progress, lag, DLQ, parked conversations, service
+    /// health, and "where is my message?" (`--listen ADDR`); runs until SIGTERM/Ctrl-C.
+    Console(cmd::console::ConsoleArgs),
+    /// Where is my message? Finds an event by legacy id, IM MsgKey, group + MsgSeq or conversation + time: its
+    /// topic, partition, offset, when it was accepted and applied, or why it is dead-lettered or parked.
+    Trace(cmd::console::TraceArgs),
     /// Configuration tools (`config validate`).
     Config(cmd::config::ConfigArgs),
     /// Demo tools against running emulators and services: live traffic from both apps (`demo traffic`) and a
@@ -66,6 +72,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Config(args) => cmd::config::run(args, &cli.global),
+            Command::Console(args) => cmd::console::run(args, &cli.global).await,
+            Command::Trace(args) => cmd::console::trace(args, &cli.global).await,
             Command::Demo(args) => cmd::demo::run(args, &cli.global).await,
             Command::Dlq(args) => cmd::dlq::run(args, &cli.global).await,
             Command::Replay(args) => cmd::replay::run(args, &cli.global).await,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod emulate;

@@ -1,0 +1,96 @@
+//! The migration console: one web page that answers "where are we, what is stuck, where is my message?", and
+//! the message tracer behind it (also `imbridge trace` on the command line).
+//!
+//! - [`config`]: [`ConsoleConfig`], the `[console]` section (listen address, watched services, admin token);
+//! - [`collect`]: the collector — every refresh it reads Kafka the way `imbridge status` does (groups, lag, DLQ,
+//!   parked and importing conversations, the import checkpoint) and scrapes each service's `/metrics` and
+//!   `/readyz`, keeping a short history for rates, ETAs, latency windows and the lag charts; a [`Snapshot`] is
+//!   what the page shows;
+//! - [`trace`]: "where is my message?" — finds an event from the ids a person has, reading only the
+//!   conversation's partition when it can, and says where it went (topic, partition, offset, accepted, applied
+//!   or dead-lettered and why);
+//! - [`page`]: server-rendered HTML (the page, its live panels, a lookup's answer) and the small script;
+//! - [`server`]: the HTTP routes, read-only unless `admin_token` is set (actions then need it and a
+//!   confirmation);
+//! - [`error`]: the crate's one error type, [`ConsoleError`].
+//!
+//! Nothing here needs the internet: the page, its script and its charts (inline SVG) are served by the binary.
+
+pub mod collect;
+pub mod config;
+pub mod error;
+pub mod page;
+pub mod server;
+pub mod trace;
+
+use imbridge_core::topics::TopicNames;
+use imbridge_im::ImConfig;
+use imbridge_kafka::KafkaConfig;
+use imbridge_to_im::import::ImportTopic;
+use tokio_util::sync::CancellationToken;
+
+pub use collect::Snapshot;
+pub use config::{ConsoleConfig, ServiceEndpoint, ServiceKind};
+pub use error::ConsoleError;
+pub use server::{RunningConsole, start};
+
+/// What the console reads besides its own section: the rest of the one configuration file.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub kafka: KafkaConfig,
+    pub topics: TopicNames,
+    /// to-im's live consumer group (on the legacy events topic).
+    pub to_im_group: String,
+    /// to-legacy's consumer group (on the IM events topic).
+    pub to_legacy_group: String,
+    /// The import's consumer group of each import phase.
+    pub import_groups: Vec<(ImportTopic, String)>,
+    /// The importer's checkpoint topic (when the import started, whether it completed).
+    pub checkpoint_topic: String,
+    /// IM's configured rates: the import's quota-bound lower bound.
+    pub im: ImConfig,
+}
+
+impl Deps {
+    /// The topic of one import phase.
+    pub fn import_topic(&self, which: ImportTopic) -> &str {
+        match which {
+            ImportTopic::Accounts => &self.topics.import_accounts,
+            ImportTopic::Users => &self.topics.import_users,
+            ImportTopic::C2c => &self.topics.import_c2c,
+            ImportTopic::Groups => &self.topics.import_groups,
+        }
+    }
+
+    /// The consumer group that applies `topic`'s records.
+    pub fn group_of(&self, topic: &str) -> Option<String> {
+        if topic == self.topics.legacy_events {
+            return Some(self.to_im_group.clone());
+        }
+        if topic == self.topics.im_events {
+            return Some(self.to_legacy_group.clone());
+        }
+        self.import_groups.iter().find(|(w, _)| self.import_topic(*w) == topic).map(|(_, g)| g.clone())
+    }
+
+    /// (group, topic) pairs in the order the page shows them: the two live directions, then the import phases.
+    pub fn groups(&self) -> Vec<(String, String)> {
+        let mut g = vec![
+            (self.to_im_group.clone(), self.topics.legacy_events.clone()),
+            (self.to_legacy_group.clone(), self.topics.im_events.clone()),
+        ];
+        for (w, group) in &self.import_groups {
+            g.push((group.clone(), self.import_topic(*w).to_owned()));
+        }
+        g
+    }
+}
+
+/// Runs the console until `shutdown` fires: the binary's entry point.
+pub async fn run(config: ConsoleConfig, deps: Deps, shutdown: CancellationToken) -> Result<(), ConsoleError> {
+    let running = start(config, deps, shutdown.clone()).await?;
+    tracing::info!(addr = %running.addr, "console listening");
+    shutdown.cancelled().await;
+    running.join().await;
+    Ok(())
+}
