@@ -251,19 +251,20 @@ public final class SdkConformance {
             ok(r);
             eq("sdk-team", r.getGroupId(), "GroupId");
         });
+        // The SDK's SendGroupMsgResult maps `msgSeq` (lower case) where IM documents and sends `MsgSeq`, so the
+        // SDK always reads null there; the seq is checked on the raw answer and in the history below.
         step("send_group_msg", () -> {
             SendGroupMsgRequest req = new SendGroupMsgRequest("sdk-team", 7L, text("hello"));
             req.setFromAccount("ann");
             SendGroupMsgResult r = im.group.sendGroupMsg(req);
             ok(r);
-            eq(1L, r.getMsgSeq(), "MsgSeq");
+            check(r.getMsgTime() != null && r.getMsgTime() >= t0, "MsgTime " + r.getMsgTime());
         });
-        step("send_group_msg with the same Random is deduplicated", () -> {
-            SendGroupMsgRequest req = new SendGroupMsgRequest("sdk-team", 7L, text("hello"));
-            req.setFromAccount("ann");
-            SendGroupMsgResult r = im.group.sendGroupMsg(req);
-            ok(r);
-            eq(1L, r.getMsgSeq(), "the first send's MsgSeq");
+        step("send_group_msg with the same Random is deduplicated (the first send's MsgSeq)", () -> {
+            JsonNode r = im.raw("group_open_http_svc", "send_group_msg", "{\"GroupId\":\"sdk-team\",\"Random\":7,"
+                    + "\"From_Account\":\"ann\",\"MsgBody\":[{\"MsgType\":\"TIMTextElem\",\"MsgContent\":{\"Text\":\"hello\"}}]}");
+            code(0, r);
+            eq(1, r.path("MsgSeq").asInt(), "MsgSeq");
         });
         step("add_group_member", () -> {
             AddGroupMemberResult r = im.group.addGroupMember(new AddGroupMemberRequest("sdk-team", List.of(
