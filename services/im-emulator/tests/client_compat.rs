@@ -143,6 +143,27 @@ async fn group_history_req_msg_seq_zero_means_newest() {
 }
 
 #[tokio::test]
+async fn group_member_limit_zero_means_not_set() {
+    let im = Im::start(config()).await;
+    im.accounts(&["ann", "bob", "cy"]).await;
+    im.ok(
+        "group_open_http_svc/create_group",
+        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann",
+            "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "cy"}]}),
+    )
+    .await;
+    let members = |v: &Value| v["MemberList"].as_array().expect("list").len();
+    // The Go SDK's request shape: Limit and Offset always present, filters null.
+    let go = json!({"GroupId": "g", "Limit": 0, "Offset": 0, "MemberInfoFilter": null, "MemberRoleFilter": null,
+        "AppDefinedDataFilter_GroupMember": null});
+    let v = im.ok("group_open_http_svc/get_group_member_info", go).await;
+    assert_eq!((members(&v), v["MemberNum"].as_u64()), (3, Some(3)), "Limit 0 lists like an omitted Limit: {v}");
+    let v = im.ok("group_open_http_svc/get_group_member_info", json!({"GroupId": "g", "Limit": 1, "Offset": 1})).await;
+    assert_eq!(v["MemberList"][0]["Member_Account"], "bob", "a real Limit still pages");
+    assert_eq!(members(&v), 1);
+}
+
+#[tokio::test]
 async fn member_notices_in_history_use_only_documented_elements() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob", "cy"]).await;

@@ -285,7 +285,8 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
             "{reason}"
         );
     }
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 2.0);
+    // "not json" and the positional array.
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 3.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_invalid",source="im"}"#), 3.0);
     ing.running.shutdown().await;
 }

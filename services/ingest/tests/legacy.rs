@@ -131,8 +131,9 @@ async fn answers_per_contract_and_accepts_only_after_kafka() {
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_mismatch",source="legacy"}"#), 1.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_stale",source="legacy"}"#), 1.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="too_large",source="legacy"}"#), 1.0);
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 1.0);
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 1.0);
+    // Each once more for the positional-array event and the array batch.
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 2.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_produce_seconds_count{outcome="ok",source="legacy"}"#), 2.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_requests_total{endpoint="legacy",status="200"}"#), 2.0);
     ing.running.shutdown().await;

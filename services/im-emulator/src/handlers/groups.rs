@@ -1201,7 +1201,8 @@ pub(super) fn get_group_info(st: &mut State, cfg: &EmulatorConfig, body: &Value)
 pub(super) fn get_group_member_info(st: &mut State, cfg: &EmulatorConfig, body: &Value) -> Result<Value, ApiError> {
     let o = object(body, PARSE)?;
     let gid = req_str(o, "GroupId", BAD)?;
-    let limit = opt_u64(o, "Limit", BAD)?;
+    // `Limit` 0 means "not set" (UNCONFIRMED), as the Go SDK always sends the field: an empty page helps no one.
+    let limit = opt_u64(o, "Limit", BAD)?.filter(|l| *l != 0);
     let max = cfg.limits.group_member_page_max as u64;
     if limit.is_some_and(|l| l > max) {
         return Err(ApiError::new(BAD, format!("Limit must be at most {max}")));
