@@ -338,8 +338,7 @@ fn parse_body(family: Family, body: &[u8]) -> Result<Value, ApiError> {
     }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(family.parse_error(), format!("Fail to Parse json data of body: {e}")))?;
-    imbridge_core::json::object(&v)
-        .map_err(|e| ApiError::new(family.parse_error(), format!("request body is {e}")))?;
+    imbridge_core::json::object(&v).map_err(|e| ApiError::new(family.parse_error(), format!("request body is {e}")))?;
     Ok(v)
 }
 

@@ -40,7 +40,10 @@ async fn account_import_accepts_the_legacy_identifier_field() {
     assert_eq!(v["UserProfileItem"][0]["ProfileItem"], json!([{"Tag": "Tag_Profile_IM_Nick", "Value": "Go"}]));
     // Both names for one account are fine; for two accounts the request is malformed and imports nothing.
     im.ok("im_open_login_svc/account_import", json!({"UserID": "same", "Identifier": "same"})).await;
-    assert_code(&im.call("im_open_login_svc/account_import", json!({"UserID": "one", "Identifier": "two"})).await, 70402);
+    assert_code(
+        &im.call("im_open_login_svc/account_import", json!({"UserID": "one", "Identifier": "two"})).await,
+        70402,
+    );
     assert!(!imported(&im, "one").await && !imported(&im, "two").await);
     // The legacy name gets the same checks as the current one.
     assert_code(&im.call("im_open_login_svc/account_import", json!({"Identifier": "x".repeat(33)})).await, 70402);
@@ -52,16 +55,25 @@ async fn account_import_accepts_the_legacy_identifier_field() {
 async fn modify_group_accepts_the_legacy_shut_up_all_member_field() {
     let im = Im::start(config()).await;
     im.accounts(&["ann"]).await;
-    im.ok("group_open_http_svc/create_group", json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}))
-        .await;
+    im.ok(
+        "group_open_http_svc/create_group",
+        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
+    )
+    .await;
     im.ok("group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "ShutUpAllMember": "On"})).await;
     assert_eq!(group_info(&im, "g").await["MuteAllMember"], "On");
-    im.ok("group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "MuteAllMember": "Off", "ShutUpAllMember": "Off"}))
-        .await;
+    im.ok(
+        "group_open_http_svc/modify_group_base_info",
+        json!({"GroupId": "g", "MuteAllMember": "Off", "ShutUpAllMember": "Off"}),
+    )
+    .await;
     assert_eq!(group_info(&im, "g").await["MuteAllMember"], "Off");
     let both = json!({"GroupId": "g", "MuteAllMember": "On", "ShutUpAllMember": "Off"});
     assert_code(&im.call("group_open_http_svc/modify_group_base_info", both).await, 10004);
-    assert_code(&im.call("group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "ShutUpAllMember": "yes"})).await, 10004);
+    assert_code(
+        &im.call("group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "ShutUpAllMember": "yes"})).await,
+        10004,
+    );
     assert_eq!(group_info(&im, "g").await["MuteAllMember"], "Off", "a refused request changes nothing");
 }
 
@@ -72,10 +84,14 @@ async fn import_group_create_time_zero_means_now() {
     let now = im.now_secs();
     // The Go SDK always sends CreateTime, 0 when the caller set none.
     let v = im
-        .ok("group_open_http_svc/import_group", json!({"Type": "Public", "Name": "z", "Owner_Account": "ann", "CreateTime": 0}))
+        .ok(
+            "group_open_http_svc/import_group",
+            json!({"Type": "Public", "Name": "z", "Owner_Account": "ann", "CreateTime": 0}),
+        )
         .await;
     let zero = v["GroupId"].as_str().expect("GroupId").to_owned();
-    let v = im.ok("group_open_http_svc/import_group", json!({"Type": "Public", "Name": "o", "Owner_Account": "ann"})).await;
+    let v =
+        im.ok("group_open_http_svc/import_group", json!({"Type": "Public", "Name": "o", "Owner_Account": "ann"})).await;
     let omitted = v["GroupId"].as_str().expect("GroupId").to_owned();
     for gid in [&zero, &omitted] {
         let created = group_info(&im, gid).await["CreateTime"].as_u64().expect("CreateTime");
@@ -117,8 +133,11 @@ async fn import_group_create_time_zero_means_now() {
 async fn group_history_req_msg_seq_zero_means_newest() {
     let im = Im::start(config()).await;
     im.accounts(&["ann"]).await;
-    im.ok("group_open_http_svc/create_group", json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}))
-        .await;
+    im.ok(
+        "group_open_http_svc/create_group",
+        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
+    )
+    .await;
     for i in 0..3u32 {
         im.ok(
             "group_open_http_svc/send_group_msg",
@@ -167,12 +186,21 @@ async fn group_member_limit_zero_means_not_set() {
 async fn member_notices_in_history_use_only_documented_elements() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob", "cy"]).await;
-    im.ok("group_open_http_svc/create_group", json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}))
-        .await;
-    im.ok("group_open_http_svc/send_group_msg", json!({"GroupId": "g", "From_Account": "ann", "Random": 1, "MsgBody": text("hi")}))
-        .await;
-    im.ok("group_open_http_svc/add_group_member", json!({"GroupId": "g", "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "cy"}]}))
-        .await;
+    im.ok(
+        "group_open_http_svc/create_group",
+        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
+    )
+    .await;
+    im.ok(
+        "group_open_http_svc/send_group_msg",
+        json!({"GroupId": "g", "From_Account": "ann", "Random": 1, "MsgBody": text("hi")}),
+    )
+    .await;
+    im.ok(
+        "group_open_http_svc/add_group_member",
+        json!({"GroupId": "g", "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "cy"}]}),
+    )
+    .await;
     im.ok("group_open_http_svc/delete_group_member", json!({"GroupId": "g", "MemberToDel_Account": ["cy"]})).await;
     im.client("bob", "Android", "group_open_http_svc/quit_group", json!({"GroupId": "g"})).await;
     let h = im.ok("group_open_http_svc/group_msg_get_simple", json!({"GroupId": "g", "ReqMsgNumber": 20})).await;

@@ -200,7 +200,8 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
         Some(imbridge_im::callback::sign(CALLBACK_TOKEN, now_secs() as u64)),
         Some(now_secs().to_string()),
     );
-    let array = br#"["C2C.CallbackAfterSendMsg","ann","bob","1_2_3",[{"MsgType":"TIMTextElem","MsgContent":{"Text":"x"}}]]"#;
+    let array =
+        br#"["C2C.CallbackAfterSendMsg","ann","bob","1_2_3",[{"MsgType":"TIMTextElem","MsgContent":{"Text":"x"}}]]"#;
     let (s, v) = ing.post_callback_query(&q, array.to_vec()).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["ErrorInfo"].as_str().expect("reason").contains("an array, not a JSON object"), "{v}");

@@ -463,11 +463,15 @@ async fn apply_checks_signature_batch_and_applicability() {
     assert_eq!(resp.status(), 400);
     let errors: ErrorsBody = resp.json().await.expect("errors body");
     assert_eq!(errors.errors.len(), 1);
-    assert_eq!((errors.errors[0].index, errors.errors[0].error.as_str()), (Some(1), "event is an array, not a JSON object"));
+    assert_eq!(
+        (errors.errors[0].index, errors.errors[0].error.as_str()),
+        (Some(1), "event is an array, not a JSON object")
+    );
     let array_batch: &'static [u8] = br#"[[{"id":"ok","type":"group.dismissed","time":1,"group_id":"g"}]]"#;
-    let resp = post(signature::signature_headers(APPLY_SECRET, signature::now_secs(), array_batch).to_vec(), array_batch)
-        .await
-        .expect("send");
+    let resp =
+        post(signature::signature_headers(APPLY_SECRET, signature::now_secs(), array_batch).to_vec(), array_batch)
+            .await
+            .expect("send");
     assert_eq!(resp.status(), 400);
     let errors: ErrorsBody = resp.json().await.expect("errors body");
     assert_eq!(errors.errors[0].index, None);

@@ -382,10 +382,7 @@ mod tests {
         // A batch that is an array of events would read as `{"events":[…]}`.
         let err = parse_batch(&serde_json::to_vec(&json!([[event]])).expect("ser")).expect_err("array batch");
         assert_eq!(err, BatchError::Malformed("an array, not a JSON object".into()));
-        assert_eq!(
-            err.to_string(),
-            "body is not a JSON object with an `events` array: an array, not a JSON object"
-        );
+        assert_eq!(err.to_string(), "body is not a JSON object with an `events` array: an array, not a JSON object");
     }
 
     #[test]
