@@ -5,9 +5,8 @@
 //! jars: `--kafka-classpath`/`KAFKA_CLASSPATH`, else `scripts/kafka.sh classpath` found next to the working
 //! directory, the binary or the source tree it was built from — so the bench runs from any directory.
 
-use std::process::ExitCode;
-
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
