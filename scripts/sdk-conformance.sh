@@ -41,7 +41,14 @@ trap cleanup EXIT
 PROJECT="$ROOT/tests/sdk-java"
 mkdir -p "$CACHE"
 CP_FILE="$CACHE/classpath.txt"
-if [ ! -s "$CP_FILE" ] || [ "$PROJECT/pom.xml" -nt "$CP_FILE" ]; then
+cp_stale() {
+  [ ! -s "$CP_FILE" ] || [ "$PROJECT/pom.xml" -nt "$CP_FILE" ] && return 0
+  local jar
+  # A jar Maven's local repository no longer holds (cleaned ~/.m2): resolve again.
+  for jar in $(tr ':' ' ' <"$CP_FILE"); do [ -f "$jar" ] || return 0; done
+  return 1
+}
+if cp_stale; then
   say "resolving the SDK with Maven"
   mvn -B -q -f "$PROJECT/pom.xml" dependency:build-classpath -Dmdep.outputFile="$CP_FILE.tmp" >"$WORK/mvn.log" 2>&1 || {
     cat "$WORK/mvn.log" >&2
