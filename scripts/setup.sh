@@ -6,7 +6,7 @@
 #   scripts/setup.sh [--ci]
 #
 # Needs: a C toolchain and make (librdkafka is built from source), pkg-config, OpenSSL and zlib headers (librdkafka
-# with TLS), curl, Java 17+ and Maven (scripts/kafka.sh fetches Apache Kafka's jars from Maven Central and runs the
+# with TLS), curl, a Java 17+ JDK and Maven (scripts/kafka.sh fetches Apache Kafka's jars from Maven Central and runs the
 # broker), Rust (rustup, minimal profile, with clippy and rustfmt). `--ci` adds what only CI's gates use
 # (python3-venv for the docker-compose schema check, `prometheus` for promtool's check of the alert rules, `chromium`
 # for the console's end-to-end test in headless mode).
@@ -27,7 +27,8 @@ imbridge_setup_missing_packages() {
   command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
   imbridge_setup_has_header openssl libssl-dev || pkgs+=(libssl-dev)
   imbridge_setup_has_header zlib zlib1g-dev || pkgs+=(zlib1g-dev)
-  imbridge_setup_java_ok || pkgs+=(openjdk-17-jre-headless)
+  # A JDK, not only a JRE: the SDK conformance tier compiles a small Java program.
+  imbridge_setup_java_ok || pkgs+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
   if [ "$ci" = 1 ]; then
     command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
@@ -48,9 +49,9 @@ imbridge_setup_has_header() {
   fi
 }
 
-# Java 17 or newer (Kafka 4 needs 17).
+# Java 17 or newer (Kafka 4 needs 17), with its compiler.
 imbridge_setup_java_ok() {
-  command -v java >/dev/null 2>&1 || return 1
+  command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || return 1
   local v
   v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
   [ -n "$v" ] && [ "$v" -ge 17 ]

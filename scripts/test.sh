@@ -6,7 +6,8 @@
 # Uses the broker named by KAFKA_BOOTSTRAP when set; otherwise starts a local single-node KRaft broker with
 # scripts/kafka.sh on KAFKA_PORT (default 39092, away from a developer's own 9092), and stops it on exit.
 # Tiers: unit tests and crate integration tests (real broker, real HTTP, emulators as real servers), then the
-# end-to-end scenarios in tests/ that start the parts as separate processes.
+# end-to-end scenarios in tests/ that start the parts as separate processes, then the IM emulator driven by a
+# public server SDK (scripts/sdk-conformance.sh; Java SDK from Maven Central).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Installs what is missing (C toolchain, OpenSSL/zlib headers, Java 17, Maven, Rust) or says how.
@@ -35,5 +36,8 @@ cargo test --workspace --locked --exclude imbridge-e2e --no-fail-fast "$@"
 
 echo "== end-to-end scenarios"
 cargo test -p imbridge-e2e --locked --no-fail-fast "$@"
+
+echo "== public SDK against the IM emulator"
+scripts/sdk-conformance.sh
 
 echo "test.sh: all tiers passed"

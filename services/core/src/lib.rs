@@ -9,7 +9,8 @@
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
-//! - [`topics`]: default topic names.
+//! - [`topics`]: default topic names;
+//! - [`json`]: the rule every reader of outside records applies first — the record is a JSON object.
 //!
 //! The JSON Schemas under `schemas/` describe exactly these types; `tests/schemas.rs` keeps them in step.
 
@@ -17,6 +18,7 @@ pub mod body;
 pub mod disposition;
 pub mod event;
 pub mod ids;
+pub mod json;
 pub mod state;
 pub mod time;
 pub mod topics;

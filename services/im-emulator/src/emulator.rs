@@ -423,9 +423,7 @@ fn parse_body(family: Family, body: &[u8]) -> Result<Value, ApiError> {
     }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(family.parse_error(), format!("Fail to Parse json data of body: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::new(family.parse_error(), "request body must be a JSON object"));
-    }
+    imbridge_core::json::object(&v).map_err(|e| ApiError::new(family.parse_error(), format!("request body is {e}")))?;
     Ok(v)
 }
 

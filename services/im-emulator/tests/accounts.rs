@@ -13,8 +13,8 @@ async fn account_import_check_and_limits() {
         .await;
     // Idempotent.
     im.ok("im_open_login_svc/account_import", json!({"UserID": "ann"})).await;
-    // The legacy field name, an over-long id, an over-long nick.
-    assert_code(&im.call("im_open_login_svc/account_import", json!({"Identifier": "x"})).await, 70402);
+    // No id at all, an over-long id, an over-long nick (the legacy `Identifier` name: tests/client_compat.rs).
+    assert_code(&im.call("im_open_login_svc/account_import", json!({"Nick": "x"})).await, 70402);
     assert_code(&im.call("im_open_login_svc/account_import", json!({"UserID": "x".repeat(33)})).await, 70402);
     assert_code(
         &im.call("im_open_login_svc/account_import", json!({"UserID": "y", "Nick": "n".repeat(501)})).await,

@@ -123,6 +123,10 @@ async fn unknown_resources_and_bad_bodies() {
     assert_code(&im.post_raw(&url("profile/portrait_set"), "[1]").await, 40001);
     assert_code(&im.post_raw(&url("sns/friend_import"), "3").await, 30001);
     assert_code(&im.post_raw(&url("im_open_login_svc/account_import"), "null").await, 70402);
+    // A positional array is refused with a reason, not read field by field.
+    let v = im.post_raw(&url("im_open_login_svc/account_import"), r#"["ann","Ann",""]"#).await;
+    assert_code(&v, 70402);
+    assert_eq!(v["ErrorInfo"], "request body is an array, not a JSON object");
     // profile and sns answers carry ErrorDisplay.
     let v = im.post_raw(&url("profile/portrait_set"), "[1]").await;
     assert_eq!(v["ErrorDisplay"], "");

@@ -351,7 +351,8 @@ impl Callback {
     pub fn parse(body: &[u8], query_command: Option<&str>) -> Result<Self, CallbackParseError> {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| CallbackParseError::Json(e.to_string()))?;
-        let obj = value.as_object().ok_or_else(|| CallbackParseError::Json("not an object".into()))?;
+        // serde would read a callback struct from an array by position; a callback body is an object.
+        let obj = imbridge_core::json::object(&value).map_err(|e| CallbackParseError::Json(e.to_string()))?;
         let body_command = obj.get("CallbackCommand").and_then(|v| v.as_str()).filter(|s| !s.is_empty());
         let command = match (body_command, query_command.filter(|s| !s.is_empty())) {
             (Some(b), Some(q)) if b != q => {
@@ -627,6 +628,15 @@ mod tests {
         ));
         assert_eq!(Callback::parse(b"{}", None), Err(CallbackParseError::MissingCommand));
         assert!(matches!(Callback::parse(b"[1]", None), Err(CallbackParseError::Json(_))));
+        // A positional array serde alone would read as the command's struct, with the command in the query.
+        let array = br#"["C2C.CallbackAfterSendMsg","ann","bob",1,2,3,[]]"#;
+        let err = Callback::parse(array, Some(commands::C2C_AFTER_SEND_MSG)).expect_err("array body");
+        assert_eq!(err, CallbackParseError::Json("an array, not a JSON object".into()));
+        assert_eq!(err.to_string(), "callback body is not a JSON object: an array, not a JSON object");
+        assert_eq!(
+            Callback::parse(b"\"C2C.CallbackAfterSendMsg\"", Some(commands::C2C_AFTER_SEND_MSG)),
+            Err(CallbackParseError::Json("a string, not a JSON object".into()))
+        );
         assert!(matches!(Callback::parse(b"nope", None), Err(CallbackParseError::Json(_))));
         // A consumed command with a missing required field is a payload error, not a silent default.
         assert!(matches!(

@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args, &cli.global).await,
             Command::Config(args) => cmd::config::run(args, &cli.global),
             Command::Console(args) => cmd::console::run(args, &cli.global).await,
             Command::Trace(args) => cmd::console::trace(args, &cli.global).await,
@@ -79,7 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Replay(args) => cmd::replay::run(args, &cli.global).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,
             Command::Export(args) => cmd::export::run(args),
-            Command::Im(args) => cmd::im::run(args),
+            Command::Im(args) => cmd::im::run(args, &cli.global),
             Command::Import(args) => cmd::import::run(args, &cli.global).await,
             Command::Verify(args) => cmd::verify::run(args, &cli.global).await,
             Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,

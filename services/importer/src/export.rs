@@ -247,6 +247,9 @@ impl fmt::Display for FieldError {
 
 /// Deserializes one line into a record, naming the field on error.
 pub fn parse_record<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, FieldError> {
+    // serde would read a struct from an array by position; a record line must be an object.
+    imbridge_core::json::check_object_text(line.as_bytes())
+        .map_err(|e| FieldError::new("", format!("the line is {e}")))?;
     let mut de = serde_json::Deserializer::from_str(line);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -423,6 +426,21 @@ mod tests {
         assert!(e.message.starts_with("not valid JSON"), "{e}");
         let e = parse_record::<AccountRecord>(r#"{"user_id":"a"} {"#).unwrap_err();
         assert!(e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_line_must_be_an_object() {
+        // serde alone reads these as records by position (an account named "not").
+        let e = parse_record::<AccountRecord>(r#"["not","an","object"]"#).unwrap_err();
+        assert_eq!(e, FieldError::new("", "the line is an array, not a JSON object"));
+        let e = parse_record::<C2cMessageRecord>(r#" ["m","a","b",1,[]]"#).unwrap_err();
+        assert_eq!(e.message, "the line is an array, not a JSON object");
+        let e = parse_record::<GroupRecord>(r#""g1""#).unwrap_err();
+        assert_eq!(e.message, "the line is a string, not a JSON object");
+        let e = parse_record::<GroupMemberRecord>("null").unwrap_err();
+        assert_eq!(e.message, "the line is null, not a JSON object");
+        let e = parse_record::<ProfileRecord>("42").unwrap_err();
+        assert_eq!(e.message, "the line is a number, not a JSON object");
     }
 
     #[test]

@@ -78,10 +78,12 @@ pub enum BadKind {
     UnknownElementType,
     BadTime,
     SenderNotMember,
+    /// A line that is valid JSON but an array, which serde alone would read as a record by position.
+    NotAnObject,
 }
 
 impl BadKind {
-    pub const ALL: [BadKind; 13] = [
+    pub const ALL: [BadKind; 14] = [
         BadKind::InvalidJson,
         BadKind::NotUtf8,
         BadKind::MissingField,
@@ -95,6 +97,7 @@ impl BadKind {
         BadKind::UnknownElementType,
         BadKind::BadTime,
         BadKind::SenderNotMember,
+        BadKind::NotAnObject,
     ];
 }
 
@@ -607,6 +610,10 @@ fn make_bad(rng: &mut Rng, files: &Files, ctx: &BadContext<'_>, what: BadKind, i
         BadKind::InvalidJson => {
             let k = ExportKind::Accounts;
             (k, pos(rng, k), format!("{{\"user_id\": \"broken-{i}\", \"nick\": ").into_bytes(), what, "")
+        }
+        BadKind::NotAnObject => {
+            let k = ExportKind::Accounts;
+            (k, pos(rng, k), line(json!([format!("array-{i}"), "an", "object"])), what, "")
         }
         BadKind::NotUtf8 => {
             let k = ExportKind::Profiles;

@@ -653,7 +653,9 @@ fn check_members(t: &Tally, e: &Expected, gid: &str, gr: &ImportGroup, got: &[im
 
 fn check_group_messages(t: &Tally, e: &Expected, gid: &str, history: &[imbridge_im::types::group::GroupMsg]) {
     let want: &[(Envelope, ImportGroupMessage, i64)] = e.messages.get(gid).map_or(&[], Vec::as_slice);
-    let stored: Vec<&imbridge_im::types::group::GroupMsg> = history.iter().filter(|m| m.is_place_msg == 0).collect();
+    // Join/leave notices (`IsSystemMsg` 1) are IM's own, never imported messages.
+    let stored: Vec<&imbridge_im::types::group::GroupMsg> =
+        history.iter().filter(|m| m.is_place_msg == 0 && m.is_system_msg != Some(1)).collect();
     let mut used = vec![false; stored.len()];
     let mut positions = Vec::new();
     for (env, m, send_time) in want {

@@ -193,6 +193,18 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
     );
     let (s, _) = ing.post_callback_query(&q, b"not json".to_vec()).await;
     assert_eq!(s, 400);
+    // A positional array (serde alone would read it as the command's struct) is refused with a reason.
+    let q = query(
+        &SDKAPPID.to_string(),
+        "C2C.CallbackAfterSendMsg",
+        Some(imbridge_im::callback::sign(CALLBACK_TOKEN, now_secs() as u64)),
+        Some(now_secs().to_string()),
+    );
+    let array =
+        br#"["C2C.CallbackAfterSendMsg","ann","bob","1_2_3",[{"MsgType":"TIMTextElem","MsgContent":{"Text":"x"}}]]"#;
+    let (s, v) = ing.post_callback_query(&q, array.to_vec()).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["ErrorInfo"].as_str().expect("reason").contains("an array, not a JSON object"), "{v}");
 
     let envs = ing.envelopes(&ing.topics.im_events).await;
     assert_eq!(envs.len(), produced.len(), "{envs:#?}");
@@ -274,7 +286,8 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
             "{reason}"
         );
     }
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 2.0);
+    // "not json" and the positional array.
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_malformed",source="im"}"#), 3.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="callback_invalid",source="im"}"#), 3.0);
     ing.running.shutdown().await;
 }

@@ -77,6 +77,20 @@ async fn answers_per_contract_and_accepts_only_after_kafka() {
     let (s, v, _) = ing.post_legacy_signed(b"{\"events\":", LEGACY_SECRET, now_secs()).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["errors"][0].get("index").is_none(), "a whole-body error has no index: {v}");
+    // Arrays are not events or batches, though serde alone would read them by position.
+    let positional = json!({"events":[
+        {"id":"ok-but-refused","type":"group.dismissed","time":1,"group_id":"g"},
+        ["arr","group.dismissed",1,"g"],
+    ]});
+    let (s, v, _) =
+        ing.post_legacy_signed(&serde_json::to_vec(&positional).expect("json"), LEGACY_SECRET, now_secs()).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["errors"], json!([{"index": 1, "error": "event is an array, not a JSON object"}]), "{v}");
+    let array_batch = json!([[{"id":"arr-batch","type":"group.dismissed","time":1,"group_id":"g"}]]);
+    let (s, v, _) =
+        ing.post_legacy_signed(&serde_json::to_vec(&array_batch).expect("json"), LEGACY_SECRET, now_secs()).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["errors"][0]["error"].as_str().expect("error").contains("an array, not a JSON object"), "{v}");
 
     // 200 after Kafka acknowledged: the three non-echo events are on the topic when the answer arrives.
     let (s, v, _) = ing.post_legacy_signed(&body, LEGACY_SECRET, ts_ok).await;
@@ -117,8 +131,9 @@ async fn answers_per_contract_and_accepts_only_after_kafka() {
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_mismatch",source="legacy"}"#), 1.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="signature_stale",source="legacy"}"#), 1.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="too_large",source="legacy"}"#), 1.0);
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 1.0);
-    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 1.0);
+    // Each once more for the positional-array event and the array batch.
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="invalid_event",source="legacy"}"#), 2.0);
+    assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="malformed_batch",source="legacy"}"#), 2.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_produce_seconds_count{outcome="ok",source="legacy"}"#), 2.0);
     assert_eq!(sample(&m, r#"imbridge_ingest_requests_total{endpoint="legacy",status="200"}"#), 2.0);
     ing.running.shutdown().await;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use imbridge_core::event::{Gender, GroupType, ImportProfile, LeaveReason, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::{ContractEvent, ErrorsBody, IndexedError, Origin, parse_batch};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -80,6 +81,23 @@ impl From<JsonRejection> for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body that must be an object. axum's `Json` alone would read a struct from an array by
+/// position (`["dan"]` as a user named "dan"); this refuses anything but an object, with a reason.
+pub(crate) struct ObjectJson<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ObjectJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes =
+            Bytes::from_request(req, state).await.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        imbridge_core::json::check_object_text(&bytes)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("request body is {e}")))?;
+        let Json(t) = Json::<T>::from_bytes(&bytes)?;
+        Ok(ObjectJson(t))
+    }
+}
 
 /// The answer to a native write: the id and time of the event it queued.
 fn created(ev: &ContractEvent) -> Response {
@@ -163,9 +181,9 @@ struct NewUser {
 
 async fn create_user(
     State(em): State<LegacyEmulator>,
-    req: Result<Json<NewUser>, JsonRejection>,
+    req: Result<ObjectJson<NewUser>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     let user_id = UserId::parse(r.user_id).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("user_id: {e}")))?;
     let has_profile = r.gender.is_some() || r.location.is_some() || r.signature.is_some();
     let profile = has_profile.then(|| ImportProfile {
@@ -206,9 +224,9 @@ struct NewFriends {
 
 async fn add_friends(
     State(em): State<LegacyEmulator>,
-    req: Result<Json<NewFriends>, JsonRejection>,
+    req: Result<ObjectJson<NewFriends>, ApiError>,
 ) -> ApiResult<StatusCode> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     em.write(|s| s.add_friends(&r.user_id, &r.friend_id, r.remark, TimestampMs::now()))?;
     Ok(StatusCode::CREATED)
 }
@@ -241,9 +259,9 @@ struct NewMessage {
 
 async fn send_c2c(
     State(em): State<LegacyEmulator>,
-    req: Result<Json<NewMessage>, JsonRejection>,
+    req: Result<ObjectJson<NewMessage>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     write_created(&em, |s, prefix| s.send_c2c(prefix, &r.from, &r.to, r.body, r.custom_data, TimestampMs::now()))
 }
 
@@ -257,9 +275,9 @@ struct NewRead {
 
 async fn mark_read(
     State(em): State<LegacyEmulator>,
-    req: Result<Json<NewRead>, JsonRejection>,
+    req: Result<ObjectJson<NewRead>, ApiError>,
 ) -> ApiResult<StatusCode> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     em.write(|s| s.mark_read(&r.user_id, &r.peer_id, r.read_at.unwrap_or_else(TimestampMs::now)))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -308,9 +326,9 @@ struct NewGroup {
 
 async fn create_group(
     State(em): State<LegacyEmulator>,
-    req: Result<Json<NewGroup>, JsonRejection>,
+    req: Result<ObjectJson<NewGroup>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     write_created(&em, |s, prefix| {
         s.create_group(
             prefix,
@@ -414,9 +432,9 @@ struct GroupPatch {
 async fn update_group(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<GroupPatch>, JsonRejection>,
+    req: Result<ObjectJson<GroupPatch>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     let patch =
         ProfilePatch { name: r.name, introduction: r.introduction, notification: r.notification, face_url: r.face_url };
     write_created(&em, |s, prefix| s.update_group(prefix, &group_id, r.operator.as_deref(), patch, TimestampMs::now()))
@@ -435,9 +453,9 @@ struct MembersReq {
 async fn add_members(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<MembersReq>, JsonRejection>,
+    req: Result<ObjectJson<MembersReq>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     let prefix = em.config().id_prefix.clone();
     let queue = em.webhooks_enabled();
     let ev = em.write(|s| {
@@ -457,9 +475,9 @@ async fn add_members(
 async fn kick_members(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<MembersReq>, JsonRejection>,
+    req: Result<ObjectJson<MembersReq>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     write_created(&em, |s, prefix| {
         s.remove_members(prefix, &group_id, &r.members, LeaveReason::Kicked, r.operator.as_deref(), TimestampMs::now())
     })
@@ -473,9 +491,9 @@ struct UserReq {
 async fn leave_group(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<UserReq>, JsonRejection>,
+    req: Result<ObjectJson<UserReq>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     write_created(&em, |s, prefix| {
         s.remove_members(
             prefix,
@@ -498,18 +516,18 @@ struct NewGroupMessage {
 async fn send_group(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<NewGroupMessage>, JsonRejection>,
+    req: Result<ObjectJson<NewGroupMessage>, ApiError>,
 ) -> ApiResult<Response> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     write_created(&em, |s, prefix| s.send_group(prefix, &group_id, &r.from, r.body, r.custom_data, TimestampMs::now()))
 }
 
 async fn mark_group_read(
     State(em): State<LegacyEmulator>,
     Path(group_id): Path<String>,
-    req: Result<Json<UserReq>, JsonRejection>,
+    req: Result<ObjectJson<UserReq>, ApiError>,
 ) -> ApiResult<StatusCode> {
-    let Json(r) = req?;
+    let ObjectJson(r) = req?;
     em.write(|s| s.mark_group_read(&group_id, &r.user_id))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -525,8 +543,8 @@ struct ExportReq {
     dir: PathBuf,
 }
 
-async fn export(State(em): State<LegacyEmulator>, req: Result<Json<ExportReq>, JsonRejection>) -> ApiResult<Response> {
-    let Json(r) = req?;
+async fn export(State(em): State<LegacyEmulator>, req: Result<ObjectJson<ExportReq>, ApiError>) -> ApiResult<Response> {
+    let ObjectJson(r) = req?;
     let counts = em.export_to(&r.dir).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(counts).into_response())
 }

@@ -238,6 +238,7 @@ fn for_each_line<T: for<'de> Deserialize<'de>>(
             continue;
         }
         let seed_err = |reason: String| EmulatorError::Seed { file: name.to_owned(), line: i as u64 + 1, reason };
+        imbridge_core::json::check_object_text(line.as_bytes()).map_err(|e| seed_err(format!("the line is {e}")))?;
         let record: T = serde_json::from_str(&line).map_err(|e| seed_err(e.to_string()))?;
         each(record).map_err(seed_err)?;
     }

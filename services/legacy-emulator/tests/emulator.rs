@@ -247,6 +247,12 @@ async fn user_api_refuses_bad_requests() {
     assert_eq!(h.post("/api/messages", json!({"from":"ann","to":"bob","body":[]})).await.0, 400);
     assert_eq!(h.post("/api/messages", json!({"from":"ann","to":"bob"})).await.0, 400);
     assert_eq!(h.post("/api/users", json!({"user_id": "u".repeat(33)})).await.0, 400);
+    // Arrays are not requests, though serde alone would read `["dan"]` as a user named "dan".
+    let (s, v) = h.post("/api/users", json!(["dan"])).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"], "request body is an array, not a JSON object");
+    assert_eq!(h.send(reqwest::Method::GET, "/api/users/dan", None).await.0, 404, "nothing was created");
+    assert_eq!(h.post("/api/messages", json!(["ann", "bob", text("x")])).await.0, 400);
     h.ok("/api/groups", json!({"group_id":"g","name":"G","owner":"ann"})).await;
     assert_eq!(h.post("/api/groups", json!({"group_id":"g","name":"G","owner":"ann"})).await.0, 409);
     assert_eq!(h.post("/api/groups/g/messages", json!({"from":"cy","body":text("x")})).await.0, 403);
@@ -448,6 +454,28 @@ async fn apply_checks_signature_batch_and_applicability() {
     let errors: ErrorsBody = resp.json().await.expect("errors body");
     assert_eq!(errors.errors.len(), 1);
     assert_eq!(errors.errors[0].index, Some(1));
+    // Arrays are neither events nor batches, though serde alone would read them by position.
+    let positional: &'static [u8] =
+        br#"{"events":[{"id":"ok","type":"group.dismissed","time":1,"group_id":"g"},["arr","group.dismissed",1,"g"]]}"#;
+    let resp = post(signature::signature_headers(APPLY_SECRET, signature::now_secs(), positional).to_vec(), positional)
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    let errors: ErrorsBody = resp.json().await.expect("errors body");
+    assert_eq!(errors.errors.len(), 1);
+    assert_eq!(
+        (errors.errors[0].index, errors.errors[0].error.as_str()),
+        (Some(1), "event is an array, not a JSON object")
+    );
+    let array_batch: &'static [u8] = br#"[[{"id":"ok","type":"group.dismissed","time":1,"group_id":"g"}]]"#;
+    let resp =
+        post(signature::signature_headers(APPLY_SECRET, signature::now_secs(), array_batch).to_vec(), array_batch)
+            .await
+            .expect("send");
+    assert_eq!(resp.status(), 400);
+    let errors: ErrorsBody = resp.json().await.expect("errors body");
+    assert_eq!(errors.errors[0].index, None);
+    assert!(errors.errors[0].error.contains("an array, not a JSON object"), "{:?}", errors.errors);
 
     // A message for a group that does not exist cannot apply: 422 (dead-letter), naming the event; the
     // events before it stay applied and a redelivery skips them.
@@ -614,6 +642,14 @@ async fn seed_accepts_rfc3339_and_reports_bad_lines() {
     let err =
         spawn(LegacyEmulatorConfig { seed_dir: Some(seed.path().into()), ..config(None) }).await.expect_err("bad seed");
     assert_eq!(err.to_string(), "seed friends.ndjson:1: friend_id: no account zed");
+
+    // A line that is an array is not read as an account by position.
+    std::fs::remove_file(seed.path().join("friends.ndjson")).expect("rm");
+    std::fs::write(seed.path().join("accounts.ndjson"), "{\"user_id\":\"ann\"}\n[\"not\",\"an\",\"object\"]\n")
+        .expect("write");
+    let err =
+        spawn(LegacyEmulatorConfig { seed_dir: Some(seed.path().into()), ..config(None) }).await.expect_err("bad seed");
+    assert_eq!(err.to_string(), "seed accounts.ndjson:2: the line is an array, not a JSON object");
 }
 
 #[tokio::test]

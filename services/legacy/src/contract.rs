@@ -204,9 +204,8 @@ impl ContractEvent {
 
     /// Reads and validates one event from a JSON value.
     pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
-        if !v.is_object() {
-            return Err("event is not a JSON object".into());
-        }
+        // serde would read an event from an array by position; an event is an object.
+        imbridge_core::json::object(v).map_err(|e| format!("event is {e}"))?;
         let e = ContractEvent::deserialize(v).map_err(|e| e.to_string())?;
         e.validate()?;
         Ok(e)
@@ -280,6 +279,8 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<ContractEvent>, BatchError> {
     struct Raw {
         events: Vec<serde_json::Value>,
     }
+    // `[[…]]` would otherwise read as `{"events":[…]}`.
+    imbridge_core::json::check_object_text(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
     let raw: Raw = serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
     if raw.events.is_empty() {
         return Err(BatchError::Empty);
@@ -358,6 +359,30 @@ mod tests {
         assert!(errors[7].error.contains("martians"), "{errors:?}");
         assert!(errors[8].error.contains("not a JSON object"), "{errors:?}");
         assert!(errors[9].error.contains("hologram"), "{errors:?}");
+    }
+
+    #[test]
+    fn events_and_batches_must_be_objects() {
+        // Positional arrays that serde alone would read as an event (fields in declaration order).
+        let event = json!({"id":"a","type":"group.dismissed","time":1,"group_id":"g"});
+        let positional = json!(["a", "group.dismissed", 1, "g"]);
+        let body = json!({"events": [event.clone(), positional, [], null, 7]});
+        let err = parse_batch(&serde_json::to_vec(&body).expect("ser")).expect_err("invalid");
+        let BatchError::Invalid(errors) = err else { panic!("expected per-event errors, got {err:?}") };
+        let got: Vec<(Option<usize>, &str)> = errors.iter().map(|e| (e.index, e.error.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), "event is an array, not a JSON object"),
+                (Some(2), "event is an array, not a JSON object"),
+                (Some(3), "event is null, not a JSON object"),
+                (Some(4), "event is a number, not a JSON object"),
+            ]
+        );
+        // A batch that is an array of events would read as `{"events":[…]}`.
+        let err = parse_batch(&serde_json::to_vec(&json!([[event]])).expect("ser")).expect_err("array batch");
+        assert_eq!(err, BatchError::Malformed("an array, not a JSON object".into()));
+        assert_eq!(err.to_string(), "body is not a JSON object with an `events` array: an array, not a JSON object");
     }
 
     #[test]

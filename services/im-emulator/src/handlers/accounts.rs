@@ -41,10 +41,15 @@ fn import_profile(o: &Map<String, Value>, cfg: &EmulatorConfig) -> Result<Vec<(&
 /// `account_import`: idempotent; importing an existing UserID again updates Nick/FaceUrl when given.
 pub(super) fn account_import(st: &mut State, cfg: &EmulatorConfig, body: &Value) -> Result<Value, ApiError> {
     let o = object(body, LOGIN_BAD)?;
-    // UNCONFIRMED whether the legacy `Identifier` field is still accepted; refusing it surfaces old clients.
-    let id = match (o.get("UserID"), o.get("Identifier")) {
-        (None, Some(_)) => return Err(ApiError::new(LOGIN_BAD, "UserID is required (Identifier is the legacy name)")),
-        _ => req_str(o, "UserID", LOGIN_BAD)?,
+    // UNCONFIRMED: `Identifier` is the field's name in older revisions of IM's docs, and public server SDKs written
+    // against the live service still send it, so it is accepted as a synonym; both names with different values is
+    // a malformed request.
+    let id = match (opt_str(o, "UserID", LOGIN_BAD)?, opt_str(o, "Identifier", LOGIN_BAD)?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::new(LOGIN_BAD, "UserID and Identifier (its legacy name) name different accounts"));
+        }
+        (Some(id), _) | (None, Some(id)) => id,
+        (None, None) => return Err(ApiError::new(LOGIN_BAD, "UserID is required")),
     };
     if !valid_user_id(id) {
         return Err(ApiError::new(LOGIN_BAD, "UserID must be 1 to 32 bytes of printable ASCII"));

@@ -239,7 +239,9 @@ pub(super) fn import_group(st: &mut State, cfg: &EmulatorConfig, ctx: &Ctx, body
     if g.group_type == "AVChatRoom" {
         return Err(ApiError::new(10007, "AVChatRoom groups cannot be imported"));
     }
-    let create_time = opt_u64(o, "CreateTime", BAD)?.unwrap_or(ctx.now_secs());
+    // `CreateTime` 0 means "not set" (UNCONFIRMED): the docs default an omitted time to the request's, and public
+    // SDKs send 0 for "none". Storing 1970 instead would make every later "after creation" check pass trivially.
+    let create_time = opt_u64(o, "CreateTime", BAD)?.filter(|t| *t != 0).unwrap_or(ctx.now_secs());
     let id = insert_group(st, g, create_time);
     Ok(json!({ "GroupId": id }))
 }
@@ -529,7 +531,15 @@ pub(super) fn modify_group_base_info(
     if apply.is_some_and(|a| !JOIN_OPTIONS.contains(&a)) {
         return Err(ApiError::new(BAD, "ApplyJoinOption must be FreeAccess, NeedPermission or DisableApply"));
     }
-    let mute = match opt_str(o, "MuteAllMember", BAD)? {
+    // UNCONFIRMED: older revisions of the docs (and public server SDKs) call the field `ShutUpAllMember`; both
+    // names are accepted, and both with different values is a malformed request.
+    let mute_field = match (opt_str(o, "MuteAllMember", BAD)?, opt_str(o, "ShutUpAllMember", BAD)?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::new(BAD, "MuteAllMember and ShutUpAllMember (its legacy name) disagree"));
+        }
+        (a, b) => a.or(b),
+    };
+    let mute = match mute_field {
         None => None,
         Some("On") => Some(true),
         Some("Off") => Some(false),
@@ -592,15 +602,16 @@ pub(super) fn modify_group_base_info(
 }
 
 /// Appends a seq-consuming system notice for a live member change, when configured.
-fn push_notice(cfg: &EmulatorConfig, g: &mut Group, ctx: &Ctx, op_type: &str, members: &[String]) {
+fn push_notice(cfg: &EmulatorConfig, g: &mut Group, ctx: &Ctx, members: &[String]) {
     if !cfg.member_notices_consume_seq || members.is_empty() {
         return;
     }
     let seq = g.next_msg_seq;
     g.next_msg_seq += 1;
-    // The tips element's shape is UNCONFIRMED; it is only visible through group_msg_get_simple (IsSystemMsg 1).
-    let body = json!([{"MsgType": "TIMGroupTipsElem", "MsgContent": {
-        "OpType": op_type, "Operator_Account": ctx.operator, "MemberList": members}}]);
+    // UNCONFIRMED: how REST history shows a notice. IM's REST message format documents eight element types and
+    // no group-tips element (the client SDKs build their tips element themselves), and public server SDKs fail
+    // on an element type they do not know; so a notice is listed as `IsSystemMsg` 1 with an empty `MsgBody`.
+    let body = json!([]);
     g.msgs.push(GroupMsg {
         seq,
         from: ctx.operator.clone(),
@@ -713,7 +724,7 @@ pub(super) fn add_group_member(
     }
     let g = group_mut(st, gid)?;
     if !a.silence {
-        push_notice(cfg, g, ctx, "Join", &added);
+        push_notice(cfg, g, ctx, &added);
     }
     // New members have read everything up to their join (including their own join notice).
     let last = g.last_seq();
@@ -785,7 +796,7 @@ pub(super) fn delete_group_member(
     }
     // Silence 1 notifies only the removed members, so the group history gets no notice.
     if !silence {
-        push_notice(cfg, g, ctx, "Kicked", &removed);
+        push_notice(cfg, g, ctx, &removed);
     }
     if !removed.is_empty() {
         let list: Vec<Value> = removed.iter().map(|m| json!({"Member_Account": m})).collect();
@@ -817,7 +828,7 @@ pub(super) fn quit_group(
         Some(_) => {}
     }
     g.members.remove(&ctx.operator);
-    push_notice(cfg, g, ctx, "Quit", std::slice::from_ref(&ctx.operator));
+    push_notice(cfg, g, ctx, std::slice::from_ref(&ctx.operator));
     out.push(Pending::new(
         "Group.CallbackAfterMemberExit",
         ctx,
@@ -1190,7 +1201,8 @@ pub(super) fn get_group_info(st: &mut State, cfg: &EmulatorConfig, body: &Value)
 pub(super) fn get_group_member_info(st: &mut State, cfg: &EmulatorConfig, body: &Value) -> Result<Value, ApiError> {
     let o = object(body, PARSE)?;
     let gid = req_str(o, "GroupId", BAD)?;
-    let limit = opt_u64(o, "Limit", BAD)?;
+    // `Limit` 0 means "not set" (UNCONFIRMED), as the Go SDK always sends the field: an empty page helps no one.
+    let limit = opt_u64(o, "Limit", BAD)?.filter(|l| *l != 0);
     let max = cfg.limits.group_member_page_max as u64;
     if limit.is_some_and(|l| l > max) {
         return Err(ApiError::new(BAD, format!("Limit must be at most {max}")));
@@ -1241,7 +1253,9 @@ pub(super) fn group_msg_get_simple(
     let o = object(body, PARSE)?;
     let gid = req_str(o, "GroupId", BAD)?;
     let wanted = req_u64(o, "ReqMsgNumber", BAD)?;
-    let req_seq = opt_u64(o, "ReqMsgSeq", BAD)?;
+    // `ReqMsgSeq` 0 means "not set" (UNCONFIRMED): seqs start at 1, so 0 bounds nothing a caller could want, the
+    // docs' paging stops before it would send 0, and public SDKs send 0 on their first call to mean "newest".
+    let req_seq = opt_u64(o, "ReqMsgSeq", BAD)?.filter(|s| *s != 0);
     let _ = opt_u64(o, "WithRecalledMsg", BAD)?;
     if wanted == 0 {
         return Err(ApiError::new(BAD, "ReqMsgNumber must be positive"));
@@ -1264,7 +1278,7 @@ pub(super) fn group_msg_get_simple(
         .map(|m| {
             let hole = expired(cfg, m.time, now);
             let mut v = json!({"From_Account": m.from, "IsPlaceMsg": u8::from(hole), "IsSystemMsg": u8::from(m.system),
-                "MsgBody": if hole { json!([]) } else { m.body.clone() }, "MsgPriority": m.priority,
+                "MsgBody": if hole || m.system { json!([]) } else { m.body.clone() }, "MsgPriority": m.priority,
                 "MsgRandom": m.random, "MsgSeq": m.seq, "MsgTimeStamp": m.time});
             if let (Some(c), false) = (&m.cloud_custom_data, hole) {
                 v["CloudCustomData"] = json!(c);

@@ -1,10 +1,20 @@
 //! `imbridge bench …`: benchmarks that print throughput, latency, CPU and memory beside a baseline.
+//!
+//! Kafka comes from the configuration like every service's (`[kafka]`, `IMBRIDGE_KAFKA__…`); `--bootstrap`
+//! (or `KAFKA_BOOTSTRAP`) replaces only its `bootstrap_servers`. The Java baseline of `bench kafka` needs Kafka's
+//! jars: `--kafka-classpath`/`KAFKA_CLASSPATH`, else `scripts/kafka.sh classpath` found next to the working
+//! directory, the binary or the source tree it was built from — so the bench runs from any directory.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::bench::BenchOptions;
+
+use crate::cmd::GlobalArgs;
+use crate::config;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -27,9 +37,9 @@ pub enum BenchWhat {
 
 #[derive(Debug, Args)]
 pub struct SyncBench {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
+    /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    pub bootstrap: Option<String>,
     /// Partitions of the event topics.
     #[arg(long, default_value_t = 12)]
     pub partitions: i32,
@@ -55,9 +65,9 @@ pub struct SyncBench {
 
 #[derive(Debug, Args)]
 pub struct ImportBench {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
+    /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    pub bootstrap: Option<String>,
     /// Seed of the generated export.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -88,9 +98,9 @@ pub struct ImportBench {
 
 #[derive(Debug, Args)]
 pub struct KafkaBench {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
+    /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    pub bootstrap: Option<String>,
     /// Events to produce and consume.
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
@@ -103,7 +113,8 @@ pub struct KafkaBench {
     /// Distinct conversation keys.
     #[arg(long, default_value_t = 1000)]
     pub keys: u64,
-    /// Java classpath of Kafka's jars for the baseline (default: `scripts/kafka.sh classpath`).
+    /// Java classpath of Kafka's jars for the baseline (default: `scripts/kafka.sh classpath`, the script found
+    /// under the working directory, beside the binary or in the source tree it was built from).
     #[arg(long, env = "KAFKA_CLASSPATH")]
     pub kafka_classpath: Option<String>,
     /// Skip the Java baseline.
@@ -111,11 +122,20 @@ pub struct KafkaBench {
     pub no_baseline: bool,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// The configuration's Kafka settings, with `bootstrap` (flag or `KAFKA_BOOTSTRAP`) replacing its servers.
+fn kafka_config(global: &GlobalArgs, bootstrap: Option<String>) -> anyhow::Result<KafkaConfig> {
+    let mut kafka = config::load(global.config.as_deref())?.config.kafka;
+    if let Some(b) = bootstrap {
+        kafka.bootstrap_servers = b;
+    }
+    Ok(kafka)
+}
+
+pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::Sync(b) => {
             let opts = imbridge_to_im::live::bench::BenchOptions {
-                kafka: KafkaConfig::for_bootstrap(b.bootstrap),
+                kafka: kafka_config(global, b.bootstrap)?,
                 partitions: b.partitions,
                 conversations: b.conversations,
                 steady_rate: b.rate,
@@ -131,7 +151,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         BenchWhat::Import(b) => {
             let opts = imbridge_importer::bench::BenchOptions {
-                kafka: KafkaConfig::for_bootstrap(b.bootstrap),
+                kafka: kafka_config(global, b.bootstrap)?,
                 export: imbridge_importer::GenerateOptions {
                     seed: b.seed,
                     users: b.users,
@@ -167,20 +187,46 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 keys: k.keys,
                 kafka_classpath: classpath,
             };
-            let report = imbridge_kafka::bench::run(&KafkaConfig::for_bootstrap(k.bootstrap), &opts).await?;
+            let report = imbridge_kafka::bench::run(&kafka_config(global, k.bootstrap)?, &opts).await?;
             print!("{}", report.render());
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// Kafka's classpath from `scripts/kafka.sh classpath` (which fetches the jars on first use).
 fn kafka_sh_classpath() -> anyhow::Result<String> {
-    let out = std::process::Command::new("bash").args(["scripts/kafka.sh", "classpath"]).output();
-    match out {
-        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
-        _ => anyhow::bail!(
-            "cannot find Kafka's jars for the baseline: pass --kafka-classpath, set KAFKA_CLASSPATH, run from the \
-             repository root (scripts/kafka.sh), or use --no-baseline"
-        ),
+    let script = find_kafka_sh().context(
+        "cannot find Kafka's jars for the baseline: pass --kafka-classpath or set KAFKA_CLASSPATH (e.g. to the \
+         output of scripts/kafka.sh classpath), or use --no-baseline; scripts/kafka.sh was not found under the \
+         working directory, beside the binary, or in the source tree it was built from",
+    )?;
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("classpath")
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} classpath failed ({}): {}; pass --kafka-classpath or use --no-baseline",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `scripts/kafka.sh` under the working directory, under an ancestor of the binary (`target/debug/imbridge`
+/// sits inside the repository), or in the source tree the binary was built from.
+fn find_kafka_sh() -> Option<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
     }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    // services/imbridge → the repository root.
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    roots.into_iter().map(|r| r.join("scripts/kafka.sh")).find(|p| p.is_file())
 }
