@@ -86,6 +86,7 @@ fn read_export(w: &World) -> Export {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reports_every_kind_of_difference_and_exits_non_zero() {
+    imbridge_testkit::require_kafka!();
     let w = World::new("verify-fails", small_export(600, 300), false).await;
     let (status, report) = w.import("import").await;
     assert!(status.success(), "import failed: {status}\n{}", w.output("import"));

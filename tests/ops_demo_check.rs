@@ -159,6 +159,7 @@ async fn check(dir: &Path, fault: Fault) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_check_passes_a_converged_run_and_fails_every_fault() {
+    imbridge_testkit::require_kafka!();
     let dir = tempfile::tempdir().expect("tempdir");
 
     let (ok, out) = check(dir.path(), Fault::None).await;

@@ -38,6 +38,7 @@ async fn sends(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_storm() {
+    imbridge_testkit::require_kafka!();
     let dir = tempfile::tempdir().expect("tempdir");
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
         rate_limits_enabled: true,
@@ -164,6 +165,7 @@ fn legacy_texts(state: &serde_json::Value, key: &str) -> Vec<String> {
 /// while IM events keep arriving; legacy ends with every message once, in order per conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn to_legacy_three_instances_one_killed_one_added_no_loss_no_duplicates() {
+    imbridge_testkit::require_kafka!();
     let dir = tempfile::tempdir().expect("tempdir");
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig::default()).await.expect("im");
     let legacy = spawn_legacy().await;

@@ -25,6 +25,7 @@ const PER_GROUP: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_conversation_in_order_and_every_callback_an_echo() {
+    imbridge_testkit::require_kafka!();
     logs();
     let topics = unique_topics("sync-order", PARTITIONS);
     create_topics(&topics).await;
