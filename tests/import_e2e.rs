@@ -35,6 +35,7 @@ async fn conversation_states(w: &World) -> BTreeMap<String, (String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_verify_and_reimport_without_duplicates() {
+    imbridge_testkit::require_kafka!();
     let w = World::new("import-e2e", small_export(600, 300), true).await;
     let types = element_types(&w.export);
     for t in ["text", "image", "file", "sound", "video", "location", "face", "custom"] {
@@ -119,6 +120,7 @@ async fn import_verify_and_reimport_without_duplicates() {
 /// are retried (by the client, then by the consumer runner) until everything is in, and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frequency_limit_answers_are_retried_until_everything_is_in() {
+    imbridge_testkit::require_kafka!();
     let emulator = imbridge_im_emulator::EmulatorConfig {
         rate_limit_overrides: [("openim/importmsg".to_owned(), 40)].into_iter().collect(),
         ..imbridge_im_emulator::EmulatorConfig::default()

@@ -15,6 +15,7 @@ use support::{World, assert_verified, kinds, small_export};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_twice_then_resumed_ends_identical() {
+    imbridge_testkit::require_kafka!();
     let mut w = World::new("import-resume", small_export(900, 500), false).await;
     w.env.insert("IMBRIDGE_IM__RATE_LIMITS__IMPORTMSG".into(), "120".into());
     w.env.insert("IMBRIDGE_IM__RATE_LIMITS__IMPORT_GROUP_MSG".into(), "12".into());

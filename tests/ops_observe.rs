@@ -129,6 +129,7 @@ async fn not_ready(addr: SocketAddr) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_move_and_readiness_follows_kafka() {
+    imbridge_testkit::require_kafka!();
     let broker = PrivateBroker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {

@@ -21,6 +21,7 @@ const PER_PAIR: usize = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
+    imbridge_testkit::require_kafka!();
     let dir = tempfile::tempdir().expect("tempdir");
     let im = spawn_im(dir.path(), false).await;
     let legacy = spawn_legacy().await;

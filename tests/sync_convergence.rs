@@ -882,6 +882,7 @@ fn message_text(e: &Envelope) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9() {
+    imbridge_testkit::require_kafka!();
     let started = std::time::Instant::now();
     let c = Cluster::start().await;
 

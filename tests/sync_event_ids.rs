@@ -16,6 +16,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_quitting_in_the_same_millisecond_are_two_events() {
+    imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-ids", PARTITIONS);
     create_topics(&topics).await;
     imbridge_kafka::admin::Admin::new(&kafka())

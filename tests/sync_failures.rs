@@ -38,6 +38,7 @@ async fn dead_letters(topic: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
+    imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-fail", PARTITIONS);
     create_topics(&topics).await;
     let im_server = spawn_im(None).await;
@@ -91,6 +92,7 @@ async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn importmsg_mode_keeps_order_and_never_calls_back() {
+    imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-importmsg", PARTITIONS);
     create_topics(&topics).await;
     let (cb_url, recorded) = recording_server().await;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_events_wait_for_their_history_then_apply_in_order() {
+    imbridge_testkit::require_kafka!();
     logs();
     let topics = unique_topics("sync-history", PARTITIONS);
     create_topics(&topics).await;

@@ -87,6 +87,7 @@ async fn lag(topic: &str, group: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
+    imbridge_testkit::require_kafka!();
     const PAIRS: usize = 24;
     const GROUPS: usize = 16;
     const PER: usize = 25;
@@ -162,6 +163,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_crash_window_is_closed_by_a_history_check() {
+    imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-window", PARTITIONS);
     create_topics(&topics).await;
     let im_server = spawn_im(None).await;

@@ -25,6 +25,7 @@ const PER_GROUP: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_conversation_in_order_and_every_callback_an_echo() {
+    imbridge_testkit::require_kafka!();
     logs();
     let topics = unique_topics("sync-order", PARTITIONS);
     create_topics(&topics).await;
@@ -120,6 +121,10 @@ async fn every_conversation_in_order_and_every_callback_an_echo() {
         assert_eq!(&c2c_texts(&im, a, b).await, want, "c2c {a}-{b} as {a}");
         assert_eq!(&c2c_texts(&im, b, a).await, want, "c2c {a}-{b} as {b}");
     }
+    // Each message was sent once: IM's dedup (120 s for sendmsg, 5 min for send_group_msg) would hide a second
+    // send from the histories above, so the calls themselves are checked.
+    let hidden = im_server.emulator().stats().deduplicated;
+    assert!(hidden.is_empty(), "messages sent twice, hidden by IM's dedup: {hidden:?}");
     // The legacy custom data survives inside the origin-marked CloudCustomData.
     let hist = im.c2c_history("u00", "u01", 0, TimestampMs::now().as_secs() + 86_400).await.expect("history");
     let m = hist.iter().find(|m| body_text(&m.msg_body) == "with custom data").expect("message");

@@ -17,7 +17,7 @@ use imbridge_im::Api;
 use imbridge_importer::checkpoint::RunCheckpoint;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::reader::{Start, read_range};
-use imbridge_to_im::import::ImportTopic;
+use imbridge_importer::apply::ImportTopic;
 use imbridge_to_im::status::{StatusReport, collect as collect_status};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;

@@ -26,7 +26,7 @@ pub mod trace;
 use imbridge_core::topics::TopicNames;
 use imbridge_im::ImConfig;
 use imbridge_kafka::KafkaConfig;
-use imbridge_to_im::import::ImportTopic;
+use imbridge_importer::apply::ImportTopic;
 use tokio_util::sync::CancellationToken;
 
 pub use collect::Snapshot;

@@ -99,7 +99,8 @@ pub struct CheckReport {
     /// Echoes ingest dropped, by `source/reason`.
     pub echoes_dropped: BTreeMap<String, u64>,
     pub dead_lettered: u64,
-    pub dlq_records: i64,
+    /// Records on the DLQ topic; `None` when it could not be read (a failure, never "0 records").
+    pub dlq_records: Option<i64>,
     pub conversations: Vec<Compared>,
     pub pass: bool,
     pub failures: Vec<String>,
@@ -163,12 +164,16 @@ pub async fn run(sys: Arc<Systems>, traffic: &TrafficSummary, timeout: Duration)
         if detail.is_empty() { String::new() } else { format!("\n    {}", detail.join("\n    ")) }
     );
     r.dead_lettered = r.to_im.count(&[], "dead_letter") + r.to_legacy.count(&[], "dead_letter");
-    r.dlq_records =
-        admin.offsets(&sys.ep.topics.dlq, None).await.map(|ps| ps.iter().map(|p| p.high - p.low).sum()).unwrap_or(0);
-    let _ =
-        writeln!(out, "dead letters: {} (DLQ topic {}: {} records)", r.dead_lettered, sys.ep.topics.dlq, r.dlq_records);
-    if r.dead_lettered > 0 || r.dlq_records > 0 {
-        r.failures.push(format!("{} dead letters, {} DLQ records", r.dead_lettered, r.dlq_records));
+    let dlq = &sys.ep.topics.dlq;
+    match admin.offsets(dlq, None).await {
+        Ok(ps) => r.dlq_records = Some(ps.iter().map(|p| p.high - p.low).sum()),
+        // A DLQ that cannot be read could hold anything: no PASS without it.
+        Err(e) => r.failures.push(format!("cannot read the DLQ topic {dlq}: {e}")),
+    }
+    let records = r.dlq_records.map_or_else(|| "unreadable".to_owned(), |n| format!("{n} records"));
+    let _ = writeln!(out, "dead letters: {} (DLQ topic {dlq}: {records})", r.dead_lettered);
+    if r.dead_lettered > 0 || r.dlq_records.is_some_and(|n| n > 0) {
+        r.failures.push(format!("{} dead letters, DLQ topic {dlq}: {records}", r.dead_lettered));
     }
 
     let _ = writeln!(out, "conversations the traffic touched, full history compared on both sides:");

@@ -117,7 +117,8 @@ impl Emulator {
 
     /// Counters of requests, errors and callbacks.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot(self.inner.callbacks.pending())
+        let deduplicated = self.inner.state.lock().deduplicated.clone();
+        self.inner.stats.snapshot(self.inner.callbacks.pending(), deduplicated)
     }
 
     /// The faults injected now (initially `config().faults`).
@@ -161,6 +162,14 @@ impl Emulator {
         write_atomically(path, &bytes)?;
         self.inner.saved_mutations.store(mutations, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Runs `f` on the state under its lock, counted as a change (for the test-only hooks in `testing`).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.inner.state.lock();
+        let r = f(&mut st);
+        self.inner.mutations.fetch_add(1, Ordering::SeqCst);
+        r
     }
 
     fn ctx(&self, operator: &str, platform: &str, client_ip: &str, client: bool) -> Ctx {

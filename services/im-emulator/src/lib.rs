@@ -13,7 +13,8 @@
 //! - [`faults`]: seeded fault injection ([`Faults`]): dropped, duplicated and delayed callbacks, failing REST calls;
 //! - `ratelimit`, `clock`, [`stats`]: 60007 token buckets, the adjustable emulated clock, counters;
 //! - [`emulator`]: [`Emulator`], the shared handle and request pipeline (auth → limit → handler → callbacks);
-//! - [`server`]: the axum [`router`]; this file: [`spawn`] (port 0 for tests) and [`run`] (the binary).
+//! - [`server`]: the axum [`router`]; this file: [`spawn`] (port 0 for tests) and [`run`] (the binary);
+//! - [`testing`]: TEST-ONLY hooks that change the data behind IM's back (for tests of checkers like verify).
 //!
 //! Every choice the documentation leaves open is marked UNCONFIRMED where it is implemented and listed in
 //! `docs/im-emulator.md`.
@@ -31,6 +32,7 @@ mod ratelimit;
 pub mod server;
 mod state;
 pub mod stats;
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::time::Duration;

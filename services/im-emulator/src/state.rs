@@ -23,12 +23,21 @@ pub(crate) struct State {
     pub(crate) groups: HashMap<String, Group>,
     /// Source of insertion order (messages within a second, members, groups); never reused.
     pub(crate) serial: u64,
+    /// Calls answered "OK" as a duplicate of an earlier one and not stored again, per API key (served in
+    /// `/emulator/stats`, so a test can tell "sent once" from "sent twice, hidden by IM's dedup").
+    #[serde(skip)]
+    pub(crate) deduplicated: std::collections::BTreeMap<String, u64>,
 }
 
 impl State {
     pub(crate) fn next_serial(&mut self) -> u64 {
         self.serial += 1;
         self.serial
+    }
+
+    /// Counts one call of `api` answered as a duplicate.
+    pub(crate) fn count_duplicate(&mut self, api: &str) {
+        *self.deduplicated.entry(api.to_owned()).or_default() += 1;
     }
 
     /// Rebuilds indexes that are not part of the snapshot.

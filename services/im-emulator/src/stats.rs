@@ -32,6 +32,9 @@ pub struct StatsSnapshot {
     pub callbacks_pending: u64,
     /// Injected REST failures, per API and kind (`http_500`, `timeout`, `60007`).
     pub rest_faults: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls answered "OK" as a duplicate of an earlier one within IM's dedup rules and not stored again, per
+    /// API (`openim/sendmsg`, `openim/importmsg`, `group_open_http_svc/send_group_msg`): what IM's dedup hid.
+    pub deduplicated: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -82,9 +85,10 @@ impl Stats {
         *s.rest_faults.entry(api.to_owned()).or_default().entry(kind.to_owned()).or_default() += 1;
     }
 
-    pub(crate) fn snapshot(&self, pending: u64) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, pending: u64, deduplicated: BTreeMap<String, u64>) -> StatsSnapshot {
         let mut s = self.inner.lock().clone();
         s.callbacks_pending = pending;
+        s.deduplicated = deduplicated;
         s
     }
 }

@@ -49,6 +49,9 @@ async fn importmsg_first_write_wins_in_both_directions() {
     im.ok("openim/importmsg", import("ann", "bob", 1, 11, t + 1, "third", 2)).await;
     let v = roam(&im, "ann", "bob", 100, 0, u64::from(u32::MAX), None).await;
     assert_eq!(texts(&v), ["first", "third"]);
+    // What the dedup hid is counted, per API.
+    let stats = im.running.emulator().stats();
+    assert_eq!(stats.deduplicated.get("openim/importmsg"), Some(&2), "{stats:?}");
     assert_eq!(v["MsgList"][0]["MsgKey"], format!("1_11_{t}"));
     assert_eq!(v["MsgList"][0]["From_Account"], "ann");
     assert_eq!(v["MsgList"][0]["To_Account"], "bob");
@@ -262,6 +265,7 @@ async fn sendmsg_stores_counts_and_dedups_for_120_seconds() {
     assert_eq!(dup["MsgKey"], first["MsgKey"]);
     assert_eq!(dup["MsgTime"], first["MsgTime"]);
     assert_eq!(unread(&im, "bob", "ann").await, 1);
+    assert_eq!(im.running.emulator().stats().deduplicated.get("openim/sendmsg"), Some(&1));
     // A different body is not a duplicate.
     im.ok("openim/sendmsg", send("ann", "bob", 77, 1234, "other")).await;
     assert_eq!(unread(&im, "bob", "ann").await, 2);

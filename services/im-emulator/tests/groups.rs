@@ -309,6 +309,8 @@ async fn live_group_lifecycle_and_messages() {
         .await;
     assert_eq!(dup["MsgSeq"], 1);
     assert_eq!(dup["MsgTime"], m1["MsgTime"]);
+    let hidden = im.running.emulator().stats().deduplicated;
+    assert_eq!(hidden.get("group_open_http_svc/send_group_msg"), Some(&1), "{hidden:?}");
     im.advance_secs(101);
     let m2 = im
         .ok(

@@ -70,7 +70,8 @@ pub struct ImportPhase {
     pub name: &'static str,
     pub phases: Vec<KindPhase>,
     pub report: ImportReport,
-    pub cpu_secs: f64,
+    /// `None` when /proc could not be read (shown as "-", never as 0).
+    pub cpu_secs: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     /// 60007 answers the emulator gave.
     pub emulator_rate_limited: u64,
@@ -93,14 +94,41 @@ impl BenchReport {
         (self.raw_importmsg_per_sec > 0.0).then(|| p.rate() / self.raw_importmsg_per_sec)
     }
 
-    /// The limits-on phase's bottleneck API: achieved calls/s over its quota.
+    /// The limits-on phase's bottleneck API: achieved calls/s over its quota. Only from calls actually made
+    /// (never the planned count): `None` when none were counted or the phase took no measurable time.
     pub fn quota_fraction(&self) -> Option<(Api, f64)> {
         let on = self.limits_on.as_ref()?;
         let b = on.report.lower_bound.bottleneck.as_ref()?;
         let kind = kind_of_api(b.api)?;
         let phase = on.phases.iter().find(|p| p.kind == kind)?;
-        let made = on.report.calls.get(b.api.as_str()).copied().unwrap_or(b.calls);
-        (phase.secs > 0.0).then(|| (b.api, made as f64 / phase.secs / b.rate_per_sec.unwrap_or(f64::INFINITY)))
+        let made = on.report.calls.get(b.api.as_str()).copied().filter(|n| *n > 0)?;
+        let quota = b.rate_per_sec?;
+        (phase.secs > 0.0).then(|| (b.api, made as f64 / phase.secs / quota))
+    }
+
+    /// Why the figures cannot be trusted, if they cannot: a phase that measured nothing or failed records. The
+    /// command prints them and exits non-zero.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in std::iter::once(&self.limits_off).chain(self.limits_on.as_ref()) {
+            if p.phases.is_empty() {
+                out.push(format!("{}: no record kind was applied (nothing measured)", p.name));
+            }
+            let failed: u64 = p.report.kinds.iter().map(|k| k.failed).sum();
+            if failed > 0 {
+                out.push(format!("{}: {failed} records failed to import", p.name));
+            }
+        }
+        if self.ratio().is_none() {
+            out.push("no importmsg rate to compare with the raw ceiling (no 1:1 message phase measured)".into());
+        }
+        if let Some(on) = &self.limits_on
+            && self.quota_fraction().is_none()
+        {
+            let api = on.report.lower_bound.bottleneck.as_ref().map_or("?", |b| b.api.as_str());
+            out.push(format!("{}: no calls of the bottleneck API {api} were counted", on.name));
+        }
+        out
     }
 
     pub fn render(&self) -> String {
@@ -136,7 +164,8 @@ impl BenchReport {
                 r.kinds.iter().map(|k| k.failed).sum::<u64>()
             );
             let rss = p.peak_rss_mib.map_or("-".to_owned(), |m| format!("{m:.0} MiB"));
-            let _ = writeln!(s, "  cpu {:.2}s (this process: pipeline + emulator), peak rss {rss}", p.cpu_secs);
+            let cpu = p.cpu_secs.map_or("-".to_owned(), |c| format!("{c:.2}s"));
+            let _ = writeln!(s, "  cpu {cpu} (this process: pipeline + emulator), peak rss {rss}");
         };
         phase(&mut s, &self.limits_off);
         let _ = writeln!(
@@ -287,7 +316,7 @@ async fn import_phase(
     let stats = ApplyStats::unregistered();
     let sampler_stop = CancellationToken::new();
     let sampler = tokio::spawn(sample(stats.clone(), sampler_stop.clone()));
-    let cpu_before = cpu_times(None).own_secs;
+    let cpu_before = cpu_times(None);
     let options = RunOptions {
         dir: dir.to_path_buf(),
         strict: false,
@@ -316,7 +345,7 @@ async fn import_phase(
         name,
         phases,
         report,
-        cpu_secs: cpu_times(None).own_secs - cpu_before,
+        cpu_secs: cpu_times(None).zip(cpu_before).map(|(now, before)| now.since(&before).own_secs),
         peak_rss_mib: peak_rss_mib(None),
         emulator_rate_limited: emulator.emulator().stats().rate_limited,
     })

@@ -42,6 +42,7 @@ fn query(appid: &str, command: &str, sign: Option<String>, rt: Option<String>) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refuses_foreign_forged_and_stale_callbacks() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(config()).await;
     ing.wait_ready().await;
     let cmd = "Group.CallbackAfterGroupDestroyed";
@@ -99,6 +100,7 @@ fn by_id(envs: &[Envelope]) -> BTreeMap<String, Envelope> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn normalizes_each_consumed_callback_and_drops_echoes() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(config()).await;
     ing.wait_ready().await;
     let t = 1_700_000_000_123_i64;
@@ -297,6 +299,7 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
 /// none at all (`ForbidCallbackControl`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn im_emulator_callbacks_reach_kafka_and_admin_echoes_do_not() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(config()).await;
     ing.wait_ready().await;
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {

@@ -19,6 +19,7 @@ fn text(t: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answers_per_contract_and_accepts_only_after_kafka() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(IngestConfig { max_body_bytes: 8 * 1024, ..config() }).await;
     ing.wait_ready().await;
     let topic = ing.topics.legacy_events.clone();
@@ -141,6 +142,7 @@ async fn answers_per_contract_and_accepts_only_after_kafka() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_all_echo_batch_is_accepted_without_producing() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(config()).await;
     let (s, v) =
         ing.post_legacy(&json!([{"id":"e","type":"group.dismissed","time":1,"group_id":"g","origin":"im"}])).await;
@@ -191,6 +193,7 @@ async fn kafka_outage_answers_503_never_200() {
 /// them on Kafka in order; its echo webhooks (writes imbridge applied, `origin: im`) are dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn legacy_emulator_webhooks_reach_kafka_in_order_and_echoes_are_dropped() {
+    imbridge_testkit::require_kafka!();
     let ing = Ingest::start(config()).await;
     ing.wait_ready().await;
     let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use imbridge_telemetry::bench::{Latencies, LatencySummary, cpu_times, peak_rss_mib};
+use imbridge_telemetry::bench::{CpuTimes, Latencies, LatencySummary, cpu_times, peak_rss_mib};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{Admin, TopicSpec};
@@ -43,7 +43,8 @@ pub struct Phase {
     pub name: String,
     pub events: u64,
     pub secs: f64,
-    pub cpu_secs: f64,
+    /// `None` when /proc could not be read (shown as "-", never as 0).
+    pub cpu_secs: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub latency: Option<LatencySummary>,
 }
@@ -74,15 +75,16 @@ impl BenchReport {
         );
         let mut row = |p: &Phase| {
             let rss = p.peak_rss_mib.map_or("-".to_owned(), |m| format!("{m:.0}"));
+            let cpu = p.cpu_secs.map_or("-".to_owned(), |c| format!("{c:.2}"));
             let lat = p.latency.map_or("-".to_owned(), |l| l.to_string());
             let _ = writeln!(
                 s,
-                "{:<34} {:>10} {:>9.2} {:>12.0} {:>9.2} {:>10}  {lat}",
+                "{:<34} {:>10} {:>9.2} {:>12.0} {:>9} {:>10}  {lat}",
                 p.name,
                 p.events,
                 p.secs,
                 p.rate(),
-                p.cpu_secs,
+                cpu,
                 rss
             );
         };
@@ -119,9 +121,18 @@ impl Handler for Counter {
     }
 }
 
+/// This process's own CPU seconds since `before` (`None` when either reading failed).
+fn own_cpu_since(before: Option<CpuTimes>) -> Option<f64> {
+    Some(cpu_times(None)?.since(&before?).own_secs)
+}
+
 /// Runs the benchmark against the broker in `kafka`. Topics are created with unique names and left behind
-/// (a benchmark broker is disposable).
+/// (a benchmark broker is disposable). A phase that measured nothing (no events handled, a baseline tool's
+/// output it cannot read) is an error: never a rate or a latency of 0.
 pub async fn run(kafka: &KafkaConfig, opts: &BenchOptions) -> Result<BenchReport, KafkaError> {
+    if opts.events == 0 {
+        return Err(KafkaError::Bench("--events 0: nothing to measure".into()));
+    }
     let stamp = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() % 100_000);
     let topic = format!("imbridge-bench-{stamp}");
     let java_topic = format!("imbridge-bench-java-{stamp}");
@@ -164,9 +175,9 @@ pub async fn run(kafka: &KafkaConfig, opts: &BenchOptions) -> Result<BenchReport
         name: "imbridge producer (acks=all, idem.)".into(),
         events: opts.events,
         secs: started.elapsed().as_secs_f64(),
-        cpu_secs: cpu_times(None).own_secs - cpu0.own_secs,
+        cpu_secs: own_cpu_since(cpu0),
         peak_rss_mib: peak_rss_mib(None),
-        latency: Some(lat.summary()),
+        latency: Some(lat.summary().ok_or_else(|| KafkaError::Bench("no delivery was acknowledged".into()))?),
     };
 
     // Our ordered consumer, reading the backlog just produced.
@@ -200,12 +211,15 @@ pub async fn run(kafka: &KafkaConfig, opts: &BenchOptions) -> Result<BenchReport
     let join_secs = first_at.unwrap_or_default().as_secs_f64();
     stop.cancel();
     let _ = run.await;
+    if counter.handled.load(Ordering::Relaxed) == 0 {
+        return Err(KafkaError::Bench(format!("the ordered consumer handled no event of {topic} within 600 s")));
+    }
     report.ours_consume = Phase {
         name: "imbridge ordered consumer".into(),
         events: counter.handled.load(Ordering::Relaxed),
         // Group join is excluded, as ConsumerPerformance's fetch rate excludes its rebalance time.
         secs: (total.as_secs_f64() - join_secs).max(0.001),
-        cpu_secs: cpu_times(None).own_secs - cpu0.own_secs,
+        cpu_secs: own_cpu_since(cpu0),
         peak_rss_mib: peak_rss_mib(None),
         latency: None,
     };
@@ -226,8 +240,12 @@ pub async fn run(kafka: &KafkaConfig, opts: &BenchOptions) -> Result<BenchReport
 }
 
 /// Runs one of Kafka's tool classes, returning stdout, wall seconds, CPU seconds and peak RSS of the JVM.
-async fn run_java(cp: &str, class: &str, args: &[String]) -> Result<(String, f64, f64, Option<f64>), KafkaError> {
-    let cpu0 = cpu_times(None).children_secs;
+async fn run_java(
+    cp: &str,
+    class: &str,
+    args: &[String],
+) -> Result<(String, f64, Option<f64>, Option<f64>), KafkaError> {
+    let cpu0 = cpu_times(None);
     let started = Instant::now();
     let mut child = tokio::process::Command::new("java")
         .arg("-Xmx1g")
@@ -275,7 +293,7 @@ async fn run_java(cp: &str, class: &str, args: &[String]) -> Result<(String, f64
         return Err(KafkaError::Config(format!("{class} failed ({status}): {err}")));
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu = cpu_times(None).children_secs - cpu0;
+    let cpu = cpu_times(None).zip(cpu0).map(|(now, before)| now.since(&before).children_secs);
     let peak = peak.lock().ok().and_then(|g| *g);
     Ok((out, secs, cpu, peak))
 }
@@ -300,25 +318,43 @@ async fn java_produce(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOption
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (out, wall, cpu, rss) = run_java(cp, "org.apache.kafka.tools.ProducerPerformance", &args).await?;
-    // Final line: "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, …"
-    let last = out.lines().rev().find(|l| l.contains("records sent")).unwrap_or_default();
-    let rate = number_before(last, "records/sec").unwrap_or(0.0);
-    let latency = Some(LatencySummary {
-        p50_ms: number_before(last, "ms 50th").unwrap_or(0.0),
-        p95_ms: number_before(last, "ms 95th").unwrap_or(0.0),
-        p99_ms: number_before(last, "ms 99th").unwrap_or(0.0),
-        max_ms: number_before(last, "ms max latency").unwrap_or(0.0),
-    });
-    let secs = if rate > 0.0 { opts.events as f64 / rate } else { wall };
+    // The tool's own rate excludes its JVM start-up; our wall time would not.
+    let (out, _wall, cpu, rss) = run_java(cp, "org.apache.kafka.tools.ProducerPerformance", &args).await?;
+    let (rate, latency) = parse_producer_performance(&out)?;
     Ok(Phase {
         name: "kafka ProducerPerformance (java)".into(),
         events: opts.events,
-        secs,
+        secs: opts.events as f64 / rate,
         cpu_secs: cpu,
         peak_rss_mib: rss,
-        latency,
+        latency: Some(latency),
     })
+}
+
+/// Rate (records/s) and latency percentiles from ProducerPerformance's final line ("N records sent, R
+/// records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, …").
+/// Anything missing or zero is an error naming the output: a baseline of 0 would make any ratio meaningless.
+fn parse_producer_performance(out: &str) -> Result<(f64, LatencySummary), KafkaError> {
+    let unreadable = |what: &str| {
+        let tail: Vec<&str> = out.lines().rev().take(3).collect();
+        KafkaError::Bench(format!(
+            "cannot read {what} from ProducerPerformance's output (last lines: {:?})",
+            tail.into_iter().rev().collect::<Vec<_>>()
+        ))
+    };
+    let last = out.lines().rev().find(|l| l.contains("records sent")).ok_or_else(|| unreadable("the summary line"))?;
+    let field = |marker: &str| number_before(last, marker).ok_or_else(|| unreadable(marker));
+    let rate = field("records/sec")?;
+    if rate <= 0.0 {
+        return Err(unreadable("a positive records/sec"));
+    }
+    let latency = LatencySummary {
+        p50_ms: field("ms 50th")?,
+        p95_ms: field("ms 95th")?,
+        p99_ms: field("ms 99th")?,
+        max_ms: field("ms max latency")?,
+    };
+    Ok((rate, latency))
 }
 
 async fn java_consume(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOptions) -> Result<Phase, KafkaError> {
@@ -335,8 +371,29 @@ async fn java_consume(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOption
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (out, wall, cpu, rss) = run_java(cp, "org.apache.kafka.tools.ConsumerPerformance", &args).await?;
-    // Header line of comma-separated names, then one line of values.
+    let (out, _wall, cpu, rss) = run_java(cp, "org.apache.kafka.tools.ConsumerPerformance", &args).await?;
+    let (events, rate) = parse_consumer_performance(&out)?;
+    let secs = events as f64 / rate;
+    Ok(Phase {
+        name: "kafka ConsumerPerformance (java)".into(),
+        events,
+        secs,
+        cpu_secs: cpu,
+        peak_rss_mib: rss,
+        latency: None,
+    })
+}
+
+/// Events consumed and their rate from ConsumerPerformance's output: a header line of comma-separated names,
+/// then one line of values. Missing fields, no events or a zero rate are errors, never a baseline of 0.
+fn parse_consumer_performance(out: &str) -> Result<(u64, f64), KafkaError> {
+    let unreadable = |what: &str| {
+        let tail: Vec<&str> = out.lines().rev().take(3).collect();
+        KafkaError::Bench(format!(
+            "cannot read {what} from ConsumerPerformance's output (last lines: {:?})",
+            tail.into_iter().rev().collect::<Vec<_>>()
+        ))
+    };
     let mut lines = out.lines().filter(|l| !l.trim().is_empty());
     let mut fields = HashMap::new();
     while let Some(l) = lines.next() {
@@ -350,18 +407,13 @@ async fn java_consume(cp: &str, bootstrap: &str, topic: &str, opts: &BenchOption
         }
     }
     let num = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok());
-    let events = num("data.consumed.in.nMsg").unwrap_or(0.0) as u64;
+    let events = num("data.consumed.in.nMsg").ok_or_else(|| unreadable("data.consumed.in.nMsg"))? as u64;
     // fetch.nMsg.sec excludes the group's rebalance time, like our own figure.
-    let rate = num("fetch.nMsg.sec").or(num("nMsg.sec")).unwrap_or(0.0);
-    let secs = if rate > 0.0 { events as f64 / rate } else { wall };
-    Ok(Phase {
-        name: "kafka ConsumerPerformance (java)".into(),
-        events,
-        secs,
-        cpu_secs: cpu,
-        peak_rss_mib: rss,
-        latency: None,
-    })
+    let rate = num("fetch.nMsg.sec").or(num("nMsg.sec")).ok_or_else(|| unreadable("fetch.nMsg.sec"))?;
+    if events == 0 || rate <= 0.0 {
+        return Err(unreadable("a positive event count and rate"));
+    }
+    Ok((events, rate))
 }
 
 /// The number right before `marker` in `s` ("123.4 records/sec" → 123.4).
@@ -381,5 +433,31 @@ mod tests {
         assert_eq!(number_before(l, "ms 50th"), Some(288.0));
         assert_eq!(number_before(l, "ms 99th"), Some(701.0));
         assert_eq!(number_before(l, "ms max latency"), Some(807.0));
+        let (rate, lat) = parse_producer_performance(&format!("1000 records sent, …\n{l}\n")).expect("parses");
+        assert_eq!((rate, lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.max_ms), (61690.3, 288.0, 620.0, 701.0, 807.0));
+    }
+
+    #[test]
+    fn unreadable_producer_performance_output_is_an_error() {
+        for out in ["", "Exception in thread main", "10 records sent, 0.0 records/sec (0.00 MB/sec), 1 ms avg latency"]
+        {
+            let err = parse_producer_performance(out).expect_err(out);
+            assert!(matches!(err, KafkaError::Bench(_)), "{err}");
+        }
+        // A summary without the percentiles says nothing about latency.
+        let partial = "10 records sent, 5.0 records/sec (0.01 MB/sec), 1 ms avg latency, 2 ms max latency.";
+        assert!(parse_producer_performance(partial).is_err());
+    }
+
+    #[test]
+    fn consumer_performance_output() {
+        let out = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, \
+                   rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n\
+                   2024-01-01 00:00:00:000, 2024-01-01 00:00:05:000, 195.3, 39.06, 200000, 40000.0, 3000, 2000, \
+                   97.6, 100000.0\n";
+        assert_eq!(parse_consumer_performance(out).expect("parses"), (200_000, 100_000.0));
+        for bad in ["", "WARN nothing consumed", "data.consumed.in.nMsg, nMsg.sec\n0, 0.0\n"] {
+            assert!(matches!(parse_consumer_performance(bad), Err(KafkaError::Bench(_))), "{bad:?}");
+        }
     }
 }

@@ -17,12 +17,15 @@ pub enum KafkaError {
     Timeout(String),
     #[error("consumer group {group}: {reason}")]
     Group { group: String, reason: String },
+    /// `imbridge bench kafka` measured nothing usable (a baseline tool's output it cannot read, no events).
+    #[error("benchmark measured nothing: {0}")]
+    Bench(String),
 }
 
 impl Classify for KafkaError {
     fn disposition(&self) -> Disposition {
         match self {
-            KafkaError::Config(_) => Disposition::DeadLetter,
+            KafkaError::Config(_) | KafkaError::Bench(_) => Disposition::DeadLetter,
             _ => Disposition::Retry,
         }
     }
@@ -35,6 +38,7 @@ impl Classify for KafkaError {
             KafkaError::Config(_) => "kafka_config",
             KafkaError::Timeout(_) => "kafka_timeout",
             KafkaError::Group { .. } => "kafka_group",
+            KafkaError::Bench(_) => "kafka_bench",
         }
         .to_owned()
     }

@@ -62,6 +62,7 @@ impl Handler for Batcher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_are_consecutive_records_of_one_key_each_applied_once() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("batch", 3).await;
     common::produce_interleaved(&topic, KEYS, PER_KEY).await;
     let h = Arc::new(Batcher::default());

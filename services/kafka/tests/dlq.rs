@@ -38,6 +38,7 @@ impl Handler for Picky {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permanent_failure_goes_to_dlq_with_every_header() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("dlq-src", 3).await;
     let dlq_topic = common::topic("dlq", 1).await;
     let producer = Producer::new(&common::kafka()).expect("producer");

@@ -90,6 +90,7 @@ fn applied(h: &Applier, key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parking_survives_restart_and_replay_redrives_in_order() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("redrive", 2).await;
     let dlq_topic = common::topic("redrive-dlq", 2).await;
     let group = imbridge_testkit::unique("redrive-group");

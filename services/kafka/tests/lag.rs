@@ -39,6 +39,7 @@ fn lag_sum(m: &ConsumerMetrics, topic: &str, partitions: i32) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lag_gauge_follows_what_the_group_has_not_finished() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("lag", 2).await;
     // 4 keys × 30 records: 40 finish at once, 80 wait behind the gate.
     common::produce_interleaved(&topic, 4, 30).await;

@@ -89,6 +89,7 @@ fn assert_in_order(order: &HashMap<String, Vec<usize>>, who: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_consumer_loses_nothing_and_commits_only_handled_prefix() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("noloss", 4).await;
     let produced = common::produce_interleaved(&topic, KEYS, PER_KEY).await;
     let all: HashSet<(i32, i64)> = produced.iter().map(|p| (p.2, p.3)).collect();

@@ -46,6 +46,7 @@ impl Handler for Recorder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_key_in_produce_order_with_real_concurrency() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("order", 6).await;
     let produced = common::produce_interleaved(&topic, KEYS, PER_KEY).await;
     let partitions: std::collections::BTreeSet<i32> = produced.iter().map(|p| p.2).collect();

@@ -43,6 +43,7 @@ fn keys() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn producer_partitions_like_the_java_client() {
+    imbridge_testkit::require_kafka!();
     let keys = keys();
     assert!(keys.len() >= 20);
     for partitions in [7, 12] {

@@ -42,6 +42,7 @@ fn consumer(topic: &str, group: &str, h: Arc<Count>) -> OrderedConsumer<Count> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_moves_offsets_only_when_the_group_is_stopped() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("replay", 3).await;
     let produced = common::produce_interleaved(&topic, 6, 50).await;
     let total = produced.len();

@@ -45,6 +45,7 @@ impl Handler for Rec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replays_one_key_from_a_time_up_to_the_committed_offset() {
+    imbridge_testkit::require_kafka!();
     let topic = common::topic("rkey", 3).await;
     let kafka = common::kafka();
     let admin = Admin::new(&kafka).expect("admin");

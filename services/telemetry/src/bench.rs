@@ -14,16 +14,27 @@ pub struct CpuTimes {
     pub children_secs: f64,
 }
 
-/// Reads `/proc/<pid>/stat` fields utime, stime, cutime, cstime.
-pub fn cpu_times(pid: Option<u32>) -> CpuTimes {
+impl CpuTimes {
+    /// CPU time spent since `earlier` (own and children).
+    pub fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            own_secs: self.own_secs - earlier.own_secs,
+            children_secs: self.children_secs - earlier.children_secs,
+        }
+    }
+}
+
+/// Reads `/proc/<pid>/stat` fields utime, stime, cutime, cstime; `None` when the file cannot be read or parsed
+/// (not Linux, process gone) — never a zero that would read as "no CPU used".
+pub fn cpu_times(pid: Option<u32>) -> Option<CpuTimes> {
     let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let Ok(stat) = std::fs::read_to_string(path) else { return CpuTimes::default() };
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may contain spaces; fields are counted after its closing parenthesis.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return CpuTimes::default() };
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
     // After ")": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
-    let get = |i: usize| f.get(i).copied().unwrap_or(0.0);
-    CpuTimes { own_secs: (get(11) + get(12)) / CLK_TCK, children_secs: (get(13) + get(14)) / CLK_TCK }
+    let get = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
+    Some(CpuTimes { own_secs: (get(11)? + get(12)?) / CLK_TCK, children_secs: (get(13)? + get(14)?) / CLK_TCK })
 }
 
 /// Peak resident memory (VmHWM) of a process in MiB, `None` if unreadable (process gone).
@@ -58,17 +69,18 @@ impl Latencies {
         self.samples_us.is_empty()
     }
 
-    /// Summary in milliseconds (sorts the samples once).
-    pub fn summary(&mut self) -> LatencySummary {
+    /// Summary in milliseconds (sorts the samples once); `None` without samples — nothing was measured, and
+    /// "0 ms" would say otherwise.
+    pub fn summary(&mut self) -> Option<LatencySummary> {
+        if self.samples_us.is_empty() {
+            return None;
+        }
         self.samples_us.sort_unstable();
         let pick = |q: f64| -> f64 {
-            if self.samples_us.is_empty() {
-                return 0.0;
-            }
             let i = ((self.samples_us.len() as f64 - 1.0) * q).round() as usize;
             self.samples_us[i] as f64 / 1000.0
         };
-        LatencySummary { p50_ms: pick(0.50), p95_ms: pick(0.95), p99_ms: pick(0.99), max_ms: pick(1.0) }
+        Some(LatencySummary { p50_ms: pick(0.50), p95_ms: pick(0.95), p99_ms: pick(0.99), max_ms: pick(1.0) })
     }
 }
 
@@ -101,16 +113,40 @@ mod tests {
         for i in 1..=100 {
             l.record(Duration::from_millis(i));
         }
-        let s = l.summary();
+        let s = l.summary().expect("samples");
         assert_eq!(s.max_ms, 100.0);
         assert!((s.p50_ms - 50.0).abs() <= 1.0);
         assert!((s.p99_ms - 99.0).abs() <= 1.0);
     }
 
     #[test]
+    fn no_samples_is_no_summary() {
+        assert_eq!(Latencies::default().summary(), None);
+    }
+
+    #[test]
     fn reads_own_process() {
-        let t = cpu_times(None);
-        assert!(t.own_secs >= 0.0);
+        let before = cpu_times(None).expect("/proc/self/stat readable");
+        // Burn CPU until the kernel's tick counter shows it (10 ms ticks), so a reading stuck at 0 fails.
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        let after = loop {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let now = cpu_times(None).expect("/proc/self/stat readable");
+            if now.own_secs > before.own_secs || started.elapsed() > Duration::from_secs(5) {
+                break now;
+            }
+        };
+        assert!(after.since(&before).own_secs > 0.0, "5 s of busy loop and no CPU time counted");
         assert!(peak_rss_mib(None).is_some_and(|m| m > 0.0));
+    }
+
+    #[test]
+    fn a_process_that_is_gone_has_no_figures() {
+        // Above the kernel's pid_max ceiling (2^22): no such process can exist.
+        assert_eq!(cpu_times(Some(5_000_000)), None);
+        assert_eq!(peak_rss_mib(Some(5_000_000)), None);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Tests talk to one real Kafka broker per test run (started by `scripts/test.sh`, or any broker named by
 //! `KAFKA_BOOTSTRAP`); each test isolates itself with unique topic and group names rather than its own broker.
+//! A test that needs the broker starts with [`require_kafka!`]: without `KAFKA_BOOTSTRAP` it prints why and
+//! skips, except under `scripts/test.sh`, which sets [`REQUIRE_KAFKA_ENV`] so that nothing is skipped there.
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline fails the test;
 //! - [`prom`]: read values off a Prometheus text page;
@@ -11,20 +13,63 @@ pub mod process;
 pub mod prom;
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use process::{Proc, run_cli};
 
-/// The broker the tests run against. Panics with instructions when none was provided: a test that needs Kafka
-/// must fail loudly, never pass by skipping.
+/// Set (to anything but empty or `0`) by `scripts/test.sh`: a test that needs a broker and finds none fails
+/// instead of skipping, so the full run never passes by skipping.
+pub const REQUIRE_KAFKA_ENV: &str = "IMBRIDGE_TEST_REQUIRE_KAFKA";
+
+fn configured_bootstrap() -> Option<String> {
+    std::env::var("KAFKA_BOOTSTRAP").ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether a broker is configured (`KAFKA_BOOTSTRAP`). Without one, prints `skipped: <test>: …` and answers
+/// false so the test can return early — a plain `cargo test` on a machine without Kafka runs what it can; with
+/// [`REQUIRE_KAFKA_ENV`] set it panics instead. Use it through [`require_kafka!`] at the top of every test that
+/// needs the broker.
+pub fn kafka_available(test: &str) -> bool {
+    if configured_bootstrap().is_some() {
+        return true;
+    }
+    let required = std::env::var(REQUIRE_KAFKA_ENV).is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
+    assert!(
+        !required,
+        "{test}: KAFKA_BOOTSTRAP is not set but {REQUIRE_KAFKA_ENV} is: this run must not skip broker tests"
+    );
+    // Straight to stderr, not `eprintln!`: the test harness captures (and hides) a passing test's `eprintln!`.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "skipped: {test}: KAFKA_BOOTSTRAP not set (this test needs a Kafka broker; scripts/test.sh starts one, or \
+         run `scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=127.0.0.1:9092)"
+    );
+    false
+}
+
+/// Returns early from the calling test, saying so, when no Kafka broker is configured (see
+/// [`kafka_available`]). The first statement of every test that needs the broker.
+#[macro_export]
+macro_rules! require_kafka {
+    () => {
+        if !$crate::kafka_available(concat!(module_path!(), " (", file!(), ":", line!(), ")")) {
+            return;
+        }
+    };
+}
+
+/// The broker the tests run against. Panics when none was configured: tests that need Kafka start with
+/// [`require_kafka!`], so reaching this without a broker is a test that forgot to say it needs one.
 pub fn kafka_bootstrap() -> String {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => panic!(
-            "KAFKA_BOOTSTRAP is not set: run the tests with scripts/test.sh (which starts a local Apache Kafka), \
-             or start one with `scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=127.0.0.1:9092"
+    match configured_bootstrap() {
+        Some(v) => v,
+        None => panic!(
+            "KAFKA_BOOTSTRAP is not set and this test did not start with imbridge_testkit::require_kafka!(): \
+             run the tests with scripts/test.sh (which starts a local Apache Kafka), or start one with \
+             `scripts/kafka.sh start` and export KAFKA_BOOTSTRAP=127.0.0.1:9092"
         ),
     }
 }

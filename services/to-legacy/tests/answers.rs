@@ -113,6 +113,7 @@ async fn apply(State(r): State<Recorder>, headers: HeaderMap, body: Bytes) -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_hold_one_conversation_in_order_and_answers_are_classified() {
+    imbridge_testkit::require_kafka!();
     let rec = Recorder::default();
     let app = Router::new().route("/v1/apply", post(apply)).with_state(rec.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

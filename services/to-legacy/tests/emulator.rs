@@ -43,6 +43,7 @@ fn texts(legacy: &RunningLegacyEmulator, a: &str, b: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
+    imbridge_testkit::require_kafka!();
     let legacy = imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
         apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
         ..LegacyEmulatorConfig::default()
@@ -210,6 +211,7 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
 /// are fine, and `/healthz` stays up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readiness_reports_an_unreachable_legacy_side() {
+    imbridge_testkit::require_kafka!();
     let topics = topics();
     produce(&topics.im_events, &[c2c("ann", "bob", 1, "hi")]).await;
     let mut cfg = config("http://127.0.0.1:1/v1/apply");

@@ -83,6 +83,7 @@ pub(super) fn importmsg(st: &mut State, cfg: &EmulatorConfig, body: &Value) -> R
     }
     let key = pair_key(from, to);
     if st.conversations.get(&key).is_some_and(|c| c.dedup.contains(&(seq, random, time))) {
+        st.count_duplicate("openim/importmsg");
         return Ok(json!({}));
     }
     let serial = st.next_serial();
@@ -216,6 +217,7 @@ pub(super) fn sendmsg(
 ) -> Result<Value, ApiError> {
     let m = parse_sendmsg(st, cfg, ctx, body)?;
     if let Some(first) = is_duplicate(st, ctx, &m.dedup_key) {
+        st.count_duplicate("openim/sendmsg");
         return Ok(json!({"MsgTime": first.msg_time, "MsgKey": first.msg_key}));
     }
     let now = ctx.now_secs();

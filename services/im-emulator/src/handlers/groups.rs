@@ -986,6 +986,7 @@ pub(super) fn send_group_msg(
 ) -> Result<Value, ApiError> {
     let s = parse_group_send(st, cfg, ctx, body)?;
     if let Some(first) = group_duplicate(st, ctx, s.gid, s.random) {
+        st.count_duplicate("group_open_http_svc/send_group_msg");
         return Ok(json!({"MsgTime": first.msg_time, "MsgSeq": first.msg_seq}));
     }
     let now = ctx.now_secs();

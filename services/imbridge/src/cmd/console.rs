@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use imbridge_to_im::import::ImportTopic;
+use imbridge_importer::apply::ImportTopic;
 
 use crate::cmd::GlobalArgs;
 use crate::config::{self, AppConfig};

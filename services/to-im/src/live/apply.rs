@@ -517,6 +517,8 @@ mod tests {
         assert_eq!(live_msg_seq(0), 0x8000_0000);
         assert!(live_msg_seq(5) < live_msg_seq(6));
         assert!(live_msg_seq(1_000_000) > 1_000_000);
-        assert_eq!(live_msg_seq(41), live_msg_seq(41));
+        // Golden value: the high bit set over the offset; a replay must derive the same MsgSeq as the first send.
+        assert_eq!(live_msg_seq(41), 2_147_483_689);
+        assert_eq!(live_msg_seq(i64::from(u32::MAX) + 42), 0x8000_0029, "offsets wrap within the low 31 bits");
     }
 }

@@ -16,7 +16,12 @@
 //! fast as the source accepts it, divided by the time until its last message was applied). Beside them: the raw
 //! ceiling of the target measured directly with the same concurrency (IM `sendmsg` calls/s; legacy apply
 //! requests/s with one event each). By default the emulator enforces no quotas and to-im applies none, so the
-//! pipeline's own ceiling shows; `--im-quota` keeps IM's documented per-API limits (200/s for `sendmsg`) on both.
+//! pipeline's own ceiling shows; `--im-quota` keeps IM's documented per-API limits (200/s for `sendmsg`) on both,
+//! and the raw ceiling is still measured without imbridge's pacing (one attempt per call, only IM's answers
+//! count), so it shows what IM's quota lets through.
+//!
+//! A run that measured nothing — a message never applied, a phase without a single arrival, a ceiling of 0 — is
+//! reported by [`BenchReport::problems`] and the command exits non-zero.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -98,7 +103,8 @@ pub struct DirectionReport {
     pub steady_rate: u32,
     pub steady_sent: usize,
     pub steady_lost: usize,
-    pub latency: LatencySummary,
+    /// `None` when no message of the phase arrived.
+    pub latency: Option<LatencySummary>,
     pub burst_sent: usize,
     pub burst_lost: usize,
     /// Rate at which the source accepted the burst.
@@ -106,7 +112,7 @@ pub struct DirectionReport {
     /// Burst messages / time from the first accepted to the last applied.
     pub sustained_per_sec: f64,
     /// What the target answers when called directly.
-    pub ceiling_label: &'static str,
+    pub ceiling_label: String,
     pub ceiling_per_sec: f64,
 }
 
@@ -137,7 +143,7 @@ impl BenchReport {
                 "  steady {}/s for {} messages: {}{}",
                 d.steady_rate,
                 d.steady_sent,
-                d.latency,
+                d.latency.map_or_else(|| "no message arrived".to_owned(), |l| l.to_string()),
                 if d.steady_lost > 0 { format!(" — {} NOT APPLIED", d.steady_lost) } else { String::new() }
             );
             let _ = writeln!(
@@ -148,16 +154,44 @@ impl BenchReport {
                 d.burst_offered_per_sec,
                 if d.burst_lost > 0 { format!(", {} NOT APPLIED", d.burst_lost) } else { String::new() }
             );
-            let ratio = if d.ceiling_per_sec > 0.0 { d.sustained_per_sec / d.ceiling_per_sec } else { 0.0 };
-            let _ = writeln!(
-                s,
-                "  raw ceiling ({}): {:.0}/s — sustained is {:.1}% of it\n",
-                d.ceiling_label,
-                d.ceiling_per_sec,
-                ratio * 100.0
-            );
+            let ratio = if d.ceiling_per_sec > 0.0 {
+                format!("sustained is {:.1}% of it", d.sustained_per_sec / d.ceiling_per_sec * 100.0)
+            } else {
+                "no call succeeded: no ratio".to_owned()
+            };
+            let _ = writeln!(s, "  raw ceiling ({}): {:.0}/s — {ratio}\n", d.ceiling_label, d.ceiling_per_sec);
         }
         s
+    }
+
+    /// Why these figures are not a measurement, if they are not: messages never applied (their latency and the
+    /// sustained rate would leave them out), a phase where nothing arrived, a ceiling with no successful call.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.directions {
+            if d.steady_lost > 0 {
+                out.push(format!(
+                    "{}: {} of {} steady-phase messages NOT APPLIED within {:?}",
+                    d.name, d.steady_lost, d.steady_sent, ARRIVAL_TIMEOUT
+                ));
+            }
+            if d.latency.is_none() {
+                out.push(format!("{}: no steady-phase message arrived: no latency measured", d.name));
+            }
+            if d.burst_lost > 0 {
+                out.push(format!(
+                    "{}: {} of {} burst messages NOT APPLIED within {:?}",
+                    d.name, d.burst_lost, d.burst_sent, ARRIVAL_TIMEOUT
+                ));
+            }
+            if d.burst_sent == d.burst_lost {
+                out.push(format!("{}: no burst message arrived: no sustained rate measured", d.name));
+            }
+            if d.ceiling_per_sec <= 0.0 {
+                out.push(format!("{}: no direct call succeeded: no raw ceiling measured", d.name));
+            }
+        }
+        out
     }
 }
 
@@ -279,9 +313,14 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
             measure(&p, &pairs, legacy_to_im, Load::Burst(opts.burst), opts).await?;
         info!(direction = name, "raw ceiling");
         let (ceiling_label, ceiling) = if legacy_to_im {
-            ("IM sendmsg called directly", im_ceiling(&p, opts).await?)
+            let label = if opts.im_quota {
+                "IM sendmsg called directly, no client pacing; the emulator enforces IM's 200/s quota"
+            } else {
+                "IM sendmsg called directly"
+            };
+            (label.to_owned(), im_ceiling(&p, opts).await?)
         } else {
-            ("legacy apply called directly, 1 event per request", legacy_ceiling(&p, opts).await?)
+            ("legacy apply called directly, 1 event per request".to_owned(), legacy_ceiling(&p, opts).await?)
         };
         directions.push(DirectionReport {
             name,
@@ -473,7 +512,7 @@ async fn measure(
     legacy_to_im: bool,
     load: Load,
     opts: &BenchOptions,
-) -> Result<(LatencySummary, usize, usize, f64, f64), ToImError> {
+) -> Result<(Option<LatencySummary>, usize, usize, f64, f64), ToImError> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let next = || N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let accepted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -559,10 +598,13 @@ async fn measure(
     Ok((lat.summary(), sent.len(), lost, sent.len() as f64 / offered_secs.max(1e-3), applied as f64 / span))
 }
 
-/// IM `sendmsg` calls per second answered when called directly by `concurrency` callers (quotas as configured).
+/// IM `sendmsg` calls per second answered OK when called directly by `concurrency` callers. Raw: no client-side
+/// pacing and one attempt per call, so with the emulator enforcing IM's quota this is what the quota lets
+/// through (60007 answers do not count), not imbridge's own limiter.
 async fn im_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError> {
     let mut cfg = p.im.client_config();
-    cfg.rate_limits.insert(Api::SendMsg, if opts.im_quota { RateSetting::PerSec(200.0) } else { RateSetting::Off });
+    cfg.rate_limits.insert(Api::SendMsg, RateSetting::Off);
+    cfg.retry.max_attempts = 1;
     let im = ImClient::new(&cfg, &prometheus::Registry::new())?;
     let until = Instant::now() + Duration::from_secs(opts.ceiling_secs);
     let started = Instant::now();
@@ -638,4 +680,58 @@ async fn legacy_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImEr
     }
     let total: u64 = futures::future::join_all(futs).await.into_iter().sum();
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direction(
+        steady_lost: usize,
+        latency: Option<LatencySummary>,
+        burst_lost: usize,
+        ceiling: f64,
+    ) -> DirectionReport {
+        DirectionReport {
+            name: "legacy → IM",
+            steady_rate: 50,
+            steady_sent: 500,
+            steady_lost,
+            latency,
+            burst_sent: 2000,
+            burst_lost,
+            burst_offered_per_sec: 900.0,
+            sustained_per_sec: 800.0,
+            ceiling_label: "IM sendmsg called directly".into(),
+            ceiling_per_sec: ceiling,
+        }
+    }
+
+    fn report(d: DirectionReport) -> BenchReport {
+        BenchReport { options: BenchOptions::default(), directions: vec![d] }
+    }
+
+    #[test]
+    fn a_run_that_measured_everything_has_no_problem() {
+        let lat = LatencySummary { p50_ms: 5.0, p95_ms: 9.0, p99_ms: 12.0, max_ms: 20.0 };
+        let r = report(direction(0, Some(lat), 0, 1500.0));
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        assert!(r.render().contains("sustained is 53.3% of it"), "{}", r.render());
+    }
+
+    #[test]
+    fn lost_messages_no_arrivals_and_no_ceiling_are_problems() {
+        let lat = LatencySummary { p50_ms: 5.0, p95_ms: 9.0, p99_ms: 12.0, max_ms: 20.0 };
+        let p = report(direction(3, Some(lat), 0, 1500.0)).problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("3 of 500 steady-phase messages NOT APPLIED"), "{p:?}");
+        let r = report(direction(500, None, 2000, 0.0));
+        let p = r.problems().join("\n");
+        for want in ["no latency measured", "2000 of 2000 burst", "no sustained rate", "no raw ceiling"] {
+            assert!(p.contains(want), "{want} in {p}");
+        }
+        let text = r.render();
+        assert!(text.contains("no message arrived") && !text.contains(" 0.0 ms"), "{text}");
+        assert!(text.contains("no call succeeded: no ratio"), "{text}");
+    }
 }
