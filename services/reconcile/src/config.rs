@@ -14,10 +14,6 @@ pub struct ReconcileConfig {
     pub legacy_secret: SigningSecret,
     /// Whole-request timeout of a legacy read, in milliseconds.
     pub legacy_timeout_ms: u64,
-    /// Window the service mode compares on each pass, in seconds back from now (`--since` for `--once`).
-    pub window_secs: u64,
-    /// Pause between two passes of the service mode, in seconds.
-    pub interval_secs: u64,
     /// Most users whose IM conversation list (`recentcontact/get_list`) one pass reads, to bound IM calls.
     pub max_users: usize,
 }
@@ -28,8 +24,6 @@ impl Default for ReconcileConfig {
             legacy_url: "http://127.0.0.1:8082".into(),
             legacy_secret: SigningSecret::default(),
             legacy_timeout_ms: 30_000,
-            window_secs: 3_600,
-            interval_secs: 300,
             max_users: 1_000,
         }
     }
@@ -43,8 +37,8 @@ impl ReconcileConfig {
         if self.legacy_secret.is_empty() {
             return Err(ReconcileError::Config("legacy_secret is empty".into()));
         }
-        if self.interval_secs == 0 || self.window_secs == 0 {
-            return Err(ReconcileError::Config("interval_secs and window_secs must be positive".into()));
+        if self.max_users == 0 {
+            return Err(ReconcileError::Config("max_users must be at least 1".into()));
         }
         Ok(())
     }

@@ -24,6 +24,8 @@ pub struct World {
     pub client: ImClient,
     pub http: reqwest::Client,
     pub apply: ApplyClient,
+    /// MsgSeq of every 1:1 send: IM orders a second's messages by MsgSeq, so it grows with the test's order.
+    pub seq: std::sync::atomic::AtomicU32,
 }
 
 fn text(t: &str) -> Value {
@@ -48,7 +50,7 @@ impl World {
             &prometheus::Registry::new(),
         )
         .expect("apply client");
-        World { im, legacy, client, http: reqwest::Client::new(), apply }
+        World { im, legacy, client, http: reqwest::Client::new(), apply, seq: std::sync::atomic::AtomicU32::new(1) }
     }
 
     pub fn read_client(&self) -> ReadClient {
@@ -116,6 +118,7 @@ impl World {
                 .sendmsg(&SendMsgReq {
                     from_account: Some(from.into()),
                     to_account: to.into(),
+                    msg_seq: Some(self.next_seq()),
                     msg_random: EventId::legacy(&id).stable_u32(),
                     msg_body: vec![MsgElement::text(t)],
                     cloud_custom_data: Some(MARKER.into()),
@@ -134,6 +137,7 @@ impl World {
             .sendmsg(&SendMsgReq {
                 from_account: Some(from.into()),
                 to_account: to.into(),
+                msg_seq: Some(self.next_seq()),
                 msg_random: rand::random(),
                 msg_body: vec![MsgElement::text(t)],
                 ..Default::default()
@@ -188,6 +192,10 @@ impl World {
                 .await;
         }
         sent.msg_seq
+    }
+
+    fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn apply_one(&self, v: Value) {
