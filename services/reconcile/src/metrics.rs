@@ -61,3 +61,37 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Encoder, TextEncoder};
+
+    use super::*;
+    use crate::report::{Kind, Row};
+
+    #[test]
+    fn a_pass_is_counted_by_bounded_labels() {
+        let registry = Registry::new();
+        let m = Metrics::new(&registry).expect("metrics");
+        let mut r = Report { conversations_checked: 3, im_calls: 7, ..Report::default() };
+        *r.row(Kind::C2cMessages) =
+            Row { checked: 4, identical: 2, missing_in_im: 1, missing_in_legacy: 1, repaired: 2, ..Row::default() };
+        *r.row(Kind::GroupMembers) = Row { checked: 3, identical: 2, missing_in_legacy: 1, ..Row::default() };
+        m.record(&r);
+        m.record(&r);
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&registry.gather(), &mut out).expect("encode");
+        let text = String::from_utf8(out).expect("utf8");
+        for line in [
+            "imbridge_reconcile_conversations_checked_total 6",
+            "imbridge_reconcile_im_calls_total 14",
+            "imbridge_reconcile_passes_total 2",
+            r#"imbridge_reconcile_differences_total{difference="missing_in_im",kind="c2c_messages"} 2"#,
+            r#"imbridge_reconcile_differences_total{difference="missing_in_legacy",kind="group_members"} 2"#,
+            r#"imbridge_reconcile_repaired_total{kind="c2c_messages"} 4"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains(r#"kind="group_members"} 0"#), "kinds without differences are not exported as zero");
+    }
+}
