@@ -86,3 +86,47 @@ async fn finds_every_kind_of_difference_and_writes_nothing() {
     assert_eq!(json["kinds"]["c2c_messages"]["missing_in_legacy"], 1);
     assert_eq!(json["findings"][0]["not_repaired"], "dry run");
 }
+
+#[tokio::test]
+async fn changed_content_and_windows() {
+    use imbridge_core::{EventId, TimestampMs};
+    use imbridge_im::MsgElement;
+    use imbridge_im::types::c2c::SendMsgReq;
+
+    let w = World::start().await;
+    w.users(&["ann", "bob"]).await;
+    w.legacy_c2c("ann", "bob", "same", true).await;
+    // A copy on IM under the right identity but with other content.
+    let v = w
+        .legacy_post(
+            "/api/messages",
+            serde_json::json!({"from":"ann","to":"bob",
+        "body":[{"type":"text","text":"original"}]}),
+        )
+        .await;
+    let id = v["id"].as_str().expect("id").to_owned();
+    w.client
+        .sendmsg(&SendMsgReq {
+            from_account: Some("ann".into()),
+            to_account: "bob".into(),
+            msg_seq: Some(1000),
+            msg_random: EventId::legacy(&id).stable_u32(),
+            msg_body: vec![MsgElement::text("edited")],
+            cloud_custom_data: Some(common::MARKER.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("send");
+    let r = reconciler(&w);
+    let report = r.reconcile_once(&Scope::default(), false).await.expect("pass");
+    let row = report.kinds[&Kind::C2cMessages];
+    assert_eq!((row.checked, row.identical, row.different, row.repaired), (2, 1, 1, 0));
+    let f = &report.findings[0];
+    assert_eq!((f.difference, f.item.as_str()), (Difference::Different, id.as_str()));
+    assert!(f.not_repaired.as_deref().is_some_and(|r| r.contains("deduplicated")), "{f:?}");
+
+    // A window after everything: nothing to compare, and no IM conversation list either.
+    let later = TimestampMs(TimestampMs::now().0 + 3_600_000);
+    let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later) }, true).await.expect("pass");
+    assert_eq!((report.conversations_checked, report.im_calls, report.legacy_calls), (0, 0, 1));
+}
