@@ -797,11 +797,16 @@ async fn signed_reads_give_digests_messages_and_group_state() {
     assert!(matches!(wrong.digests(Window::default()).await, Err(ReadError::Status { status: 401, .. })));
     let (status, _) = h.post(CONVERSATION_PATH, json!({"conversation":"c2c:ann:bob"})).await;
     assert_eq!(status, 401);
-    let body = br#"{"conversation":"nonsense"}"#;
-    let mut req = reqwest::Client::new().post(format!("{}{CONVERSATION_PATH}", em.url())).body(body.to_vec());
-    for (k, v) in signature::signature_headers(APPLY_SECRET, signature::now_secs(), body) {
-        req = req.header(k, v);
+    for body in [
+        &br#"{"conversation":"nonsense"}"#[..],
+        br#"{"conversation":"user:ann"}"#,
+        br#"{"conversation":"c2c:a:b","sinse":1}"#,
+    ] {
+        let mut req = reqwest::Client::new().post(format!("{}{CONVERSATION_PATH}", em.url())).body(body.to_vec());
+        for (k, v) in signature::signature_headers(APPLY_SECRET, signature::now_secs(), body) {
+            req = req.header(k, v);
+        }
+        assert_eq!(req.send().await.expect("send").status().as_u16(), 400, "{}", String::from_utf8_lossy(body));
     }
-    assert_eq!(req.send().await.expect("send").status().as_u16(), 400);
     em.shutdown().await.expect("shutdown");
 }
