@@ -39,6 +39,14 @@ pub const EVIDENCE_HEADER: &str = "imbridge.reconcile.evidence";
 /// The value of [`ORIGIN_HEADER`].
 pub const ORIGIN_RECONCILE: &str = "reconcile";
 
+/// Why a difference was not repaired.
+const CONTENT_DIFFERS: &str = "content differs under the same identity; an event with that id would be deduplicated";
+const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
+const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
+const GROUP_STATE: &str = "group state differences are reported only";
+const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
+const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
+
 /// IM answers these for history of something that cannot exist (unknown operator or peer, unknown group).
 const IM_NOTHING: &[i64] = &[90008, 90003, 70107, 10010, 10015];
 
@@ -201,10 +209,12 @@ impl Reconciler {
         row.out_of_order += u64::from(diff.out_of_order);
         for &li in &diff.missing_in_im {
             let m = &legacy.messages[li];
-            let repair = l[li].legacy_origin.then(|| {
+            let repair = if !l[li].legacy_origin {
+                Err(COPY_OF_GONE_IM)
+            } else {
                 let to =
                     m.to.clone().unwrap_or_else(|| UserId::new_unchecked(if m.from.as_str() == a { b } else { a }));
-                Envelope {
+                Ok(Envelope {
                     id: EventId::legacy(&m.id),
                     source: Source::Legacy,
                     conversation: key.clone(),
@@ -216,15 +226,17 @@ impl Reconciler {
                         body: m.body.clone(),
                         custom_data: m.custom_data.clone(),
                     }),
-                }
-            });
+                })
+            };
             self.finding(report, Kind::C2cMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
         }
         for &ii in &diff.missing_in_legacy {
             let m = &im[ii];
-            let repair = (!r[ii].legacy_origin).then(|| {
+            let repair = if r[ii].legacy_origin {
+                Err(COPY_OF_GONE_LEGACY)
+            } else {
                 let from = UserId::new_unchecked(m.from_account.as_str());
-                Envelope {
+                Ok(Envelope {
                     id: EventId::im_c2c(&from, &m.msg_key),
                     source: Source::Im,
                     conversation: key.clone(),
@@ -236,14 +248,15 @@ impl Reconciler {
                         body: r[ii].body.clone(),
                         custom_data: r[ii].custom_data.clone(),
                     }),
-                }
-            });
+                })
+            };
             self.finding(report, Kind::C2cMessages, Difference::MissingInLegacy, key, &m.msg_key, repair, dry_run)
                 .await?;
         }
         for &(li, _) in &diff.different {
             let id = legacy.messages[li].id.clone();
-            self.finding(report, Kind::C2cMessages, Difference::Different, key, &id, None, dry_run).await?;
+            self.finding(report, Kind::C2cMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
+                .await?;
         }
         Ok(())
     }
@@ -267,11 +280,21 @@ impl Reconciler {
             (None, None) => profile.identical += 1,
             (Some(_), None) => {
                 let g = group_id.to_string();
-                self.finding(report, Kind::GroupProfile, Difference::MissingInIm, key, &g, None, dry_run).await?;
+                self.finding(report, Kind::GroupProfile, Difference::MissingInIm, key, &g, Err(GROUP_STATE), dry_run)
+                    .await?;
             }
             (None, Some(_)) => {
                 let g = group_id.to_string();
-                self.finding(report, Kind::GroupProfile, Difference::MissingInLegacy, key, &g, None, dry_run).await?;
+                self.finding(
+                    report,
+                    Kind::GroupProfile,
+                    Difference::MissingInLegacy,
+                    key,
+                    &g,
+                    Err(GROUP_STATE),
+                    dry_run,
+                )
+                .await?;
             }
             (Some(l), Some(i)) => {
                 let fields = profile_differences(l, i);
@@ -279,7 +302,8 @@ impl Reconciler {
                     profile.identical += 1;
                 }
                 for f in fields {
-                    self.finding(report, Kind::GroupProfile, Difference::Different, key, f, None, dry_run).await?;
+                    self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
+                        .await?;
                 }
             }
         }
@@ -306,7 +330,7 @@ impl Reconciler {
             }
             findings.sort();
             for (d, u) in findings {
-                self.finding(report, Kind::GroupMembers, d, key, &u, None, dry_run).await?;
+                self.finding(report, Kind::GroupMembers, d, key, &u, Err(GROUP_STATE), dry_run).await?;
             }
         }
         // Messages: `NextMsgSeq` 1 means none were ever sent, so the history read is skipped.
@@ -353,42 +377,55 @@ impl Reconciler {
         for &li in &diff.missing_in_im {
             let m = &legacy.messages[li];
             // A group IM lacks entirely cannot take a message; its creation is reported above.
-            let repair = (l[li].legacy_origin && info.is_some()).then(|| Envelope {
-                id: EventId::legacy(&m.id),
-                source: Source::Legacy,
-                conversation: key.clone(),
-                time: m.time,
-                recorded_at: Some(TimestampMs::now()),
-                event: Event::GroupMessage(GroupMessage {
-                    group_id: group_id.clone(),
-                    from: m.from.clone(),
-                    body: m.body.clone(),
-                    custom_data: m.custom_data.clone(),
-                }),
-            });
+            let repair = if !l[li].legacy_origin {
+                Err(COPY_OF_GONE_IM)
+            } else if info.is_none() {
+                Err(NO_GROUP_ON_IM)
+            } else {
+                Ok(Envelope {
+                    id: EventId::legacy(&m.id),
+                    source: Source::Legacy,
+                    conversation: key.clone(),
+                    time: m.time,
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::GroupMessage(GroupMessage {
+                        group_id: group_id.clone(),
+                        from: m.from.clone(),
+                        body: m.body.clone(),
+                        custom_data: m.custom_data.clone(),
+                    }),
+                })
+            };
             self.finding(report, Kind::GroupMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
         }
         for &ii in &diff.missing_in_legacy {
             let m = &im_msgs[ii];
-            let repair = (!r[ii].legacy_origin && legacy.group.is_some()).then(|| Envelope {
-                id: EventId::im_group_message(group_id, m.msg_seq),
-                source: Source::Im,
-                conversation: key.clone(),
-                time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
-                recorded_at: Some(TimestampMs::now()),
-                event: Event::GroupMessage(GroupMessage {
-                    group_id: group_id.clone(),
-                    from: UserId::new_unchecked(m.from_account.as_str()),
-                    body: r[ii].body.clone(),
-                    custom_data: r[ii].custom_data.clone(),
-                }),
-            });
+            let repair = if r[ii].legacy_origin {
+                Err(COPY_OF_GONE_LEGACY)
+            } else if legacy.group.is_none() {
+                Err(NO_GROUP_ON_LEGACY)
+            } else {
+                Ok(Envelope {
+                    id: EventId::im_group_message(group_id, m.msg_seq),
+                    source: Source::Im,
+                    conversation: key.clone(),
+                    time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::GroupMessage(GroupMessage {
+                        group_id: group_id.clone(),
+                        from: UserId::new_unchecked(m.from_account.as_str()),
+                        body: r[ii].body.clone(),
+                        custom_data: r[ii].custom_data.clone(),
+                    }),
+                })
+            };
             let seq = m.msg_seq.to_string();
             self.finding(report, Kind::GroupMessages, Difference::MissingInLegacy, key, &seq, repair, dry_run).await?;
         }
         for &(li, _) in &diff.different {
             let id = legacy.messages[li].id.clone();
-            self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, None, dry_run).await?;
+            self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
+                .await?;
         }
         Ok(())
     }
@@ -402,7 +439,7 @@ impl Reconciler {
         difference: Difference,
         key: &ConversationKey,
         item: &str,
-        repair: Option<Envelope>,
+        repair: Result<Envelope, &'static str>,
         dry_run: bool,
     ) -> Result<(), ReconcileError> {
         let row = report.row(kind);
@@ -421,12 +458,12 @@ impl Reconciler {
             not_repaired: None,
         };
         match (repair, &self.producer) {
-            (None, _) => finding.not_repaired = Some(unrepairable_reason(kind, difference).into()),
-            (Some(env), _) if dry_run => {
+            (Err(why), _) => finding.not_repaired = Some(why.into()),
+            (Ok(env), _) if dry_run => {
                 finding.repair_event = Some(env.id.to_string());
                 finding.not_repaired = Some("dry run".into());
             }
-            (Some(env), Some(producer)) => {
+            (Ok(env), Some(producer)) => {
                 // The topic the event would have arrived on: legacy-origin events feed to-im, IM-origin to-legacy.
                 let topic = match env.source {
                     Source::Legacy => &self.topics.legacy_events,
@@ -454,22 +491,10 @@ impl Reconciler {
                 report.row(kind).repaired += 1;
                 finding.repair_event = Some(env.id.to_string());
             }
-            (Some(_), None) => finding.not_repaired = Some("no producer".into()),
+            (Ok(_), None) => finding.not_repaired = Some("no producer".into()),
         }
         report.findings.push(finding);
         Ok(())
-    }
-}
-
-fn unrepairable_reason(kind: Kind, difference: Difference) -> &'static str {
-    match (kind, difference) {
-        (Kind::GroupProfile | Kind::GroupMembers, _) => "group state differences are reported only",
-        (_, Difference::Different) => {
-            "content differs under the same identity; an event with that id would be deduplicated"
-        }
-        (_, Difference::MissingInIm) => "a copy of an IM message whose original is gone from IM",
-        (_, Difference::MissingInLegacy) => "a copy of a legacy message whose original is gone from legacy",
-        (_, Difference::Order) => "order is reported only",
     }
 }
 
