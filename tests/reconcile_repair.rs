@@ -209,6 +209,30 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
         assert_ne!(l, i, "{k} still different after a dry run");
     }
 
+    // One conversation, a window, and what the command refuses.
+    let one = dir.path().join("one.json");
+    let (ok, out) = run_cli(
+        &config,
+        &["reconcile", "--once", "--dry-run", "--conversation", "c2c:ann:cy", "--report", one.to_str().expect("utf8")],
+    );
+    assert!(!ok, "{out}");
+    let r = read_report(&one);
+    assert_eq!(
+        (r["conversations_checked"].as_u64(), r["kinds"]["c2c_messages"]["missing_in_legacy"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let (ok, out) = run_cli(&config, &["reconcile", "--once", "--dry-run", "--since", "2999-01-01T00:00:00Z"]);
+    assert!(ok && out.contains("conversations checked: 0"), "nothing after the window start: {out}");
+    for (args, why) in [
+        (&["reconcile", "--dry-run"][..], "--once"),
+        (&["reconcile", "--once", "--conversation", "user:ann"], "names no conversation"),
+        (&["reconcile", "--once", "--since", "yesterday"], "yesterday"),
+    ] {
+        let (ok, out) = run_cli(&config, args);
+        assert!(!ok && out.contains(why), "{args:?}: {out}");
+    }
+
     // A real pass: four repair events, then the apply services make both sides equal.
     let rep = dir.path().join("repair.json");
     let (ok, out) = run_cli(&config, &["reconcile", "--once", "--report", rep.to_str().expect("utf8")]);
