@@ -25,8 +25,8 @@ pub mod trace;
 
 use imbridge_core::topics::TopicNames;
 use imbridge_im::ImConfig;
-use imbridge_kafka::KafkaConfig;
 use imbridge_importer::apply::ImportTopic;
+use imbridge_kafka::KafkaConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use collect::Snapshot;

@@ -17,6 +17,8 @@ pub(crate) enum Family {
     OpenIm,
     /// `group_open_http_svc` (10xxx).
     Group,
+    /// `recentcontact` (50xxx, UNCONFIRMED).
+    RecentContact,
 }
 
 impl Family {
@@ -28,6 +30,7 @@ impl Family {
             Family::Sns => 30001,
             Family::OpenIm => 90001,
             Family::Group => 10011,
+            Family::RecentContact => 50002,
         }
     }
 
@@ -39,6 +42,7 @@ impl Family {
             Family::Sns => 30004,
             Family::OpenIm => 90009,
             Family::Group => 10007,
+            Family::RecentContact => 50003,
         }
     }
 
@@ -115,6 +119,7 @@ apis! {
     GetGroupMemberInfo => "group_open_http_svc" / "get_group_member_info", Group, 200, false;
     GroupMsgGetSimple => "group_open_http_svc" / "group_msg_get_simple", Group, 200, false;
     QuitGroup => "group_open_http_svc" / "quit_group", Group, 200, true;
+    RecentContactGetList => "recentcontact" / "get_list", RecentContact, 200, false;
 }
 
 impl Api {
@@ -136,6 +141,7 @@ impl Api {
                 | Api::GetGroupInfo
                 | Api::GetGroupMemberInfo
                 | Api::GroupMsgGetSimple
+                | Api::RecentContactGetList
         )
     }
 }

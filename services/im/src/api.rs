@@ -79,6 +79,8 @@ apis! {
     GetGroupMemberInfo => "get_group_member_info", "group_open_http_svc/get_group_member_info", 200.0;
     /// 200/s on the current page; an older CN revision said 100/s (reference §11.9).
     GroupMsgGetSimple => "group_msg_get_simple", "group_open_http_svc/group_msg_get_simple", 200.0;
+    /// A user's conversation list (reference §11.14a).
+    RecentContactGetList => "get_list", "recentcontact/get_list", 200.0;
 }
 
 impl Api {

@@ -33,6 +33,7 @@ use crate::types::Envelope;
 use crate::types::account::*;
 use crate::types::c2c::*;
 use crate::types::group::*;
+use crate::types::recentcontact::*;
 use crate::types::sns::*;
 
 /// How much of a non-200 body is kept in the error (enough for a gateway's message, not a whole page).
@@ -298,6 +299,8 @@ impl ImClient {
         get_group_info(GetGroupInfoReq) -> GetGroupInfoResp = GetGroupInfo;
         /// One page of a group's members (see [`ImClient::all_group_members`]).
         get_group_member_info(GetGroupMemberInfoReq) -> GetGroupMemberInfoResp = GetGroupMemberInfo;
+        /// One page of a user's conversation list (see [`ImClient::recent_contacts`]).
+        recentcontact_get_list(RecentContactGetListReq) -> RecentContactGetListResp = RecentContactGetList;
         /// One page of group history, newest first (see [`ImClient::group_history`]).
         group_msg_get_simple(GroupMsgGetSimpleReq) -> GroupMsgGetSimpleResp = GroupMsgGetSimple;
     }
@@ -473,6 +476,30 @@ impl ImClient {
                 return Err(no_progress(Api::GetAppidGroupList, format!("cursor {} repeated", page.next)));
             }
             next = page.next;
+        }
+    }
+
+    /// Every conversation of `user` (1:1 and group, empty ones too), following both cursors (ordinary and
+    /// pinned) until `CompleteFlag` is 1 (reference §11.14a). Each conversation appears once.
+    pub async fn recent_contacts(&self, user: &str) -> Result<Vec<SessionItem>, ImError> {
+        let mut out: Vec<SessionItem> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut req = RecentContactGetListReq::first(user);
+        loop {
+            let page = self.recentcontact_get_list(&req).await?;
+            for item in page.session_item {
+                if seen.insert((item.kind, item.to_account.clone(), item.group_id.clone())) {
+                    out.push(item);
+                }
+            }
+            if page.complete_flag == 1 {
+                return Ok(out);
+            }
+            let next = (page.time_stamp, page.start_index, page.top_time_stamp, page.top_start_index);
+            if next == (req.time_stamp, req.start_index, req.top_time_stamp, req.top_start_index) {
+                return Err(no_progress(Api::RecentContactGetList, format!("cursor stuck at {next:?}")));
+            }
+            (req.time_stamp, req.start_index, req.top_time_stamp, req.top_start_index) = next;
         }
     }
 

@@ -31,6 +31,7 @@ pub struct AppConfig {
     pub to_im: imbridge_to_im::ToImConfig,
     pub import: imbridge_importer::ImportConfig,
     pub console: imbridge_console::ConsoleConfig,
+    pub reconcile: imbridge_reconcile::ReconcileConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.
@@ -307,6 +308,7 @@ mod tests {
         c.to_legacy.validate().expect("[to_legacy]");
         c.to_im.live.validate().expect("[to_im.live]");
         c.import.validate().expect("[import]");
+        c.reconcile.validate().expect("[reconcile]");
         assert_eq!(c.im.secret_key, "secret-of-secret_key_file", "secrets come from their files");
         assert_eq!(c.ingest.im_callback_token.as_deref(), Some("secret-of-im_callback_token_file"));
         // Every value the example spells out is the default: the file documents defaults, it changes nothing
@@ -317,6 +319,7 @@ mod tests {
         d.ingest.im_callback_token = c.ingest.im_callback_token.clone();
         d.to_legacy.apply_secret = c.to_legacy.apply_secret.clone();
         d.to_legacy.apply_url = c.to_legacy.apply_url.clone();
+        d.reconcile.legacy_secret = c.reconcile.legacy_secret.clone();
         d.im.sdkappid = c.im.sdkappid;
         assert_eq!(toml::Value::try_from(&c).expect("c"), toml::Value::try_from(&d).expect("d"));
     }

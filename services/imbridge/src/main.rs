@@ -46,6 +46,9 @@ enum Command {
     Im(cmd::im::ImArgs),
     /// Import a legacy export into IM: validate, produce to the import topics, apply, report (resumable).
     Import(cmd::import::ImportArgs),
+    /// Compare legacy and IM per conversation and group and repair the differences through the pipeline
+    /// (`reconcile --once [--since T] [--conversation KEY] [--dry-run] [--report FILE]`).
+    Reconcile(cmd::reconcile::ReconcileArgs),
     /// Read IM back and compare it with a legacy export: per-kind table, non-zero exit on any mismatch.
     Verify(cmd::verify::VerifyArgs),
     /// Receive legacy webhooks and IM callbacks into Kafka (`--listen`); runs until SIGTERM/Ctrl-C.
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Export(args) => cmd::export::run(args),
             Command::Im(args) => cmd::im::run(args, &cli.global),
             Command::Import(args) => cmd::import::run(args, &cli.global).await,
+            Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global).await,
             Command::Verify(args) => cmd::verify::run(args, &cli.global).await,
             Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,
             Command::ToLegacy(args) => cmd::to_legacy::run(args, &cli.global).await,

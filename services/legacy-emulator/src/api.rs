@@ -3,6 +3,7 @@
 //! - the user-facing REST API (`/api/...`): what an old-app user does; every change is stored and queued as
 //!   a signed webhook in one step;
 //! - the contract's apply endpoint (`POST /v1/apply`): verified before it is parsed, idempotent by event id;
+//! - the contract's signed read endpoints (`POST /v1/read/digests`, `POST /v1/read/conversation`);
 //! - read endpoints for tests (`GET /api/...`), `/api/export`, `/api/stats` and `/healthz`.
 //!
 //! Errors are JSON `{"error":"…"}` with 400 (bad input), 404 (unknown user or group), 403 (not a member),
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use imbridge_core::event::{Gender, GroupType, ImportProfile, LeaveReason, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
+use imbridge_legacy::read::{CONVERSATION_PATH, ConversationRequest, DIGESTS_PATH, DigestsAnswer, DigestsRequest};
 use imbridge_legacy::{ContractEvent, ErrorsBody, IndexedError, Origin, parse_batch};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,8 @@ pub(crate) fn router(em: LegacyEmulator) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/apply", post(apply))
+        .route(DIGESTS_PATH, post(read_digests))
+        .route(CONVERSATION_PATH, post(read_conversation))
         .route("/api/users", post(create_user).get(list_users))
         .route("/api/users/{user_id}", get(get_user))
         .route("/api/users/{user_id}/friends", get(list_friends))
@@ -165,6 +169,32 @@ async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes
         let status = if answer.applied == 0 { StatusCode::CONFLICT } else { StatusCode::OK };
         (status, Json(answer)).into_response()
     })
+}
+
+/// Verifies a contract read request (same secrets as apply), then parses its body.
+fn signed_read<T: DeserializeOwned>(em: &LegacyEmulator, headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+    if let Err(e) = em.verifier().verify(headers, body) {
+        tracing::warn!(error = %e, "read refused: bad signature");
+        return Err(ApiError(StatusCode::UNAUTHORIZED, e.to_string()));
+    }
+    imbridge_core::json::check_object_text(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    serde_json::from_slice(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn read_digests(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let req: DigestsRequest = signed_read(&em, &headers, &body)?;
+    let conversations = em.read(|s| s.digests(req.window()));
+    Ok(Json(DigestsAnswer { conversations }).into_response())
+}
+
+async fn read_conversation(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let req: ConversationRequest = signed_read(&em, &headers, &body)?;
+    // The key's shape was checked when parsing; a `user:` key is valid elsewhere but names no conversation.
+    if req.conversation.as_str().starts_with("user:") {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "conversation must be c2c:<a>:<b> or group:<id>".into()));
+    }
+    let answer = em.read(|s| s.read_conversation(&req.conversation, req.window()));
+    Ok(Json(answer).into_response())
 }
 
 // ---- users and friends -----------------------------------------------------------------------------

@@ -18,6 +18,10 @@ use imbridge_core::event::{
     LeaveReason, MemberRole, MembersJoined, MembersLeft,
 };
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
+use imbridge_legacy::read::{
+    ConversationAnswer, ConversationDigest, GroupMemberState, GroupState, MAX_READ_MESSAGES, MessageDigest,
+    StoredMessage, Window,
+};
 use imbridge_legacy::{ContractEvent, EventData, Origin};
 use serde::{Deserialize, Serialize};
 
@@ -585,6 +589,54 @@ impl State {
         }
     }
 
+    // ---- contract reads -------------------------------------------------------------------------
+
+    /// Digests of every conversation (1:1 and group) with a message in `window`, sorted by key.
+    pub fn digests(&self, window: Window) -> Vec<ConversationDigest> {
+        let c2c = self.c2c.iter().map(|(k, msgs)| (k.clone(), msgs.as_slice()));
+        let groups = self.groups.values().map(|g| (ConversationKey::group(&g.group_id), g.messages.as_slice()));
+        let mut out: Vec<ConversationDigest> = c2c
+            .chain(groups)
+            .filter_map(|(key, msgs)| {
+                let mut d = MessageDigest::new();
+                for m in msgs.iter().filter(|m| window.contains(m.time)) {
+                    d.add(&m.id, m.time, &m.from, &m.body);
+                }
+                let d = d.finish(key);
+                (d.count > 0).then_some(d)
+            })
+            .collect();
+        out.sort_by(|a, b| a.conversation.cmp(&b.conversation));
+        out
+    }
+
+    /// One conversation's messages in `window` (at most [`MAX_READ_MESSAGES`]) and, for a group, its state.
+    pub fn read_conversation(&self, conversation: &ConversationKey, window: Window) -> ConversationAnswer {
+        let (msgs, group) = match conversation.as_str().split_once(':') {
+            Some(("group", g)) => match self.groups.get(&GroupId::new_unchecked(g)) {
+                Some(grp) => (grp.messages.as_slice(), Some(group_state(grp))),
+                None => (&[][..], None),
+            },
+            _ => (self.c2c.get(conversation).map(Vec::as_slice).unwrap_or_default(), None),
+        };
+        let mut in_window = msgs.iter().filter(|m| window.contains(m.time));
+        let messages: Vec<StoredMessage> = in_window
+            .by_ref()
+            .take(MAX_READ_MESSAGES)
+            .map(|m| StoredMessage {
+                id: m.id.clone(),
+                time: m.time,
+                from: m.from.clone(),
+                to: m.to.clone(),
+                body: m.body.clone(),
+                custom_data: m.custom_data.clone(),
+                origin: m.origin,
+            })
+            .collect();
+        let truncated = in_window.next().is_some();
+        ConversationAnswer { conversation: conversation.clone(), messages, truncated, group }
+    }
+
     /// Totals for `/api/stats`.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -598,6 +650,20 @@ impl State {
             outbox_pending: self.outbox.len(),
             counters: self.counters,
         }
+    }
+}
+
+fn group_state(g: &Group) -> GroupState {
+    GroupState {
+        group_id: g.group_id.clone(),
+        group_type: g.group_type,
+        name: g.name.clone(),
+        owner: g.owner.clone(),
+        introduction: g.introduction.clone(),
+        notification: g.notification.clone(),
+        face_url: g.face_url.clone(),
+        // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
+        members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
     }
 }
 

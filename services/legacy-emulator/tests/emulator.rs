@@ -759,3 +759,90 @@ async fn generated_export_round_trips_and_validates() {
         assert_eq!(k.invalid, 0, "{:?}: {:?}", k.kind, k.errors);
     }
 }
+
+#[tokio::test]
+async fn signed_reads_give_digests_messages_and_group_state() {
+    use imbridge_core::event::MemberRole;
+    use imbridge_core::{ConversationKey, TimestampMs};
+    use imbridge_legacy::read::{CONVERSATION_PATH, MessageDigest};
+    use imbridge_legacy::{ReadClient, ReadConfig, ReadError, Window};
+
+    let em = spawn(config(None)).await.expect("spawn");
+    let h = Http::new(&em);
+    users(&h, &["ann", "bob", "cy"]).await;
+    let m1 = h.ok("/api/messages", json!({"from":"ann","to":"bob","body":text("one")})).await;
+    let g = h.ok("/api/groups", json!({"group_id":"team","name":"Team","owner":"ann","members":["bob"]})).await;
+    let m2 = h.ok("/api/messages", json!({"from":"bob","to":"ann","body":text("two")})).await;
+    h.ok("/api/groups/team/messages", json!({"from":"bob","body":text("hey crew")})).await;
+    // Applied (IM-origin) messages are part of what the legacy side holds, under their im: ids.
+    apply_client(&em, APPLY_SECRET).apply(&im_events(), &CancellationToken::new()).await.expect("apply");
+
+    let client = ReadClient::new(ReadConfig::new(em.url(), SigningSecret::new(APPLY_SECRET))).expect("client");
+    let all = client.digests(Window::default()).await.expect("digests");
+    let keys: Vec<&str> = all.conversations.iter().map(|d| d.conversation.as_str()).collect();
+    assert_eq!(keys, ["c2c:ann:bob", "c2c:ann:ivy", "group:crew", "group:team"]);
+    let ann_bob = ConversationKey::parse("c2c:ann:bob").expect("key");
+    let read = client.conversation(&ann_bob, Window::default()).await.expect("read");
+    assert_eq!(read.messages.len(), 2);
+    assert_eq!(read.messages[0].id, m1["id"].as_str().expect("id"));
+    assert_eq!(read.messages[1].id, m2["id"].as_str().expect("id"));
+    assert!(read.group.is_none() && !read.truncated);
+    // The digest is the documented hash of exactly those messages.
+    let mut d = MessageDigest::new();
+    for m in &read.messages {
+        d.add(&m.id, m.time, &m.from, &m.body);
+    }
+    assert_eq!(d.finish(ann_bob.clone()), all.conversations[0]);
+
+    let crew = client.conversation(&ConversationKey::parse("group:crew").expect("key"), Window::default()).await;
+    let crew = crew.expect("group read");
+    let ids: Vec<&str> = crew.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["im:gmsg:crew:1"], "applied messages keep their im: ids");
+    assert_eq!(crew.messages[0].origin, Some(Origin::Im));
+    let state = crew.group.expect("group state");
+    assert_eq!((state.name.as_str(), state.owner.as_ref().map(|o| o.as_str())), ("Crew", Some("ivy")));
+    let members: Vec<(&str, MemberRole)> = state.members.iter().map(|m| (m.user_id.as_str(), m.role)).collect();
+    assert_eq!(
+        members,
+        [("ann", MemberRole::Member), ("bob", MemberRole::Member), ("ivy", MemberRole::Owner)],
+        "sorted by user id, with roles"
+    );
+    let team = client.conversation(&ConversationKey::parse("group:team").expect("key"), Window::default()).await;
+    let team = team.expect("team read");
+    assert_eq!(team.messages.len(), 1);
+    assert_eq!(team.messages[0].body, vec![imbridge_core::Element::Text { text: "hey crew".into() }]);
+    assert_eq!(g["group_id"], "team");
+
+    // A window: only the messages from `since` on count.
+    let since = read.messages[1].time;
+    let later = client.digests(Window::since(Some(since))).await.expect("windowed");
+    let c = later.conversations.iter().find(|d| d.conversation == ann_bob).expect("ann-bob in window");
+    // Both messages may share a millisecond, so count what the window must hold rather than assume.
+    let expected = read.messages.iter().filter(|m| m.time >= since).count() as u64;
+    assert_eq!(c.count, expected);
+    let shifted = Window::since(Some(TimestampMs(since.0 + 1)));
+    assert!(client.digests(shifted).await.expect("after").conversations.iter().all(|d| d.conversation != ann_bob));
+    let future = Window::since(Some(TimestampMs(since.0 + 3_600_000)));
+    assert!(client.digests(future).await.expect("empty").conversations.is_empty());
+    // Nothing there is an empty answer, not an error.
+    let none = client.conversation(&ConversationKey::parse("c2c:bob:cy").expect("key"), Window::default()).await;
+    assert!(none.expect("empty read").messages.is_empty());
+
+    // Signed like apply: a wrong secret or no signature is a 401, a malformed body a 400.
+    let wrong = ReadClient::new(ReadConfig::new(em.url(), SigningSecret::new("nope"))).expect("client");
+    assert!(matches!(wrong.digests(Window::default()).await, Err(ReadError::Status { status: 401, .. })));
+    let (status, _) = h.post(CONVERSATION_PATH, json!({"conversation":"c2c:ann:bob"})).await;
+    assert_eq!(status, 401);
+    for body in [
+        &br#"{"conversation":"nonsense"}"#[..],
+        br#"{"conversation":"user:ann"}"#,
+        br#"{"conversation":"c2c:a:b","sinse":1}"#,
+    ] {
+        let mut req = reqwest::Client::new().post(format!("{}{CONVERSATION_PATH}", em.url())).body(body.to_vec());
+        for (k, v) in signature::signature_headers(APPLY_SECRET, signature::now_secs(), body) {
+            req = req.header(k, v);
+        }
+        assert_eq!(req.send().await.expect("send").status().as_u16(), 400, "{}", String::from_utf8_lossy(body));
+    }
+    em.shutdown().await.expect("shutdown");
+}

@@ -14,11 +14,14 @@
 //!   with the contract's status and body for a refusal;
 //! - [`client`]: [`ApplyClient`], the signed, classified, retrying batch POST (imbridge → legacy; the
 //!   reference emulator uses it for its webhooks too), whose [`ApplyError`] implements
-//!   [`imbridge_core::disposition::Classify`].
+//!   [`imbridge_core::disposition::Classify`];
+//! - [`read`]: the signed read endpoints (per-conversation digests, a conversation's messages and group
+//!   state) that reconciliation compares with IM, and [`ReadClient`] to call them.
 
 pub mod client;
 pub mod contract;
 pub mod convert;
+pub mod read;
 pub mod signature;
 pub mod webhook;
 
@@ -28,5 +31,6 @@ pub use contract::{
     parse_batch,
 };
 pub use convert::ConvertError;
+pub use read::{ReadClient, ReadConfig, ReadError, Window};
 pub use signature::{SignatureError, SigningSecret, Verifier, sign, verify};
 pub use webhook::{Received, WebhookRejection, receive};

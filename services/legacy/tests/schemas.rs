@@ -179,3 +179,36 @@ fn batch_size_limits_match() {
     assert!(v.is_valid(&json!({"events": vec![e.clone(); 500]})));
     assert!(!v.is_valid(&json!({"events": vec![e; 501]})));
 }
+
+/// A validator for one definition of `read.schema.json`.
+fn read_validator(def: &str) -> Validator {
+    let _ = validator("read.schema.json");
+    let schema = json!({ "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("{BASE}read.schema.json#/$defs/{def}") });
+    jsonschema::options().with_retriever(LocalSchemas).should_validate_formats(true).build(&schema).expect("schema")
+}
+
+/// Parses a golden read example with its Rust type, writes it back, and checks both against the schema.
+fn read_round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(def: &str) {
+    let v = read_validator(def);
+    let example = read(&format!("examples/read.{def}.json"));
+    assert_eq!(errors(&v, &example), Vec::<String>::new(), "{def} example");
+    let parsed: T = serde_json::from_value(example.clone()).unwrap_or_else(|e| panic!("{def}: {e}"));
+    let written = serde_json::to_value(&parsed).expect("serialize");
+    assert_eq!(errors(&v, &written), Vec::<String>::new(), "{def} as Rust writes it");
+}
+
+#[test]
+fn read_endpoint_examples_validate_and_parse() {
+    use imbridge_legacy::read::{ConversationAnswer, ConversationRequest, DigestsAnswer, DigestsRequest};
+    read_round_trip::<DigestsRequest>("digests_request");
+    read_round_trip::<DigestsAnswer>("digests_answer");
+    read_round_trip::<ConversationRequest>("conversation_request");
+    read_round_trip::<ConversationAnswer>("conversation_answer");
+    // Both sides refuse an unknown request field and a user: key.
+    let bad = json!({"conversation":"user:ann"});
+    assert!(!errors(&read_validator("conversation_request"), &bad).is_empty());
+    let typo = json!({"since": 1, "untill": 2});
+    assert!(!errors(&read_validator("digests_request"), &typo).is_empty());
+    assert!(serde_json::from_value::<DigestsRequest>(typo).is_err());
+}

@@ -9,6 +9,7 @@
 mod accounts;
 mod c2c;
 mod groups;
+mod recentcontact;
 
 use serde_json::{Value, json};
 
@@ -124,6 +125,7 @@ pub(crate) fn handle(
         Api::GetGroupInfo => groups::get_group_info(st, cfg, body),
         Api::GetGroupMemberInfo => groups::get_group_member_info(st, cfg, body),
         Api::GroupMsgGetSimple => groups::group_msg_get_simple(st, cfg, ctx, body),
+        Api::RecentContactGetList => recentcontact::get_list(st, cfg, ctx, body),
     }
 }
 

@@ -8,11 +8,13 @@
 //! - [`account`]: accounts and profiles (import, check, portrait set/get);
 //! - [`sns`]: friend lists (import, paged get);
 //! - [`c2c`]: one-to-one messages (import, send, read marks, history, unread counts);
-//! - [`group`]: groups, members and group messages.
+//! - [`group`]: groups, members and group messages;
+//! - [`recentcontact`]: a user's conversation list with each conversation's latest message time.
 
 pub mod account;
 pub mod c2c;
 pub mod group;
+pub mod recentcontact;
 pub mod sns;
 
 use serde::{Deserialize, Serialize};

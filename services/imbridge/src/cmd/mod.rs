@@ -10,6 +10,7 @@ pub mod export;
 pub mod im;
 pub mod import;
 pub mod ingest;
+pub mod reconcile;
 pub mod replay;
 pub mod status;
 pub mod to_im;

@@ -1,0 +1,544 @@
+//! One reconciliation pass: choose the conversations, read both sides, compare, repair through the pipeline.
+//!
+//! Cheap digests first: the legacy digest list names the conversations with legacy messages in the window, and
+//! each of their users' IM conversation lists (`recentcontact/get_list`) adds those with IM messages in it, so
+//! a conversation that exists on one side only is still found. Full reads (`admin_getroammsg`,
+//! `get_group_info` then `group_msg_get_simple` only when `NextMsgSeq` says there are messages,
+//! `get_group_member_info`) happen per chosen conversation.
+//!
+//! Repairs never write to either system. A message one side lacks becomes the event that side's apply service
+//! would have received, with the id the source's own identifiers give it (`legacy:<id>`,
+//! `im:c2c:<from>:<MsgKey>`, `im:gmsg:<group>:<MsgSeq>`): a repair of something still in flight is the same event
+//! twice, which the apply services' idempotency absorbs. Differences that no event can fix (changed content, a
+//! copy whose original is gone, group profile and member differences, whose right side is unknown here) are
+//! reported only.
+
+use std::collections::{BTreeSet, HashMap};
+
+use imbridge_core::event::{C2cMessage, GroupMessage, MemberRole};
+use imbridge_core::topics::TopicNames;
+use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_im::types::recentcontact::{SESSION_C2C, SESSION_GROUP};
+use imbridge_im::{ImClient, ImError, from_im_body};
+use imbridge_kafka::Producer;
+use imbridge_kafka::producer::Outgoing;
+use imbridge_legacy::read::{GroupState, StoredMessage};
+use imbridge_legacy::{ReadClient, Window};
+use prometheus::Registry;
+
+use crate::compare::{Msg, compare, decode_marker, im_identity_of_legacy_id, legacy_identity};
+use crate::error::ReconcileError;
+use crate::report::{Difference, Finding, Kind, Report};
+
+/// Kafka header: who made the event (`reconcile`).
+pub const ORIGIN_HEADER: &str = "imbridge.origin";
+/// Kafka header: which difference the event repairs (`missing_in_im` / `missing_in_legacy`).
+pub const DIFFERENCE_HEADER: &str = "imbridge.reconcile.difference";
+/// Kafka header: the evidence, a small JSON object (conversation, kind, what each side showed).
+pub const EVIDENCE_HEADER: &str = "imbridge.reconcile.evidence";
+/// The value of [`ORIGIN_HEADER`].
+pub const ORIGIN_RECONCILE: &str = "reconcile";
+
+/// Why a difference was not repaired.
+const CONTENT_DIFFERS: &str = "content differs under the same identity; an event with that id would be deduplicated";
+const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
+const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
+const GROUP_STATE: &str = "group state differences are reported only";
+const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
+const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
+
+/// IM answers these for history of something that cannot exist (unknown operator or peer, unknown group).
+const IM_NOTHING: &[i64] = &[90008, 90003, 70107, 10010, 10015];
+
+/// What to compare.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only these conversations; empty: every conversation active in the window (legacy digests + IM lists).
+    pub conversations: Vec<ConversationKey>,
+    /// Window start (Unix ms); `None` compares everything.
+    pub since: Option<TimestampMs>,
+}
+
+/// Everything a pass needs. The IM client should have its own registry, so [`Report::im_calls`] counts only
+/// what reconciliation spent.
+pub struct Reconciler {
+    pub im: ImClient,
+    pub im_registry: Registry,
+    pub legacy: ReadClient,
+    /// `None` for a dry run.
+    pub producer: Option<Producer>,
+    pub topics: TopicNames,
+    /// Most users whose IM conversation list one pass reads.
+    pub max_users: usize,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("topics", &self.topics)
+            .field("dry_run_only", &self.producer.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+fn im_requests(registry: &Registry) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "imbridge_im_requests_total")
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as u64))
+        .sum()
+}
+
+fn nothing_there(e: &ImError) -> bool {
+    e.code().is_some_and(|c| IM_NOTHING.contains(&c))
+}
+
+impl Reconciler {
+    /// One pass over `scope`. With `dry_run` (or no producer) nothing is produced; the report says what would be.
+    pub async fn reconcile_once(&self, scope: &Scope, dry_run: bool) -> Result<Report, ReconcileError> {
+        let calls_before = im_requests(&self.im_registry);
+        let dry_run = dry_run || self.producer.is_none();
+        let mut report = Report { dry_run, since_ms: scope.since.map(|t| t.0), ..Report::default() };
+        let window = Window::since(scope.since);
+        let conversations = if scope.conversations.is_empty() {
+            self.discover(window, &mut report).await?
+        } else {
+            scope.conversations.iter().cloned().collect()
+        };
+        for key in &conversations {
+            let result = match key.as_str().split_once(':') {
+                Some(("c2c", _)) => self.c2c(key, window, dry_run, &mut report).await,
+                Some(("group", g)) => self.group(key, &GroupId::new_unchecked(g), window, dry_run, &mut report).await,
+                _ => Err(ReconcileError::Config(format!("{key} is not a c2c or group conversation"))),
+            };
+            match result {
+                Ok(()) => report.conversations_checked += 1,
+                Err(e) => {
+                    tracing::warn!(conversation = %key, error = %e, "cannot reconcile conversation");
+                    report.errors.push((key.to_string(), e.to_string()));
+                }
+            }
+        }
+        report.im_calls = im_requests(&self.im_registry) - calls_before;
+        Ok(report)
+    }
+
+    /// The conversations with activity in the window on either side.
+    async fn discover(&self, window: Window, report: &mut Report) -> Result<BTreeSet<ConversationKey>, ReconcileError> {
+        report.legacy_calls += 1;
+        let digests = self.legacy.digests(window).await?;
+        let mut keys: BTreeSet<ConversationKey> = digests.conversations.into_iter().map(|d| d.conversation).collect();
+        let mut users = BTreeSet::new();
+        for k in &keys {
+            if let Some(("c2c", rest)) = k.as_str().split_once(':') {
+                // Keys are `c2c:<a>:<b>`; a user id may hold ':', but both halves are users either way.
+                if let Some((a, b)) = rest.split_once(':') {
+                    users.insert(a.to_owned());
+                    users.insert(b.to_owned());
+                }
+            }
+        }
+        let since_s = window.since.map_or(0, |t| t.0.div_euclid(1000));
+        for user in users.into_iter().take(self.max_users) {
+            let list = match self.im.recent_contacts(&user).await {
+                Ok(l) => l,
+                Err(e) if nothing_there(&e) || e.code() == Some(50001) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let uid = UserId::new_unchecked(user.as_str());
+            for item in list.into_iter().filter(|i| i.msg_time as i64 >= since_s) {
+                match (item.kind, item.to_account, item.group_id) {
+                    (SESSION_C2C, Some(peer), _) => {
+                        keys.insert(ConversationKey::c2c(&uid, &UserId::new_unchecked(peer)));
+                    }
+                    (SESSION_GROUP, _, Some(g)) if item.msg_time > 0 => {
+                        keys.insert(ConversationKey::group(&GroupId::new_unchecked(g)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn c2c(
+        &self,
+        key: &ConversationKey,
+        window: Window,
+        dry_run: bool,
+        report: &mut Report,
+    ) -> Result<(), ReconcileError> {
+        let rest = key.as_str().trim_start_matches("c2c:");
+        let (a, b) = rest.split_once(':').ok_or_else(|| ReconcileError::Config(format!("bad key {key}")))?;
+        report.legacy_calls += 1;
+        let legacy = self.legacy.conversation(key, window).await?;
+        let min_s = window.since.map_or(0, |t| t.0.div_euclid(1000));
+        let max_s = i64::from(u32::MAX);
+        let im = match self.im.c2c_history(a, b, min_s, max_s).await {
+            Ok(v) => v,
+            Err(e) if nothing_there(&e) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let l: Vec<Msg> = legacy.messages.iter().map(legacy_msg).collect();
+        let r: Vec<Msg> = im
+            .iter()
+            .map(|m| {
+                let (identity, legacy_origin, custom_data) = match decode_marker(m.cloud_custom_data.as_deref()) {
+                    Some(cd) => (format!("legacy:{}:{}", m.from_account, m.msg_random), true, cd),
+                    None => (
+                        EventId::im_c2c(&UserId::new_unchecked(m.from_account.as_str()), &m.msg_key).to_string(),
+                        false,
+                        m.cloud_custom_data.clone().filter(|s| !s.is_empty()),
+                    ),
+                };
+                Msg {
+                    identity,
+                    native_id: m.msg_key.clone(),
+                    legacy_origin,
+                    from: m.from_account.clone(),
+                    body: from_im_body(&m.msg_body).unwrap_or_default(),
+                    custom_data,
+                }
+            })
+            .collect();
+        let diff = compare(&l, &r);
+        let row = report.row(Kind::C2cMessages);
+        row.checked += (l.len() + diff.missing_in_legacy.len()) as u64;
+        row.identical += diff.identical as u64;
+        row.out_of_order += u64::from(diff.out_of_order);
+        for &li in &diff.missing_in_im {
+            let m = &legacy.messages[li];
+            let repair = if !l[li].legacy_origin {
+                Err(COPY_OF_GONE_IM)
+            } else {
+                let to =
+                    m.to.clone().unwrap_or_else(|| UserId::new_unchecked(if m.from.as_str() == a { b } else { a }));
+                Ok(Envelope {
+                    id: EventId::legacy(&m.id),
+                    source: Source::Legacy,
+                    conversation: key.clone(),
+                    time: m.time,
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::C2cMessage(C2cMessage {
+                        from: m.from.clone(),
+                        to,
+                        body: m.body.clone(),
+                        custom_data: m.custom_data.clone(),
+                    }),
+                })
+            };
+            self.finding(report, Kind::C2cMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
+        }
+        for &ii in &diff.missing_in_legacy {
+            let m = &im[ii];
+            let repair = if r[ii].legacy_origin {
+                Err(COPY_OF_GONE_LEGACY)
+            } else {
+                let from = UserId::new_unchecked(m.from_account.as_str());
+                Ok(Envelope {
+                    id: EventId::im_c2c(&from, &m.msg_key),
+                    source: Source::Im,
+                    conversation: key.clone(),
+                    time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::C2cMessage(C2cMessage {
+                        from,
+                        to: UserId::new_unchecked(m.to_account.as_str()),
+                        body: r[ii].body.clone(),
+                        custom_data: r[ii].custom_data.clone(),
+                    }),
+                })
+            };
+            self.finding(report, Kind::C2cMessages, Difference::MissingInLegacy, key, &m.msg_key, repair, dry_run)
+                .await?;
+        }
+        for &(li, _) in &diff.different {
+            let id = legacy.messages[li].id.clone();
+            self.finding(report, Kind::C2cMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn group(
+        &self,
+        key: &ConversationKey,
+        group_id: &GroupId,
+        window: Window,
+        dry_run: bool,
+        report: &mut Report,
+    ) -> Result<(), ReconcileError> {
+        report.legacy_calls += 1;
+        let legacy = self.legacy.conversation(key, window).await?;
+        let info = self.im.group_infos(&[group_id.to_string()], None).await?;
+        let info = info.into_iter().next().filter(|i| i.error_code == 0);
+        // Profile and existence.
+        let profile = report.row(Kind::GroupProfile);
+        profile.checked += 1;
+        match (&legacy.group, &info) {
+            (None, None) => profile.identical += 1,
+            (Some(_), None) => {
+                let g = group_id.to_string();
+                self.finding(report, Kind::GroupProfile, Difference::MissingInIm, key, &g, Err(GROUP_STATE), dry_run)
+                    .await?;
+            }
+            (None, Some(_)) => {
+                let g = group_id.to_string();
+                self.finding(
+                    report,
+                    Kind::GroupProfile,
+                    Difference::MissingInLegacy,
+                    key,
+                    &g,
+                    Err(GROUP_STATE),
+                    dry_run,
+                )
+                .await?;
+            }
+            (Some(l), Some(i)) => {
+                let fields = profile_differences(l, i);
+                if fields.is_empty() {
+                    profile.identical += 1;
+                }
+                for f in fields {
+                    self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
+                        .await?;
+                }
+            }
+        }
+        // Members, when both sides have the group.
+        if let (Some(l), Some(_)) = (&legacy.group, &info) {
+            let im_members = self.im.all_group_members(group_id.as_str(), None).await?;
+            let im_roles: HashMap<&str, MemberRole> =
+                im_members.iter().map(|m| (m.member_account.as_str(), im_role(m.role.as_deref()))).collect();
+            let legacy_roles: HashMap<&str, MemberRole> =
+                l.members.iter().map(|m| (m.user_id.as_str(), m.role)).collect();
+            let mut findings = Vec::new();
+            let row = report.row(Kind::GroupMembers);
+            for (u, role) in &legacy_roles {
+                row.checked += 1;
+                match im_roles.get(u) {
+                    None => findings.push((Difference::MissingInIm, (*u).to_owned())),
+                    Some(r) if r != role => findings.push((Difference::Different, (*u).to_owned())),
+                    Some(_) => row.identical += 1,
+                }
+            }
+            for u in im_roles.keys().filter(|u| !legacy_roles.contains_key(*u)) {
+                row.checked += 1;
+                findings.push((Difference::MissingInLegacy, (*u).to_owned()));
+            }
+            findings.sort();
+            for (d, u) in findings {
+                self.finding(report, Kind::GroupMembers, d, key, &u, Err(GROUP_STATE), dry_run).await?;
+            }
+        }
+        // Messages: `NextMsgSeq` 1 means none were ever sent, so the history read is skipped.
+        let since_s = window.since.map_or(0, |t| t.0.div_euclid(1000));
+        let im_msgs = match &info {
+            Some(i) if i.next_msg_seq.unwrap_or(2) > 1 => match self.im.group_history(group_id.as_str(), false).await {
+                Ok(v) => v,
+                Err(e) if nothing_there(&e) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            },
+            _ => Vec::new(),
+        };
+        let im_msgs: Vec<_> = im_msgs
+            .into_iter()
+            .filter(|m| m.is_place_msg == 0 && m.is_system_msg.unwrap_or(0) == 0 && m.msg_time_stamp >= since_s)
+            .collect();
+        let l: Vec<Msg> = legacy.messages.iter().map(legacy_msg).collect();
+        let r: Vec<Msg> = im_msgs
+            .iter()
+            .map(|m| {
+                let (identity, legacy_origin, custom_data) = match decode_marker(m.cloud_custom_data.as_deref()) {
+                    Some(cd) => (format!("legacy:{}:{}", m.from_account, m.msg_random), true, cd),
+                    None => (
+                        EventId::im_group_message(group_id, m.msg_seq).to_string(),
+                        false,
+                        m.cloud_custom_data.clone().filter(|s| !s.is_empty()),
+                    ),
+                };
+                Msg {
+                    identity,
+                    native_id: m.msg_seq.to_string(),
+                    legacy_origin,
+                    from: m.from_account.clone(),
+                    body: from_im_body(&m.msg_body).unwrap_or_default(),
+                    custom_data,
+                }
+            })
+            .collect();
+        let diff = compare(&l, &r);
+        let row = report.row(Kind::GroupMessages);
+        row.checked += (l.len() + diff.missing_in_legacy.len()) as u64;
+        row.identical += diff.identical as u64;
+        row.out_of_order += u64::from(diff.out_of_order);
+        for &li in &diff.missing_in_im {
+            let m = &legacy.messages[li];
+            // A group IM lacks entirely cannot take a message; its creation is reported above.
+            let repair = if !l[li].legacy_origin {
+                Err(COPY_OF_GONE_IM)
+            } else if info.is_none() {
+                Err(NO_GROUP_ON_IM)
+            } else {
+                Ok(Envelope {
+                    id: EventId::legacy(&m.id),
+                    source: Source::Legacy,
+                    conversation: key.clone(),
+                    time: m.time,
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::GroupMessage(GroupMessage {
+                        group_id: group_id.clone(),
+                        from: m.from.clone(),
+                        body: m.body.clone(),
+                        custom_data: m.custom_data.clone(),
+                    }),
+                })
+            };
+            self.finding(report, Kind::GroupMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
+        }
+        for &ii in &diff.missing_in_legacy {
+            let m = &im_msgs[ii];
+            let repair = if r[ii].legacy_origin {
+                Err(COPY_OF_GONE_LEGACY)
+            } else if legacy.group.is_none() {
+                Err(NO_GROUP_ON_LEGACY)
+            } else {
+                Ok(Envelope {
+                    id: EventId::im_group_message(group_id, m.msg_seq),
+                    source: Source::Im,
+                    conversation: key.clone(),
+                    time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
+                    recorded_at: Some(TimestampMs::now()),
+                    event: Event::GroupMessage(GroupMessage {
+                        group_id: group_id.clone(),
+                        from: UserId::new_unchecked(m.from_account.as_str()),
+                        body: r[ii].body.clone(),
+                        custom_data: r[ii].custom_data.clone(),
+                    }),
+                })
+            };
+            let seq = m.msg_seq.to_string();
+            self.finding(report, Kind::GroupMessages, Difference::MissingInLegacy, key, &seq, repair, dry_run).await?;
+        }
+        for &(li, _) in &diff.different {
+            let id = legacy.messages[li].id.clone();
+            self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Counts one difference and, unless this is a dry run, produces its repair event.
+    #[allow(clippy::too_many_arguments)]
+    async fn finding(
+        &self,
+        report: &mut Report,
+        kind: Kind,
+        difference: Difference,
+        key: &ConversationKey,
+        item: &str,
+        repair: Result<Envelope, &'static str>,
+        dry_run: bool,
+    ) -> Result<(), ReconcileError> {
+        let row = report.row(kind);
+        match difference {
+            Difference::MissingInIm => row.missing_in_im += 1,
+            Difference::MissingInLegacy => row.missing_in_legacy += 1,
+            Difference::Different => row.different += 1,
+            Difference::Order => row.out_of_order += 1,
+        }
+        let mut finding = Finding {
+            conversation: key.to_string(),
+            kind,
+            difference,
+            item: item.to_owned(),
+            repair_event: None,
+            not_repaired: None,
+        };
+        match (repair, &self.producer) {
+            (Err(why), _) => finding.not_repaired = Some(why.into()),
+            (Ok(env), _) if dry_run => {
+                finding.repair_event = Some(env.id.to_string());
+                finding.not_repaired = Some("dry run".into());
+            }
+            (Ok(env), Some(producer)) => {
+                // The topic the event would have arrived on: legacy-origin events feed to-im, IM-origin to-legacy.
+                let topic = match env.source {
+                    Source::Legacy => &self.topics.legacy_events,
+                    Source::Im => &self.topics.im_events,
+                };
+                let evidence = serde_json::json!({
+                    "conversation": key.as_str(), "kind": kind.as_str(), "item": item,
+                    "checked_at": TimestampMs::now().0,
+                })
+                .to_string();
+                let payload = env.to_json();
+                let headers: [(&str, &[u8]); 3] = [
+                    (ORIGIN_HEADER, ORIGIN_RECONCILE.as_bytes()),
+                    (DIFFERENCE_HEADER, difference.as_str().as_bytes()),
+                    (EVIDENCE_HEADER, evidence.as_bytes()),
+                ];
+                producer
+                    .send(
+                        topic,
+                        Outgoing { key: env.conversation.as_str().as_bytes(), payload: &payload, headers: &headers },
+                    )
+                    .await?;
+                tracing::info!(event_id = %env.id, conversation = %key, topic = %topic, difference = difference.as_str(),
+                    "reconcile repair produced");
+                report.row(kind).repaired += 1;
+                finding.repair_event = Some(env.id.to_string());
+            }
+            (Ok(_), None) => finding.not_repaired = Some("no producer".into()),
+        }
+        report.findings.push(finding);
+        Ok(())
+    }
+}
+
+fn legacy_msg(m: &StoredMessage) -> Msg {
+    let (identity, legacy_origin) = match im_identity_of_legacy_id(&m.id) {
+        Some(id) => (id.to_owned(), false),
+        None => (legacy_identity(m.from.as_str(), &m.id), true),
+    };
+    Msg {
+        identity,
+        native_id: m.id.clone(),
+        legacy_origin,
+        from: m.from.to_string(),
+        body: m.body.clone(),
+        custom_data: m.custom_data.clone(),
+    }
+}
+
+fn im_role(role: Option<&str>) -> MemberRole {
+    match role {
+        Some("Owner") => MemberRole::Owner,
+        Some("Admin") => MemberRole::Admin,
+        _ => MemberRole::Member,
+    }
+}
+
+/// The profile fields that differ (absent and empty are the same: IM answers "" for unset text fields).
+fn profile_differences(l: &GroupState, i: &imbridge_im::types::group::GroupInfo) -> Vec<&'static str> {
+    let norm = |s: Option<&str>| s.unwrap_or("").to_owned();
+    let mut out = Vec::new();
+    if norm(Some(&l.name)) != norm(i.name.as_deref()) {
+        out.push("name");
+    }
+    if norm(l.introduction.as_deref()) != norm(i.introduction.as_deref()) {
+        out.push("introduction");
+    }
+    if norm(l.notification.as_deref()) != norm(i.notification.as_deref()) {
+        out.push("notification");
+    }
+    if norm(l.face_url.as_deref()) != norm(i.face_url.as_deref()) {
+        out.push("face_url");
+    }
+    if l.owner.as_ref().map(|o| o.as_str()) != i.owner_account.as_deref().filter(|o| !o.is_empty()) {
+        out.push("owner");
+    }
+    out
+}
