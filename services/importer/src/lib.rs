@@ -16,11 +16,9 @@
 //!   [`config::ImportConfig`], [`progress`] bars and the final [`outcome::ImportReport`];
 //! - [`apply`]: the import topics applied to IM with its import APIs, as a dependency DAG within IM's per-API
 //!   quotas (accounts first; users, c2c and group chains in parallel);
-//! - [`verify`]: `imbridge verify`, reading IM back and comparing it with the export;
-//! - [`bench`]: `imbridge bench import`.
+//! - [`verify`]: `imbridge verify`, reading IM back and comparing it with the export.
 
 pub mod apply;
-pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

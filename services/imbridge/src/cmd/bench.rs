@@ -135,7 +135,7 @@ fn kafka_config(global: &GlobalArgs, bootstrap: Option<String>) -> anyhow::Resul
 pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::Sync(b) => {
-            let opts = imbridge_to_im::live::bench::BenchOptions {
+            let opts = imbridge_bench::sync::BenchOptions {
                 kafka: kafka_config(global, b.bootstrap)?,
                 partitions: b.partitions,
                 conversations: b.conversations,
@@ -144,14 +144,14 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 burst: b.burst,
                 concurrency: b.concurrency,
                 im_quota: b.im_quota,
-                ..imbridge_to_im::live::bench::BenchOptions::default()
+                ..imbridge_bench::sync::BenchOptions::default()
             };
-            let report = imbridge_to_im::live::bench::run(&opts).await?;
+            let report = imbridge_bench::sync::run(&opts).await?;
             print!("{}", report.render());
             Ok(verdict(&report.problems()))
         }
         BenchWhat::Import(b) => {
-            let opts = imbridge_importer::bench::BenchOptions {
+            let opts = imbridge_bench::import::BenchOptions {
                 kafka: kafka_config(global, b.bootstrap)?,
                 export: imbridge_importer::GenerateOptions {
                     seed: b.seed,
@@ -168,7 +168,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 raw_concurrency: b.raw_concurrency,
                 work_dir: std::env::temp_dir().join(format!("imbridge-bench-import-{}", std::process::id())),
             };
-            let report = imbridge_importer::bench::run(&opts).await?;
+            let report = imbridge_bench::import::run(&opts).await?;
             print!("{}", report.render());
             Ok(verdict(&report.problems()))
         }

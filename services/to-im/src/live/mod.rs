@@ -11,7 +11,6 @@
 //! - [`handler`]: the consumer [`Handler`](imbridge_kafka::Handler) tying them together, per event: ledger →
 //!   history wait → crash check → apply → ledger entry → done;
 //! - [`metrics`]: [`LiveMetrics`]; [`status`]: the report behind `imbridge status`;
-//! - `bench` (feature `bench`): `imbridge bench sync`, the whole pipeline in one process, measured.
 //!
 //! The guarantees, and where each is kept:
 //! - **Order** — the ordered consumer runs one event per conversation at a time, in offset order; nothing here
@@ -25,8 +24,6 @@
 //!   the conversation's later events behind them.
 
 pub mod apply;
-#[cfg(feature = "bench")]
-pub mod bench;
 pub mod config;
 pub mod conversations;
 pub mod handler;

@@ -1,6 +1,6 @@
 //! `imbridge bench sync`: end-to-end latency and throughput of real-time sync, in both directions, beside the
-//! raw request ceiling of the systems at either end measured in the same run. (Feature `bench`: it starts every
-//! part of the pipeline in this process.)
+//! raw request ceiling of the systems at either end measured in the same run. It starts every part of the
+//! pipeline in this process.
 //!
 //! What runs: the IM emulator and the legacy emulator (real HTTP servers), ingest, to-im and to-legacy, on the
 //! configured broker with topics of their own. Two measuring pass-through proxies sit in front of the targets
@@ -49,9 +49,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::handler::LIVE_APIS;
-use crate::error::ToImError;
-use crate::service::{ServiceConfig, ToImConfig};
+use imbridge_to_im::ToImError;
+use imbridge_to_im::live::handler::LIVE_APIS;
+use imbridge_to_im::service::{ServiceConfig, ToImConfig};
 
 const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 const APPLY_SECRET: &str = "bench-apply-secret";
@@ -283,7 +283,7 @@ struct Pipeline {
     im: imbridge_im_emulator::RunningEmulator,
     legacy: imbridge_legacy_emulator::RunningLegacyEmulator,
     ingest: imbridge_ingest::RunningIngest,
-    to_im: crate::service::Running,
+    to_im: imbridge_to_im::service::Running,
     to_legacy: imbridge_to_legacy::RunningToLegacy,
     im_arrivals: Arrivals,
     legacy_arrivals: Arrivals,
@@ -415,7 +415,7 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     let mut to_im_cfg = ToImConfig { ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..ToImConfig::default() };
     to_im_cfg.live.group_id = group;
     to_im_cfg.probe_interval_ms = 300;
-    let to_im = crate::service::start(
+    let to_im = imbridge_to_im::service::start(
         ServiceConfig { kafka: opts.kafka.clone(), topics: topics.clone(), im: im_cfg, to_im: to_im_cfg },
         shutdown.clone(),
     )

@@ -17,20 +17,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::apply::ApplyStats;
 use futures::stream::{self, StreamExt};
 use imbridge_core::EventKind;
 use imbridge_core::topics::TopicNames;
 use imbridge_im::{Api, ImConfig, RateSetting};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
+use imbridge_importer::apply::ApplyStats;
 use imbridge_kafka::KafkaConfig;
 use imbridge_telemetry::bench::{cpu_times, peak_rss_mib};
 use tokio_util::sync::CancellationToken;
 
-use crate::outcome::ImportReport;
-use crate::progress::ProgressMode;
-use crate::run::{ImportSettings, REPORT_KINDS, RunOptions, RunResult};
-use crate::{Error, GenerateOptions, ImportConfig, ValidateOptions};
+use imbridge_importer::outcome::ImportReport;
+use imbridge_importer::progress::ProgressMode;
+use imbridge_importer::run::{ImportSettings, REPORT_KINDS, RunOptions, RunResult};
+use imbridge_importer::{Error, GenerateOptions, ImportConfig, ValidateOptions};
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ impl BenchReport {
                 let _ = writeln!(
                     s,
                     "  {:<18} {:>9} {:>9.2} {:>11.1}",
-                    crate::progress::label(k.kind),
+                    imbridge_importer::progress::label(k.kind),
                     k.records,
                     k.secs,
                     k.rate()
@@ -230,7 +230,7 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, Error> {
     let off_dir = o.work_dir.join("limits-off");
     let gen_options = o.export.clone();
     let dir = off_dir.clone();
-    tokio::task::spawn_blocking(move || crate::generate(&dir, &gen_options))
+    tokio::task::spawn_blocking(move || imbridge_importer::generate(&dir, &gen_options))
         .await
         .map_err(|e| Error::Run(format!("generator failed: {e}")))??;
 
@@ -244,7 +244,7 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, Error> {
         let on_dir = o.work_dir.join("limits-on");
         let gen_options = GenerateOptions { c2c_messages: o.limits_on_c2c_messages, ..o.export.clone() };
         let dir = on_dir.clone();
-        tokio::task::spawn_blocking(move || crate::generate(&dir, &gen_options))
+        tokio::task::spawn_blocking(move || imbridge_importer::generate(&dir, &gen_options))
             .await
             .map_err(|e| Error::Run(format!("generator failed: {e}")))??;
         let emulator = spawn_emulator(true).await?;
@@ -266,7 +266,7 @@ async fn spawn_emulator(limits: bool) -> Result<RunningEmulator, Error> {
 
 /// Two accounts of the export that the raw measurement sends between.
 fn first_pair(dir: &std::path::Path) -> Result<(String, String), Error> {
-    let (plan, _) = crate::check_export(dir, &ValidateOptions::default(), false)?;
+    let (plan, _) = imbridge_importer::check_export(dir, &ValidateOptions::default(), false)?;
     let ids: Vec<String> = plan
         .accounts()
         .take(2)
@@ -329,7 +329,7 @@ async fn import_phase(
         stats: Some(stats.clone()),
     };
     let registry = prometheus::Registry::new();
-    let result = crate::run::run(&settings, options, &registry).await;
+    let result = imbridge_importer::run::run(&settings, options, &registry).await;
     sampler_stop.cancel();
     let samples = sampler.await.map_err(|e| Error::Run(format!("sampler failed: {e}")))?;
     let report = match result? {

@@ -1,0 +1,12 @@
+//! The benches that run the whole pipeline in one process, kept apart so that no service crate depends on its
+//! siblings or on the emulators to be measured:
+//!
+//! - [`sync`]: `imbridge bench sync`, real-time sync end to end in both directions beside the targets' raw ceilings;
+//! - [`import`]: `imbridge bench import`, the bulk import with IM's limits off and on beside the emulator's raw
+//!   `importmsg` ceiling.
+//!
+//! `imbridge bench kafka` (our producer and consumer beside Kafka's own perf tools) needs nothing but rdkafka and
+//! lives in `imbridge-kafka`.
+
+pub mod import;
+pub mod sync;
