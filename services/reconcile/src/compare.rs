@@ -17,11 +17,6 @@ use std::collections::{HashMap, HashSet};
 use imbridge_core::{Element, EventId};
 use serde::Serialize;
 
-/// The key of imbridge's origin marker in an IM message's `CloudCustomData` (see to-im's `apply` module).
-pub const ORIGIN_KEY: &str = "imbridge_origin";
-/// Where a legacy `custom_data` travels inside the marked `CloudCustomData`.
-const CUSTOM_DATA_KEY: &str = "custom_data";
-
 /// A message reduced to what the comparison needs, from either side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Msg {
@@ -50,12 +45,7 @@ pub fn im_identity_of_legacy_id(id: &str) -> Option<&str> {
 /// Reads an IM message's `CloudCustomData`: `Some(original custom data)` when it carries imbridge's legacy
 /// marker (the message was copied from legacy), `None` when it is an IM user's own.
 pub fn decode_marker(ccd: Option<&str>) -> Option<Option<String>> {
-    let v: serde_json::Value = serde_json::from_str(ccd?.trim()).ok()?;
-    let o = v.as_object()?;
-    if o.get(ORIGIN_KEY).and_then(|x| x.as_str()) != Some("legacy") {
-        return None;
-    }
-    Some(o.get(CUSTOM_DATA_KEY).and_then(|x| x.as_str()).map(str::to_owned))
+    imbridge_im::origin::decode_cloud_custom_data(ccd?)
 }
 
 /// What was found in one conversation.

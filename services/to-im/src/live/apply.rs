@@ -50,13 +50,7 @@ use tracing::{debug, info};
 use super::config::C2cApi;
 use super::metrics::LiveMetrics;
 use crate::error::ToImError;
-
-/// The key of the origin marker in `CloudCustomData`; ingest drops IM callbacks whose message carries it.
-pub const ORIGIN_KEY: &str = "imbridge_origin";
-/// The marker's value for messages imbridge copied from legacy.
-pub const ORIGIN_LEGACY: &str = "legacy";
-/// Where a legacy `custom_data` travels inside the marked `CloudCustomData`.
-pub const CUSTOM_DATA_KEY: &str = "custom_data";
+pub use imbridge_im::origin::{decode_cloud_custom_data, encode_cloud_custom_data};
 
 /// Initial members per `create_group` (documented sample: 100; the rest are added afterwards).
 const CREATE_GROUP_MEMBERS_MAX: usize = 100;
@@ -70,32 +64,6 @@ const IMPORTMSG_UNKNOWN_ACCOUNT: &[i64] = &[90008, 90012];
 const GROUP_UNKNOWN_ACCOUNT: &[i64] = &[10019];
 /// Codes of history reads that mean "nothing can be there" (unknown operator or peer, unknown group).
 const HISTORY_NOTHING: &[i64] = &[90008, 90003, 70107, GROUP_NOT_FOUND];
-
-/// The `CloudCustomData` of a message imbridge copies from legacy.
-///
-/// Without a legacy `custom_data` it is exactly `{"imbridge_origin":"legacy"}`. With one, the original string is
-/// carried verbatim as a JSON string beside the marker — `{"imbridge_origin":"legacy","custom_data":"<original>"}`
-/// — rather than merged into it: merging is lossy (the original need not be a JSON object; its key order and
-/// spacing would change; its own keys could collide with ours). [`decode_cloud_custom_data`] gives it back.
-pub fn encode_cloud_custom_data(custom_data: Option<&str>) -> String {
-    let marker = format!("{{\"{ORIGIN_KEY}\":\"{ORIGIN_LEGACY}\"");
-    match custom_data {
-        None => format!("{marker}}}"),
-        // Serializing a &str cannot fail.
-        Some(c) => format!("{marker},\"{CUSTOM_DATA_KEY}\":{}}}", serde_json::to_string(c).unwrap_or_default()),
-    }
-}
-
-/// The inverse of [`encode_cloud_custom_data`]: `Some(original custom_data)` when `ccd` carries imbridge's
-/// legacy-origin marker, `None` when it is someone else's `CloudCustomData`.
-pub fn decode_cloud_custom_data(ccd: &str) -> Option<Option<String>> {
-    let v: serde_json::Value = serde_json::from_str(ccd).ok()?;
-    let o = v.as_object()?;
-    if o.get(ORIGIN_KEY).and_then(|x| x.as_str()) != Some(ORIGIN_LEGACY) {
-        return None;
-    }
-    Some(o.get(CUSTOM_DATA_KEY).and_then(|x| x.as_str()).map(str::to_owned))
-}
 
 /// The C2C `MsgSeq` of a live message read at `offset`: grows with the conversation's order, stable across
 /// redeliveries, and above every history `MsgSeq` the importer assigns (high bit set).
@@ -495,22 +463,6 @@ impl Applier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origin_marker_is_exact_and_lossless() {
-        assert_eq!(encode_cloud_custom_data(None), r#"{"imbridge_origin":"legacy"}"#);
-        let v: serde_json::Value = serde_json::from_str(&encode_cloud_custom_data(None)).expect("json");
-        assert_eq!(v, serde_json::json!({"imbridge_origin": "legacy"}));
-        for original in [r#"{"a":1, "b" : [2]}"#, "plain text", "", r#"{"imbridge_origin":"im"}"#, "\"q\"\n\u{1F600}"] {
-            let enc = encode_cloud_custom_data(Some(original));
-            let v: serde_json::Value = serde_json::from_str(&enc).expect("valid json");
-            assert_eq!(v[ORIGIN_KEY], ORIGIN_LEGACY);
-            assert_eq!(decode_cloud_custom_data(&enc), Some(Some(original.to_owned())), "{original:?}");
-        }
-        assert_eq!(decode_cloud_custom_data(&encode_cloud_custom_data(None)), Some(None));
-        assert_eq!(decode_cloud_custom_data(r#"{"x":1}"#), None);
-        assert_eq!(decode_cloud_custom_data("not json"), None);
-    }
 
     #[test]
     fn live_msg_seq_grows_with_offsets_and_sits_above_history() {
