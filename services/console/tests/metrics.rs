@@ -88,7 +88,11 @@ async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
     let t = d.topics.clone();
     Admin::new(&d.kafka)
         .expect("admin")
-        .ensure_topics(&[TopicSpec::new(&t.legacy_events, 2), TopicSpec::new(&t.im_events, 2), TopicSpec::new(&t.dlq, 2)])
+        .ensure_topics(&[
+            TopicSpec::new(&t.legacy_events, 2),
+            TopicSpec::new(&t.im_events, 2),
+            TopicSpec::new(&t.dlq, 2),
+        ])
         .await
         .expect("topics");
     let p = Producer::new(&d.kafka).expect("producer");
