@@ -5,7 +5,8 @@
 - every image version comes from the environment with a default (`${VAR:-default}`);
 - every imbridge service mounts the example configuration and gets every secret it reads (`/run/secrets/<name>`),
   and every secret file exists;
-- Prometheus scrapes each imbridge service on the port its configuration override listens on;
+- Prometheus scrapes each imbridge service (the console too) on the port its configuration override listens on,
+  and the console watches each service (deploy/console.toml) at its compose host name and that port;
 - the emulators' secrets are the ones in deploy/dev-secrets (what imbridge reads), so the stack authenticates.
 
 Exits non-zero with one line per problem.
@@ -76,7 +77,13 @@ for job in prom.get("scrape_configs") or []:
         for t in sc.get("targets") or []:
             host, _, port = t.rpartition(":")
             targets[host] = int(port)
-listen_env = {"ingest": "IMBRIDGE_INGEST__LISTEN", "to-im": "IMBRIDGE_TO_IM__OPS_LISTEN", "to-legacy": "IMBRIDGE_TO_LEGACY__LISTEN"}
+listen_env = {
+    "ingest": "IMBRIDGE_INGEST__LISTEN",
+    "to-im": "IMBRIDGE_TO_IM__OPS_LISTEN",
+    "to-legacy": "IMBRIDGE_TO_LEGACY__LISTEN",
+    "console": "IMBRIDGE_CONSOLE__LISTEN",
+}
+listens = {}
 for svc, var in listen_env.items():
     if svc not in services:
         problem(f"service {svc} is missing")
@@ -88,6 +95,21 @@ for svc, var in listen_env.items():
     hc = " ".join(services[svc]["healthcheck"]["test"])
     if f":{port}/readyz" not in hc:
         problem(f"{svc}: healthcheck {hc!r} does not probe /readyz on its port {port}")
+    listens[svc] = port
+
+# The console watches the services where they listen, through the file it is started with.
+console_cmd = (services.get("console") or {}).get("command") or []
+if "--services-file" not in console_cmd:
+    problem("console: not started with --services-file (its [[console.services]] default is 127.0.0.1)")
+else:
+    mounted = console_cmd[console_cmd.index("--services-file") + 1]
+    cvols = [str(v) for v in services["console"].get("volumes") or []]
+    if f"./deploy/console.toml:{mounted}:ro" not in cvols:
+        problem(f"console: deploy/console.toml is not mounted at {mounted}")
+    watched = {s["name"]: s["url"] for s in tomllib.loads((ROOT / "deploy" / "console.toml").read_text())["services"]}
+    for svc in ("ingest", "to-im", "to-legacy"):
+        if watched.get(svc) != f"http://{svc}:{listens.get(svc)}":
+            problem(f"deploy/console.toml watches {svc} at {watched.get(svc)!r}, not http://{svc}:{listens.get(svc)}")
 
 # Prometheus loads the alert rules, and Grafana gets its provisioning and dashboards.
 if "/etc/prometheus/alerts.yml" not in (prom.get("rule_files") or []):

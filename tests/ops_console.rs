@@ -172,18 +172,25 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     let (ok, out) = run_cli(&config, &["import", export.to_str().expect("utf8"), "--progress", "off"]);
     assert!(ok, "import failed:\n{out}");
 
-    // The console, watching the three services.
-    let console_extra = format!(
-        "{}\n[console]\nlisten = \"127.0.0.1:0\"\nrefresh_interval_ms = 500\n\n\
-         [[console.services]]\nname = \"ingest\"\nkind = \"ingest\"\nurl = \"http://{ingest_addr}\"\n\n\
-         [[console.services]]\nname = \"to-im\"\nkind = \"to-im\"\nurl = \"http://{to_im_addr}\"\n\n\
-         [[console.services]]\nname = \"to-legacy\"\nkind = \"to-legacy\"\nurl = \"http://{to_legacy_addr}\"\n",
-        opts.extra
-    );
+    // The console, watching the three services listed in a --services-file (as the compose stack does).
     let mut copts = opts.clone();
-    copts.extra = console_extra;
+    copts.extra = format!("{}\n[console]\nlisten = \"127.0.0.1:0\"\nrefresh_interval_ms = 500\n", opts.extra);
     let console_config = write_config(dir.path(), "console", &topics, &copts);
-    let console = Proc::start(&console_config, &["console"], dir.path().join("console.log"));
+    let services_file = dir.path().join("console-services.toml");
+    std::fs::write(
+        &services_file,
+        format!(
+            "[[services]]\nname = \"ingest\"\nkind = \"ingest\"\nurl = \"http://{ingest_addr}\"\n\n\
+             [[services]]\nname = \"to-im\"\nkind = \"to-im\"\nurl = \"http://{to_im_addr}\"\n\n\
+             [[services]]\nname = \"to-legacy\"\nkind = \"to-legacy\"\nurl = \"http://{to_legacy_addr}\"\n"
+        ),
+    )
+    .expect("services file");
+    let console = Proc::start(
+        &console_config,
+        &["console", "--services-file", services_file.to_str().expect("utf8")],
+        dir.path().join("console.log"),
+    );
     let console_addr = console.logged_addr("console listening", "addr").await;
     let url = format!("http://{console_addr}/");
     // Traffic starts after the console's first round, so the page sees it move (rates over its history).
@@ -295,6 +302,17 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         assert_eq!(text_after(row, "class=\"ready\"").as_deref(), Some("ready"), "{row}");
     }
     assert!(text_after(&dom, "id=\"reconcile-state\"").is_some_and(|t| t.starts_with("not running")));
+    // The console's own /metrics: the gauges the DLQ and parked alerts use, and the drained live groups' lag.
+    let metrics = reqwest::get(format!("{url}metrics")).await.expect("metrics").text().await.expect("text");
+    let gauge =
+        |series: &str| metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok());
+    assert_eq!(gauge("imbridge_console_parked_conversations"), Some(1.0), "{metrics}");
+    assert_eq!(gauge("imbridge_console_dlq_unresolved_records"), Some(1.0), "{metrics}");
+    for g in [&opts.to_im_group, &opts.to_legacy_group] {
+        assert_eq!(gauge(&format!("imbridge_console_consumer_lag_records{{group=\"{g}\"}}")), Some(0.0), "{metrics}");
+    }
+    let ready = reqwest::get(format!("{url}readyz")).await.expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200, "the console reads Kafka: ready");
 
     // Where is my message? A legacy message by its id: where it went and when IM got it.
     let wanted = &legacy_ids[3];

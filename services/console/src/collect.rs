@@ -18,12 +18,14 @@ use imbridge_importer::apply::ImportTopic;
 use imbridge_importer::checkpoint::RunCheckpoint;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::reader::{Start, read_range};
+use imbridge_telemetry::Readiness;
 use imbridge_to_im::status::{StatusReport, collect as collect_status};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::Deps;
 use crate::config::{ConsoleConfig, ServiceKind};
+use crate::metrics::Metrics;
 use crate::trace::dlq_commands;
 
 /// Rates are differences over about this long.
@@ -231,8 +233,16 @@ impl Shared {
     }
 }
 
-/// Runs collection rounds until `shutdown`.
-pub async fn run(config: ConsoleConfig, deps: Deps, shared: Shared, shutdown: CancellationToken) {
+/// Runs collection rounds until `shutdown`; after each one the gauges in `metrics` and the `kafka` readiness
+/// check say what it read.
+pub async fn run(
+    config: ConsoleConfig,
+    deps: Deps,
+    shared: Shared,
+    metrics: Metrics,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
     let http =
         reqwest::Client::builder().timeout(Duration::from_millis(config.scrape_timeout_ms)).build().unwrap_or_default();
     let mut history: VecDeque<Round> = VecDeque::with_capacity(config.history_points + 1);
@@ -263,6 +273,8 @@ pub async fn run(config: ConsoleConfig, deps: Deps, shared: Shared, shutdown: Ca
         let mut snap = build(&deps, last_status.as_ref(), import_run.as_ref(), &pages, &history, kafka_error);
         snap.round_secs = started.elapsed().as_secs_f64();
         tracing::debug!(round_secs = snap.round_secs, "console round");
+        readiness.set("kafka", snap.kafka_error.is_none());
+        metrics.observe(&snap);
         shared.set(snap);
         tokio::select! {
             () = shutdown.cancelled() => return,

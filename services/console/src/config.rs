@@ -12,7 +12,8 @@ use crate::error::ConsoleError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleConfig {
-    /// Address of the web page (`/`), its JSON (`/api/snapshot`, `/api/trace`) and its own `/healthz`.
+    /// Address of the web page (`/`), its JSON (`/api/snapshot`, `/api/trace`) and its own `/metrics`,
+    /// `/healthz` and `/readyz`.
     pub listen: SocketAddr,
     /// How often the console reads Kafka and scrapes the services, in milliseconds (the page polls as often).
     pub refresh_interval_ms: u64,

@@ -12,6 +12,8 @@
 //! - [`page`]: server-rendered HTML (the page, its live panels, a lookup's answer) and the small script;
 //! - [`server`]: the HTTP routes, read-only unless `admin_token` is set (actions then need it and a
 //!   confirmation);
+//! - [`metrics`]: the console's own `/metrics` — DLQ, parked conversations and lag per consumer group as gauges,
+//!   updated every round, for the alerts no single service can raise;
 //! - [`error`]: the crate's one error type, [`ConsoleError`].
 //!
 //! Nothing here needs the internet: the page, its script and its charts (inline SVG) are served by the binary.
@@ -19,6 +21,7 @@
 pub mod collect;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod trace;

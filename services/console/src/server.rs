@@ -10,7 +10,9 @@
 //! | `GET /api/panels` | the live panels as an HTML fragment (what the script swaps in) |
 //! | `GET /api/trace?q=…` | a lookup as JSON (`&format=html`: as an HTML fragment) |
 //! | `POST /api/dlq/replay`, `POST /api/dlq/drop` | re-drive or drop one conversation's DLQ records |
+//! | `GET /metrics` | the console's gauges ([`Metrics`](crate::metrics::Metrics)), Prometheus text |
 //! | `GET /healthz` | `ok` |
+//! | `GET /readyz` | 200 once a round read Kafka, 503 while the latest round could not |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use imbridge_kafka::dlq::{self, Selection};
+use imbridge_telemetry::Readiness;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +32,7 @@ use crate::Deps;
 use crate::collect::{self, Shared};
 use crate::config::ConsoleConfig;
 use crate::error::ConsoleError;
+use crate::metrics::Metrics;
 use crate::page::{self, LookupForm};
 use crate::trace::{self, Lookup};
 
@@ -62,14 +66,18 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningConsole, ConsoleError> {
     config.validate()?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry)?;
+    let readiness = Readiness::new();
+    readiness.set("kafka", false);
     let shared = Shared::default();
     let state = AppState { config: Arc::new(config.clone()), deps: Arc::new(deps.clone()), shared: shared.clone() };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ConsoleError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ConsoleError::Listen { addr: config.listen, source })?;
-    let collector = tokio::spawn(collect::run(config, deps, shared, shutdown.clone()));
-    let app = router(state);
+    let collector = tokio::spawn(collect::run(config, deps, shared, metrics, readiness.clone(), shutdown.clone()));
+    let app = router(state).merge(imbridge_telemetry::ops_router(registry, readiness));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
             tracing::error!(error = %e, "console http server stopped");
@@ -90,7 +98,6 @@ fn router(state: AppState) -> Router {
         .route("/api/panels", get(panels))
         .route("/api/trace", get(trace_api))
         .route("/api/dlq/{action}", post(dlq_action))
-        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 //! lookup on the command line. The work is in `imbridge_console`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -17,6 +18,24 @@ pub struct ConsoleArgs {
     /// Address of the page (`console.listen`).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// A TOML file of `[[services]]` tables (name, kind, url) that replaces `[[console.services]]`: a list of
+    /// tables cannot be set through `IMBRIDGE_*` variables, so a container mounts one (deploy/console.toml).
+    #[arg(long, value_name = "FILE")]
+    pub services_file: Option<PathBuf>,
+}
+
+/// The file `--services-file` reads.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServicesFile {
+    services: Vec<imbridge_console::ServiceEndpoint>,
+}
+
+/// Reads a `--services-file`; a bad file fails with its name and the line toml names.
+fn services_file(path: &Path) -> anyhow::Result<Vec<imbridge_console::ServiceEndpoint>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let f: ServicesFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(f.services)
 }
 
 /// Options of `imbridge trace`.
@@ -60,6 +79,9 @@ pub async fn run(args: ConsoleArgs, global: &GlobalArgs) -> anyhow::Result<ExitC
     if let Some(a) = args.listen {
         c.console.listen = a;
     }
+    if let Some(f) = &args.services_file {
+        c.console.services = services_file(f)?;
+    }
     tracing::info!(
         config = ?loaded.file, env_overrides = ?loaded.env_overrides, listen = %c.console.listen,
         services = c.console.services.len(), actions = c.console.actions_enabled(), "starting console"
@@ -87,4 +109,28 @@ pub async fn trace(args: TraceArgs, global: &GlobalArgs) -> anyhow::Result<ExitC
     }
     // Not found is an answer, but scripts want to tell it apart.
     Ok(if report.hits.is_empty() { ExitCode::from(4) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_file_reads_the_compose_one_and_names_a_bad_one() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/console.toml");
+        let s = services_file(&root).expect("deploy/console.toml");
+        let names: Vec<(&str, &str)> = s.iter().map(|e| (e.name.as_str(), e.url.as_str())).collect();
+        assert_eq!(
+            names,
+            [("ingest", "http://ingest:8080"), ("to-im", "http://to-im:9102"), ("to-legacy", "http://to-legacy:9103")]
+        );
+        let dir = std::env::temp_dir().join(format!("console-services-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[[services]]\nname = \"x\"\nkind = \"to-im\"\nurl = \"http://x:1\"\ncolour = 1\n")
+            .expect("write");
+        let e = format!("{:#}", services_file(&bad).unwrap_err());
+        assert!(e.contains("bad.toml") && e.contains("colour") && e.contains("line 5"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
