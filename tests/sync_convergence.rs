@@ -152,6 +152,7 @@ secret_key = "{key}"
 [ingest]
 listen = "127.0.0.1:{ingest_port}"
 legacy_secret = "{WEBHOOK_SECRET}"
+spool_dir = "{spool}"
 readiness_interval_ms = 300
 
 [to_im]
@@ -189,6 +190,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
                 applied = topics.applied,
                 conv = topics.conversations,
                 partitions = topics.partitions,
+                spool = dir.path().join("ingest-spool").display(),
             ),
         )
         .expect("config");
