@@ -69,6 +69,17 @@ pub enum CallbackAuthError {
     BadSign,
 }
 
+/// The key of imbridge's origin marker inside a message's `CloudCustomData` JSON object: to-im writes it on every
+/// message it sends, so a callback or a history entry carrying it is imbridge's own echo.
+pub const ORIGIN_MARKER_KEY: &str = "imbridge_origin";
+
+/// True when `CloudCustomData` is a JSON object carrying imbridge's origin marker.
+pub fn has_origin_marker(cloud_custom_data: Option<&str>) -> bool {
+    let Some(s) = cloud_custom_data.map(str::trim).filter(|s| s.starts_with('{')) else { return false };
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s)
+        .is_ok_and(|m| m.contains_key(ORIGIN_MARKER_KEY))
+}
+
 /// `Sign` for a token and request time: lower-case hex of SHA-256(token + request_time) (reference §7.2;
 /// plain concatenation, no HMAC).
 pub fn sign(token: &str, request_time: u64) -> String {

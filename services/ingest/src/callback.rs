@@ -41,8 +41,7 @@ use imbridge_legacy::EventData;
 
 use crate::error::IngestError;
 
-/// The key of imbridge's origin marker inside a message's `CloudCustomData` JSON object.
-pub const ORIGIN_MARKER_KEY: &str = "imbridge_origin";
+pub use imbridge_im::callback::{ORIGIN_MARKER_KEY, has_origin_marker};
 
 /// How echoes are recognised.
 #[derive(Debug, Clone)]
@@ -114,13 +113,6 @@ pub enum Normalized {
     Event(Box<Envelope>),
     Echo(EchoReason),
     Ignored(IgnoreReason),
-}
-
-/// True when `CloudCustomData` is a JSON object carrying imbridge's origin marker.
-pub fn has_origin_marker(cloud_custom_data: Option<&str>) -> bool {
-    let Some(s) = cloud_custom_data.map(str::trim).filter(|s| s.starts_with('{')) else { return false };
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s)
-        .is_ok_and(|m| m.contains_key(ORIGIN_MARKER_KEY))
 }
 
 /// Normalizes a parsed, verified callback. `received_at` is when ingest got it: the envelope's `recorded_at`,
