@@ -231,6 +231,9 @@ checkpoint_topic = "{prefix}.import.checkpoints"
                     &format!("127.0.0.1:{im_port}"),
                     "--callback-url",
                     &format!("{ingest_url}/v1/im/callback"),
+                    // serial delivery: ordering under concurrent callbacks is covered by the emulator's faults.rs.
+                    "--callback-concurrency",
+                    "1",
                 ],
                 log("im"),
             ),

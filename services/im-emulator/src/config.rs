@@ -1,6 +1,7 @@
 //! The emulator's configuration: which app it pretends to be, who may call it, where callbacks go, and the limits
 //! it enforces. `EmulatorConfig::default()` is a usable test configuration (the sdkappid and key of the official
-//! READMEs, admin `administrator`, every after-callback on, documented limits, unlimited retention).
+//! READMEs, admin `administrator`, every after-callback on, 8 callbacks in flight at once, no injected faults,
+//! documented limits, unlimited retention).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::api::Api;
+use crate::faults::Faults;
 
 /// Everything the emulator can be told. Read from TOML by the binary (`--config FILE`), built in code by tests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,12 @@ pub struct EmulatorConfig {
     /// How long one callback delivery may take before it counts as failed, in milliseconds (IM: 2 s for
     /// before-send callbacks).
     pub callback_timeout_ms: u64,
+    /// After-callbacks in flight at once, as IM's many sending servers have: callbacks of one conversation can
+    /// arrive out of order. `1` = serial delivery, one at a time in operation order (for tests that need it).
+    pub callback_concurrency: usize,
+    /// Faults to inject (dropped, duplicated and delayed callbacks; failing REST calls); the `[faults]` table.
+    /// The default injects nothing. Changeable at run time at `PUT /emulator/faults`.
+    pub faults: Faults,
     /// Whether the per-API frequency limits (error 60007) are enforced.
     pub rate_limits_enabled: bool,
     /// Per-API limits in calls per second replacing the documented defaults, keyed `service/command`
@@ -158,6 +166,8 @@ impl Default for EmulatorConfig {
             callback_token: None,
             enabled_callbacks: None,
             callback_timeout_ms: 2000,
+            callback_concurrency: 8,
+            faults: Faults::default(),
             rate_limits_enabled: true,
             rate_limit_overrides: BTreeMap::new(),
             limits: Limits::default(),
@@ -199,6 +209,10 @@ impl EmulatorConfig {
         if self.callback_timeout_ms == 0 {
             return bad("callback_timeout_ms must be positive".into());
         }
+        if self.callback_concurrency == 0 {
+            return bad("callback_concurrency must be at least 1 (1 = serial, in operation order)".into());
+        }
+        self.faults.validate().map_err(Error::Config)?;
         for (key, rate) in &self.rate_limit_overrides {
             if Api::from_key(key).is_none() {
                 return bad(format!("rate_limit_overrides: unknown API {key:?} (expected service/command)"));
@@ -256,8 +270,20 @@ mod tests {
             enabled_callbacks = ["C2C.CallbackAfterSendMsg"]
             retention_secs = 604800
             rate_limit_overrides = { "openim/importmsg" = 1000 }
+            callback_concurrency = 1
             [limits]
             add_group_member_max = 300
+            [faults]
+            seed = 42
+            callback_drop_ratio = 0.1
+            callback_duplicate_ratio = 0.05
+            callback_delay_max_ms = 500
+            rest_failure_ratio = 0.05
+            rest_failure_kinds = ["http_500", "timeout", "60007"]
+            rest_failure_apis = ["openim/sendmsg"]
+            rest_failure_api_ratios = { "group_open_http_svc/send_group_msg" = 0.5 }
+            rest_timeout_ms = 1000
+            rest_timeout_applies = false
             "#,
         )
         .expect("parses");
@@ -266,6 +292,14 @@ mod tests {
         assert_eq!(cfg.limits.add_group_member_max, 300);
         assert_eq!(cfg.limits.import_group_msg_max, 7, "unlisted limits keep their defaults");
         assert_eq!(cfg.rate_limit_overrides["openim/importmsg"], 1000);
+        assert_eq!(cfg.callback_concurrency, 1);
+        assert_eq!(cfg.faults.seed, 42);
+        assert_eq!(cfg.faults.rest_failure_kinds.len(), 3);
+        assert_eq!(cfg.faults.rest_failure_api_ratios["group_open_http_svc/send_group_msg"], 0.5);
+        assert!(!cfg.faults.rest_timeout_applies);
+        assert_eq!(cfg.faults.callback_delay_ratio, 1.0, "unlisted fault keys keep their defaults");
+        assert_eq!(EmulatorConfig::default().callback_concurrency, 8);
+        assert!(toml::from_str::<EmulatorConfig>("[faults]\nrest_failure_kinds = [\"http_503\"]").is_err());
         assert!(toml::from_str::<EmulatorConfig>("no_such_field = 1").is_err(), "unknown fields are refused");
     }
 
@@ -277,6 +311,11 @@ mod tests {
         let c = EmulatorConfig { callback_url: Some("not a url".into()), ..EmulatorConfig::default() };
         assert!(c.validate().is_err());
         let c = EmulatorConfig { retention_secs: Some(0), ..EmulatorConfig::default() };
+        assert!(c.validate().is_err());
+        let c = EmulatorConfig { callback_concurrency: 0, ..EmulatorConfig::default() };
+        assert!(c.validate().is_err());
+        let mut c = EmulatorConfig::default();
+        c.faults.callback_drop_ratio = 2.0;
         assert!(c.validate().is_err());
     }
 }

@@ -3,7 +3,9 @@
 //! request pipeline both entry points share:
 //!
 //! REST (`/v4/...`): method → query (`contenttype`, `random`, `sdkappid`) → UserSig (wall clock) → admin →
-//! resource → frequency limit → body → before-callback → handler → after-callbacks.
+//! resource → injected fault → frequency limit → body → before-callback → handler → after-callbacks. An injected
+//! `http_500` or `60007` answers before the handler, so it changes nothing; a `timeout` runs the call first when
+//! `faults.rest_timeout_applies` (then hangs), else hangs without running it.
 //!
 //! Simulated client (`/emulator/client/v4/...`): `sdkappid` → that user's UserSig → account exists → allowed
 //! command → body → same handler with the user as operator, its platform as `OptPlatform`, no frequency limit.
@@ -16,12 +18,14 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::api::{Api, ApiError, Family, envelope};
 use crate::callbacks::{Before, Callbacks};
 use crate::clock::{Clock, wall_ms};
 use crate::config::EmulatorConfig;
+use crate::faults::{Faults, Injector, RestFailureKind, RestFault};
 use crate::handlers::{self, Ctx, Pending};
 use crate::ratelimit::RateLimiter;
 use crate::state::State;
@@ -37,6 +41,9 @@ struct Inner {
     clock: Clock,
     callbacks: Callbacks,
     stats: Arc<Stats>,
+    faults: Arc<Injector>,
+    /// Fires when the server shuts down: releases requests held by an injected timeout.
+    closing: CancellationToken,
     /// Successful state-changing calls so far; the saver compares it with what it last wrote.
     mutations: AtomicU64,
     saved_mutations: AtomicU64,
@@ -64,7 +71,8 @@ impl Emulator {
             None => State::default(),
         };
         let stats = Arc::new(Stats::default());
-        let callbacks = Callbacks::new(&config, stats.clone())?;
+        let faults = Arc::new(Injector::new(config.faults.clone()));
+        let callbacks = Callbacks::new(&config, stats.clone(), faults.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(&config),
@@ -73,6 +81,8 @@ impl Emulator {
                 clock: Clock::default(),
                 callbacks,
                 stats,
+                faults,
+                closing: CancellationToken::new(),
                 mutations: AtomicU64::new(0),
                 saved_mutations: AtomicU64::new(0),
             }),
@@ -108,6 +118,21 @@ impl Emulator {
     /// Counters of requests, errors and callbacks.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot(self.inner.callbacks.pending())
+    }
+
+    /// The faults injected now (initially `config().faults`).
+    pub fn faults(&self) -> Faults {
+        self.inner.faults.get()
+    }
+
+    /// Replaces the injected faults while running and restarts their random streams from `faults.seed`.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), Error> {
+        self.inner.faults.set(faults).map_err(Error::Config)
+    }
+
+    /// Cancelled when the server serving this emulator shuts down.
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.inner.closing
     }
 
     /// Waits until every callback queued so far has been attempted.
@@ -168,7 +193,7 @@ impl Emulator {
         Ok(())
     }
 
-    /// One REST call: always a JSON body for an HTTP 200 answer.
+    /// One REST call: a JSON body for an HTTP 200 answer, unless a fault was injected.
     pub(crate) async fn rest(
         &self,
         is_post: bool,
@@ -177,17 +202,33 @@ impl Emulator {
         command: &str,
         client_ip: &str,
         body: &[u8],
-    ) -> Value {
+    ) -> RestAnswer {
         let key = format!("{service}/{command}");
         let api = Api::from_key(&key).filter(|a| a.is_rest());
         let family = api.map(Api::family);
-        let result = self.rest_inner(api, is_post, query, client_ip, body).await;
+        let (result, fault) = self.rest_inner(api, is_post, query, client_ip, body).await;
         let code = result.as_ref().err().map_or(0, |e| e.code);
-        self.inner.stats.request(api.map_or("unknown", Api::key), code);
+        self.inner.stats.request(
+            api.map_or("unknown", Api::key),
+            code,
+            fault.is_some_and(|f| f.kind == RestFailureKind::RateLimited),
+        );
         if code != 0 {
             tracing::debug!(api = %key, code, "answered with an error");
         }
-        envelope(family, result)
+        match fault {
+            Some(f) => {
+                self.inner.stats.rest_fault(&key, f.kind.as_str());
+                tracing::debug!(api = %key, kind = f.kind.as_str(), "injected REST failure");
+                match f.kind {
+                    RestFailureKind::Http500 => RestAnswer::Http500,
+                    RestFailureKind::Timeout => RestAnswer::Hang(Duration::from_millis(f.hold_ms)),
+                    // Already in `result` as an ordinary 60007 answer.
+                    RestFailureKind::RateLimited => RestAnswer::Json(envelope(family, result)),
+                }
+            }
+            None => RestAnswer::Json(envelope(family, result)),
+        }
     }
 
     async fn rest_inner(
@@ -197,7 +238,29 @@ impl Emulator {
         query: &HashMap<String, String>,
         client_ip: &str,
         body: &[u8],
-    ) -> Result<Value, ApiError> {
+    ) -> (Result<Value, ApiError>, Option<RestFault>) {
+        let api = match self.rest_gate(api, is_post, query) {
+            Ok(api) => api,
+            Err(e) => return (Err(e), None),
+        };
+        // Injected failures come after the gate (a request IM would refuse is refused as usual) and, except a
+        // timeout that applies, before anything that could change state.
+        let fault = self.inner.faults.rest(api);
+        match fault.map(|f| (f.kind, f.applies)) {
+            Some((RestFailureKind::RateLimited, _)) => {
+                let e = ApiError::new(60007, format!("{} call frequency over the limit (injected fault)", api.key()));
+                return (Err(e), fault);
+            }
+            Some((RestFailureKind::Http500, _)) | Some((RestFailureKind::Timeout, false)) => {
+                return (Ok(Value::Null), fault);
+            }
+            Some((RestFailureKind::Timeout, true)) | None => {}
+        }
+        (self.rest_apply(api, query, client_ip, body).await, fault)
+    }
+
+    /// The request gate: method, query, sdkappid, UserSig, admin, known API.
+    fn rest_gate(&self, api: Option<Api>, is_post: bool, query: &HashMap<String, String>) -> Result<Api, ApiError> {
         // UNCONFIRMED code for a non-POST request; 60008 is "malformed HTTP request".
         if !is_post {
             return Err(ApiError::new(60008, "only POST is supported"));
@@ -217,7 +280,18 @@ impl Emulator {
             return Err(ApiError::new(code, format!("{identifier} is not an App admin")));
         }
         // UNCONFIRMED: 60009 "bad resource" for any unknown service/command (the group service may say 10003).
-        let api = api.ok_or_else(|| ApiError::new(60009, "unknown service or command"))?;
+        api.ok_or_else(|| ApiError::new(60009, "unknown service or command"))
+    }
+
+    /// Everything after the gate: frequency limit, body, the call.
+    async fn rest_apply(
+        &self,
+        api: Api,
+        query: &HashMap<String, String>,
+        client_ip: &str,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        let identifier = query.get("identifier").map_or("", String::as_str);
         if !self.inner.limiter.try_acquire(api) {
             return Err(ApiError::new(60007, format!("{} call frequency over the limit", api.key())));
         }
@@ -241,7 +315,7 @@ impl Emulator {
         let family = api.map(Api::family);
         let result = self.client_inner(api, is_post, query, client_ip, body).await;
         let code = result.as_ref().err().map_or(0, |e| e.code);
-        self.inner.stats.request(&format!("client:{}", api.map_or("unknown", Api::key)), code);
+        self.inner.stats.request(&format!("client:{}", api.map_or("unknown", Api::key)), code, false);
         envelope(family, result)
     }
 
@@ -308,6 +382,17 @@ impl Emulator {
         drop(st);
         result
     }
+}
+
+/// What the HTTP layer answers to one REST call.
+#[derive(Debug)]
+pub(crate) enum RestAnswer {
+    /// HTTP 200 with IM's envelope (success or an application error).
+    Json(Value),
+    /// Injected: HTTP 500 with a plain-text body.
+    Http500,
+    /// Injected: hold the request this long, then close the connection without an answer.
+    Hang(Duration),
 }
 
 /// The error of an operation a before-callback rejected.

@@ -8,7 +8,9 @@
 //! - `fields`: reading request bodies with IM's error code for each malformed field;
 //! - `state`: the data (accounts, friends, C2C conversations and unread, groups, members, history);
 //! - `handlers`: the rules of every API, pure functions over the state that also list the callbacks they fire;
-//! - [`callbacks`]: the one ordered delivery queue for after-callbacks, synchronous before-callbacks, `Sign`;
+//! - [`callbacks`]: the delivery queue for after-callbacks (concurrent by default, serial on request),
+//!   synchronous before-callbacks, `Sign`;
+//! - [`faults`]: seeded fault injection ([`Faults`]): dropped, duplicated and delayed callbacks, failing REST calls;
 //! - `ratelimit`, `clock`, [`stats`]: 60007 token buckets, the adjustable emulated clock, counters;
 //! - [`emulator`]: [`Emulator`], the shared handle and request pipeline (auth → limit → handler → callbacks);
 //! - [`server`]: the axum [`router`]; this file: [`spawn`] (port 0 for tests) and [`run`] (the binary).
@@ -22,6 +24,7 @@ mod clock;
 pub mod config;
 pub mod emulator;
 mod error;
+pub mod faults;
 mod fields;
 mod handlers;
 mod ratelimit;
@@ -39,6 +42,7 @@ pub use api::Api;
 pub use config::{DEMO_SECRET_KEY, EmulatorConfig, Limits};
 pub use emulator::Emulator;
 pub use error::Error;
+pub use faults::{Faults, RestFailureKind};
 pub use server::router;
 pub use stats::StatsSnapshot;
 
@@ -98,7 +102,8 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     let emulator = Emulator::new(config)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-    let shutdown = CancellationToken::new();
+    // The emulator's own token: shutting down also releases requests held by an injected timeout.
+    let shutdown = emulator.closing().clone();
     let app = router(emulator.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = shutdown.clone();
     let server = tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! The HTTP surface: IM's REST API at `POST /v4/{service}/{command}`, the simulated client at
 //! `POST /emulator/client/v4/{service}/{command}`, and the emulator's own endpoints (`/emulator/healthz`,
-//! `/emulator/stats`, `/emulator/clock`, `/emulator/callbacks/flush`). Every IM answer is HTTP 200 with the JSON
-//! envelope, as on the real service.
+//! `/emulator/stats`, `/emulator/clock`, `/emulator/callbacks/flush`, `GET`/`PUT /emulator/faults`). Every IM
+//! answer is HTTP 200 with the JSON envelope, as on the real service — except injected faults: HTTP 500 with a
+//! plain-text body, or a request held and then cut off without an answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Emulator;
+use crate::emulator::RestAnswer;
+use crate::faults::Faults;
 
 /// Bodies above this are refused before parsing; IM's own message limit (8 KB) is enforced per API.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -32,6 +35,7 @@ pub fn router(emulator: Emulator) -> Router {
         .route("/emulator/stats", get(stats))
         .route("/emulator/clock", post(clock))
         .route("/emulator/callbacks/flush", post(flush))
+        .route("/emulator/faults", get(get_faults).put(put_faults))
         .fallback(fallback)
         .with_state(emulator)
 }
@@ -66,7 +70,27 @@ async fn rest(State(emu): State<Emulator>, Path((service, command)): Path<(Strin
         Ok(b) => b,
         Err(why) => return too_large(why),
     };
-    Json(emu.rest(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await).into_response()
+    match emu.rest(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await {
+        RestAnswer::Json(v) => Json(v).into_response(),
+        RestAnswer::Http500 => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal server error (injected fault)\n").into_response()
+        }
+        RestAnswer::Hang(hold) => hang_up(&emu, hold).await,
+    }
+}
+
+/// An injected timeout: hold the request, then end the connection without an answer. The response's body fails
+/// before its first byte, which makes the server abort the connection instead of completing the answer. A
+/// shutting-down server lets go at once, so graceful shutdown is not held up.
+async fn hang_up(emu: &Emulator, hold: Duration) -> Response {
+    tokio::select! {
+        () = tokio::time::sleep(hold) => {}
+        () = emu.closing().cancelled() => {}
+    }
+    let cut = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("injected timeout: no answer"))
+    });
+    Response::new(axum::body::Body::from_stream(cut))
 }
 
 async fn client(
@@ -114,5 +138,23 @@ async fn flush(State(emu): State<Emulator>) -> Response {
     match tokio::time::timeout(Duration::from_secs(30), emu.flush_callbacks()).await {
         Ok(()) => (StatusCode::OK, "flushed\n").into_response(),
         Err(_) => (StatusCode::GATEWAY_TIMEOUT, "callbacks still pending after 30 s\n").into_response(),
+    }
+}
+
+/// `GET /emulator/faults`: the faults injected now (the `[faults]` shape).
+async fn get_faults(State(emu): State<Emulator>) -> Response {
+    Json(emu.faults()).into_response()
+}
+
+/// `PUT /emulator/faults` with the `[faults]` shape as JSON: replaces the faults (missing keys take their
+/// defaults) and restarts the random streams from its `seed`. 400 with the reason when invalid.
+async fn put_faults(State(emu): State<Emulator>, body: axum::body::Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid faults: {e}\n")).into_response(),
+    };
+    match emu.set_faults(faults) {
+        Ok(()) => Json(emu.faults()).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }

@@ -1,5 +1,6 @@
 //! Counters of what the emulator answered and delivered, served at `GET /emulator/stats` (benchmarks read the
-//! 60007 count there). Keys are API keys and callback commands: bounded sets, never user or group ids.
+//! 60007 count there) and fault tests read what was dropped, duplicated, delayed and failed. Keys are API keys,
+//! callback commands and fault kinds: bounded sets, never user or group ids.
 
 use std::collections::BTreeMap;
 
@@ -16,12 +17,21 @@ pub struct StatsSnapshot {
     pub errors: BTreeMap<i64, u64>,
     /// Answers with 60007 (per-API frequency limit).
     pub rate_limited: u64,
-    /// Callbacks answered with HTTP 2xx, per command.
+    /// Callback deliveries answered with HTTP 2xx, per command (a duplicated callback counts each copy).
     pub callbacks_delivered: BTreeMap<String, u64>,
-    /// Callbacks that timed out, failed to connect or got a non-2xx answer, per command (never retried).
+    /// Callback deliveries that timed out, failed to connect or got a non-2xx answer, per command (never
+    /// retried; a duplicated callback counts each copy).
     pub callbacks_failed: BTreeMap<String, u64>,
-    /// Callbacks queued and not yet attempted.
+    /// After-callbacks never sent because of `faults.callback_drop_ratio`, per command.
+    pub callbacks_dropped: BTreeMap<String, u64>,
+    /// After-callbacks sent twice because of `faults.callback_duplicate_ratio`, per command.
+    pub callbacks_duplicated: BTreeMap<String, u64>,
+    /// Callback copies held back by a random delay (`faults.callback_delay_max_ms`), per command.
+    pub callbacks_delayed: BTreeMap<String, u64>,
+    /// Callbacks queued (or waiting out a delay) and not yet attempted; a duplicated one counts once.
     pub callbacks_pending: u64,
+    /// Injected REST failures, per API and kind (`http_500`, `timeout`, `60007`).
+    pub rest_faults: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,7 +40,8 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn request(&self, key: &str, error_code: i64) {
+    /// One answered request; `injected` = its failure was an injected fault (not counted as rate limiting).
+    pub(crate) fn request(&self, key: &str, error_code: i64, injected: bool) {
         let mut s = self.inner.lock();
         if let Some(n) = s.requests.get_mut(key) {
             *n += 1;
@@ -40,7 +51,7 @@ impl Stats {
         if error_code != 0 {
             *s.errors.entry(error_code).or_default() += 1;
         }
-        if error_code == 60007 {
+        if error_code == 60007 && !injected {
             s.rate_limited += 1;
         }
     }
@@ -49,6 +60,26 @@ impl Stats {
         let mut s = self.inner.lock();
         let map = if delivered { &mut s.callbacks_delivered } else { &mut s.callbacks_failed };
         *map.entry(command.to_owned()).or_default() += 1;
+    }
+
+    /// An after-callback's injected fate: dropped (no copies), duplicated (two), and each delayed copy.
+    pub(crate) fn callback_fate(&self, command: &str, copies: &[u64]) {
+        let mut s = self.inner.lock();
+        match copies.len() {
+            0 => *s.callbacks_dropped.entry(command.to_owned()).or_default() += 1,
+            1 => {}
+            _ => *s.callbacks_duplicated.entry(command.to_owned()).or_default() += 1,
+        }
+        let delayed = copies.iter().filter(|d| **d > 0).count() as u64;
+        if delayed > 0 {
+            *s.callbacks_delayed.entry(command.to_owned()).or_default() += delayed;
+        }
+    }
+
+    /// An injected REST failure.
+    pub(crate) fn rest_fault(&self, api: &str, kind: &str) {
+        let mut s = self.inner.lock();
+        *s.rest_faults.entry(api.to_owned()).or_default().entry(kind.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn snapshot(&self, pending: u64) -> StatsSnapshot {

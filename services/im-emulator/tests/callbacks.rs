@@ -1,6 +1,7 @@
 //! Callbacks received by a real HTTP server: query parameters and `Sign`, payloads of every after-callback,
 //! exactly which operations fire, `ForbidCallbackControl`, the enable set, before-callbacks that reject or
-//! rewrite, delivery order, and failure counting without retries.
+//! rewrite, delivery order in serial mode, and failure counting without retries. Concurrent delivery and fault
+//! injection are in `faults.rs`.
 
 mod common;
 
@@ -18,6 +19,8 @@ async fn setup(token: Option<&str>, enabled: Option<&[&str]>) -> (Im, Sink) {
         callback_url: Some(sink.url()),
         callback_token: token.map(str::to_owned),
         enabled_callbacks: enabled.map(|e| e.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()),
+        // Serial delivery: these tests read payloads by position; concurrent delivery is covered by faults.rs.
+        callback_concurrency: 1,
         ..config()
     };
     let im = Im::start(cfg).await;
@@ -438,8 +441,9 @@ async fn failed_deliveries_are_counted_and_not_retried() {
     assert_eq!(im.running.emulator().stats().callbacks_failed["C2C.CallbackAfterSendMsg"], 1);
 }
 
+/// `callback_concurrency = 1` (set by `setup`) delivers in operation order.
 #[tokio::test]
-async fn many_callbacks_keep_operation_order() {
+async fn serial_mode_keeps_operation_order() {
     let (im, sink) = setup(None, None).await;
     for r in 0..50u32 {
         im.ok(

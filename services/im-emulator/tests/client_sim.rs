@@ -12,7 +12,8 @@ use serde_json::json;
 
 async fn setup() -> (Im, Sink) {
     let sink = Sink::start().await;
-    let im = Im::start(EmulatorConfig { callback_url: Some(sink.url()), ..config() }).await;
+    // serial delivery: these tests read callbacks by position; concurrent delivery is covered by faults.rs.
+    let im = Im::start(EmulatorConfig { callback_url: Some(sink.url()), callback_concurrency: 1, ..config() }).await;
     im.accounts(&["ann", "bob", "cy", "dan"]).await;
     (im, sink)
 }

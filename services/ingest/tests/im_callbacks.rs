@@ -292,6 +292,8 @@ async fn im_emulator_callbacks_reach_kafka_and_admin_echoes_do_not() {
         callback_url: Some(ing.running.callback_url()),
         callback_token: Some(CALLBACK_TOKEN.to_owned()),
         rate_limits_enabled: false,
+        // serial delivery: ordering under concurrent callbacks is covered by the emulator's faults.rs.
+        callback_concurrency: 1,
         ..Default::default()
     })
     .await

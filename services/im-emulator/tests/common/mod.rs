@@ -129,10 +129,14 @@ impl Received {
 /// What the receiver answers for a given command (default: OK).
 type Answers = Arc<Mutex<HashMap<String, (u16, Value)>>>;
 
+/// How long the receiver holds a callback (keyed by its body's `MsgRandom` or `Random`) before taking it.
+type Holds = Arc<Mutex<HashMap<u64, std::time::Duration>>>;
+
 #[derive(Clone)]
 struct SinkState {
     received: Arc<Mutex<Vec<Received>>>,
     answers: Answers,
+    holds: Holds,
 }
 
 /// A real HTTP server receiving callbacks.
@@ -140,6 +144,7 @@ pub struct Sink {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     answers: Answers,
+    holds: Holds,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -147,14 +152,15 @@ impl Sink {
     pub async fn start() -> Sink {
         let received = Arc::new(Mutex::new(Vec::new()));
         let answers: Answers = Arc::new(Mutex::new(HashMap::new()));
-        let state = SinkState { received: received.clone(), answers: answers.clone() };
+        let holds: Holds = Arc::new(Mutex::new(HashMap::new()));
+        let state = SinkState { received: received.clone(), answers: answers.clone(), holds: holds.clone() };
         let app = Router::new().route("/im/callback", post(receive)).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Sink { addr, received, answers, _server: server }
+        Sink { addr, received, answers, holds, _server: server }
     }
 
     pub fn url(&self) -> String {
@@ -164,6 +170,12 @@ impl Sink {
     /// Makes the receiver answer `command` with this status and JSON body.
     pub fn answer(&self, command: &str, status: u16, body: Value) {
         self.answers.lock().insert(command.to_owned(), (status, body));
+    }
+
+    /// Makes the receiver wait `d` before taking (recording) the callback whose `MsgRandom`/`Random` is `random`,
+    /// like a slow backend server: arrival order is the order callbacks are taken.
+    pub fn hold(&self, random: u64, d: std::time::Duration) {
+        self.holds.lock().insert(random, d);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -189,6 +201,11 @@ async fn receive(
     body: axum::body::Bytes,
 ) -> (axum::http::StatusCode, axum::Json<Value>) {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let random = body.get("MsgRandom").or_else(|| body.get("Random")).and_then(Value::as_u64);
+    let hold = random.and_then(|r| s.holds.lock().get(&r).copied());
+    if let Some(d) = hold {
+        tokio::time::sleep(d).await;
+    }
     let command = query.get("CallbackCommand").cloned().unwrap_or_default();
     s.received.lock().push(Received { query, body });
     let (status, answer) = s

@@ -21,7 +21,7 @@ pub struct EmulateArgs {
 #[derive(Debug, Subcommand)]
 pub enum EmulateTarget {
     /// Tencent Cloud IM: REST API, callbacks, UserSig checks, frequency limits, dedup rules.
-    Im(ImArgs),
+    Im(Box<ImArgs>),
     /// A reference legacy chat backend: user REST API with signed webhooks, the contract's apply endpoint,
     /// NDJSON export (see docs/legacy-contract.md).
     Legacy(LegacyArgs),
@@ -61,16 +61,70 @@ pub struct ImArgs {
     /// Message retention in seconds (IM's default is 604800); default unlimited.
     #[arg(long)]
     pub retention_secs: Option<u64>,
+    /// After-callbacks in flight at once (default 8): callbacks of one conversation can arrive out of order.
+    /// 1 = serial delivery, one at a time in operation order.
+    #[arg(long)]
+    pub callback_concurrency: Option<usize>,
+    /// Seed of the fault-injection random streams: the same seed and operations give the same faults.
+    #[arg(long)]
+    pub fault_seed: Option<u64>,
+    /// Fraction of after-callbacks never sent (0.0–1.0).
+    #[arg(long)]
+    pub callback_drop_ratio: Option<f64>,
+    /// Fraction of after-callbacks sent twice (0.0–1.0).
+    #[arg(long)]
+    pub callback_duplicate_ratio: Option<f64>,
+    /// Fraction of callback copies that wait a random delay first (0.0–1.0; default 1.0).
+    #[arg(long)]
+    pub callback_delay_ratio: Option<f64>,
+    /// Largest random delay of a callback copy, in milliseconds (uniform in 1..=max; delays reorder callbacks).
+    #[arg(long)]
+    pub callback_delay_max_ms: Option<u64>,
+    /// Fraction of REST calls that fail, for the APIs of --rest-failure-api (0.0–1.0).
+    #[arg(long)]
+    pub rest_failure_ratio: Option<f64>,
+    /// How injected REST failures look, comma-separated: http_500 (HTTP 500), timeout (held, then cut off
+    /// without an answer), 60007 (IM's frequency-limit error). Default: all three.
+    #[arg(long, value_delimiter = ',')]
+    pub rest_failure_kinds: Vec<imbridge_im_emulator::RestFailureKind>,
+    /// API (`service/command`) that --rest-failure-ratio applies to (repeatable); default every REST API.
+    #[arg(long = "rest-failure-api")]
+    pub rest_failure_apis: Vec<String>,
+    /// Failure ratio of one API, replacing --rest-failure-ratio for it: `service/command=RATIO` (repeatable).
+    #[arg(long = "rest-failure-api-ratio", value_parser = parse_api_ratio)]
+    pub rest_failure_api_ratios: Vec<(String, f64)>,
+    /// How long an injected timeout holds the request before closing the connection, in milliseconds
+    /// (default 15000, beyond imbridge's 10 s request timeout).
+    #[arg(long)]
+    pub rest_timeout_ms: Option<u64>,
+    /// Whether an injected timeout applies the call before hanging (default true, the harsher choice).
+    #[arg(long)]
+    pub rest_timeout_applies: Option<bool>,
+}
+
+/// `service/command=RATIO`.
+fn parse_api_ratio(s: &str) -> Result<(String, f64), String> {
+    let (api, ratio) = s.split_once('=').ok_or_else(|| format!("expected service/command=RATIO, got {s:?}"))?;
+    let ratio: f64 = ratio.parse().map_err(|e| format!("ratio {ratio:?}: {e}"))?;
+    Ok((api.to_owned(), ratio))
 }
 
 pub async fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     match args.target {
-        EmulateTarget::Im(im) => run_im(im).await,
+        EmulateTarget::Im(im) => run_im(*im).await,
         EmulateTarget::Legacy(legacy) => run_legacy(legacy).await,
     }
 }
 
 async fn run_im(args: ImArgs) -> anyhow::Result<ExitCode> {
+    let config = im_config(args)?;
+    let shutdown = imbridge_telemetry::shutdown_token();
+    imbridge_im_emulator::run(config, shutdown).await.context("im emulator")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The emulator's configuration: `--emulator-config` (or the defaults) with every given flag applied on top.
+fn im_config(args: ImArgs) -> anyhow::Result<EmulatorConfig> {
     let mut config = match &args.emulator_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -105,9 +159,42 @@ async fn run_im(args: ImArgs) -> anyhow::Result<ExitCode> {
     if args.retention_secs.is_some() {
         config.retention_secs = args.retention_secs;
     }
-    let shutdown = imbridge_telemetry::shutdown_token();
-    imbridge_im_emulator::run(config, shutdown).await.context("im emulator")?;
-    Ok(ExitCode::SUCCESS)
+    if let Some(n) = args.callback_concurrency {
+        config.callback_concurrency = n;
+    }
+    let f = &mut config.faults;
+    if let Some(seed) = args.fault_seed {
+        f.seed = seed;
+    }
+    if let Some(r) = args.callback_drop_ratio {
+        f.callback_drop_ratio = r;
+    }
+    if let Some(r) = args.callback_duplicate_ratio {
+        f.callback_duplicate_ratio = r;
+    }
+    if let Some(r) = args.callback_delay_ratio {
+        f.callback_delay_ratio = r;
+    }
+    if let Some(ms) = args.callback_delay_max_ms {
+        f.callback_delay_max_ms = ms;
+    }
+    if let Some(r) = args.rest_failure_ratio {
+        f.rest_failure_ratio = r;
+    }
+    if !args.rest_failure_kinds.is_empty() {
+        f.rest_failure_kinds = args.rest_failure_kinds;
+    }
+    if !args.rest_failure_apis.is_empty() {
+        f.rest_failure_apis = args.rest_failure_apis;
+    }
+    f.rest_failure_api_ratios.extend(args.rest_failure_api_ratios);
+    if let Some(ms) = args.rest_timeout_ms {
+        f.rest_timeout_ms = ms;
+    }
+    if let Some(applies) = args.rest_timeout_applies {
+        f.rest_timeout_applies = applies;
+    }
+    Ok(config)
 }
 
 /// Options of `imbridge emulate legacy`; each overrides the same setting of `--emulator-config`.
@@ -183,4 +270,58 @@ async fn run_legacy(args: LegacyArgs) -> anyhow::Result<ExitCode> {
     let shutdown = imbridge_telemetry::shutdown_token();
     imbridge_legacy_emulator::run(config, shutdown).await.context("legacy emulator")?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use imbridge_im_emulator::RestFailureKind;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        im: ImArgs,
+    }
+
+    fn parse(args: &[&str]) -> anyhow::Result<EmulatorConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("im").chain(args.iter().copied()))?;
+        im_config(cli.im)
+    }
+
+    #[test]
+    fn delivery_and_fault_flags_override_the_config() {
+        let d = parse(&[]).expect("defaults");
+        assert_eq!(d.callback_concurrency, 8);
+        assert_eq!(d.faults, imbridge_im_emulator::Faults::default());
+        let c = parse(&[
+            "--callback-concurrency=1",
+            "--fault-seed=9",
+            "--callback-drop-ratio=0.1",
+            "--callback-duplicate-ratio=0.05",
+            "--callback-delay-ratio=0.5",
+            "--callback-delay-max-ms=500",
+            "--rest-failure-ratio=0.05",
+            "--rest-failure-kinds=http_500,60007",
+            "--rest-failure-api=openim/sendmsg",
+            "--rest-failure-api=group_open_http_svc/send_group_msg",
+            "--rest-failure-api-ratio=openim/importmsg=0.5",
+            "--rest-timeout-ms=800",
+            "--rest-timeout-applies=false",
+        ])
+        .expect("flags");
+        c.validate().expect("valid");
+        let f = &c.faults;
+        assert_eq!(c.callback_concurrency, 1);
+        assert_eq!((f.seed, f.callback_drop_ratio, f.callback_duplicate_ratio), (9, 0.1, 0.05));
+        assert_eq!((f.callback_delay_ratio, f.callback_delay_max_ms), (0.5, 500));
+        assert_eq!(f.rest_failure_ratio, 0.05);
+        assert_eq!(f.rest_failure_kinds, [RestFailureKind::Http500, RestFailureKind::RateLimited]);
+        assert_eq!(f.rest_failure_apis, ["openim/sendmsg", "group_open_http_svc/send_group_msg"]);
+        assert_eq!(f.rest_failure_api_ratios["openim/importmsg"], 0.5);
+        assert_eq!((f.rest_timeout_ms, f.rest_timeout_applies), (800, false));
+        assert!(parse(&["--rest-failure-kinds=http_503"]).is_err(), "unknown kinds are refused");
+        assert!(parse(&["--rest-failure-api-ratio=openim/sendmsg"]).is_err(), "RATIO is required");
+    }
 }
