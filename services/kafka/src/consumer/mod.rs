@@ -14,6 +14,10 @@
 //!    `park_after_dead_letter`, later records of that key follow it there (kind `parked`) so nothing of that
 //!    conversation is applied out of order.
 //!
+//! 5. **Waiting is not failing.** A handler that waits for records of its key not yet arrived (a resequencer
+//!    holding a gap open) answers `Outcome::Wait`: the lane pauses, tops its batch up with what arrived, and offers
+//!    it again; no attempt is counted and nothing is dead-lettered for it.
+//!
 //! The poll loop must keep calling `recv` (librdkafka's `max.poll.interval.ms`, 300 s by default): it only
 //! ever waits on bounded queues whose consumers make progress, and retries are bounded by the retry policy.
 
