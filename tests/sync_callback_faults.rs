@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 #[path = "sync_support.rs"]
-#[allow(dead_code)]
 mod support;
 
 const APPLY_SECRET: &str = "apply-secret";
