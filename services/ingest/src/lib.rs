@@ -249,6 +249,7 @@ impl RunningIngest {
         self.forwarder_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        self.service.state.spool.close();
         if let Err(e) = self.service.state.producer.flush(timeout) {
             warn!(error = %e, "producer flush at shutdown failed");
         }

@@ -154,6 +154,8 @@ pub(crate) struct State {
     /// Highest sequence number Kafka acknowledged (with everything before it).
     acked: AtomicU64,
     full: AtomicBool,
+    /// Set by [`Spool::close`]: appends are refused and the directory lock is released.
+    closed: AtomicBool,
     metrics: SpoolMetrics,
     /// Held (with its OS lock) as long as any handle lives.
     _lock: File,
@@ -243,6 +245,7 @@ impl Spool {
             used_bytes: AtomicU64::new(used),
             acked: AtomicU64::new(acked),
             full: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             metrics,
             _lock: lock,
         });
@@ -254,9 +257,22 @@ impl Spool {
 
     /// Stores one record durably; returns its sequence number once it (and everything before it) is fsynced.
     pub async fn append(&self, key: &str, payload: Vec<u8>) -> Result<u64, SpoolError> {
+        if self.state.closed.load(Ordering::Acquire) {
+            return Err(SpoolError::Closed);
+        }
         let (reply, rx) = oneshot::channel();
         self.tx.send(Append { key: key.into(), payload: payload.into(), reply }).map_err(|_| SpoolError::Closed)?;
         rx.await.map_err(|_| SpoolError::Closed)?
+    }
+
+    /// Stops accepting appends and releases the directory lock at once (shutdown), so a new process — or a new
+    /// spool in this process — can open the directory even while stray handles of this one still exist.
+    pub fn close(&self) {
+        if !self.state.closed.swap(true, Ordering::AcqRel)
+            && let Err(e) = rustix::fs::flock(&self.state._lock, rustix::fs::FlockOperation::Unlock)
+        {
+            warn!(error = %e, "spool: cannot release the directory lock");
+        }
     }
 
     /// Records not yet acknowledged by Kafka.
@@ -377,6 +393,12 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: Vec<Append>) {
+        if self.state.closed.load(Ordering::Acquire) {
+            for a in batch {
+                let _ = a.reply.send(Err(SpoolError::Closed));
+            }
+            return;
+        }
         if let Err(e) = self.maybe_rotate() {
             error!(error = %e, "spool cannot start a new segment; refusing this batch");
             for a in batch {
