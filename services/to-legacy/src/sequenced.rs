@@ -250,10 +250,21 @@ impl LegacyApplier {
             state.group_seq = Some(to);
             return Ok(());
         };
-        let filled = filler.fill(&group, from, to).await.map_err(|e| {
-            warn!(conversation = %conv, from, to, error = %e, "cannot read the gap from IM; retrying");
-            Halt::Transient(Failure::new("im_gap_fill", e.to_string()), None)
-        })?;
+        let filled = match filler.fill(&group, from, to).await {
+            Ok(f) => f,
+            Err(e) if e.is_retryable() => {
+                warn!(conversation = %conv, from, to, error = %e, "cannot read the gap from IM; retrying");
+                return Err(Halt::Transient(Failure::new("im_gap_fill", e.to_string()), None));
+            }
+            Err(e) => {
+                // IM will never answer differently (the group was dismissed meanwhile, …): holding the
+                // conversation for it would block everything behind, so the seqs are skipped, loudly.
+                error!(conversation = %conv, from, to, error = %e, "IM refused to read the gap; its seqs are skipped");
+                self.metrics.gap_messages.with_label_values(&["skipped"]).inc_by(to - from + 1);
+                state.group_seq = Some(to);
+                return Ok(());
+            }
+        };
         let mut applied = 0u64;
         for env in &filled.events {
             let Ok(event) = ContractEvent::from_im_envelope(env) else { continue };

@@ -9,8 +9,8 @@
 //!   applied (or skipped as notices / not in history), then the held messages follow. The first message of a
 //!   group never seen before waits `gap_wait_ms` too, so that earlier seqs still in flight go first.
 //! - **1:1 messages and group lifecycle events in IM's time order, within a window.** Each is held until
-//!   `reorder_window_ms` after its IM time, and those released together are applied by (time, seq) — IM's
-//!   `admin_getroammsg` order. One arriving later than the window is applied late rather than lost.
+//!   `reorder_window_ms` after ingest received it, and those released together are applied by IM's (time, seq)
+//!   — the `admin_getroammsg` order. One delayed more than the window is applied late rather than lost.
 //! - **Never an older state over a newer one.** The state keeps, per group profile field and per member, the IM
 //!   time of the newest applied change; an older change of a field or member is dropped from its event (an event
 //!   left empty is skipped). Group creation applies at once, ahead of everything held.
@@ -44,8 +44,8 @@ pub struct OrderConfig {
     pub enabled: bool,
     /// How long a group's missing seq is waited for before it is read from IM, in milliseconds.
     pub gap_wait_ms: u64,
-    /// How long after its IM time a 1:1 message or group lifecycle event is held so that earlier ones delayed
-    /// in flight can still go first, in milliseconds.
+    /// How long after ingest received it a 1:1 message or group lifecycle event is held so that earlier ones
+    /// delayed in flight can still go first, in milliseconds.
     pub reorder_window_ms: u64,
 }
 
@@ -60,34 +60,38 @@ impl Default for OrderConfig {
 pub enum Slot {
     /// A group message at this `MsgSeq`.
     GroupSeq(u64),
-    /// Released `reorder_window_ms` after `time_ms`, then applied by (`time_secs`, `seq`, `time_ms`).
-    Timed { time_ms: i64, seq: u64 },
+    /// Released `reorder_window_ms` after it reached imbridge (`arrived_ms`, ingest's clock), then applied by
+    /// IM's (`time_secs`, `seq`, `time_ms`). The hold is measured on imbridge's clock only, so a skewed IM
+    /// clock can neither hold an event for long nor release it early: an earlier change delayed less than the
+    /// window behind a later one is in the lane by the time the later one is released.
+    Timed { time_ms: i64, seq: u64, arrived_ms: i64 },
     /// Applied at once, ahead of held events (group creation).
     First,
 }
 
 impl Slot {
-    /// The slot of an IM-origin envelope, from its id (ingest's id rules) and time.
+    /// The slot of an IM-origin envelope, from its id (ingest's id rules), IM's time and when ingest got it.
     pub fn of(env: &Envelope) -> Slot {
         let id = env.id.as_str();
+        let arrived_ms = env.recorded_at.unwrap_or(env.time).as_millis();
         match &env.event {
             Event::GroupMessage(_) => match id.rsplit(':').next().and_then(|s| s.parse().ok()) {
                 Some(seq) if id.starts_with("im:gmsg:") => Slot::GroupSeq(seq),
-                _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0 },
+                _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0, arrived_ms },
             },
             // `im:c2c:<from>:<MsgSeq>_<MsgRandom>_<MsgTime>`: IM's history orders by time, then MsgSeq.
             Event::C2cMessage(_) => {
                 let seq = id.rsplit(':').next().and_then(|k| k.split('_').next()).and_then(|s| s.parse().ok());
-                Slot::Timed { time_ms: env.time.as_millis(), seq: seq.unwrap_or(0) }
+                Slot::Timed { time_ms: env.time.as_millis(), seq: seq.unwrap_or(0), arrived_ms }
             }
             Event::GroupCreated(_) => Slot::First,
-            _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0 },
+            _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0, arrived_ms },
         }
     }
 
     fn sort_key(self) -> (i64, u64, i64) {
         match self {
-            Slot::Timed { time_ms, seq } => (time_ms.div_euclid(1000), seq, time_ms),
+            Slot::Timed { time_ms, seq, .. } => (time_ms.div_euclid(1000), seq, time_ms),
             Slot::GroupSeq(_) | Slot::First => (i64::MIN, 0, 0),
         }
     }
@@ -175,12 +179,32 @@ pub fn plan(
         }
     }
 
-    // Group messages by seq.
+    // Timed events released by the window, by (time, seq).
+    let mut timed: Vec<((i64, u64, i64), usize)> = Vec::new();
+    let mut first_held: Option<usize> = None;
+    for (i, s) in slots.iter().enumerate() {
+        if finished[i] {
+            continue;
+        }
+        if let Slot::Timed { arrived_ms, .. } = s {
+            let due = arrived_ms + window;
+            if due <= now_ms {
+                timed.push((s.sort_key(), i));
+            } else {
+                hold(Duration::from_millis((due - now_ms) as u64));
+                first_held = Some(first_held.map_or(i, |f: usize| f.min(i)));
+            }
+        }
+    }
+    timed.sort();
+
+    // Group messages by seq. A message behind a held lifecycle event (in arrival order) waits for it: a message
+    // from a member who has just joined must not reach legacy before the join does.
     let mut seqs: Vec<(u64, usize)> = slots
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            Slot::GroupSeq(q) if !finished[i] => Some((*q, i)),
+            Slot::GroupSeq(q) if !finished[i] && first_held.is_none_or(|h| i < h) => Some((*q, i)),
             _ => None,
         })
         .collect();
@@ -251,34 +275,49 @@ pub fn plan(
         }
     }
 
-    // Timed events released by the window, by (time, seq).
-    let mut timed: Vec<((i64, u64, i64), usize)> = Vec::new();
-    for (i, s) in slots.iter().enumerate() {
-        if finished[i] {
-            continue;
-        }
-        if let Slot::Timed { time_ms, .. } = s {
-            let due = time_ms + window;
-            if due <= now_ms {
-                timed.push((s.sort_key(), i));
-            } else {
-                hold(Duration::from_millis((due - now_ms) as u64));
-            }
+    // Symmetrically, a lifecycle event or 1:1 message behind a group message that still waits (for a gap, or for
+    // a new group's start) waits with it: a dismissal must not overtake the group's last messages.
+    let going: HashSet<usize> = group_apply.iter().map(|(_, i)| *i).collect();
+    let first_waiting_message = slots
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            matches!(s, Slot::GroupSeq(_)) && !finished[*i] && !going.contains(i) && !out.duplicates.contains(i)
+        })
+        .map(|(i, _)| i)
+        .min();
+    if let Some(w) = first_waiting_message {
+        timed.retain(|(_, i)| *i < w);
+        if wait.is_none() {
+            wait = Some(Duration::from_millis(50));
         }
     }
-    timed.sort();
-
-    // Group messages before a fill stay before it; everything else follows in order. Timed events and group
-    // messages are independent orders (legacy keeps messages and membership apart), so they are simply queued
-    // one after the other: messages first, as their seq order is certain.
-    let before_fill = match out.fill {
-        Some((from, _)) => group_apply.iter().filter(|(q, _)| (*q as u64) < from).count(),
-        None => group_apply.len(),
-    };
-    out.apply.extend(group_apply.iter().take(before_fill).map(|(_, i)| *i));
-    out.after_fill = out.apply.len();
-    out.apply.extend(group_apply.iter().skip(before_fill).map(|(_, i)| *i));
-    out.apply.extend(timed.into_iter().map(|(_, i)| i));
+    // Group messages before a fill stay before it, the held messages after it. Otherwise messages (in seq order)
+    // and timed events (in IM's time order) are merged by arrival, so a join still goes before the first message
+    // of the new member, and a message before the sender's exit.
+    match out.fill {
+        Some((from, _)) => {
+            let before_fill = group_apply.iter().filter(|(q, _)| (*q as u64) < from).count();
+            out.apply.extend(group_apply.iter().take(before_fill).map(|(_, i)| *i));
+            out.after_fill = out.apply.len();
+            out.apply.extend(group_apply.iter().skip(before_fill).map(|(_, i)| *i));
+            out.apply.extend(timed.into_iter().map(|(_, i)| i));
+        }
+        None => {
+            let (mut g, mut t) =
+                (group_apply.iter().map(|(_, i)| *i).peekable(), timed.into_iter().map(|(_, i)| i).peekable());
+            loop {
+                let next = match (g.peek(), t.peek()) {
+                    (Some(a), Some(b)) if b < a => t.next(),
+                    (Some(_), _) => g.next(),
+                    (None, Some(_)) => t.next(),
+                    (None, None) => break,
+                };
+                out.apply.extend(next);
+            }
+            out.after_fill = out.apply.len();
+        }
+    }
     out.wait = wait;
     out
 }
@@ -358,15 +397,33 @@ mod tests {
     }
 
     #[test]
+    fn a_message_waits_behind_a_held_join_and_goes_after_a_released_one() {
+        let st = ConvOrder { group_seq: Some(1), ..Default::default() };
+        let join = |arrived_ms| Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms };
+        // The join arrived first and is still held: the message behind it waits too.
+        let p = run(&[Slot::GroupSeq(2), join(9_900), Slot::GroupSeq(3)], &st, &mut Pending::default(), Instant::now());
+        assert_eq!(p.apply, vec![0]);
+        // Released: join, then the member's message, in arrival order.
+        let p = run(&[join(9_000), Slot::GroupSeq(2)], &st, &mut Pending::default(), Instant::now());
+        assert_eq!(p.apply, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_dismissal_waits_behind_a_message_held_by_a_gap() {
+        let st = ConvOrder { group_seq: Some(1), ..Default::default() };
+        let dismissal = Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms: 8_000 };
+        let p = run(&[Slot::GroupSeq(3), dismissal], &st, &mut Pending::default(), Instant::now());
+        assert!(p.apply.is_empty(), "{p:?}");
+        assert!(p.wait.is_some());
+    }
+
+    #[test]
     fn timed_events_wait_for_the_window_and_go_by_time_then_seq() {
-        let slots = [
-            Slot::Timed { time_ms: 9_000, seq: 7 },
-            Slot::Timed { time_ms: 9_200, seq: 5 },
-            Slot::Timed { time_ms: 8_100, seq: 9 },
-            Slot::Timed { time_ms: 9_800, seq: 1 },
-        ];
+        // IM's clock runs 100 s ahead of ours: the hold is measured on ours (arrival), the order on IM's.
+        let t = |time_ms: i64, seq: u64, arrived_ms: i64| Slot::Timed { time_ms: time_ms + 100_000, seq, arrived_ms };
+        let slots = [t(9_000, 7, 9_000), t(9_200, 5, 9_300), t(8_100, 9, 9_400), t(9_800, 1, 9_800)];
         let p = run(&slots, &ConvOrder::default(), &mut Pending::default(), Instant::now());
-        // Same second (9 s): seq 5 before seq 7; 8.1 s first; 9.8 s is still inside the window.
+        // Same second (109 s): seq 5 before seq 7; 108.1 s first; the one that arrived at 9.8 s is still held.
         assert_eq!(p.apply, vec![2, 1, 0]);
         assert_eq!(p.wait, Some(Duration::from_millis(300)));
     }
