@@ -956,25 +956,16 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
     assert_eq!(metric(&to_im_page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0);
     let dlq = Admin::new(&kafka()).expect("admin").offsets(&c.topics.dlq, None).await.expect("dlq");
     if dlq.iter().map(|p| p.high - p.low).sum::<i64>() > 0 {
-        let recs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recs = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = recs.clone();
-        imbridge_kafka::reader::read_range(
-            &kafka(),
-            &c.topics.dlq,
-            None,
-            imbridge_kafka::reader::Start::Earliest,
-            move |r| {
-                sink.lock().expect("lock").push(format!(
-                    "{:?} {:?}",
-                    r.headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-                        .collect::<Vec<_>>(),
-                    r.payload.as_deref().map(String::from_utf8_lossy)
-                ));
-                true
-            },
-        )
+        read_range(&kafka(), &c.topics.dlq, None, Start::Earliest, move |r| {
+            sink.lock().expect("lock").push(format!(
+                "{:?} {:?}",
+                r.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
+                r.payload.as_deref().map(String::from_utf8_lossy)
+            ));
+            true
+        })
         .await
         .expect("read dlq");
         eprintln!("DLQ: {:#?}", recs.lock().expect("lock"));
