@@ -179,21 +179,23 @@ pub fn plan(
         }
     }
 
-    // Timed events released by the window, by (time, seq).
+    // Timed events released by the window, by IM's (time, seq). Releasing one releases every event of the lane
+    // IM ordered before it, even if that one reached imbridge later and its own hold is not over: it is here now.
+    let mut candidates: Vec<((i64, u64, i64), usize, i64)> = Vec::new();
+    for (i, s) in slots.iter().enumerate() {
+        if let (false, Slot::Timed { arrived_ms, .. }) = (finished[i], s) {
+            candidates.push((s.sort_key(), i, arrived_ms + window));
+        }
+    }
+    let released_up_to = candidates.iter().filter(|(_, _, due)| *due <= now_ms).map(|(k, _, _)| *k).max();
     let mut timed: Vec<((i64, u64, i64), usize)> = Vec::new();
     let mut first_held: Option<usize> = None;
-    for (i, s) in slots.iter().enumerate() {
-        if finished[i] {
-            continue;
-        }
-        if let Slot::Timed { arrived_ms, .. } = s {
-            let due = arrived_ms + window;
-            if due <= now_ms {
-                timed.push((s.sort_key(), i));
-            } else {
-                hold(Duration::from_millis((due - now_ms) as u64));
-                first_held = Some(first_held.map_or(i, |f: usize| f.min(i)));
-            }
+    for (key, i, due) in candidates {
+        if released_up_to.is_some_and(|r| key <= r) {
+            timed.push((key, i));
+        } else {
+            hold(Duration::from_millis((due - now_ms).max(1) as u64));
+            first_held = Some(first_held.map_or(i, |f: usize| f.min(i)));
         }
     }
     timed.sort();
@@ -421,10 +423,14 @@ mod tests {
     fn timed_events_wait_for_the_window_and_go_by_time_then_seq() {
         // IM's clock runs 100 s ahead of ours: the hold is measured on ours (arrival), the order on IM's.
         let t = |time_ms: i64, seq: u64, arrived_ms: i64| Slot::Timed { time_ms: time_ms + 100_000, seq, arrived_ms };
-        let slots = [t(9_000, 7, 9_000), t(9_200, 5, 9_300), t(8_100, 9, 9_400), t(9_800, 1, 9_800)];
+        let slots = [t(9_000, 7, 9_000), t(9_200, 5, 9_300), t(8_100, 9, 9_400), t(10_100, 1, 9_800)];
         let p = run(&slots, &ConvOrder::default(), &mut Pending::default(), Instant::now());
-        // Same second (109 s): seq 5 before seq 7; 108.1 s first; the one that arrived at 9.8 s is still held.
+        // Same second (109 s): seq 5 before seq 7; 108.1 s first; the one of 110.1 s arrived at 9.8 s: still held.
         assert_eq!(p.apply, vec![2, 1, 0]);
         assert_eq!(p.wait, Some(Duration::from_millis(300)));
+        // An earlier message that arrived after a later one goes with it, before it, even if its own hold is on.
+        let slots = [t(9_500, 2, 9_000), t(9_400, 1, 9_700)];
+        let p = run(&slots, &ConvOrder::default(), &mut Pending::default(), Instant::now());
+        assert_eq!(p.apply, vec![1, 0]);
     }
 }
