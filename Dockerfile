@@ -19,7 +19,8 @@ FROM debian:bookworm-slim
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends ca-certificates curl libssl3 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 imbridge
+    && useradd --system --uid 10001 imbridge \
+    && mkdir -p /var/lib/imbridge && chown imbridge /var/lib/imbridge
 COPY --from=build /src/target/release/imbridge /usr/local/bin/imbridge
 COPY imbridge.example.toml /etc/imbridge/imbridge.example.toml
 USER imbridge

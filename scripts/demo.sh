@@ -183,6 +183,7 @@ secret_key = "$IM_SECRET_KEY"
 listen = "127.0.0.1:$INGEST_PORT"
 legacy_secret = "$WEBHOOK_SECRET"
 im_callback_token = "$CALLBACK_TOKEN"
+spool_dir = "$WORK/ingest-spool"
 readiness_interval_ms = 500
 
 [to_im]

@@ -192,6 +192,7 @@ secret_key = "{key}"
 [ingest]
 listen = "127.0.0.1:0"
 legacy_secret = "{webhook}"
+spool_dir = "{spool}"
 readiness_interval_ms = 300
 
 [to_im]
@@ -239,6 +240,7 @@ auto_commit_interval_ms = 200
         apply = o.apply_url,
         apply_secret = APPLY_SECRET,
         extra = o.extra,
+        spool = dir.join(format!("{name}-ingest-spool")).display(),
     );
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write config");

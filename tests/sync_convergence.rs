@@ -152,6 +152,7 @@ secret_key = "{key}"
 [ingest]
 listen = "127.0.0.1:{ingest_port}"
 legacy_secret = "{WEBHOOK_SECRET}"
+spool_dir = "{spool}"
 readiness_interval_ms = 300
 
 [to_im]
@@ -189,6 +190,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
                 applied = topics.applied,
                 conv = topics.conversations,
                 partitions = topics.partitions,
+                spool = dir.path().join("ingest-spool").display(),
             ),
         )
         .expect("config");
@@ -954,6 +956,21 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
     let to_im_page = scrape(procs["to-im"].to_im_ops().await).await;
     assert_eq!(metric(&to_im_page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0);
     let dlq = Admin::new(&kafka()).expect("admin").offsets(&c.topics.dlq, None).await.expect("dlq");
+    if dlq.iter().map(|p| p.high - p.low).sum::<i64>() > 0 {
+        let recs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = recs.clone();
+        read_range(&kafka(), &c.topics.dlq, None, Start::Earliest, move |r| {
+            sink.lock().expect("lock").push(format!(
+                "{:?} {:?}",
+                r.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
+                r.payload.as_deref().map(String::from_utf8_lossy)
+            ));
+            true
+        })
+        .await
+        .expect("read dlq");
+        eprintln!("DLQ: {:#?}", recs.lock().expect("lock"));
+    }
     assert_eq!(dlq.iter().map(|p| p.high - p.low).sum::<i64>(), 0, "nothing dead-lettered");
     eprintln!(
         "done after {:?}: {ops} operations, {} legacy events, {} IM events, {echoes} echoes dropped",

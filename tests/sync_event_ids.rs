@@ -31,12 +31,13 @@ async fn two_members_quitting_in_the_same_millisecond_are_two_events() {
         format!(
             "[kafka]\nbootstrap_servers = \"{}\"\n[topics]\nlegacy_events = \"{}\"\nim_events = \"{}\"\ndlq = \"{}\"\n\
              partitions = {}\n[im]\nsdkappid = 1400000000\nadmin_identifier = \"administrator\"\nsecret_key = \"k\"\n\
-             [ingest]\nlisten = \"127.0.0.1:0\"\nlegacy_secret = \"s\"\n",
+             [ingest]\nlisten = \"127.0.0.1:0\"\nlegacy_secret = \"s\"\nspool_dir = \"{}\"\n",
             imbridge_testkit::kafka_bootstrap(),
             topics.legacy_events,
             topics.im_events,
             topics.dlq,
-            topics.partitions
+            topics.partitions,
+            dir.path().join("ingest-spool").display()
         ),
     )
     .expect("config");

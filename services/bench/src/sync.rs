@@ -357,6 +357,8 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         legacy_secret: SigningSecret::new(WEBHOOK_SECRET),
         rest_dismiss_is_echo: true,
         readiness_interval_ms: 300,
+        // A spool of its own per run (the bench is not about crash safety; the directory is left in /tmp).
+        spool_dir: std::env::temp_dir().join(format!("{u}.ingest-spool")),
         ..imbridge_ingest::IngestConfig::default()
     };
     let emu_cfg = imbridge_im_emulator::EmulatorConfig {

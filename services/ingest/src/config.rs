@@ -5,6 +5,7 @@
 //! from `[im]` through [`crate::Deps`], so ingest and to-im can never disagree on who imbridge is.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use imbridge_legacy::SigningSecret;
 use serde::{Deserialize, Serialize};
@@ -40,8 +41,18 @@ pub struct IngestConfig {
     pub create_topics: bool,
     /// How often Kafka reachability is probed for `/readyz`, in milliseconds.
     pub readiness_interval_ms: u64,
-    /// How long shutdown waits for Kafka to acknowledge what is still queued, in milliseconds.
+    /// How long shutdown waits for Kafka to acknowledge what is still queued (the producer's queue and the
+    /// spool), in milliseconds. What the spool still holds then stays on disk for the next start.
     pub flush_timeout_ms: u64,
+    /// Directory of the IM callback spool: callbacks are fsynced here before IM hears "OK" and produced to
+    /// Kafka in the background. Must be on a persistent volume and used by one ingest process only (locked).
+    pub spool_dir: PathBuf,
+    /// Upper bound of the spool's files, in bytes. When Kafka has been away long enough to fill it, callbacks
+    /// are answered with an error (503) instead of being accepted and lost.
+    pub spool_max_bytes: u64,
+    /// Size at which the spool starts a new segment file, in bytes; a segment is deleted once Kafka has
+    /// acknowledged all of it.
+    pub spool_segment_bytes: u64,
 }
 
 impl Default for IngestConfig {
@@ -58,6 +69,9 @@ impl Default for IngestConfig {
             create_topics: true,
             readiness_interval_ms: 5_000,
             flush_timeout_ms: 5_000,
+            spool_dir: PathBuf::from("data/ingest-spool"),
+            spool_max_bytes: 256 * 1024 * 1024,
+            spool_segment_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -81,6 +95,15 @@ impl IngestConfig {
         }
         if self.produce_timeout_ms == 0 || self.readiness_interval_ms == 0 {
             return bad("ingest.produce_timeout_ms and ingest.readiness_interval_ms must be positive");
+        }
+        if self.spool_dir.as_os_str().is_empty() {
+            return bad("ingest.spool_dir is empty");
+        }
+        if self.spool_max_bytes < 2 * self.max_body_bytes as u64 {
+            return bad("ingest.spool_max_bytes must be at least twice ingest.max_body_bytes");
+        }
+        if self.spool_segment_bytes < 4096 || self.spool_segment_bytes > self.spool_max_bytes {
+            return bad("ingest.spool_segment_bytes must be between 4096 and ingest.spool_max_bytes");
         }
         Ok(())
     }

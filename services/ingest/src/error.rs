@@ -36,6 +36,8 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("kafka did not acknowledge the events within {0:?}")]
     ProduceTimeout(Duration),
+    #[error("{0}")]
+    Spool(#[from] crate::spool::SpoolError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -56,7 +58,9 @@ impl IngestError {
             | IngestError::CallbackParse(_)
             | IngestError::CallbackInvalid { .. } => StatusCode::BAD_REQUEST,
             // 503 (not 500): the request was fine, Kafka was not; the sender retries the same bytes.
-            IngestError::Kafka(_) | IngestError::ProduceTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Kafka(_) | IngestError::ProduceTimeout(_) | IngestError::Spool(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             IngestError::Config(_) | IngestError::Bind { .. } | IngestError::Metrics(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -67,7 +71,9 @@ impl IngestError {
 impl Classify for IngestError {
     fn disposition(&self) -> Disposition {
         match self {
-            IngestError::Kafka(_) | IngestError::ProduceTimeout(_) | IngestError::Body(_) => Disposition::Retry,
+            IngestError::Kafka(_) | IngestError::ProduceTimeout(_) | IngestError::Body(_) | IngestError::Spool(_) => {
+                Disposition::Retry
+            }
             _ => Disposition::DeadLetter,
         }
     }
@@ -89,6 +95,8 @@ impl Classify for IngestError {
             IngestError::CallbackInvalid { .. } => "callback_invalid",
             IngestError::Kafka(_) => "kafka_unavailable",
             IngestError::ProduceTimeout(_) => "kafka_timeout",
+            IngestError::Spool(crate::spool::SpoolError::Full { .. }) => "spool_full",
+            IngestError::Spool(_) => "spool_error",
             IngestError::Config(_) => "config",
             IngestError::Bind { .. } => "bind",
             IngestError::Metrics(_) => "metrics",

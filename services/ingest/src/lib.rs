@@ -8,10 +8,15 @@
 //!   drop echoes → produce → answer;
 //! - [`callback`]: what each IM callback becomes (pure), echo recognition, the `CloudCustomData` origin marker;
 //! - [`metrics`]: events ingested by source and kind, rejections by reason, echoes, produce latency;
-//! - [`error`]: [`IngestError`], each variant with its HTTP status and a bounded reason label.
+//! - [`error`]: [`IngestError`], each variant with its HTTP status and a bounded reason label;
+//! - [`spool`]: the durable, fsynced spool IM callbacks are answered from (IM never re-sends one), and the
+//!   background forwarder that produces them to Kafka and forgets them only once acknowledged.
 //!
 //! This file: [`Service`] (router for in-process tests), [`spawn`] (port 0 for tests) and [`run`] (the binary),
 //! plus the readiness probe behind `/readyz` (Kafka reachable and both event topics present).
+//!
+//! IM callbacks are answered once spooled (fsynced), not once Kafka acknowledged: Kafka may be down, and IM would
+//! never send them again. Legacy webhooks keep waiting for Kafka (their sender retries on 503).
 //!
 //! Ordering note: a sender that needs per-conversation order sends a conversation's events one request after
 //! another (the contract's outbox rule); within a request, events are enqueued in order on one idempotent
@@ -23,6 +28,7 @@ pub mod dismissals;
 pub mod error;
 pub mod metrics;
 pub mod server;
+pub mod spool;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,10 +98,19 @@ impl Service {
         }
         let producer = Producer::new(&deps.kafka)?;
         let metrics = Metrics::new(&deps.registry)?;
+        let spool = spool::Spool::open(
+            spool::SpoolSettings {
+                dir: config.spool_dir.clone(),
+                max_bytes: config.spool_max_bytes,
+                segment_bytes: config.spool_segment_bytes,
+            },
+            spool::SpoolMetrics::new(&deps.registry)?,
+        )?;
         let readiness = Readiness::new();
         readiness.set(server::READY_KAFKA, false);
         let state = Arc::new(server::Shared {
             producer,
+            spool,
             topics: deps.topics,
             verifier: Verifier::new(config.legacy_secrets(), config.signature_tolerance_secs),
             sdkappid: deps.sdkappid,
@@ -131,6 +146,11 @@ impl Service {
         &self.state.metrics
     }
 
+    /// The IM callback spool (tests wait for it to empty before reading the topic).
+    pub fn spool(&self) -> &spool::Spool {
+        &self.state.spool
+    }
+
     /// Keeps `/readyz` honest: creates the event topics once (when configured) and then checks every
     /// `readiness_interval_ms` that Kafka answers and both topics exist.
     async fn probe(self, shutdown: CancellationToken) {
@@ -146,30 +166,41 @@ impl Service {
         let mut created = !self.config.create_topics;
         let every = Duration::from_millis(self.config.readiness_interval_ms);
         loop {
-            if !created {
-                match topology::ensure(&admin, topics, &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations])
+            // A probe stuck on an unreachable broker must not hold shutdown up.
+            let round = async {
+                if !created {
+                    match topology::ensure(
+                        &admin,
+                        topics,
+                        &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations],
+                    )
                     .await
-                {
-                    Ok(()) => {
-                        created = true;
-                        info!(topics = ?names, "event topics ready");
-                    }
-                    Err(e) => warn!(error = %e, "cannot create the event topics yet"),
-                }
-            }
-            let mut ok = created;
-            for n in &names {
-                match admin.partition_count(n).await {
-                    Ok(p) if p > 0 => {}
-                    Ok(_) => ok = false,
-                    Err(e) => {
-                        ok = false;
-                        warn!(error = %e, topic = %n, "kafka readiness probe failed");
-                        break;
+                    {
+                        Ok(()) => {
+                            created = true;
+                            info!(topics = ?names, "event topics ready");
+                        }
+                        Err(e) => warn!(error = %e, "cannot create the event topics yet"),
                     }
                 }
+                let mut ok = created;
+                for n in &names {
+                    match admin.partition_count(n).await {
+                        Ok(p) if p > 0 => {}
+                        Ok(_) => ok = false,
+                        Err(e) => {
+                            ok = false;
+                            warn!(error = %e, topic = %n, "kafka readiness probe failed");
+                            break;
+                        }
+                    }
+                }
+                self.state.readiness.set(server::READY_KAFKA, ok);
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = round => {}
             }
-            self.state.readiness.set(server::READY_KAFKA, ok);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
@@ -185,6 +216,8 @@ pub struct RunningIngest {
     service: Service,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Stops the spool forwarder (after the drain at shutdown).
+    forwarder_stop: CancellationToken,
 }
 
 impl RunningIngest {
@@ -210,9 +243,13 @@ impl RunningIngest {
     /// Stops accepting, finishes in-flight requests, then flushes what Kafka has not acknowledged yet.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        let timeout = Duration::from_millis(self.service.config.flush_timeout_ms);
+        // The HTTP server stops first, so nothing new is spooled while the forwarder drains.
+        spool::forwarder::drain(&self.service.state.spool, timeout).await;
+        self.forwarder_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        let timeout = Duration::from_millis(self.service.config.flush_timeout_ms);
+        self.service.state.spool.close();
         if let Err(e) = self.service.state.producer.flush(timeout) {
             warn!(error = %e, "producer flush at shutdown failed");
         }
@@ -236,13 +273,20 @@ pub async fn spawn(config: IngestConfig, deps: Deps) -> Result<RunningIngest, In
         }
     });
     tasks.spawn(service.clone().probe(shutdown.clone()));
+    let forwarder_stop = CancellationToken::new();
+    tasks.spawn(spool::forwarder::run(
+        service.state.spool.clone(),
+        service.state.producer.clone(),
+        service.state.topics.im_events.clone(),
+        forwarder_stop.clone(),
+    ));
     service.state.dismissals.follow(
         service.kafka.clone(),
         service.state.topics.conversations.clone(),
         shutdown.child_token(),
     );
     info!(addr = %local, legacy = LEGACY_PATH, im = IM_CALLBACK_PATH, "ingest listening");
-    Ok(RunningIngest { addr: local, service, shutdown, tasks })
+    Ok(RunningIngest { addr: local, service, shutdown, tasks, forwarder_stop })
 }
 
 /// Runs ingest until `shutdown` fires, then stops cleanly: the entry point of `imbridge ingest`.

@@ -6,7 +6,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 /// Counters and timings of one ingest service.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    /// Events acknowledged by Kafka, by `source` and `kind`.
+    /// Events accepted, by `source` and `kind`: legacy ones acknowledged by Kafka, IM ones fsynced in the spool
+    /// (the spool's own metrics say when Kafka took them).
     pub events: IntCounterVec,
     /// Requests (or events inside an accepted request) refused, by `source` and `reason`.
     pub rejected: IntCounterVec,
@@ -23,7 +24,10 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let events = IntCounterVec::new(
-            Opts::new("imbridge_ingest_events_total", "events acknowledged by kafka, by source and kind"),
+            Opts::new(
+                "imbridge_ingest_events_total",
+                "events accepted (legacy: acknowledged by kafka; im: spooled), by source and kind",
+            ),
             &["source", "kind"],
         )?;
         let rejected = IntCounterVec::new(

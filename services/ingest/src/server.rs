@@ -5,8 +5,10 @@
 //! 2. **bound** — bodies over `max_body_bytes` are refused with 413 by the body extractor, before any parsing;
 //! 3. **parse and normalize** through the legacy and IM crates (ingest never reads a foreign payload itself);
 //!    a malformed request is a 4xx with the reason and touches nothing;
-//! 4. **drop echoes** (counted), then **produce** keyed by conversation and wait for Kafka's acknowledgement;
-//!    only then answer success. A Kafka failure or a slow acknowledgement is a 503, so the sender retries.
+//! 4. **drop echoes** (counted), then make the events durable and only then answer success. Legacy webhooks:
+//!    **produce** keyed by conversation and wait for Kafka's acknowledgement; a Kafka failure or a slow
+//!    acknowledgement is a 503, so the sender retries. IM callbacks (never re-sent): **spool** (fsynced) and
+//!    answer; the spool's forwarder produces them. A full or failing spool is a 503, never a silent loss.
 //!
 //! Each request is independent: a bad one costs only itself, never the requests behind it.
 
@@ -41,6 +43,8 @@ pub const READY_KAFKA: &str = "kafka";
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub producer: Producer,
+    /// Where IM callbacks are made durable before IM hears "OK".
+    pub spool: crate::spool::Spool,
     pub topics: TopicNames,
     pub verifier: Verifier,
     pub sdkappid: u64,
@@ -165,9 +169,10 @@ impl Shared {
             Normalized::Event(env) => {
                 let span = info_span!("event", event_id = %env.id, conversation = %env.conversation, kind = env.kind().as_str());
                 async {
-                    self.produce(Source::Im, &self.topics.im_events, std::slice::from_ref(&env)).await?;
-                    debug!(command = cb.command(), "callback accepted");
-                    Ok("produced")
+                    self.spool.append(env.conversation.as_str(), env.to_json()).await?;
+                    self.metrics.events.with_label_values(&[Source::Im.as_str(), env.kind().as_str()]).inc();
+                    debug!(command = cb.command(), "callback spooled");
+                    Ok("spooled")
                 }
                 .instrument(span)
                 .await

@@ -78,6 +78,7 @@ async fn refuses_foreign_forged_and_stale_callbacks() {
         )
         .await;
     assert_eq!((s, v), (200, ok()));
+    ing.settled().await;
     assert!(ing.records(&ing.topics.im_events).await.len() == 1, "only the authenticated callback was produced");
     let m = ing.metrics().await;
     assert_eq!(sample(&m, r#"imbridge_ingest_rejected_total{reason="sdkappid",source="im"}"#), 2.0, "{m}");
@@ -208,6 +209,7 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
     assert_eq!(s, 400, "{v}");
     assert!(v["ErrorInfo"].as_str().expect("reason").contains("an array, not a JSON object"), "{v}");
 
+    ing.settled().await;
     let envs = ing.envelopes(&ing.topics.im_events).await;
     assert_eq!(envs.len(), produced.len(), "{envs:#?}");
     assert!(envs.iter().all(|e| e.source == Source::Im && e.recorded_at.is_some()));
@@ -426,6 +428,7 @@ async fn im_emulator_callbacks_reach_kafka_and_admin_echoes_do_not() {
     call("ann", true, "group_open_http_svc/destroy_group", json!({"GroupId": gid})).await;
     tokio::time::timeout(Duration::from_secs(20), e.flush_callbacks()).await.expect("callbacks delivered");
 
+    ing.settled().await;
     let envs = ing.envelopes(&ing.topics.im_events).await;
     let c2c: Vec<String> = envs
         .iter()

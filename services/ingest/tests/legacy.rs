@@ -153,6 +153,7 @@ async fn an_all_echo_batch_is_accepted_without_producing() {
 }
 
 /// Kafka unreachable: a valid webhook must not be answered 200 (the sender would drop it); 503 + Retry-After.
+/// An IM callback, whose sender never retries, is spooled and answered OK instead.
 /// Needs no broker: ingest points at a port where nothing listens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_outage_answers_503_never_200() {
@@ -172,13 +173,17 @@ async fn kafka_outage_answers_503_never_200() {
     assert_eq!(s, 503, "{v}");
     assert_eq!(h.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     assert!(started.elapsed() >= Duration::from_millis(1_400), "answered only after waiting for an ack");
-    // A callback too: IM must see a failure, not OK.
+    // An IM callback is different: IM never sends it again, so it is spooled on disk and answered OK at once;
+    // it waits there for Kafka (tests/spool.rs follows it to Kafka).
+    let started = std::time::Instant::now();
     let (s, v) = ing
         .post_callback(&json!({"CallbackCommand":"Group.CallbackAfterGroupDestroyed","GroupId":"g","Type":"Public",
             "Owner_Account":"ann","Name":"n","EventTime":1_700_000_000_000_i64}))
         .await;
-    assert_eq!(s, 503, "{v}");
-    assert_eq!(v["ActionStatus"], "FAIL");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["ActionStatus"], "OK");
+    assert!(started.elapsed() < Duration::from_millis(1_000), "answered after the fsync, not after kafka");
+    assert_eq!(ing.running.service().spool().pending(), 1, "the callback waits in the spool");
     let r = ing.http.get(format!("{}/readyz", ing.running.url())).send().await.expect("readyz");
     assert_eq!(r.status(), 503);
     assert!(r.text().await.expect("text").contains("kafka not ready"));

@@ -12,6 +12,8 @@ pub struct ConsumerMetrics {
     pub records: IntCounterVec,
     /// Handler attempts that asked for a retry (a retry is not a drop: counted apart from outcomes).
     pub retries: IntCounter,
+    /// Handler answers that asked to wait for records not yet arrived (a resequencer holding a gap open).
+    pub waits: IntCounter,
     /// Handler duration per attempt.
     pub handle_seconds: Histogram,
     /// Records received and not yet finished.
@@ -33,6 +35,7 @@ impl ConsumerMetrics {
         let p = |n: &str| format!("imbridge_{part}_{n}");
         let records = IntCounterVec::new(Opts::new(p("records_total"), "records finished by outcome"), &["outcome"])?;
         let retries = IntCounter::new(p("retries_total"), "handler attempts that asked for a retry")?;
+        let waits = IntCounter::new(p("waits_total"), "handler answers waiting for records not yet arrived")?;
         let handle_seconds = Histogram::with_opts(
             HistogramOpts::new(p("handle_seconds"), "handler duration per attempt")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
@@ -52,6 +55,7 @@ impl ConsumerMetrics {
         )?;
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(waits.clone()))?;
         registry.register(Box::new(handle_seconds.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(backpressure_seconds.clone()))?;
@@ -62,6 +66,7 @@ impl ConsumerMetrics {
         Ok(Self {
             records,
             retries,
+            waits,
             handle_seconds,
             in_flight,
             backpressure_seconds,

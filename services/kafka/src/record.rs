@@ -64,6 +64,10 @@ pub enum Outcome {
     Retry(Failure),
     /// Can never apply: the runner puts it on the DLQ with the reason and moves on.
     DeadLetter(Failure),
+    /// Not yet: the handler is waiting for records of this key that have not arrived (a resequencer holding a
+    /// gap open). The runner pauses this long, then offers the batch again together with whatever records of the
+    /// key arrived meanwhile. Not a failure: it neither counts as an attempt nor leads to the DLQ.
+    Wait(std::time::Duration),
 }
 
 /// A handler's verdict on a batch: the first `done` records are finished; `next`, if any, is the verdict on

@@ -225,6 +225,16 @@ async fn reapply<H: Handler>(handler: &H, records: &[Record], retry: &RetryPolic
             }
             Some(Outcome::DeadLetter(f)) => return (next, Some((records[next].offset, f))),
             Some(Outcome::Retry(f)) => f,
+            // A replay offers every record of the key at once: nothing more will arrive to wait for.
+            Some(Outcome::Wait(_)) => {
+                return (
+                    next,
+                    Some((
+                        records[next].offset,
+                        Failure::new("waiting", "the handler waits for records the replay does not hold"),
+                    )),
+                );
+            }
         };
         attempts += 1;
         if attempts >= retry.max_attempts {

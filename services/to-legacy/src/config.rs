@@ -46,6 +46,9 @@ pub struct ToLegacyConfig {
     pub create_topics: bool,
     /// How often Kafka and the legacy side are probed for `/readyz`, in milliseconds.
     pub readiness_interval_ms: u64,
+    /// The resequencer: IM callbacks arrive out of order, twice or not at all; this puts each conversation back
+    /// in IM's order before it reaches legacy (`[to_legacy.order]`).
+    pub order: crate::order::OrderConfig,
 }
 
 impl Default for ToLegacyConfig {
@@ -71,6 +74,7 @@ impl Default for ToLegacyConfig {
             },
             create_topics: true,
             readiness_interval_ms: 5_000,
+            order: crate::order::OrderConfig::default(),
         }
     }
 }
@@ -103,6 +107,10 @@ impl ToLegacyConfig {
         }
         if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 || self.readiness_interval_ms == 0 {
             return bad("to_legacy timeouts and readiness_interval_ms must be positive".into());
+        }
+        if self.order.gap_wait_ms > 60_000 || self.order.reorder_window_ms > 60_000 {
+            // Held records keep their lane's in-flight permits: long holds would stall the poll loop.
+            return bad("to_legacy.order.gap_wait_ms and reorder_window_ms must be at most 60000".into());
         }
         self.consumer.validate().map_err(|e| ToLegacyError::Config(format!("to_legacy.consumer: {e}")))
     }

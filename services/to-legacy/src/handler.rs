@@ -35,13 +35,13 @@ pub const READY_LEGACY: &str = "legacy";
 pub const READY_ASSIGNMENT: &str = "assignment";
 
 /// One decoded record: the envelope (for metrics and logs) and the contract event written to legacy.
-struct Item {
-    env: Envelope,
-    event: ContractEvent,
+pub(crate) struct Item {
+    pub(crate) env: Envelope,
+    pub(crate) event: ContractEvent,
 }
 
 /// Why an apply stopped before the end of its events.
-enum Stop {
+pub(crate) enum Stop {
     /// Legacy refused the event at `index` for good.
     Rejected { index: usize, error: ApplyError },
     /// Transient failures outlasted the in-call retries.
@@ -54,10 +54,12 @@ pub struct LegacyApplier {
     client: ApplyClient,
     retry: RetryPolicy,
     batch_max: usize,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     readiness: Readiness,
     shutdown: CancellationToken,
     assigned: AtomicBool,
+    /// The resequencer; `None` applies records in offset order (replay, `order.enabled = false`).
+    pub(crate) order: Option<Arc<crate::sequenced::Resequencer>>,
 }
 
 impl LegacyApplier {
@@ -70,11 +72,42 @@ impl LegacyApplier {
         readiness: Readiness,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        Arc::new(Self { client, retry, batch_max, metrics, readiness, shutdown, assigned: AtomicBool::new(false) })
+        Arc::new(Self {
+            client,
+            retry,
+            batch_max,
+            metrics,
+            readiness,
+            shutdown,
+            assigned: AtomicBool::new(false),
+            order: None,
+        })
+    }
+
+    /// The same applier behind the resequencer.
+    pub fn with_order(
+        client: ApplyClient,
+        retry: RetryPolicy,
+        batch_max: usize,
+        metrics: Metrics,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+        order: Arc<crate::sequenced::Resequencer>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            retry,
+            batch_max,
+            metrics,
+            readiness,
+            shutdown,
+            assigned: AtomicBool::new(false),
+            order: Some(order),
+        })
     }
 
     /// A record → its envelope and contract event; a failure here can never succeed later.
-    fn decode(r: &Record) -> Result<Item, Failure> {
+    pub(crate) fn decode(r: &Record) -> Result<Item, Failure> {
         let env = r.envelope()?;
         let event = ContractEvent::from_im_envelope(&env).map_err(|e| Failure::from_error(&ApplyError::Convert(e)))?;
         Ok(Item { env, event })
@@ -82,7 +115,7 @@ impl LegacyApplier {
 
     /// Waits `d`, unless shutdown began: then it never returns, so the runner cancels this lane at its drain
     /// deadline and the record is redelivered after the restart (see invariant 3).
-    async fn wait(&self, d: Duration) {
+    pub(crate) async fn wait(&self, d: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = self.shutdown.cancelled() => std::future::pending::<()>().await,
@@ -121,7 +154,7 @@ impl LegacyApplier {
 
     /// Applies `events` in order. Returns the outcome label of every event of the finished prefix
     /// (`applied` or `duplicate`) and why it stopped, if it did.
-    async fn apply(&self, events: &[ContractEvent]) -> (Vec<&'static str>, Option<Stop>) {
+    pub(crate) async fn apply(&self, events: &[ContractEvent]) -> (Vec<&'static str>, Option<Stop>) {
         let label = |o: &ApplyOutcome| if o.is_duplicate() { "duplicate" } else { "applied" };
         let err = match self.send(events).await {
             Ok(o) => return (vec![label(&o); events.len()], None),
@@ -156,7 +189,7 @@ impl LegacyApplier {
         (done, None)
     }
 
-    fn finished(&self, item: &Item, outcome: &'static str) {
+    pub(crate) fn finished(&self, item: &Item, outcome: &'static str) {
         let kind = item.env.kind().as_str();
         self.metrics.events.with_label_values(&[kind, outcome]).inc();
         if outcome == "applied" {
@@ -188,6 +221,9 @@ impl Handler for LegacyApplier {
     }
 
     async fn handle_batch(&self, records: &[&Record]) -> BatchOutcome {
+        if let Some(order) = &self.order {
+            return self.handle_sequenced(order, records).await;
+        }
         let mut items = Vec::with_capacity(records.len());
         let mut poison = None;
         for r in records {
@@ -248,8 +284,19 @@ impl Handler for LegacyApplier {
     }
 
     fn partitions_assigned(&self, partitions: &[(String, i32)]) {
+        if let Some(order) = &self.order {
+            let ps: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+            order.store.assign(&ps);
+        }
         if !partitions.is_empty() && !self.assigned.swap(true, Ordering::AcqRel) {
             self.readiness.set(READY_ASSIGNMENT, true);
+        }
+    }
+
+    fn partitions_revoked(&self, partitions: &[(String, i32)]) {
+        if let Some(order) = &self.order {
+            let ps: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+            order.store.revoke(&ps);
         }
     }
 }

@@ -21,9 +21,12 @@ pub mod config;
 pub mod error;
 pub mod handler;
 pub mod metrics;
+pub mod order;
 pub mod replay;
+pub mod sequenced;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use imbridge_core::topics::TopicNames;
@@ -56,12 +59,19 @@ pub struct Deps {
     pub topics: TopicNames,
     /// Where the service's metrics are registered (tests pass their own).
     pub registry: Registry,
+    /// `[im]`: the client group seq gaps are read with. `None`: a gap past its wait is skipped (and counted).
+    pub im: Option<imbridge_im::ImConfig>,
 }
 
 impl Deps {
-    /// Deps with a fresh registry.
+    /// Deps with a fresh registry and no IM client.
     pub fn new(kafka: KafkaConfig, topics: TopicNames) -> Self {
-        Self { kafka, topics, registry: Registry::new() }
+        Self { kafka, topics, registry: Registry::new(), im: None }
+    }
+
+    /// The same, reading group seq gaps from IM with `im`.
+    pub fn with_im(self, im: imbridge_im::ImConfig) -> Self {
+        Self { im: Some(im), ..self }
     }
 }
 
@@ -108,14 +118,27 @@ pub async fn start(
     // The handler drives retries itself (send_once), so the client's own loop is never used.
     apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
     let client = ApplyClient::new(apply, &deps.registry)?;
-    let handler = LegacyApplier::new(
-        client,
-        config.retry.clone(),
-        config.batch_max_events,
-        metrics,
-        readiness.clone(),
-        shutdown.clone(),
-    );
+    let handler = if config.order.enabled {
+        let order = resequencer(&config, &deps).await?;
+        LegacyApplier::with_order(
+            client,
+            config.retry.clone(),
+            config.batch_max_events,
+            metrics,
+            readiness.clone(),
+            shutdown.clone(),
+            Arc::new(order),
+        )
+    } else {
+        LegacyApplier::new(
+            client,
+            config.retry.clone(),
+            config.batch_max_events,
+            metrics,
+            readiness.clone(),
+            shutdown.clone(),
+        )
+    };
     let dlq = DlqProducer::new(Producer::new(&deps.kafka)?, deps.topics.dlq.clone());
     let consumer_metrics = ConsumerMetrics::new(&deps.registry, "to_legacy")?;
     let consumer = OrderedConsumer::new(
@@ -143,6 +166,57 @@ pub async fn start(
         "to-legacy started"
     );
     Ok(RunningToLegacy { ops_addr, readiness, consumer, tasks })
+}
+
+/// The resequencer: its durable state on the applied-ledger topic (created when configured) and, with `[im]`,
+/// the client that fills group seq gaps.
+async fn resequencer(config: &ToLegacyConfig, deps: &Deps) -> Result<sequenced::Resequencer, ToLegacyError> {
+    let admin = Admin::new(&deps.kafka)?;
+    let topics = &deps.topics;
+    let mut attempt = 0u32;
+    // Kafka may still be starting next to us: the state's partition count is needed before consuming.
+    let partitions = loop {
+        let ready = async {
+            if config.create_topics {
+                topology::ensure(&admin, topics, &[Topic::ImEvents, Topic::Applied, Topic::Dlq]).await?;
+            }
+            admin.partition_count(&topics.applied).await
+        };
+        match ready.await {
+            Ok(n) if n > 0 => break n,
+            Ok(_) => {
+                return Err(ToLegacyError::Config(format!(
+                    "topic {} (the resequencer's state) does not exist; create it or set to_legacy.create_topics",
+                    topics.applied
+                )));
+            }
+            Err(e) if attempt < 20 => {
+                attempt += 1;
+                warn!(error = %e, attempt, "cannot reach the resequencer's state topic yet");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let store = order::OrderStore::new(
+        deps.kafka.clone(),
+        topics.applied.clone(),
+        topics.im_events.clone(),
+        &config.group_id,
+        partitions,
+    )?;
+    let filler = match &deps.im {
+        Some(im) => {
+            let client = imbridge_im::ImClient::new(im, &deps.registry)
+                .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
+            Some(order::GapFiller::new(client, im.admin_identifier.clone()))
+        }
+        None => {
+            warn!("no [im] client: group seq gaps that stay open are skipped, not read from IM");
+            None
+        }
+    };
+    Ok(sequenced::Resequencer { cfg: config.order.clone(), store, filler, memory: order::Memory::default() })
 }
 
 /// Runs until `shutdown` fires (SIGTERM/SIGINT in the binary), then drains, commits and returns.

@@ -3,7 +3,7 @@
 //! (`imbridge_legacy_apply_requests_total`). Labels are bounded: event kinds, outcome words, error kinds built from
 //! HTTP status codes.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Counters and timings of one to-legacy service.
 #[derive(Debug, Clone)]
@@ -19,6 +19,16 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Events per apply request.
     pub batch_events: Histogram,
+    /// Group seq gaps seen (each counted once, whether a late callback or a fill from IM closed it).
+    pub gaps_detected: IntCounter,
+    /// Gaps still open after `order.gap_wait_ms` and read from IM.
+    pub gaps_filled: IntCounter,
+    /// Seqs of filled gaps, by `outcome`: `filled` (applied from IM's history) or `skipped` (a notice, a hole,
+    /// an echo, or not in IM's history).
+    pub gap_messages: IntCounterVec,
+    /// Events the resequencer finished without applying, by `reason`: `duplicate` (a seq already applied, a
+    /// callback delivered twice) or `stale` (every change in it is older than one already applied).
+    pub resequenced: IntCounterVec,
 }
 
 impl Metrics {
@@ -45,11 +55,36 @@ impl Metrics {
             HistogramOpts::new("imbridge_to_legacy_batch_events", "events per apply request")
                 .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
         )?;
+        let gaps_detected =
+            IntCounter::new("imbridge_to_legacy_gaps_detected_total", "group seq gaps seen, each counted once")?;
+        let gaps_filled = IntCounter::new("imbridge_to_legacy_gaps_filled_total", "group seq gaps read from IM")?;
+        let gap_messages = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_gap_messages_total", "seqs of filled gaps, filled or skipped"),
+            &["outcome"],
+        )?;
+        let resequenced = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_resequenced_total", "events finished without applying, by reason"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(gaps_detected.clone()))?;
+        registry.register(Box::new(gaps_filled.clone()))?;
+        registry.register(Box::new(gap_messages.clone()))?;
+        registry.register(Box::new(resequenced.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(apply_seconds.clone()))?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(batch_events.clone()))?;
-        Ok(Self { events, apply_seconds, end_to_end_seconds, retries, batch_events })
+        Ok(Self {
+            events,
+            apply_seconds,
+            end_to_end_seconds,
+            retries,
+            batch_events,
+            gaps_detected,
+            gaps_filled,
+            gap_messages,
+            resequenced,
+        })
     }
 }

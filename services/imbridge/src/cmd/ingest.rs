@@ -1,5 +1,6 @@
 //! `imbridge ingest`: the HTTP front door — legacy webhooks (`POST /v1/legacy/events`) and IM callbacks
-//! (`POST /v1/im/callback`) into Kafka, answering only after Kafka acknowledged. Runs until SIGTERM/Ctrl-C.
+//! (`POST /v1/im/callback`) into Kafka: webhooks answered once Kafka acknowledged, callbacks once fsynced in the
+//! spool (`ingest.spool_dir`). Runs until SIGTERM/Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,6 +17,9 @@ pub struct IngestArgs {
     /// Address of both endpoints and of /metrics, /healthz, /readyz (`ingest.listen`).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Directory of the IM callback spool (`ingest.spool_dir`); one ingest process per directory.
+    #[arg(long)]
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -23,6 +27,9 @@ pub async fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let mut c = loaded.config;
     if let Some(a) = args.listen {
         c.ingest.listen = a;
+    }
+    if let Some(d) = args.spool_dir {
+        c.ingest.spool_dir = d;
     }
     tracing::info!(
         config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,

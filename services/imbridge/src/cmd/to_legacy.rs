@@ -41,7 +41,11 @@ pub async fn run(args: ToLegacyArgs, global: &GlobalArgs) -> anyhow::Result<Exit
         apply_url = %c.to_legacy.apply_url, "starting to-legacy"
     );
     let shutdown = imbridge_telemetry::shutdown_token();
-    let deps = imbridge_to_legacy::Deps::new(c.kafka, c.topics);
+    let mut deps = imbridge_to_legacy::Deps::new(c.kafka, c.topics);
+    if !c.im.secret_key.is_empty() {
+        // Group seq gaps are read from IM with the same client settings to-im uses.
+        deps = deps.with_im(c.im);
+    }
     imbridge_to_legacy::run(c.to_legacy, deps, shutdown).await.context("to-legacy")?;
     Ok(ExitCode::SUCCESS)
 }

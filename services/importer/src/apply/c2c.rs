@@ -49,7 +49,7 @@ impl C2cHandler {
         match o {
             Outcome::Done => self.ctx.stats.record(kind, RecordOutcome::Imported),
             Outcome::DeadLetter(_) => self.ctx.stats.record(kind, RecordOutcome::Failed),
-            Outcome::Retry(_) => {}
+            Outcome::Retry(_) | Outcome::Wait(_) => {}
         }
     }
 

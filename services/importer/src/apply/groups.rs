@@ -141,7 +141,7 @@ impl GroupsHandler {
         match o {
             Outcome::Done => self.ctx.stats.record(kind, RecordOutcome::Imported),
             Outcome::DeadLetter(_) => self.ctx.stats.record(kind, RecordOutcome::Failed),
-            Outcome::Retry(_) => {}
+            Outcome::Retry(_) | Outcome::Wait(_) => {}
         }
     }
 

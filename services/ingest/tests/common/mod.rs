@@ -34,8 +34,15 @@ pub fn topics() -> TopicNames {
     }
 }
 
+/// A spool directory of its own, kept for the whole test run (tests restart ingest on it).
+pub fn spool_dir() -> std::path::PathBuf {
+    let dir = tempfile::Builder::new().prefix("ingest-spool").tempdir().expect("tempdir");
+    dir.keep()
+}
+
 pub fn config() -> IngestConfig {
     IngestConfig {
+        spool_dir: spool_dir(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         legacy_secret: SigningSecret::new(LEGACY_SECRET),
         im_callback_token: Some(CALLBACK_TOKEN.to_owned()),
@@ -79,6 +86,16 @@ impl Ingest {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until the spool's forwarder has every accepted callback on Kafka.
+    pub async fn settled(&self) {
+        let spool = self.running.service().spool().clone();
+        imbridge_testkit::eventually("the spool is forwarded to kafka", Duration::from_secs(30), || {
+            let spool = spool.clone();
+            async move { spool.pending() == 0 }
+        })
+        .await;
     }
 
     /// POSTs `body` to the legacy endpoint signed with `secret` at `ts`.

@@ -14,6 +14,10 @@
 //!    `park_after_dead_letter`, later records of that key follow it there (kind `parked`) so nothing of that
 //!    conversation is applied out of order.
 //!
+//! 5. **Waiting is not failing.** A handler that waits for records of its key not yet arrived (a resequencer
+//!    holding a gap open) answers `Outcome::Wait`: the lane pauses, tops its batch up with what arrived, and offers
+//!    it again; no attempt is counted and nothing is dead-lettered for it.
+//!
 //! The poll loop must keep calling `recv` (librdkafka's `max.poll.interval.ms`, 300 s by default): it only
 //! ever waits on bounded queues whose consumers make progress, and retries are bounded by the retry policy.
 
@@ -485,7 +489,7 @@ async fn run_lane<H: Handler>(shared: Arc<Shared<H>>, mut rx: mpsc::Receiver<Job
             topic = %first.job.tp.0, partition = first.job.tp.1, offset = first.job.record.offset,
             conversation = first.job.record.key_str().unwrap_or("")
         );
-        if !process(&shared, &mut active).instrument(span).await {
+        if !process(&shared, &mut active, &mut rx, &busy, limit).instrument(span).await {
             // Interrupted (revoke or shutdown): everything taken stays unfinished and is redelivered.
             active.clear();
         }
@@ -518,9 +522,24 @@ struct Attempts {
 
 /// Runs the lane's working set until it is empty. Returns `false` if interrupted (revoke or shutdown) before
 /// that; the caller then drops the rest unfinished, so their offsets are not committed.
-async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::VecDeque<Active<H>>) -> bool {
+async fn process<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    active: &mut std::collections::VecDeque<Active<H>>,
+    rx: &mut mpsc::Receiver<Job>,
+    busy: &Arc<AtomicUsize>,
+    limit: usize,
+) -> bool {
     let mut attempts = Attempts::default();
-    while let Some(front) = active.front() {
+    loop {
+        // Records of this key that arrived while the last call ran (or waited) join the batch, so a handler
+        // waiting for a missing record (Outcome::Wait) sees it as soon as it is here.
+        while active.len() < limit {
+            match rx.try_recv() {
+                Ok(job) => take(shared, busy, active, job),
+                Err(_) => break,
+            }
+        }
+        let Some(front) = active.front() else { break };
         let key = front.job.record.key.clone().unwrap_or_default();
         if front.job.record.header(dlq::REDRIVEN_FROM).is_some() {
             shared.unpark(&key);
@@ -567,6 +586,12 @@ async fn process<H: Handler>(shared: &Shared<H>, active: &mut std::collections::
             Outcome::Done => {
                 mark_done(shared, active);
                 attempts = Attempts::default();
+            }
+            Outcome::Wait(d) => {
+                shared.metrics.waits.inc();
+                if !pause_front(shared, active, d.clamp(Duration::from_millis(5), Duration::from_secs(5))).await {
+                    return false;
+                }
             }
             Outcome::DeadLetter(f) => {
                 attempts.count += 1;

@@ -24,6 +24,7 @@ pub fn topics() -> TopicNames {
     TopicNames {
         im_events: imbridge_testkit::unique("tolegacy-im"),
         dlq: imbridge_testkit::unique("tolegacy-dlq"),
+        applied: imbridge_testkit::unique("tolegacy-applied"),
         partitions: 3,
         ..TopicNames::default()
     }
@@ -56,7 +57,7 @@ pub fn config(apply_url: &str) -> ToLegacyConfig {
 
 pub fn deps(topics: &TopicNames) -> (Deps, prometheus::Registry) {
     let registry = prometheus::Registry::new();
-    (Deps { kafka: kafka(), topics: topics.clone(), registry: registry.clone() }, registry)
+    (Deps { kafka: kafka(), topics: topics.clone(), registry: registry.clone(), im: None }, registry)
 }
 
 pub fn u(s: &str) -> UserId {

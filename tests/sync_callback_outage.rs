@@ -1,0 +1,303 @@
+//! The spool under the two failures IM's fire-once callbacks cannot survive on their own, on a PRIVATE broker
+//! this test starts and stops itself (`scripts/kafka.sh` on a free port; the shared broker is never touched):
+//!
+//! 1. **Broker down for 30 s** while app users send: every callback is answered OK (spooled), none fails at IM,
+//!    and once the broker is back every message reaches legacy, once, in order.
+//! 2. **ingest killed with `kill -9`** while callbacks wait in its spool (broker down again): restarted on the
+//!    same spool, it produces them, and legacy gets every one.
+//!
+//! ingest runs as a real process (the binary), so the kill is real; to-legacy, IM and legacy run in-process.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use imbridge_core::topics::TopicNames;
+use imbridge_im_emulator::EmulatorConfig;
+use imbridge_legacy::SigningSecret;
+use imbridge_testkit::eventually;
+use imbridge_testkit::process::Proc;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[path = "sync_support.rs"]
+mod support;
+
+const APPLY_SECRET: &str = "apply-secret";
+
+struct PrivateBroker {
+    port: u16,
+    script: PathBuf,
+}
+
+impl PrivateBroker {
+    /// A free port whose successor (the KRaft controller port) is free too.
+    fn free_port_pair() -> u16 {
+        for _ in 0..50 {
+            let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = a.local_addr().expect("addr").port();
+            drop(a);
+            if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                return port;
+            }
+        }
+        panic!("no free port pair");
+    }
+
+    fn start() -> Self {
+        let b = Self { port: Self::free_port_pair(), script: imbridge_testkit::repo_root().join("scripts/kafka.sh") };
+        b.run("start", false);
+        b
+    }
+
+    fn run(&self, what: &str, keep_data: bool) {
+        let status = Command::new("bash")
+            .arg(&self.script)
+            .arg(what)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
+            .env("KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
+            .status()
+            .expect("run scripts/kafka.sh");
+        assert!(status.success(), "scripts/kafka.sh {what} failed on port {}", self.port);
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
+            .status();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn text(s: &str) -> Value {
+    json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": s}}])
+}
+
+async fn as_user(im: &imbridge_im_emulator::RunningEmulator, user: &str, api: &str, body: Value) {
+    let e = im.emulator();
+    let url = format!(
+        "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
+        im.base_url(),
+        e.config().sdkappid,
+        e.usersig(user)
+    );
+    let v: Value = reqwest::Client::new().post(url).json(&body).send().await.expect("im").json().await.expect("json");
+    assert_eq!(v["ErrorCode"], 0, "{user} {api} {body}: {v}");
+}
+
+async fn legacy_texts(legacy_url: &str, path: &str) -> Vec<String> {
+    let Ok(r) = reqwest::get(format!("{legacy_url}{path}")).await else { return Vec::new() };
+    if !r.status().is_success() {
+        return Vec::new();
+    }
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    let list = if v.is_array() { &v } else { &v["messages"] };
+    list.as_array()
+        .map(|a| a.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn failed_callbacks(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
+    im.emulator().stats().callbacks_failed.values().sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_outage_and_a_killed_ingest_lose_no_accepted_callback() {
+    support::logs();
+    let broker = PrivateBroker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let u = imbridge_testkit::unique("cbout");
+    let topics = TopicNames {
+        legacy_events: format!("{u}.legacy"),
+        im_events: format!("{u}.im"),
+        dlq: format!("{u}.dlq"),
+        applied: format!("{u}.applied"),
+        conversations: format!("{u}.conversations"),
+        partitions: 3,
+        ..TopicNames::default()
+    };
+    let kafka = imbridge_kafka::KafkaConfig::for_bootstrap(broker.bootstrap());
+    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
+        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
+        ..Default::default()
+    })
+    .await
+    .expect("legacy emulator");
+    let legacy_url = legacy.url();
+
+    // ingest as a process on a fixed port (IM's callback URL does not change across its restart).
+    let ingest_port = free_port();
+    let emu = EmulatorConfig::default();
+    let config = dir.path().join("imbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[topics]\nlegacy_events = \"{}\"\nim_events = \"{}\"\ndlq = \"{}\"\n\
+             applied = \"{}\"\nconversations = \"{}\"\npartitions = 3\n[im]\nsdkappid = {}\n\
+             admin_identifier = \"administrator\"\nsecret_key = \"k\"\n[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
+             legacy_secret = \"s\"\nreadiness_interval_ms = 300\nspool_dir = \"{}\"\n",
+            broker.bootstrap(),
+            topics.legacy_events,
+            topics.im_events,
+            topics.dlq,
+            topics.applied,
+            topics.conversations,
+            emu.sdkappid,
+            dir.path().join("spool").display()
+        ),
+    )
+    .expect("config");
+    let start_ingest = |n: u32| Proc::start(&config, &["ingest"], dir.path().join(format!("ingest-{n}.log")));
+    let mut ingest = start_ingest(1);
+    let ingest_url = format!("http://127.0.0.1:{ingest_port}");
+    eventually("ingest ready", Duration::from_secs(60), || {
+        let url = format!("{ingest_url}/readyz");
+        async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+
+    let im = imbridge_im_emulator::spawn(EmulatorConfig {
+        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
+        rate_limits_enabled: false,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("im emulator");
+    let admin = support::im_client(&im);
+    support::import_accounts(&admin, &["ann", "bob"]).await;
+
+    let stop = CancellationToken::new();
+    let mut tl_cfg = imbridge_to_legacy::ToLegacyConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        group_id: format!("{u}-to-legacy"),
+        apply_url: legacy.apply_url(),
+        apply_secret: SigningSecret::new(APPLY_SECRET),
+        readiness_interval_ms: 300,
+        ..Default::default()
+    };
+    tl_cfg.order.gap_wait_ms = 1_500;
+    tl_cfg.consumer.session_timeout_ms = 10_000;
+    tl_cfg.consumer.drain_timeout_ms = 4_000;
+    let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
+    let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
+
+    as_user(
+        &im,
+        "ann",
+        "group_open_http_svc/create_group",
+        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
+               "MemberList": [{"Member_Account": "bob"}]}),
+    )
+    .await;
+    eventually("the group exists on legacy", Duration::from_secs(60), || {
+        let url = format!("{legacy_url}/api/groups/club");
+        async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+
+    // 1. The broker is down for 30 s while app users keep sending.
+    let mut group_sent = Vec::new();
+    let mut c2c_sent = Vec::new();
+    broker.run("stop", false);
+    let down_at = Instant::now();
+    for i in 0..20 {
+        let t = format!("outage-g{i:02}");
+        as_user(
+            &im,
+            ["ann", "bob"][i % 2],
+            "group_open_http_svc/send_group_msg",
+            json!({"GroupId": "club", "Random": i, "MsgBody": text(&t)}),
+        )
+        .await;
+        group_sent.push(t);
+        if i % 2 == 0 {
+            let t = format!("outage-c{i:02}");
+            as_user(
+                &im,
+                "ann",
+                "openim/sendmsg",
+                json!({"To_Account": "bob", "MsgRandom": 100 + i, "MsgSeq": i + 1, "MsgBody": text(&t)}),
+            )
+            .await;
+            c2c_sent.push(t);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eventually("every callback answered", Duration::from_secs(30), || {
+        let pending = im.emulator().stats().callbacks_pending;
+        async move { pending == 0 }
+    })
+    .await;
+    assert_eq!(failed_callbacks(&im), 0, "IM saw no failed callback while Kafka was down");
+    let spooled = reqwest::get(format!("{ingest_url}/metrics")).await.expect("metrics").text().await.expect("text");
+    let high_water = imbridge_testkit::prom::sample(&spooled, "imbridge_ingest_spool_high_water_bytes");
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
+    broker.run("start", true);
+    eventually("everything sent during the outage reached legacy", Duration::from_secs(120), || {
+        let legacy_url = legacy_url.clone();
+        let (g, c) = (group_sent.len(), c2c_sent.len());
+        async move {
+            legacy_texts(&legacy_url, "/api/groups/club/messages").await.len() >= g
+                && legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await.len() >= c
+        }
+    })
+    .await;
+    assert_eq!(legacy_texts(&legacy_url, "/api/groups/club/messages").await, group_sent, "once each, in order");
+    assert_eq!(legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await, c2c_sent, "once each, in order");
+
+    // 2. Callbacks waiting in the spool (broker down again), then kill -9.
+    broker.run("stop", false);
+    for i in 0..10 {
+        let t = format!("killed-g{i:02}");
+        as_user(
+            &im,
+            ["ann", "bob"][i % 2],
+            "group_open_http_svc/send_group_msg",
+            json!({"GroupId": "club", "Random": 1000 + i, "MsgBody": text(&t)}),
+        )
+        .await;
+        group_sent.push(t);
+    }
+    eventually("every callback answered", Duration::from_secs(30), || {
+        let pending = im.emulator().stats().callbacks_pending;
+        async move { pending == 0 }
+    })
+    .await;
+    assert_eq!(failed_callbacks(&im), 0);
+    let m = reqwest::get(format!("{ingest_url}/metrics")).await.expect("metrics").text().await.expect("text");
+    let pending = imbridge_testkit::prom::sample(&m, "imbridge_ingest_spool_pending_records");
+    assert_eq!(pending, 10.0, "the ten callbacks wait in the spool");
+    ingest.kill9();
+    broker.run("start", true);
+    let mut ingest = start_ingest(2);
+    eventually("the spooled callbacks reached legacy after the restart", Duration::from_secs(120), || {
+        let legacy_url = legacy_url.clone();
+        let g = group_sent.len();
+        async move { legacy_texts(&legacy_url, "/api/groups/club/messages").await.len() >= g }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(legacy_texts(&legacy_url, "/api/groups/club/messages").await, group_sent, "once each, in order");
+    let log = std::fs::read_to_string(dir.path().join("ingest-2.log")).unwrap_or_default();
+    assert!(log.contains("recovered records kafka had not acknowledged"), "the restart recovered the spool");
+    println!("figures: spool high-water during the 30 s outage {high_water} bytes; 10 records recovered after kill -9");
+
+    stop.cancel();
+    to_legacy.wait().await.expect("to-legacy stops");
+    ingest.terminate();
+}
