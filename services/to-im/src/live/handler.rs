@@ -195,7 +195,19 @@ impl LiveHandler {
         }
         // 5. Apply, record, done.
         let started = Instant::now();
-        let reference = match self.applier.apply(&env, record.offset).await {
+        // A partition revoked while this send waits (for IM's quota, or a retry backoff) belongs to another
+        // instance now, which re-reads this record from the committed offset and sends it itself: this instance
+        // must not send it too. The revoke comes after the drain deadline, so only a send still waiting then is
+        // abandoned; one already on the wire is covered by the new owner's history check of the conversation's
+        // first event (at most one event per conversation is in flight).
+        let applied = tokio::select! {
+            biased;
+            _ = pl.revoked().cancelled() => {
+                return Outcome::Retry(Failure::new("revoked", "partition no longer assigned"));
+            }
+            r = self.applier.apply(&env, record.offset) => r,
+        };
+        let reference = match applied {
             Ok(r) => r,
             Err(e) => return self.failed(&env, &e),
         };
