@@ -64,14 +64,24 @@ async fn two_members_quitting_in_the_same_millisecond_are_two_events() {
         let r = http.post(&url).json(&body).send().await.expect("callback");
         assert!(r.status().is_success(), "{}", r.status());
     }
-    let ids: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>> = Default::default();
-    let sink = ids.clone();
-    read_range(&kafka(), &topics.im_events, None, Start::Earliest, move |r| {
-        sink.lock().expect("lock").insert(r.envelope().expect("envelope").id.as_str().to_owned());
-        true
+    // ingest answers IM once a callback is fsynced in its spool and produces it to Kafka right after: read the
+    // topic until both have arrived (or the wait ends), then compare.
+    let read_ids = || async {
+        let ids: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>> = Default::default();
+        let sink = ids.clone();
+        read_range(&kafka(), &topics.im_events, None, Start::Earliest, move |r| {
+            sink.lock().expect("lock").insert(r.envelope().expect("envelope").id.as_str().to_owned());
+            true
+        })
+        .await
+        .expect("read");
+        let ids = ids.lock().expect("lock").clone();
+        ids
+    };
+    eventually("both exits produced from ingest's spool", Duration::from_secs(30), || async {
+        read_ids().await.len() >= 2
     })
-    .await
-    .expect("read");
-    let ids = ids.lock().expect("lock").clone();
+    .await;
+    let ids = read_ids().await;
     assert_eq!(ids.len(), 2, "two different exits must be two events: {ids:?}");
 }
