@@ -75,8 +75,7 @@ async fn two_members_quitting_in_the_same_millisecond_are_two_events() {
         })
         .await
         .expect("read");
-        let ids = ids.lock().expect("lock").clone();
-        ids
+        ids.lock().expect("lock").clone()
     };
     eventually("both exits produced from ingest's spool", Duration::from_secs(30), || async {
         read_ids().await.len() >= 2
