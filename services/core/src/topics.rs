@@ -1,32 +1,186 @@
-//! Default topic names (see `schemas/topics.md`). Operators may rename every one in configuration.
+//! Every Kafka topic imbridge uses, in one typed list: the logical [`Topic`], its configured name
+//! ([`TopicNames`], the `[topics]` section) and how it is created ([`TopicSpec`]). Whatever names, reads, writes
+//! or creates a topic goes through this list (see `schemas/topics.md` for what each carries).
+//!
+//! Several parts create the topics they touch (whichever starts first), so they must all ask for the same
+//! thing: a partition count is part of the ordering contract (a key's partition depends on it), and the admin
+//! client refuses a topic that exists with fewer partitions than asked for.
 
-/// Canonical events from the legacy side (ingest → to-im), keyed by conversation.
-pub const LEGACY_EVENTS: &str = "imbridge.legacy.events";
-/// Canonical events from IM callbacks (ingest → to-legacy), keyed by conversation.
-pub const IM_EVENTS: &str = "imbridge.im.events";
-/// Prefix of the bulk-import topics (`imbridge.import.<phase>`), keyed by entity.
-pub const IMPORT_PREFIX: &str = "imbridge.import.";
-/// Records that can never apply, with headers saying where they came from and why.
-pub const DLQ: &str = "imbridge.dlq";
+use std::collections::BTreeMap;
 
-/// Import phase 1: `import.account`, keyed `user:<id>`. Everything else depends on accounts existing.
-pub const IMPORT_ACCOUNTS: &str = "imbridge.import.accounts";
-/// Import: `import.profile` and `import.friendship`, keyed `user:<id>` (the friend list's owner).
-pub const IMPORT_USERS: &str = "imbridge.import.users";
-/// Import: `import.c2c_message` then `import.c2c_read` of each conversation, keyed `c2c:<a>:<b>`.
-pub const IMPORT_C2C: &str = "imbridge.import.c2c";
-/// Import: `import.group`, `import.group_member`, `import.group_message`, `import.member_unread` of each
-/// group in that order, keyed `group:<id>`.
-pub const IMPORT_GROUPS: &str = "imbridge.import.groups";
-/// Every import topic, in the order their phases may start.
-pub const IMPORT_TOPICS: [&str; 4] = [IMPORT_ACCOUNTS, IMPORT_USERS, IMPORT_C2C, IMPORT_GROUPS];
-/// Compacted: per conversation key, whether its history is still being imported (`importing`) or live
-/// writes may apply (`live`). Written by the importer and to-im's import apply; read by to-im live apply.
-pub const CONVERSATIONS: &str = "imbridge.conversations";
-/// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
-pub const APPLIED: &str = "imbridge.applied";
+use crate::EventKind;
 
-/// Topic names as configured (`[topics]` in imbridge.toml); defaults are the constants above.
+/// Real-time event topics keep a week: enough to replay after an incident, bounded for disk.
+const EVENT_RETENTION_MS: &str = "604800000";
+/// The DLQ has few partitions (it is small) and keeps records until they are resolved: the DLQ is also the
+/// durable record of which conversations are parked, so retention must never silently unpark one.
+const DLQ_PARTITIONS: i32 = 3;
+
+/// A topic imbridge uses, independent of what it is called in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Topic {
+    /// Canonical events from the legacy side (ingest → to-im), keyed by conversation.
+    LegacyEvents,
+    /// Canonical events from IM callbacks (ingest → to-legacy), keyed by conversation.
+    ImEvents,
+    /// Import phase 1: `import.account`, keyed `user:<id>`. Everything else depends on accounts existing.
+    ImportAccounts,
+    /// Import: `import.profile` and `import.friendship`, keyed `user:<id>` (the friend list's owner).
+    ImportUsers,
+    /// Import: `import.c2c_message` then `import.c2c_read` of each conversation, keyed `c2c:<a>:<b>`.
+    ImportC2c,
+    /// Import: `import.group`, `import.group_member`, `import.group_message`, `import.member_unread` of each
+    /// group in that order, keyed `group:<id>`.
+    ImportGroups,
+    /// Compacted, one partition: one checkpoint per export (how far producing got), so a re-run after a crash
+    /// continues instead of starting over.
+    ImportCheckpoints,
+    /// Records that can never apply, with headers saying where they came from and why.
+    Dlq,
+    /// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
+    Applied,
+    /// Compacted: per conversation key, whether its history is still being imported (`importing`) or live
+    /// writes may apply (`live`). Written by the importer and its apply; read by to-im live apply and ingest.
+    Conversations,
+}
+
+impl Topic {
+    /// Every topic, in the order `[topics]` lists them.
+    pub const ALL: [Topic; 10] = [
+        Topic::LegacyEvents,
+        Topic::ImEvents,
+        Topic::ImportAccounts,
+        Topic::ImportUsers,
+        Topic::ImportC2c,
+        Topic::ImportGroups,
+        Topic::ImportCheckpoints,
+        Topic::Dlq,
+        Topic::Applied,
+        Topic::Conversations,
+    ];
+
+    /// The import topics, in the order their phases may start; each is applied by its own consumer group.
+    pub const IMPORT: [Topic; 4] = [Topic::ImportAccounts, Topic::ImportUsers, Topic::ImportC2c, Topic::ImportGroups];
+
+    /// Its key in `[topics]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Topic::LegacyEvents => "legacy_events",
+            Topic::ImEvents => "im_events",
+            Topic::ImportAccounts => "import_accounts",
+            Topic::ImportUsers => "import_users",
+            Topic::ImportC2c => "import_c2c",
+            Topic::ImportGroups => "import_groups",
+            Topic::ImportCheckpoints => "import_checkpoints",
+            Topic::Dlq => "dlq",
+            Topic::Applied => "applied",
+            Topic::Conversations => "conversations",
+        }
+    }
+
+    /// Its name when `[topics]` does not rename it.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Topic::LegacyEvents => "imbridge.legacy.events",
+            Topic::ImEvents => "imbridge.im.events",
+            Topic::ImportAccounts => "imbridge.import.accounts",
+            Topic::ImportUsers => "imbridge.import.users",
+            Topic::ImportC2c => "imbridge.import.c2c",
+            Topic::ImportGroups => "imbridge.import.groups",
+            Topic::ImportCheckpoints => "imbridge.import.checkpoints",
+            Topic::Dlq => "imbridge.dlq",
+            Topic::Applied => "imbridge.applied",
+            Topic::Conversations => "imbridge.conversations",
+        }
+    }
+
+    /// For an import topic, its phase (`accounts`, `users`, `c2c`, `groups`): the suffix of its consumer group
+    /// and its name in reports.
+    pub fn import_phase(self) -> Option<&'static str> {
+        match self {
+            Topic::ImportAccounts => Some("accounts"),
+            Topic::ImportUsers => Some("users"),
+            Topic::ImportC2c => Some("c2c"),
+            Topic::ImportGroups => Some("groups"),
+            _ => None,
+        }
+    }
+
+    /// The import topic that carries a kind, or `None` for real-time kinds.
+    pub fn of_import_kind(kind: EventKind) -> Option<Topic> {
+        use EventKind as K;
+        match kind {
+            K::ImportAccount => Some(Topic::ImportAccounts),
+            K::ImportProfile | K::ImportFriendship => Some(Topic::ImportUsers),
+            K::ImportC2cMessage | K::ImportC2cRead => Some(Topic::ImportC2c),
+            K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => {
+                Some(Topic::ImportGroups)
+            }
+            // Follows the conversation's history on that history's own topic (c2c or groups).
+            K::ImportConversationDone => None,
+            K::C2cMessage
+            | K::GroupMessage
+            | K::GroupCreated
+            | K::GroupUpdated
+            | K::GroupDismissed
+            | K::MembersJoined
+            | K::MembersLeft => None,
+        }
+    }
+
+    /// How imbridge creates this topic, named as configured.
+    pub fn spec(self, n: &TopicNames) -> TopicSpec {
+        let t = TopicSpec::new(n.name(self), n.partitions).replication(n.replication);
+        match self {
+            Topic::LegacyEvents | Topic::ImEvents => t.with_config("retention.ms", EVENT_RETENTION_MS),
+            Topic::ImportAccounts | Topic::ImportUsers | Topic::ImportC2c | Topic::ImportGroups => t,
+            Topic::ImportCheckpoints => TopicSpec::new(n.name(self), 1)
+                .replication(n.replication)
+                .with_config("cleanup.policy", "compact"),
+            Topic::Dlq => TopicSpec::new(n.name(self), DLQ_PARTITIONS)
+                .replication(n.replication)
+                .with_config("retention.ms", "-1"),
+            // The applied-ledger's records go to the source event's partition number: as many partitions as
+            // the event topics. Compacted: one record per event id; tombstones kept a day for slow readers.
+            Topic::Applied => t
+                .with_config("cleanup.policy", "compact")
+                .with_config("min.compaction.lag.ms", "3600000")
+                .with_config("delete.retention.ms", "86400000"),
+            Topic::Conversations => TopicSpec::new(n.name(self), n.partitions.min(12))
+                .replication(n.replication)
+                .with_config("cleanup.policy", "compact"),
+        }
+    }
+}
+
+/// A topic to create: its name, partition count and topic-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// Topic configs such as `cleanup.policy=compact` or `retention.ms`.
+    pub config: BTreeMap<String, String>,
+    pub replication: i32,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self { name: name.into(), partitions, config: BTreeMap::new(), replication: 1 }
+    }
+
+    pub fn with_config(mut self, k: &str, v: &str) -> Self {
+        self.config.insert(k.to_owned(), v.to_owned());
+        self
+    }
+
+    pub fn replication(mut self, r: i32) -> Self {
+        self.replication = r;
+        self
+    }
+}
+
+/// `[topics]` in imbridge.toml: each [`Topic`]'s name (defaults: [`Topic::default_name`]) and how many
+/// partitions and replicas imbridge creates them with.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicNames {
@@ -36,6 +190,7 @@ pub struct TopicNames {
     pub import_users: String,
     pub import_c2c: String,
     pub import_groups: String,
+    pub import_checkpoints: String,
     pub dlq: String,
     pub applied: String,
     pub conversations: String,
@@ -48,55 +203,105 @@ pub struct TopicNames {
 impl Default for TopicNames {
     fn default() -> Self {
         Self {
-            legacy_events: LEGACY_EVENTS.to_owned(),
-            im_events: IM_EVENTS.to_owned(),
-            import_accounts: IMPORT_ACCOUNTS.to_owned(),
-            import_users: IMPORT_USERS.to_owned(),
-            import_c2c: IMPORT_C2C.to_owned(),
-            import_groups: IMPORT_GROUPS.to_owned(),
-            dlq: DLQ.to_owned(),
-            applied: APPLIED.to_owned(),
-            conversations: CONVERSATIONS.to_owned(),
+            legacy_events: Topic::LegacyEvents.default_name().to_owned(),
+            im_events: Topic::ImEvents.default_name().to_owned(),
+            import_accounts: Topic::ImportAccounts.default_name().to_owned(),
+            import_users: Topic::ImportUsers.default_name().to_owned(),
+            import_c2c: Topic::ImportC2c.default_name().to_owned(),
+            import_groups: Topic::ImportGroups.default_name().to_owned(),
+            import_checkpoints: Topic::ImportCheckpoints.default_name().to_owned(),
+            dlq: Topic::Dlq.default_name().to_owned(),
+            applied: Topic::Applied.default_name().to_owned(),
+            conversations: Topic::Conversations.default_name().to_owned(),
             partitions: 12,
             replication: 1,
         }
     }
 }
 
-/// The import topic that carries a kind, or `None` for real-time kinds.
-pub fn import_topic(kind: crate::EventKind) -> Option<&'static str> {
-    use crate::EventKind as K;
-    match kind {
-        K::ImportAccount => Some(IMPORT_ACCOUNTS),
-        K::ImportProfile | K::ImportFriendship => Some(IMPORT_USERS),
-        K::ImportC2cMessage | K::ImportC2cRead => Some(IMPORT_C2C),
-        K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => Some(IMPORT_GROUPS),
-        // Follows the conversation's history on that history's own topic (c2c or groups).
-        K::ImportConversationDone => None,
-        K::C2cMessage
-        | K::GroupMessage
-        | K::GroupCreated
-        | K::GroupUpdated
-        | K::GroupDismissed
-        | K::MembersJoined
-        | K::MembersLeft => None,
+impl TopicNames {
+    /// The configured name of `topic`.
+    pub fn name(&self, topic: Topic) -> &str {
+        match topic {
+            Topic::LegacyEvents => &self.legacy_events,
+            Topic::ImEvents => &self.im_events,
+            Topic::ImportAccounts => &self.import_accounts,
+            Topic::ImportUsers => &self.import_users,
+            Topic::ImportC2c => &self.import_c2c,
+            Topic::ImportGroups => &self.import_groups,
+            Topic::ImportCheckpoints => &self.import_checkpoints,
+            Topic::Dlq => &self.dlq,
+            Topic::Applied => &self.applied,
+            Topic::Conversations => &self.conversations,
+        }
+    }
+
+    /// Which topic a configured name is, if any.
+    pub fn topic_of(&self, name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| self.name(*t) == name)
+    }
+
+    /// Checks the section as a whole: every name set, no two topics sharing one, sane counts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.partitions < 1 || self.replication < 1 {
+            return Err("topics.partitions and topics.replication must be at least 1".into());
+        }
+        for t in Topic::ALL {
+            if self.name(t).trim().is_empty() {
+                return Err(format!("topics.{} is empty", t.key()));
+            }
+            if let Some(other) = Topic::ALL.into_iter().find(|o| *o < t && self.name(*o) == self.name(t)) {
+                return Err(format!("topics.{} and topics.{} name the same topic", other.key(), t.key()));
+            }
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EventKind;
 
     #[test]
-    fn every_import_kind_has_a_topic_under_the_prefix() {
+    fn every_import_kind_has_an_import_topic() {
         for kind in EventKind::ALL {
-            let topic = import_topic(kind);
+            let topic = Topic::of_import_kind(kind);
             let expects_topic = kind.is_import() && kind != EventKind::ImportConversationDone;
             assert_eq!(topic.is_some(), expects_topic, "{}", kind.as_str());
             if let Some(t) = topic {
-                assert!(t.starts_with(IMPORT_PREFIX) && IMPORT_TOPICS.contains(&t));
+                assert!(Topic::IMPORT.contains(&t) && t.import_phase().is_some());
             }
+        }
+    }
+
+    #[test]
+    fn shared_topics_have_one_spec() {
+        let n = TopicNames { partitions: 6, ..TopicNames::default() };
+        assert_eq!(Topic::Dlq.spec(&n).partitions, 3);
+        assert_eq!(Topic::Applied.spec(&n).partitions, 6);
+        assert_eq!(Topic::ImportCheckpoints.spec(&n).partitions, 1);
+        assert_eq!(Topic::Conversations.spec(&n).config.get("cleanup.policy").map(String::as_str), Some("compact"));
+        assert_eq!(Topic::LegacyEvents.spec(&n).name, "imbridge.legacy.events");
+    }
+
+    #[test]
+    fn names_keys_and_defaults_line_up() {
+        let n = TopicNames::default();
+        let rendered = toml_keys(&n);
+        for t in Topic::ALL {
+            assert_eq!(n.name(t), t.default_name());
+            assert_eq!(n.topic_of(t.default_name()), Some(t));
+            assert!(rendered.contains(&t.key().to_owned()), "{} is not a [topics] key", t.key());
+        }
+        n.validate().expect("defaults are valid");
+        let clash = TopicNames { dlq: n.applied.clone(), ..n };
+        assert!(clash.validate().unwrap_err().contains("topics.dlq and topics.applied"));
+    }
+
+    fn toml_keys(n: &TopicNames) -> Vec<String> {
+        match serde_json::to_value(n).expect("json") {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -19,31 +19,7 @@ use crate::error::KafkaError;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A topic imbridge needs, with its partition count and topic-level settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: i32,
-    /// Topic configs such as `cleanup.policy=compact` or `retention.ms`.
-    pub config: BTreeMap<String, String>,
-    pub replication: i32,
-}
-
-impl TopicSpec {
-    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
-        Self { name: name.into(), partitions, config: BTreeMap::new(), replication: 1 }
-    }
-
-    pub fn with_config(mut self, k: &str, v: &str) -> Self {
-        self.config.insert(k.to_owned(), v.to_owned());
-        self
-    }
-
-    pub fn replication(mut self, r: i32) -> Self {
-        self.replication = r;
-        self
-    }
-}
+pub use imbridge_core::topics::TopicSpec;
 
 /// Per-partition numbers of one topic (and optionally one group's committed offset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

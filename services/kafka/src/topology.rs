@@ -1,72 +1,23 @@
-//! Every topic imbridge creates, with its partition count and settings, in one place.
+//! The one ensure-topics helper: every part creates the topics it touches from the shared specs of
+//! [`imbridge_core::topics::Topic`], and waits for them the same way.
 //!
-//! Several parts create the topics they touch (whichever starts first), so they must all ask for the same
-//! thing: a partition count is part of the ordering contract (a key's partition depends on it), and the
-//! admin client refuses a topic that exists with fewer partitions than asked for.
+//! Kafka may still be starting beside a service, so an unreachable broker is retried with a capped backoff
+//! until shutdown; a misconfiguration (a topic with fewer partitions than configured: ordering depends on the
+//! count; a topic missing while the part may not create it) is an error at once, since waiting cannot fix it.
 
-use imbridge_core::topics::TopicNames;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::admin::{Admin, TopicSpec};
+use imbridge_core::topics::{Topic, TopicNames, TopicSpec};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::KafkaConfig;
+use crate::admin::Admin;
 use crate::error::KafkaError;
 
-/// Real-time event topics keep a week: enough to replay after an incident, bounded for disk.
-const EVENT_RETENTION_MS: &str = "604800000";
-/// The DLQ has few partitions (it is small) and keeps records until they are resolved: the DLQ is also the
-/// durable record of which conversations are parked, so retention must never silently unpark one.
-const DLQ_PARTITIONS: i32 = 3;
-
-/// The topics imbridge uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topic {
-    LegacyEvents,
-    ImEvents,
-    ImportAccounts,
-    ImportUsers,
-    ImportC2c,
-    ImportGroups,
-    Dlq,
-    Applied,
-    Conversations,
-}
-
-impl Topic {
-    pub const IMPORT: [Topic; 4] = [Topic::ImportAccounts, Topic::ImportUsers, Topic::ImportC2c, Topic::ImportGroups];
-
-    pub fn name(self, n: &TopicNames) -> &str {
-        match self {
-            Topic::LegacyEvents => &n.legacy_events,
-            Topic::ImEvents => &n.im_events,
-            Topic::ImportAccounts => &n.import_accounts,
-            Topic::ImportUsers => &n.import_users,
-            Topic::ImportC2c => &n.import_c2c,
-            Topic::ImportGroups => &n.import_groups,
-            Topic::Dlq => &n.dlq,
-            Topic::Applied => &n.applied,
-            Topic::Conversations => &n.conversations,
-        }
-    }
-
-    /// How imbridge creates this topic.
-    pub fn spec(self, n: &TopicNames) -> TopicSpec {
-        let t = TopicSpec::new(self.name(n), n.partitions).replication(n.replication);
-        match self {
-            Topic::LegacyEvents | Topic::ImEvents => t.with_config("retention.ms", EVENT_RETENTION_MS),
-            Topic::ImportAccounts | Topic::ImportUsers | Topic::ImportC2c | Topic::ImportGroups => t,
-            Topic::Dlq => TopicSpec::new(self.name(n), DLQ_PARTITIONS)
-                .replication(n.replication)
-                .with_config("retention.ms", "-1"),
-            // The applied-ledger's records go to the source event's partition number: as many partitions as
-            // the event topics. Compacted: one record per event id; tombstones kept a day for slow readers.
-            Topic::Applied => t
-                .with_config("cleanup.policy", "compact")
-                .with_config("min.compaction.lag.ms", "3600000")
-                .with_config("delete.retention.ms", "86400000"),
-            Topic::Conversations => TopicSpec::new(self.name(n), n.partitions.min(12))
-                .replication(n.replication)
-                .with_config("cleanup.policy", "compact"),
-        }
-    }
-}
+/// Longest wait between two attempts while Kafka does not answer.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// Creates whichever of `topics` are missing, all with the shared specs.
 pub async fn ensure(admin: &Admin, names: &TopicNames, topics: &[Topic]) -> Result<(), KafkaError> {
@@ -74,16 +25,63 @@ pub async fn ensure(admin: &Admin, names: &TopicNames, topics: &[Topic]) -> Resu
     admin.ensure_topics(&specs).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shared_topics_have_one_spec() {
-        let n = TopicNames { partitions: 6, ..TopicNames::default() };
-        assert_eq!(Topic::Dlq.spec(&n).partitions, 3);
-        assert_eq!(Topic::Applied.spec(&n).partitions, 6);
-        assert_eq!(Topic::Conversations.spec(&n).config.get("cleanup.policy").map(String::as_str), Some("compact"));
-        assert_eq!(Topic::LegacyEvents.spec(&n).name, "imbridge.legacy.events");
+/// Creates `topics` when `create` (else only checks they exist) and returns each one's partition count, retrying
+/// while Kafka is unreachable. `Ok(None)` when `shutdown` fired first. See the module docs for what is fatal.
+pub async fn ensure_ready(
+    kafka: &KafkaConfig,
+    names: &TopicNames,
+    topics: &[Topic],
+    create: bool,
+    shutdown: &CancellationToken,
+) -> Result<Option<BTreeMap<Topic, i32>>, KafkaError> {
+    let mut attempt = 0u32;
+    loop {
+        let round = async {
+            let admin = Admin::new(kafka)?;
+            if create {
+                ensure(&admin, names, topics).await?;
+            }
+            let mut counts = BTreeMap::new();
+            for t in topics {
+                let n = admin.partition_count(names.name(*t)).await?;
+                if n == 0 {
+                    return Err(KafkaError::Topic {
+                        topic: names.name(*t).to_owned(),
+                        reason: MISSING.to_owned(),
+                    });
+                }
+                counts.insert(*t, n);
+            }
+            Ok(counts)
+        };
+        let result = tokio::select! {
+            r = round => r,
+            _ = shutdown.cancelled() => return Ok(None),
+        };
+        match result {
+            Ok(counts) => {
+                info!(topics = ?topics.iter().map(|t| names.name(*t)).collect::<Vec<_>>(), "topics ready");
+                return Ok(Some(counts));
+            }
+            Err(e) if is_misconfiguration(&e) => return Err(e),
+            Err(e) => {
+                attempt += 1;
+                warn!(error = %e, attempt, "cannot prepare the topics yet; retrying");
+                let backoff = Duration::from_millis(250u64 << attempt.min(5)).min(MAX_BACKOFF);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return Ok(None),
+                }
+            }
+        }
     }
+}
+
+/// Why a topic this part may not create is refused.
+const MISSING: &str = "does not exist (create it, or let imbridge create it)";
+
+/// Errors no retry can fix: a partition count below the configured one, or a topic that is missing while this
+/// part may not create it.
+pub fn is_misconfiguration(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Topic { reason, .. } if reason.contains("configured") || reason == MISSING)
 }

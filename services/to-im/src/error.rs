@@ -31,9 +31,8 @@ pub enum ToImError {
     /// The service cannot run with this configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The ops HTTP server could not start.
-    #[error("ops server on {addr}: {source}")]
-    Ops { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Start(#[from] imbridge_runtime::StartError),
 }
 
 impl Classify for ToImError {
@@ -47,7 +46,7 @@ impl Classify for ToImError {
             | ToImError::UnexpectedKind { .. }
             | ToImError::MembersNotAdded { .. }
             | ToImError::Config(_)
-            | ToImError::Ops { .. } => Disposition::DeadLetter,
+            | ToImError::Start(_) => Disposition::DeadLetter,
         }
     }
 
@@ -60,7 +59,7 @@ impl Classify for ToImError {
             ToImError::MembersNotAdded { .. } => "members_not_added".into(),
             ToImError::MessageDropped { .. } => "im_message_dropped".into(),
             ToImError::Config(_) => "config".into(),
-            ToImError::Ops { .. } => "ops_server".into(),
+            ToImError::Start(_) => "start".into(),
         }
     }
 }

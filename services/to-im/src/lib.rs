@@ -2,7 +2,8 @@
 //! `imbridge-importer`'s `apply`).
 //!
 //! - [`live`]: real-time legacy events of `imbridge.legacy.events` with IM's live APIs (coexistence);
-//! - [`service`]: the `imbridge to-im` service — `[to_im]` configuration, topics, ops endpoints, run loop;
+//! - [`service`]: the `imbridge to-im` service — `[to_im]` configuration and [`ToIm`], built and run like every
+//!   service (`imbridge_runtime`);
 //! - [`replay`]: `imbridge replay --conversation`: one conversation's legacy events again, through the live handler;
 //! - [`error`]: [`ToImError`] and its retry / dead-letter classification.
 
@@ -13,4 +14,4 @@ pub mod service;
 
 pub use error::ToImError;
 pub use live::status;
-pub use service::{ServiceConfig, ToImConfig};
+pub use service::{ToIm, ToImConfig};

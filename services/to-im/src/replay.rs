@@ -9,25 +9,19 @@
 //! What the replay does apply are events that were never recorded as applied (dead-lettered and then dropped
 //! with `imbridge dlq drop`, or lost on IM's side and removed from the ledger by an operator).
 //!
-//! The replay uses its own IM client at the configured rates (not the running instances' shares) and a private
-//! metrics registry; it joins no consumer group and commits nothing.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The replay builds its own to-im from the same configuration (so its own IM client at the configured rates, not
+//! the running instances' shares, and a private metrics registry); it joins no consumer group and commits
+//! nothing.
 
 use imbridge_core::ConversationKey;
-use imbridge_im::ImClient;
-use imbridge_kafka::Producer;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::replay::KeyReplay;
-use imbridge_telemetry::{Readiness, counter_sum};
-use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use imbridge_runtime::{Deps, Service};
+use imbridge_telemetry::counter_sum;
+use tracing::info;
 
 use crate::error::ToImError;
-use crate::live::{Applier, ConversationStates, DismissalNotices, Ledger, LiveHandler, LiveMetrics};
-use crate::service::ServiceConfig;
+use crate::service::{ToIm, ToImConfig};
 
 /// What a conversation replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,68 +36,42 @@ pub struct Replayed {
     pub recovered: u64,
 }
 
-/// Re-applies `conversation`'s legacy events written at or after `since_ms` (Unix ms). See the module docs.
+/// Re-applies `conversation`'s legacy events written at or after `since_ms` (Unix ms), with the live handler of
+/// a to-im built from `config` and `deps` (detached: its own registry and shutdown). See the module docs.
 pub async fn conversation(
-    cfg: &ServiceConfig,
+    config: ToImConfig,
+    deps: &Deps,
     conversation: &ConversationKey,
     since_ms: i64,
 ) -> Result<Replayed, ToImError> {
-    cfg.to_im.live.validate()?;
-    let topics = &cfg.topics;
-    let live = &cfg.to_im.live;
-    let registry = Registry::new();
-    let im = ImClient::new(&cfg.im, &registry)?;
-    let metrics = LiveMetrics::new(&registry).map_err(|e| ToImError::Config(format!("metrics: {e}")))?;
-    let admin = Admin::new(&cfg.kafka)?;
-    let ledger_partitions = admin.partition_count(&topics.applied).await?;
+    let deps = deps.detached();
+    let ledger_partitions = Admin::new(&deps.kafka)?.partition_count(&deps.topics.applied).await?;
     if ledger_partitions == 0 {
         // No ledger topic means to-im never ran: nothing was applied, so there is nothing to re-apply safely.
         return Err(ToImError::Config(format!(
             "the applied ledger {} does not exist: has to-im ever run?",
-            topics.applied
+            deps.topics.applied
         )));
     }
-    let producer = Producer::new(&cfg.kafka)?;
-    let stop = CancellationToken::new();
-    let states = ConversationStates::spawn(cfg.kafka.clone(), topics.conversations.clone(), stop.child_token());
-    let ledger = Arc::new(Ledger::new(
-        cfg.kafka.clone(),
-        producer.clone(),
-        topics.applied.clone(),
-        ledger_partitions,
-        topics.legacy_events.clone(),
-        metrics.clone(),
-    ));
-    let applier =
-        Applier::new(im, live.c2c_api, live.import_unknown_accounts, live.history_check_slack_secs, metrics.clone())
-            .with_dismissal_notices(DismissalNotices::new(producer.clone(), topics.conversations.clone()));
-    let handler = LiveHandler::new(
-        topics.legacy_events.clone(),
-        ledger.clone(),
-        states,
-        applier,
-        metrics.clone(),
-        Readiness::new(),
-        None,
-    );
-    info!(conversation = %conversation, group = %live.group_id, topic = %topics.legacy_events, "replaying a conversation to IM");
+    let service = ToIm::build(config, &deps).await?;
+    let live = service.live(ledger_partitions, None)?;
+    let cfg = &service.config().live;
+    let topic = &deps.topics.legacy_events;
+    info!(conversation = %conversation, group = %cfg.group_id, topic = %topic, "replaying a conversation to IM");
     let result = imbridge_kafka::replay::key(
-        &cfg.kafka,
-        &live.group_id,
-        &topics.legacy_events,
+        &deps.kafka,
+        &cfg.group_id,
+        topic,
         conversation.as_str().as_bytes(),
         since_ms,
-        &handler,
-        &live.consumer.retry,
+        live.handler.as_ref(),
+        &cfg.consumer.retry,
     )
     .await;
-    ledger.revoke_all();
-    stop.cancel();
-    if let Err(e) = producer.flush(Duration::from_secs(10)) {
-        warn!(error = %e, "producer flush after the replay failed");
-    }
+    live.finish();
+    deps.shutdown.cancel();
     let key = result?;
-    let count = |outcome: &str| counter_sum(&metrics.events, "outcome", outcome);
+    let count = |outcome: &str| counter_sum(&service.metrics().events, "outcome", outcome);
     let out = Replayed { applied: count("applied"), skipped: count("skipped"), recovered: count("recovered"), key };
     info!(
         matched = out.key.matched,

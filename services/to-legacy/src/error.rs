@@ -2,8 +2,6 @@
 //! 2xx/409 applied, 400/422 dead-letter, 429/5xx/timeouts retry) or a record that is not an IM event; the rest
 //! are start-up failures.
 
-use std::net::SocketAddr;
-
 use imbridge_core::Failure;
 use imbridge_core::disposition::{Classify, Disposition};
 use imbridge_kafka::KafkaError;
@@ -20,10 +18,8 @@ pub enum ToLegacyError {
     Kafka(#[from] KafkaError),
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Start(#[from] imbridge_runtime::StartError),
 }
 
 impl Classify for ToLegacyError {
@@ -32,7 +28,7 @@ impl Classify for ToLegacyError {
             ToLegacyError::Apply(e) => e.disposition(),
             ToLegacyError::Kafka(e) => e.disposition(),
             ToLegacyError::Decode(_) | ToLegacyError::Config(_) => Disposition::DeadLetter,
-            ToLegacyError::Bind { .. } | ToLegacyError::Metrics(_) => Disposition::Retry,
+            ToLegacyError::Start(_) => Disposition::Retry,
         }
     }
 
@@ -42,8 +38,7 @@ impl Classify for ToLegacyError {
             ToLegacyError::Decode(f) => f.kind.clone(),
             ToLegacyError::Kafka(e) => e.kind(),
             ToLegacyError::Config(_) => "config".into(),
-            ToLegacyError::Bind { .. } => "bind".into(),
-            ToLegacyError::Metrics(_) => "metrics".into(),
+            ToLegacyError::Start(_) => "start".into(),
         }
     }
 }

@@ -11,11 +11,11 @@
 //! - [`error`]: [`ToLegacyError`], the crate's one error type;
 //! - [`replay`]: `imbridge replay --conversation`: one conversation's IM events again, through the same handler.
 //!
-//! This file wires them: the [`imbridge_kafka::OrderedConsumer`] (per-conversation lanes, DLQ, parking,
-//! contiguous-prefix commits, drain on revoke and shutdown), the ops server (`/metrics`, `/healthz`, `/readyz`:
-//! Kafka reachable, legacy reachable, assignment received) and the readiness probe. [`start`] returns once it
-//! runs; [`run`] is the binary's entry point and returns when `shutdown` fired and the consumer drained and
-//! committed.
+//! This file is [`ToLegacy`], built and run like every service ([`imbridge_runtime::Service`]): the
+//! [`imbridge_kafka::OrderedConsumer`] (per-conversation lanes, DLQ, parking, contiguous-prefix commits, drain on
+//! revoke and shutdown), the ops server (`/metrics`, `/healthz`, `/readyz`: Kafka reachable, legacy reachable,
+//! assignment received) and the readiness probe. [`ToLegacy::applier`] is the one construction of the handler:
+//! the service runs it, `imbridge replay` and `imbridge bench` take it from the same built service.
 
 pub mod config;
 pub mod error;
@@ -25,254 +25,184 @@ pub mod order;
 pub mod replay;
 pub mod sequenced;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbridge_core::topics::TopicNames;
-use imbridge_kafka::admin::Admin;
+use imbridge_core::topics::Topic;
 use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
-use imbridge_kafka::topology::{self, Topic};
-use imbridge_kafka::{KafkaConfig, OrderedConsumer, Producer};
+use imbridge_kafka::{OrderedConsumer, Producer, topology};
 use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
+use imbridge_runtime::probe::{self, Probe};
+use imbridge_runtime::{Deps, Running, Service};
 use imbridge_telemetry::Readiness;
-use prometheus::Registry;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::ToLegacyConfig;
 pub use error::ToLegacyError;
 pub use handler::{LegacyApplier, READY_ASSIGNMENT, READY_LEGACY};
+pub use imbridge_runtime::probe::READY_KAFKA;
 pub use metrics::Metrics;
 
-/// Readiness check: Kafka answers and the IM events topic exists.
-pub const READY_KAFKA: &str = "kafka";
-
-/// What to-legacy needs from the rest of the configuration.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub kafka: KafkaConfig,
-    pub topics: TopicNames,
-    /// Where the service's metrics are registered (tests pass their own).
-    pub registry: Registry,
-    /// `[im]`: the client group seq gaps are read with. `None`: a gap past its wait is skipped (and counted).
-    pub im: Option<imbridge_im::ImConfig>,
-}
-
-impl Deps {
-    /// Deps with a fresh registry and no IM client.
-    pub fn new(kafka: KafkaConfig, topics: TopicNames) -> Self {
-        Self { kafka, topics, registry: Registry::new(), im: None }
-    }
-
-    /// The same, reading group seq gaps from IM with `im`.
-    pub fn with_im(self, im: imbridge_im::ImConfig) -> Self {
-        Self { im: Some(im), ..self }
-    }
-}
-
-/// A started to-legacy service.
+/// A built to-legacy: its apply client and metrics, not yet consuming.
 #[derive(Debug)]
-pub struct RunningToLegacy {
-    /// Where `/metrics`, `/healthz`, `/readyz` are served.
-    pub ops_addr: SocketAddr,
-    pub readiness: Readiness,
-    consumer: JoinHandle<Result<RunStats, imbridge_kafka::KafkaError>>,
-    tasks: TaskTracker,
+pub struct ToLegacy {
+    config: ToLegacyConfig,
+    deps: Deps,
+    client: ApplyClient,
+    metrics: Metrics,
+    readiness: Readiness,
 }
 
-impl RunningToLegacy {
-    /// Waits until the consumer stopped (after `shutdown` fired, drained and committed) and the ops server and
-    /// probe ended.
-    pub async fn wait(self) -> Result<RunStats, ToLegacyError> {
-        let stats = match self.consumer.await {
-            Ok(r) => r?,
-            Err(e) => return Err(ToLegacyError::Config(format!("consumer task failed: {e}"))),
+impl ToLegacy {
+    /// The handler the service runs, with the resequencer when `[to_legacy.order]` is on (see
+    /// [`ToLegacy::resequencer`]).
+    pub fn applier(&self, order: Option<sequenced::Resequencer>) -> Arc<LegacyApplier> {
+        let c = &self.config;
+        let (client, metrics, readiness) = (self.client.clone(), self.metrics.clone(), self.readiness.clone());
+        let shutdown = self.deps.shutdown.clone();
+        match order {
+            Some(order) => LegacyApplier::with_order(
+                client,
+                c.retry.clone(),
+                c.batch_max_events,
+                metrics,
+                readiness,
+                shutdown,
+                Arc::new(order),
+            ),
+            None => LegacyApplier::new(client, c.retry.clone(), c.batch_max_events, metrics, readiness, shutdown),
+        }
+    }
+
+    /// The resequencer: its durable state on the applied-ledger topic (`partitions` of it) and, with `[im]`
+    /// credentials, the client that fills group seq gaps.
+    pub fn resequencer(&self, partitions: i32) -> Result<sequenced::Resequencer, ToLegacyError> {
+        let (config, deps) = (&self.config, &self.deps);
+        let store = order::OrderStore::new(
+            deps.kafka.clone(),
+            deps.topics.applied.clone(),
+            deps.topics.im_events.clone(),
+            &config.group_id,
+            partitions,
+        )?;
+        let filler = if deps.im.secret_key.is_empty() {
+            warn!("no [im] credentials: group seq gaps that stay open are skipped, not read from IM");
+            None
+        } else {
+            let client = imbridge_im::ImClient::new(&deps.im, &deps.registry)
+                .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
+            Some(order::GapFiller::new(client, deps.im.admin_identifier.clone()))
         };
-        self.tasks.close();
-        self.tasks.wait().await;
+        Ok(sequenced::Resequencer { cfg: config.order.clone(), store, filler, memory: order::Memory::default() })
+    }
+
+    /// The events counted by outcome (`applied`, `duplicate`, `rejected`, `malformed`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn config(&self) -> &ToLegacyConfig {
+        &self.config
+    }
+
+    /// Everything after the ops endpoints listen, until shutdown.
+    async fn consume(self) -> Result<RunStats, ToLegacyError> {
+        let (config, deps) = (&self.config, &self.deps);
+        let mut topics = vec![Topic::ImEvents, Topic::Dlq];
+        if config.order.enabled {
+            topics.push(Topic::Applied);
+        }
+        let counts =
+            match topology::ensure_ready(&deps.kafka, &deps.topics, &topics, config.create_topics, &deps.shutdown)
+                .await?
+            {
+                Some(c) => c,
+                None => return Ok(RunStats::default()),
+            };
+        let order = match counts.get(&Topic::Applied) {
+            Some(n) if config.order.enabled => Some(self.resequencer(*n)?),
+            _ => None,
+        };
+        let handler = self.applier(order);
+        let dlq = DlqProducer::new(Producer::new(&deps.kafka)?, deps.topics.dlq.clone());
+        let consumer = OrderedConsumer::new(
+            &deps.kafka,
+            &config.group_id,
+            &[deps.topics.im_events.as_str()],
+            config.consumer.clone(),
+            handler,
+            dlq,
+            ConsumerMetrics::new(&deps.registry, "to_legacy").map_err(imbridge_runtime::StartError::from)?,
+        )?;
+        info!(
+            group = %config.group_id, topic = %deps.topics.im_events, apply_url = %config.apply_url,
+            "to-legacy consuming"
+        );
+        let stats = consumer.run(deps.shutdown.clone()).await?;
         info!(finished = stats.finished, dead_lettered = stats.dead_lettered, "to-legacy stopped");
         Ok(stats)
     }
-}
 
-/// Starts the consumer, the ops server and the readiness probe; everything stops when `shutdown` fires.
-pub async fn start(
-    config: ToLegacyConfig,
-    deps: Deps,
-    shutdown: CancellationToken,
-) -> Result<RunningToLegacy, ToLegacyError> {
-    config.validate()?;
-    let readiness = Readiness::new();
-    for check in [READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT] {
-        readiness.set(check, false);
+    /// `/readyz`: Kafka answers with the IM events topic, and the legacy side answers HTTP.
+    fn probe(&self) -> Result<Probe, ToLegacyError> {
+        let config = &self.config;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms.min(5_000)))
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ToLegacyError::Config(format!("the readiness probe's http client: {e}")))?;
+        // Any answer at all means the legacy side is up and reachable; the apply endpoint need not know GET.
+        let (url, healthy_only) = match &config.health_url {
+            Some(u) => (u.clone(), true),
+            None => (config.apply_url.clone(), false),
+        };
+        let legacy = move || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                match http.get(&url).send().await {
+                    Ok(r) => !healthy_only || r.status().is_success(),
+                    Err(_) => false,
+                }
+            }
+        };
+        Ok(Probe::new(self.readiness.clone(), Duration::from_millis(config.readiness_interval_ms))
+            .check(READY_KAFKA, probe::kafka_topics(&self.deps.kafka, vec![self.deps.topics.im_events.clone()]))
+            .check(READY_LEGACY, legacy))
     }
-    let metrics = Metrics::new(&deps.registry)?;
-    let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
-    apply.timeout_ms = config.request_timeout_ms;
-    apply.connect_timeout_ms = config.connect_timeout_ms;
-    // The handler drives retries itself (send_once), so the client's own loop is never used.
-    apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
-    let client = ApplyClient::new(apply, &deps.registry)?;
-    let handler = if config.order.enabled {
-        let order = resequencer(&config, &deps).await?;
-        LegacyApplier::with_order(
-            client,
-            config.retry.clone(),
-            config.batch_max_events,
-            metrics,
-            readiness.clone(),
-            shutdown.clone(),
-            Arc::new(order),
-        )
-    } else {
-        LegacyApplier::new(
-            client,
-            config.retry.clone(),
-            config.batch_max_events,
-            metrics,
-            readiness.clone(),
-            shutdown.clone(),
-        )
-    };
-    let dlq = DlqProducer::new(Producer::new(&deps.kafka)?, deps.topics.dlq.clone());
-    let consumer_metrics = ConsumerMetrics::new(&deps.registry, "to_legacy")?;
-    let consumer = OrderedConsumer::new(
-        &deps.kafka,
-        &config.group_id,
-        &[deps.topics.im_events.as_str()],
-        config.consumer.clone(),
-        handler,
-        dlq,
-        consumer_metrics,
-    )?;
-
-    let tasks = TaskTracker::new();
-    let ops = imbridge_telemetry::ops_router(deps.registry.clone(), readiness.clone());
-    let (ops_addr, ops_task) = imbridge_telemetry::serve_ops(config.listen, ops, shutdown.clone())
-        .await
-        .map_err(|source| ToLegacyError::Bind { addr: config.listen, source })?;
-    tasks.spawn(async move {
-        let _ = ops_task.await;
-    });
-    tasks.spawn(probe(config.clone(), deps.clone(), readiness.clone(), shutdown.clone()));
-    let consumer = tokio::spawn(consumer.run(shutdown));
-    info!(
-        %ops_addr, group = %config.group_id, topic = %deps.topics.im_events, apply_url = %config.apply_url,
-        "to-legacy started"
-    );
-    Ok(RunningToLegacy { ops_addr, readiness, consumer, tasks })
 }
 
-/// The resequencer: its durable state on the applied-ledger topic (created when configured) and, with `[im]`,
-/// the client that fills group seq gaps.
-async fn resequencer(config: &ToLegacyConfig, deps: &Deps) -> Result<sequenced::Resequencer, ToLegacyError> {
-    let admin = Admin::new(&deps.kafka)?;
-    let topics = &deps.topics;
-    let mut attempt = 0u32;
-    // Kafka may still be starting next to us: the state's partition count is needed before consuming.
-    let partitions = loop {
-        let ready = async {
-            if config.create_topics {
-                topology::ensure(&admin, topics, &[Topic::ImEvents, Topic::Applied, Topic::Dlq]).await?;
-            }
-            admin.partition_count(&topics.applied).await
-        };
-        match ready.await {
-            Ok(n) if n > 0 => break n,
-            Ok(_) => {
-                return Err(ToLegacyError::Config(format!(
-                    "topic {} (the resequencer's state) does not exist; create it or set to_legacy.create_topics",
-                    topics.applied
-                )));
-            }
-            Err(e) if attempt < 20 => {
-                attempt += 1;
-                warn!(error = %e, attempt, "cannot reach the resequencer's state topic yet");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let store = order::OrderStore::new(
-        deps.kafka.clone(),
-        topics.applied.clone(),
-        topics.im_events.clone(),
-        &config.group_id,
-        partitions,
-    )?;
-    let filler = match &deps.im {
-        Some(im) => {
-            let client = imbridge_im::ImClient::new(im, &deps.registry)
-                .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
-            Some(order::GapFiller::new(client, im.admin_identifier.clone()))
-        }
-        None => {
-            warn!("no [im] client: group seq gaps that stay open are skipped, not read from IM");
-            None
-        }
-    };
-    Ok(sequenced::Resequencer { cfg: config.order.clone(), store, filler, memory: order::Memory::default() })
-}
+impl Service for ToLegacy {
+    const NAME: &'static str = "to-legacy";
+    type Config = ToLegacyConfig;
+    type Error = ToLegacyError;
+    type Output = RunStats;
 
-/// Runs until `shutdown` fires (SIGTERM/SIGINT in the binary), then drains, commits and returns.
-pub async fn run(config: ToLegacyConfig, deps: Deps, shutdown: CancellationToken) -> Result<RunStats, ToLegacyError> {
-    start(config, deps, shutdown).await?.wait().await
-}
+    async fn build(config: ToLegacyConfig, deps: &Deps) -> Result<Self, ToLegacyError> {
+        config.validate()?;
+        let readiness = Readiness::new();
+        for check in [READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT] {
+            readiness.set(check, false);
+        }
+        let metrics = Metrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?;
+        let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
+        apply.timeout_ms = config.request_timeout_ms;
+        apply.connect_timeout_ms = config.connect_timeout_ms;
+        // The handler drives retries itself (send_once), so the client's own loop is never used.
+        apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
+        let client = ApplyClient::new(apply, &deps.registry)?;
+        Ok(Self { config, deps: deps.clone(), client, metrics, readiness })
+    }
 
-/// Keeps `/readyz` honest: creates the topics once (when configured), then every `readiness_interval_ms` checks
-/// that Kafka answers with the IM events topic and that the legacy side answers HTTP.
-async fn probe(config: ToLegacyConfig, deps: Deps, readiness: Readiness, shutdown: CancellationToken) {
-    let admin = match Admin::new(&deps.kafka) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(error = %e, "cannot create the kafka admin client; readiness stays false");
-            return;
-        }
-    };
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(config.request_timeout_ms.min(5_000)))
-        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "cannot create the http client of the readiness probe");
-            return;
-        }
-    };
-    let topics = &deps.topics;
-    let mut created = !config.create_topics;
-    let every = Duration::from_millis(config.readiness_interval_ms);
-    loop {
-        if !created {
-            match topology::ensure(&admin, topics, &[Topic::ImEvents, Topic::Dlq]).await {
-                Ok(()) => created = true,
-                Err(e) => warn!(error = %e, "cannot create the topics yet"),
-            }
-        }
-        let kafka_ok = match admin.partition_count(&topics.im_events).await {
-            Ok(n) => created && n > 0,
-            Err(e) => {
-                warn!(error = %e, "kafka readiness probe failed");
-                false
-            }
-        };
-        readiness.set(READY_KAFKA, kafka_ok);
-        let legacy_ok = match &config.health_url {
-            Some(url) => http.get(url).send().await.is_ok_and(|r| r.status().is_success()),
-            // Any answer at all means the legacy side is up and reachable; the apply endpoint need not know GET.
-            None => http.get(&config.apply_url).send().await.is_ok(),
-        };
-        readiness.set(READY_LEGACY, legacy_ok);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
+    async fn start(self) -> Result<Running<RunStats, ToLegacyError>, ToLegacyError> {
+        let deps = self.deps.clone();
+        let (addr, _ops) = imbridge_runtime::serve_ops(self.config.listen, &deps, &self.readiness, None).await?;
+        self.probe()?.spawn(deps.shutdown.clone());
+        info!(%addr, apply_url = %self.config.apply_url, "to-legacy started");
+        let readiness = self.readiness.clone();
+        let task = tokio::spawn(self.consume());
+        Ok(Running::new(addr, readiness, deps.shutdown, task))
     }
 }

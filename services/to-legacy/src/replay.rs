@@ -4,19 +4,15 @@
 //!
 //! The records come from [`imbridge_kafka::replay::key`]: the conversation's partition of the IM events topic,
 //! from the offset for the time up to the group's committed offset (later records belong to the running
-//! group). No consumer group is joined and nothing is committed; metrics go to a private registry.
+//! group). No consumer group is joined and nothing is committed; the to-legacy it builds has a private registry.
 
 use imbridge_core::ConversationKey;
-use imbridge_core::topics::TopicNames;
-use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::replay::KeyReplay;
-use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
-use imbridge_telemetry::{Readiness, counter_sum};
-use prometheus::Registry;
-use tokio_util::sync::CancellationToken;
+use imbridge_runtime::{Deps, Service};
+use imbridge_telemetry::counter_sum;
 use tracing::info;
 
-use crate::{LegacyApplier, Metrics, ToLegacyConfig, ToLegacyError};
+use crate::{ToLegacy, ToLegacyConfig, ToLegacyError};
 
 /// What a conversation replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,43 +25,32 @@ pub struct Replayed {
     pub duplicate: u64,
 }
 
-/// Re-applies `conversation`'s IM events written at or after `since_ms` (Unix ms). See the module docs.
+/// Re-applies `conversation`'s IM events written at or after `since_ms` (Unix ms), with the applier of a
+/// to-legacy built from `config` and `deps` (detached: its own registry and shutdown). See the module docs.
 pub async fn conversation(
-    config: &ToLegacyConfig,
-    kafka: &KafkaConfig,
-    topics: &TopicNames,
+    config: ToLegacyConfig,
+    deps: &Deps,
     conversation: &ConversationKey,
     since_ms: i64,
 ) -> Result<Replayed, ToLegacyError> {
-    config.validate()?;
-    let registry = Registry::new();
-    let metrics = Metrics::new(&registry)?;
-    let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
-    apply.timeout_ms = config.request_timeout_ms;
-    apply.connect_timeout_ms = config.connect_timeout_ms;
-    // As in the service: the handler retries itself through `send_once`.
-    apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
-    let client = ApplyClient::new(apply, &registry)?;
-    let handler = LegacyApplier::new(
-        client,
-        config.retry.clone(),
-        config.batch_max_events,
-        metrics.clone(),
-        Readiness::new(),
-        CancellationToken::new(),
-    );
-    info!(conversation = %conversation, group = %config.group_id, topic = %topics.im_events, "replaying a conversation to legacy");
+    let deps = deps.detached();
+    let service = ToLegacy::build(config, &deps).await?;
+    let handler = service.applier(None);
+    let (cfg, topic) = (service.config(), &deps.topics.im_events);
+    info!(conversation = %conversation, group = %cfg.group_id, topic = %topic, "replaying a conversation to legacy");
     let key = imbridge_kafka::replay::key(
-        kafka,
-        &config.group_id,
-        &topics.im_events,
+        &deps.kafka,
+        &cfg.group_id,
+        topic,
         conversation.as_str().as_bytes(),
         since_ms,
         handler.as_ref(),
-        &config.consumer.retry,
+        &cfg.consumer.retry,
     )
-    .await?;
-    let count = |outcome: &str| counter_sum(&metrics.events, "outcome", outcome);
+    .await;
+    deps.shutdown.cancel();
+    let key = key?;
+    let count = |outcome: &str| counter_sum(&service.metrics().events, "outcome", outcome);
     let out = Replayed { applied: count("applied"), duplicate: count("duplicate"), key };
     info!(
         matched = out.key.matched,
