@@ -289,16 +289,7 @@ async fn import_phase(
     limits: bool,
 ) -> Result<ImportPhase, Error> {
     let prefix = format!("bench-{}-{:08x}", std::process::id(), rand_u32());
-    let topics = TopicNames {
-        import_accounts: format!("{prefix}.import.accounts"),
-        import_users: format!("{prefix}.import.users"),
-        import_c2c: format!("{prefix}.import.c2c"),
-        import_groups: format!("{prefix}.import.groups"),
-        dlq: format!("{prefix}.dlq"),
-        conversations: format!("{prefix}.conversations"),
-        partitions: o.partitions,
-        ..TopicNames::default()
-    };
+    let topics = TopicNames { partitions: o.partitions, ..TopicNames::with_prefix(&prefix) };
     let mut im: ImConfig = emulator.client_config();
     if !limits {
         im.rate_limits = Api::ALL.iter().map(|a| (*a, RateSetting::Off)).collect();
@@ -309,7 +300,6 @@ async fn import_phase(
         im,
         import: ImportConfig {
             group_id: format!("{prefix}-import"),
-            checkpoint_topic: format!("{prefix}.import.checkpoints"),
             ..ImportConfig::default()
         },
     };

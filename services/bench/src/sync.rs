@@ -51,7 +51,10 @@ use tracing::info;
 
 use imbridge_to_im::ToImError;
 use imbridge_to_im::live::handler::LIVE_APIS;
-use imbridge_to_im::service::{ServiceConfig, ToImConfig};
+use imbridge_runtime::{Deps, Running, Service};
+use imbridge_to_im::{ToIm, ToImConfig};
+use imbridge_to_legacy::ToLegacy;
+use imbridge_kafka::consumer::RunStats;
 
 const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 const APPLY_SECRET: &str = "bench-apply-secret";
@@ -266,8 +269,8 @@ async fn spawn_proxy(
     let p = Proxy { target, http: reqwest::Client::new(), arrivals: arrivals.clone(), legacy };
     let app = Router::new().fallback(forward).with_state(p);
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ToImError::Ops { addr, source })?;
-    let local = listener.local_addr().map_err(|source| ToImError::Ops { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bench_err)?;
+    let local = listener.local_addr().map_err(bench_err)?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     });
@@ -283,8 +286,8 @@ struct Pipeline {
     im: imbridge_im_emulator::RunningEmulator,
     legacy: imbridge_legacy_emulator::RunningLegacyEmulator,
     ingest: imbridge_ingest::RunningIngest,
-    to_im: imbridge_to_im::service::Running,
-    to_legacy: imbridge_to_legacy::RunningToLegacy,
+    to_im: Running<RunStats, ToImError>,
+    to_legacy: Running<RunStats, imbridge_to_legacy::ToLegacyError>,
     im_arrivals: Arrivals,
     legacy_arrivals: Arrivals,
     shutdown: CancellationToken,
@@ -341,17 +344,8 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
 }
 
 async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
-    let shutdown = CancellationToken::new();
     let u = format!("bench-sync-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions: opts.partitions,
-        ..TopicNames::default()
-    };
+    let topics = TopicNames { partitions: opts.partitions, ..TopicNames::with_prefix(&u) };
     let ingest_cfg = imbridge_ingest::IngestConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         legacy_secret: SigningSecret::new(WEBHOOK_SECRET),
@@ -365,17 +359,15 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         rate_limits_enabled: opts.im_quota,
         ..imbridge_im_emulator::EmulatorConfig::default()
     };
-    let ingest = imbridge_ingest::spawn(
-        ingest_cfg,
-        imbridge_ingest::Deps::new(
-            opts.kafka.clone(),
-            topics.clone(),
-            emu_cfg.sdkappid,
-            emu_cfg.admin_identifiers.first().cloned().unwrap_or_default(),
-        ),
-    )
-    .await
-    .map_err(bench_err)?;
+    // Every service is built as the binary builds it, each with a registry of its own (they share one process).
+    let app = ImConfig {
+        sdkappid: emu_cfg.sdkappid,
+        admin_identifier: emu_cfg.admin_identifiers.first().cloned().unwrap_or_default(),
+        ..ImConfig::default()
+    };
+    let deps = Deps::new(opts.kafka.clone(), topics.clone(), app);
+    let shutdown = deps.shutdown.clone();
+    let ingest = imbridge_ingest::spawn(ingest_cfg, deps.detached()).await.map_err(bench_err)?;
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
         callback_url: Some(ingest.callback_url()),
         ..emu_cfg
@@ -414,14 +406,10 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         }
     }
     let group = format!("{u}-to-im");
-    let mut to_im_cfg = ToImConfig { ops_listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..ToImConfig::default() };
+    let mut to_im_cfg = ToImConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..ToImConfig::default() };
     to_im_cfg.live.group_id = group;
-    to_im_cfg.probe_interval_ms = 300;
-    let to_im = imbridge_to_im::service::start(
-        ServiceConfig { kafka: opts.kafka.clone(), topics: topics.clone(), im: im_cfg, to_im: to_im_cfg },
-        shutdown.clone(),
-    )
-    .await?;
+    to_im_cfg.readiness_interval_ms = 300;
+    let to_im = ToIm::build(to_im_cfg, &Deps { im: im_cfg, ..deps.detached() }).await?.start().await?;
     let to_legacy_cfg = imbridge_to_legacy::ToLegacyConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         group_id: format!("{u}-to-legacy"),
@@ -430,13 +418,9 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         readiness_interval_ms: 300,
         ..imbridge_to_legacy::ToLegacyConfig::default()
     };
-    let to_legacy = imbridge_to_legacy::start(
-        to_legacy_cfg,
-        imbridge_to_legacy::Deps::new(opts.kafka.clone(), topics.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(bench_err)?;
+    // Without IM credentials, as before: group seq gaps are not read from IM in the bench.
+    let legacy_deps = Deps { im: ImConfig::default(), ..deps.detached() };
+    let to_legacy = async { ToLegacy::build(to_legacy_cfg, &legacy_deps).await?.start().await }.await.map_err(bench_err)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(to_im.readiness.is_ready() && to_legacy.readiness.is_ready() && ingest.service().readiness().is_ready()) {
         if Instant::now() > deadline {

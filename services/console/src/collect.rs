@@ -14,7 +14,7 @@ use std::time::Duration;
 use imbridge_core::TimestampMs;
 use imbridge_demo::prom::{Page, quantile};
 use imbridge_im::Api;
-use imbridge_importer::apply::ImportTopic;
+use imbridge_core::topics::ImportPhase;
 use imbridge_importer::checkpoint::RunCheckpoint;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::reader::{Start, read_range};
@@ -23,7 +23,7 @@ use imbridge_to_im::status::{StatusReport, collect as collect_status};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::Deps;
+use crate::View;
 use crate::config::{ConsoleConfig, ServiceKind};
 use crate::metrics::Metrics;
 use crate::trace::dlq_commands;
@@ -237,7 +237,7 @@ impl Shared {
 /// check say what it read.
 pub async fn run(
     config: ConsoleConfig,
-    deps: Deps,
+    deps: View,
     shared: Shared,
     metrics: Metrics,
     readiness: Readiness,
@@ -325,13 +325,13 @@ async fn scrape(http: &reqwest::Client, config: &ConsoleConfig) -> Vec<Scraped> 
 }
 
 /// The latest import run's checkpoint (the one started last), if the checkpoint topic exists.
-async fn latest_checkpoint(deps: &Deps) -> Result<Option<RunCheckpoint>, imbridge_kafka::KafkaError> {
-    if Admin::new(&deps.kafka)?.partition_count(&deps.checkpoint_topic).await? == 0 {
+async fn latest_checkpoint(deps: &View) -> Result<Option<RunCheckpoint>, imbridge_kafka::KafkaError> {
+    if Admin::new(&deps.kafka)?.partition_count(&deps.topics.import_checkpoints).await? == 0 {
         return Ok(None);
     }
     let best: Arc<std::sync::Mutex<Option<RunCheckpoint>>> = Arc::default();
     let sink = best.clone();
-    read_range(&deps.kafka, &deps.checkpoint_topic, None, Start::Earliest, move |r| {
+    read_range(&deps.kafka, &deps.topics.import_checkpoints, None, Start::Earliest, move |r| {
         if let Some(c) = r.payload.as_deref().and_then(|p| serde_json::from_slice::<RunCheckpoint>(p).ok()) {
             let mut b = sink.lock().unwrap_or_else(|p| p.into_inner());
             if b.as_ref().is_none_or(|x| c.started_at_ms >= x.started_at_ms) {
@@ -422,20 +422,20 @@ fn latency(history: &VecDeque<Round>, key: &str) -> (Option<f64>, Option<f64>, S
 }
 
 /// The phase's main API and how many records one call carries at most: the quota-bound lower bound.
-fn bound_api(which: ImportTopic) -> (Api, f64, &'static str) {
+fn bound_api(which: ImportPhase) -> (Api, f64, &'static str) {
     use imbridge_im::types::{account, group, sns};
     match which {
-        ImportTopic::Accounts => (Api::MultiAccountImport, account::MULTIACCOUNT_IMPORT_MAX as f64, "accounts"),
-        ImportTopic::Users => (Api::FriendImport, sns::FRIEND_IMPORT_MAX as f64, "profiles, friendships"),
-        ImportTopic::C2c => (Api::ImportMsg, 1.0, "1:1 messages, read marks"),
-        ImportTopic::Groups => {
+        ImportPhase::Accounts => (Api::MultiAccountImport, account::MULTIACCOUNT_IMPORT_MAX as f64, "accounts"),
+        ImportPhase::Users => (Api::FriendImport, sns::FRIEND_IMPORT_MAX as f64, "profiles, friendships"),
+        ImportPhase::C2c => (Api::ImportMsg, 1.0, "1:1 messages, read marks"),
+        ImportPhase::Groups => {
             (Api::ImportGroupMsg, group::IMPORT_GROUP_MSG_MAX as f64, "groups, members, group messages, unread counts")
         }
     }
 }
 
 fn build(
-    deps: &Deps,
+    deps: &View,
     status: Option<&StatusReport>,
     run: Option<&RunCheckpoint>,
     pages: &[Scraped],
@@ -469,7 +469,7 @@ fn build(
     let mut phases = Vec::new();
     let mut accounts_secs = 0.0;
     let mut slowest_other: f64 = 0.0;
-    for (which, group) in &deps.import_groups {
+    for (which, group) in &deps.groups.import {
         let topic = deps.import_topic(*which).to_owned();
         let st = groups_st.iter().find(|g| g.group == *group && g.topic == topic);
         let total: i64 = st.map_or(0, |g| g.partitions.iter().map(|p| p.end).sum());
@@ -479,7 +479,7 @@ fn build(
         let (api, per_call, kinds) = bound_api(*which);
         let per_sec = deps.im.rate_for(api).per_sec();
         let lb = per_sec.map_or(0.0, |r| total as f64 / (r * per_call));
-        if *which == ImportTopic::Accounts {
+        if *which == ImportPhase::Accounts {
             accounts_secs = lb;
         } else {
             slowest_other = slowest_other.max(lb);
@@ -526,8 +526,8 @@ fn build(
         }
     };
     let directions = vec![
-        direction("legacy → IM", &deps.to_im_group, &deps.topics.legacy_events, "ingest_legacy", "to_im"),
-        direction("IM → legacy", &deps.to_legacy_group, &deps.topics.im_events, "ingest_im", "to_legacy"),
+        direction("legacy → IM", &deps.groups.to_im, &deps.topics.legacy_events, "ingest_legacy", "to_im"),
+        direction("IM → legacy", &deps.groups.to_legacy, &deps.topics.im_events, "ingest_im", "to_legacy"),
     ];
     let phases = status.map_or_else(PhaseView::default, |s| PhaseView {
         importing: s.phases.importing,

@@ -1,6 +1,6 @@
 //! `[console]`: where the console listens, which services it watches, how often it refreshes, and the admin
 //! token that unlocks its actions. Everything else it needs (Kafka, topic names, consumer groups, IM's rates) is
-//! the rest of the one configuration file, handed over as [`Deps`](crate::Deps).
+//! the rest of the one configuration file, handed over as [`Groups`](crate::Groups) and read through a [`View`](crate::View).
 
 use std::net::SocketAddr;
 

@@ -11,8 +11,6 @@ pub enum ConsoleError {
     Kafka(#[from] imbridge_kafka::KafkaError),
     #[error("status: {0}")]
     Status(#[from] imbridge_to_im::ToImError),
-    #[error("metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Start(#[from] imbridge_runtime::StartError),
 }

@@ -26,74 +26,62 @@ pub mod page;
 pub mod server;
 pub mod trace;
 
-use imbridge_core::topics::TopicNames;
+use imbridge_core::topics::{ImportPhase, TopicNames};
 use imbridge_im::ImConfig;
-use imbridge_importer::apply::ImportTopic;
 use imbridge_kafka::KafkaConfig;
-use tokio_util::sync::CancellationToken;
 
 pub use collect::Snapshot;
 pub use config::{ConsoleConfig, ServiceEndpoint, ServiceKind};
 pub use error::ConsoleError;
-pub use server::{RunningConsole, start};
+pub use server::{Console, ConsoleSettings};
 
-/// What the console reads besides its own section: the rest of the one configuration file.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub kafka: KafkaConfig,
-    pub topics: TopicNames,
+/// The consumer groups the console watches: the group ids of the other sections.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
     /// to-im's live consumer group (on the legacy events topic).
-    pub to_im_group: String,
+    pub to_im: String,
     /// to-legacy's consumer group (on the IM events topic).
-    pub to_legacy_group: String,
+    pub to_legacy: String,
     /// The import's consumer group of each import phase.
-    pub import_groups: Vec<(ImportTopic, String)>,
-    /// The importer's checkpoint topic (when the import started, whether it completed).
-    pub checkpoint_topic: String,
-    /// IM's configured rates: the import's quota-bound lower bound.
-    pub im: ImConfig,
+    pub import: Vec<(ImportPhase, String)>,
 }
 
-impl Deps {
+/// What the console and the tracer read: Kafka, the topics, IM's configured rates (the import's quota-bound
+/// lower bound) and the watched groups.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub kafka: KafkaConfig,
+    pub topics: TopicNames,
+    pub im: ImConfig,
+    pub groups: Groups,
+}
+
+impl View {
     /// The topic of one import phase.
-    pub fn import_topic(&self, which: ImportTopic) -> &str {
-        match which {
-            ImportTopic::Accounts => &self.topics.import_accounts,
-            ImportTopic::Users => &self.topics.import_users,
-            ImportTopic::C2c => &self.topics.import_c2c,
-            ImportTopic::Groups => &self.topics.import_groups,
-        }
+    pub fn import_topic(&self, which: ImportPhase) -> &str {
+        self.topics.name(which.topic())
     }
 
     /// The consumer group that applies `topic`'s records.
     pub fn group_of(&self, topic: &str) -> Option<String> {
         if topic == self.topics.legacy_events {
-            return Some(self.to_im_group.clone());
+            return Some(self.groups.to_im.clone());
         }
         if topic == self.topics.im_events {
-            return Some(self.to_legacy_group.clone());
+            return Some(self.groups.to_legacy.clone());
         }
-        self.import_groups.iter().find(|(w, _)| self.import_topic(*w) == topic).map(|(_, g)| g.clone())
+        self.groups.import.iter().find(|(w, _)| self.import_topic(*w) == topic).map(|(_, g)| g.clone())
     }
 
     /// (group, topic) pairs in the order the page shows them: the two live directions, then the import phases.
     pub fn groups(&self) -> Vec<(String, String)> {
         let mut g = vec![
-            (self.to_im_group.clone(), self.topics.legacy_events.clone()),
-            (self.to_legacy_group.clone(), self.topics.im_events.clone()),
+            (self.groups.to_im.clone(), self.topics.legacy_events.clone()),
+            (self.groups.to_legacy.clone(), self.topics.im_events.clone()),
         ];
-        for (w, group) in &self.import_groups {
+        for (w, group) in &self.groups.import {
             g.push((group.clone(), self.import_topic(*w).to_owned()));
         }
         g
     }
-}
-
-/// Runs the console until `shutdown` fires: the binary's entry point.
-pub async fn run(config: ConsoleConfig, deps: Deps, shutdown: CancellationToken) -> Result<(), ConsoleError> {
-    let running = start(config, deps, shutdown.clone()).await?;
-    tracing::info!(addr = %running.addr, "console listening");
-    shutdown.cancelled().await;
-    running.join().await;
-    Ok(())
 }

@@ -14,7 +14,6 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /readyz` | 200 once a round read Kafka, 503 while the latest round could not |
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -25,10 +24,9 @@ use axum::{Json, Router};
 use imbridge_kafka::dlq::{self, Selection};
 use imbridge_telemetry::Readiness;
 use serde::Deserialize;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use imbridge_runtime::{Deps, Running, Service, StartError};
 
-use crate::Deps;
+use crate::{Groups, View};
 use crate::collect::{self, Shared};
 use crate::config::ConsoleConfig;
 use crate::error::ConsoleError;
@@ -39,51 +37,59 @@ use crate::trace::{self, Lookup};
 #[derive(Debug, Clone)]
 struct AppState {
     config: Arc<ConsoleConfig>,
-    deps: Arc<Deps>,
+    deps: Arc<View>,
     shared: Shared,
 }
 
-/// A console serving and collecting.
+/// What `imbridge console` runs: its `[console]` section and the groups it watches.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub console: ConsoleConfig,
+    pub groups: Groups,
+}
+
+/// A built console: its page's state and metrics, not yet serving.
 #[derive(Debug)]
-pub struct RunningConsole {
-    pub addr: SocketAddr,
-    server: JoinHandle<()>,
-    collector: JoinHandle<()>,
-}
-
-impl RunningConsole {
-    /// Waits until both the server and the collector stopped (after `shutdown` fired).
-    pub async fn join(self) {
-        let _ = self.server.await;
-        let _ = self.collector.await;
-    }
-}
-
-/// Binds `config.listen`, starts the collector, and returns once both run.
-pub async fn start(
+pub struct Console {
     config: ConsoleConfig,
+    view: View,
     deps: Deps,
-    shutdown: CancellationToken,
-) -> Result<RunningConsole, ConsoleError> {
-    config.validate()?;
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::new(&registry)?;
-    let readiness = Readiness::new();
-    readiness.set("kafka", false);
-    let shared = Shared::default();
-    let state = AppState { config: Arc::new(config.clone()), deps: Arc::new(deps.clone()), shared: shared.clone() };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ConsoleError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ConsoleError::Listen { addr: config.listen, source })?;
-    let collector = tokio::spawn(collect::run(config, deps, shared, metrics, readiness.clone(), shutdown.clone()));
-    let app = router(state).merge(imbridge_telemetry::ops_router(registry, readiness));
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
-            tracing::error!(error = %e, "console http server stopped");
-        }
-    });
-    Ok(RunningConsole { addr, server, collector })
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+impl Service for Console {
+    const NAME: &'static str = "console";
+    type Config = ConsoleSettings;
+    type Error = ConsoleError;
+    type Output = ();
+
+    async fn build(settings: ConsoleSettings, deps: &Deps) -> Result<Self, ConsoleError> {
+        settings.console.validate()?;
+        let metrics = Metrics::new(&deps.registry).map_err(StartError::from)?;
+        let readiness = Readiness::new();
+        readiness.set("kafka", false);
+        let view =
+            View { kafka: deps.kafka.clone(), topics: deps.topics.clone(), im: deps.im.clone(), groups: settings.groups };
+        Ok(Self { config: settings.console, view, deps: deps.clone(), metrics, readiness })
+    }
+
+    /// Binds `listen`, starts the collector, and returns once both run.
+    async fn start(self) -> Result<Running<(), ConsoleError>, ConsoleError> {
+        let Self { config, view, deps, metrics, readiness } = self;
+        let shared = Shared::default();
+        let state = AppState { config: Arc::new(config.clone()), deps: Arc::new(view.clone()), shared: shared.clone() };
+        let (addr, server) = imbridge_runtime::serve_ops(config.listen, &deps, &readiness, Some(router(state))).await?;
+        tracing::info!(%addr, "console listening");
+        let collector =
+            tokio::spawn(collect::run(config, view, shared, metrics, readiness.clone(), deps.shutdown.clone()));
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+            let _ = collector.await;
+            Ok(())
+        });
+        Ok(Running::new(addr, readiness, deps.shutdown, task))
+    }
 }
 
 fn router(state: AppState) -> Router {

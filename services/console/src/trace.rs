@@ -27,7 +27,7 @@ use imbridge_kafka::record::Record;
 use imbridge_to_im::live::LedgerEntry;
 use serde::Serialize;
 
-use crate::Deps;
+use crate::View;
 use crate::error::ConsoleError;
 
 /// What to look for.
@@ -220,7 +220,7 @@ pub struct TraceReport {
 }
 
 /// Runs a lookup against Kafka.
-pub async fn lookup(deps: &Deps, l: &Lookup, max_records: u64) -> Result<TraceReport, ConsoleError> {
+pub async fn lookup(deps: &View, l: &Lookup, max_records: u64) -> Result<TraceReport, ConsoleError> {
     let admin = Admin::new(&deps.kafka)?;
     let t = &deps.topics;
     let all_import =
@@ -364,7 +364,7 @@ impl Matcher {
 
 /// Looks up fates, reading each DLQ and ledger partition at most once per lookup.
 struct FateFinder<'a> {
-    deps: &'a Deps,
+    deps: &'a View,
     admin: &'a Admin,
     dlq_partitions: Option<i32>,
     dlq: HashMap<i32, Vec<Record>>,
@@ -374,7 +374,7 @@ struct FateFinder<'a> {
 }
 
 impl<'a> FateFinder<'a> {
-    fn new(deps: &'a Deps, admin: &'a Admin) -> Self {
+    fn new(deps: &'a View, admin: &'a Admin) -> Self {
         Self {
             deps,
             admin,

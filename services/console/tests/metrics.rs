@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use imbridge_console::{ConsoleConfig, Deps};
+use imbridge_console::{Console, ConsoleConfig, ConsoleSettings, Groups, View};
+use imbridge_runtime::{Deps, Service};
 use imbridge_core::event::C2cMessage;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, Envelope, Event, EventId, Failure, Source, TimestampMs, UserId};
@@ -14,29 +15,13 @@ use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::{self, DlqProducer, Selection};
 use imbridge_kafka::record::Record;
 use imbridge_kafka::{KafkaConfig, Producer};
-use tokio_util::sync::CancellationToken;
 
-fn deps() -> Deps {
+fn deps() -> View {
     let u = imbridge_testkit::unique("console-metrics");
-    Deps {
+    View {
         kafka: KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap()),
-        topics: TopicNames {
-            legacy_events: format!("{u}.legacy.events"),
-            im_events: format!("{u}.im.events"),
-            import_accounts: format!("{u}.import.accounts"),
-            import_users: format!("{u}.import.users"),
-            import_c2c: format!("{u}.import.c2c"),
-            import_groups: format!("{u}.import.groups"),
-            dlq: format!("{u}.dlq"),
-            applied: format!("{u}.applied"),
-            conversations: format!("{u}.conversations"),
-            partitions: 2,
-            replication: 1,
-        },
-        to_im_group: format!("{u}-to-im"),
-        to_legacy_group: format!("{u}-to-legacy"),
-        import_groups: vec![],
-        checkpoint_topic: format!("{u}.checkpoints"),
+        topics: TopicNames { partitions: 2, ..TopicNames::with_prefix(&u) },
+        groups: Groups { to_im: format!("{u}-to-im"), to_legacy: format!("{u}-to-legacy"), import: vec![] },
         im: imbridge_im::ImConfig::default(),
     }
 }
@@ -105,13 +90,14 @@ async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
         services: vec![],
         ..ConsoleConfig::default()
     };
-    let shutdown = CancellationToken::new();
-    let console = imbridge_console::start(config, d.clone(), shutdown.clone()).await.expect("console starts");
+    let deps = Deps::new(d.kafka.clone(), d.topics.clone(), d.im.clone());
+    let settings = ConsoleSettings { console: config, groups: d.groups.clone() };
+    let console = Console::build(settings, &deps).await.expect("console builds").start().await.expect("console starts");
     let addr = console.addr;
     assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
 
-    let to_im_lag = format!("imbridge_console_consumer_lag_records{{group=\"{}\"}}", d.to_im_group);
-    let to_legacy_lag = format!("imbridge_console_consumer_lag_records{{group=\"{}\"}}", d.to_legacy_group);
+    let to_im_lag = format!("imbridge_console_consumer_lag_records{{group=\"{}\"}}", d.groups.to_im);
+    let to_legacy_lag = format!("imbridge_console_consumer_lag_records{{group=\"{}\"}}", d.groups.to_legacy);
     // Nothing dead-lettered yet; to-im's group consumed nothing of the two records.
     metrics_until(
         addr,
@@ -160,6 +146,5 @@ async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
     )
     .await;
 
-    shutdown.cancel();
-    console.join().await;
+    console.stop().await.expect("console stops");
 }

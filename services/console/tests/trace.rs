@@ -2,7 +2,7 @@
 //! written the way the services write them, and each lookup must find the right record, read only what it has
 //! to (one partition when the id names the conversation) and tell its fate from the right evidence.
 
-use imbridge_console::Deps;
+use imbridge_console::{Groups, View};
 use imbridge_console::trace::{Fate, Lookup, lookup};
 use imbridge_core::event::{C2cMessage, GroupMessage};
 use imbridge_core::topics::TopicNames;
@@ -19,28 +19,12 @@ use imbridge_to_im::live::LedgerEntry;
 
 const PARTITIONS: i32 = 3;
 
-fn deps() -> Deps {
+fn deps() -> View {
     let u = imbridge_testkit::unique("console-trace");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions: PARTITIONS,
-        replication: 1,
-    };
-    Deps {
+    View {
         kafka: KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap()),
-        topics,
-        to_im_group: format!("{u}-to-im"),
-        to_legacy_group: format!("{u}-to-legacy"),
-        import_groups: vec![],
-        checkpoint_topic: format!("{u}.checkpoints"),
+        topics: TopicNames { partitions: PARTITIONS, ..TopicNames::with_prefix(&u) },
+        groups: Groups { to_im: format!("{u}-to-im"), to_legacy: format!("{u}-to-legacy"), import: vec![] },
         im: imbridge_im::ImConfig::default(),
     }
 }
@@ -124,7 +108,7 @@ async fn finds_events_reads_only_their_partition_and_tells_their_fate() {
     // to-legacy committed past the second message of g1.
     Admin::new(&d.kafka)
         .expect("admin")
-        .commit_group_offsets(&d.to_legacy_group, &[(t.im_events.clone(), g1_partition, g1[2].offset)])
+        .commit_group_offsets(&d.groups.to_legacy, &[(t.im_events.clone(), g1_partition, g1[2].offset)])
         .await
         .expect("commit");
 

@@ -59,7 +59,7 @@ impl Topic {
         Topic::Conversations,
     ];
 
-    /// The import topics, in the order their phases may start; each is applied by its own consumer group.
+    /// The import topics, in the order their phases ([`ImportPhase`]) may start.
     pub const IMPORT: [Topic; 4] = [Topic::ImportAccounts, Topic::ImportUsers, Topic::ImportC2c, Topic::ImportGroups];
 
     /// Its key in `[topics]`.
@@ -94,38 +94,9 @@ impl Topic {
         }
     }
 
-    /// For an import topic, its phase (`accounts`, `users`, `c2c`, `groups`): the suffix of its consumer group
-    /// and its name in reports.
-    pub fn import_phase(self) -> Option<&'static str> {
-        match self {
-            Topic::ImportAccounts => Some("accounts"),
-            Topic::ImportUsers => Some("users"),
-            Topic::ImportC2c => Some("c2c"),
-            Topic::ImportGroups => Some("groups"),
-            _ => None,
-        }
-    }
-
-    /// The import topic that carries a kind, or `None` for real-time kinds.
-    pub fn of_import_kind(kind: EventKind) -> Option<Topic> {
-        use EventKind as K;
-        match kind {
-            K::ImportAccount => Some(Topic::ImportAccounts),
-            K::ImportProfile | K::ImportFriendship => Some(Topic::ImportUsers),
-            K::ImportC2cMessage | K::ImportC2cRead => Some(Topic::ImportC2c),
-            K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => {
-                Some(Topic::ImportGroups)
-            }
-            // Follows the conversation's history on that history's own topic (c2c or groups).
-            K::ImportConversationDone => None,
-            K::C2cMessage
-            | K::GroupMessage
-            | K::GroupCreated
-            | K::GroupUpdated
-            | K::GroupDismissed
-            | K::MembersJoined
-            | K::MembersLeft => None,
-        }
+    /// For an import topic, its phase.
+    pub fn import_phase(self) -> Option<ImportPhase> {
+        ImportPhase::ALL.into_iter().find(|p| p.topic() == self)
     }
 
     /// How imbridge creates this topic, named as configured.
@@ -149,6 +120,63 @@ impl Topic {
             Topic::Conversations => TopicSpec::new(n.name(self), n.partitions.min(12))
                 .replication(n.replication)
                 .with_config("cleanup.policy", "compact"),
+        }
+    }
+}
+
+/// A phase of the bulk import: each has its own import topic and consumer group, in this order (accounts
+/// first, since everything else depends on them existing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportPhase {
+    Accounts,
+    Users,
+    C2c,
+    Groups,
+}
+
+impl ImportPhase {
+    pub const ALL: [ImportPhase; 4] = [ImportPhase::Accounts, ImportPhase::Users, ImportPhase::C2c, ImportPhase::Groups];
+
+    /// Its name: the suffix of its consumer group (`imbridge-import.c2c`) and its name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportPhase::Accounts => "accounts",
+            ImportPhase::Users => "users",
+            ImportPhase::C2c => "c2c",
+            ImportPhase::Groups => "groups",
+        }
+    }
+
+    /// The topic its records travel on.
+    pub fn topic(self) -> Topic {
+        match self {
+            ImportPhase::Accounts => Topic::ImportAccounts,
+            ImportPhase::Users => Topic::ImportUsers,
+            ImportPhase::C2c => Topic::ImportC2c,
+            ImportPhase::Groups => Topic::ImportGroups,
+        }
+    }
+
+    /// The phase that carries a kind, or `None` for real-time kinds.
+    pub fn of_kind(kind: EventKind) -> Option<ImportPhase> {
+        use EventKind as K;
+        match kind {
+            K::ImportAccount => Some(ImportPhase::Accounts),
+            K::ImportProfile | K::ImportFriendship => Some(ImportPhase::Users),
+            K::ImportC2cMessage | K::ImportC2cRead => Some(ImportPhase::C2c),
+            K::ImportGroup | K::ImportGroupMember | K::ImportGroupMessage | K::ImportMemberUnread => {
+                Some(ImportPhase::Groups)
+            }
+            // Follows the conversation's history on that history's own topic (c2c or groups).
+            K::ImportConversationDone => None,
+            K::C2cMessage
+            | K::GroupMessage
+            | K::GroupCreated
+            | K::GroupUpdated
+            | K::GroupDismissed
+            | K::MembersJoined
+            | K::MembersLeft => None,
         }
     }
 }
@@ -236,6 +264,33 @@ impl TopicNames {
         }
     }
 
+    /// Every topic named `<prefix>.…` instead of `imbridge.…` (`<prefix>.legacy.events`, `<prefix>.dlq`, …):
+    /// topics of their own for a test or a bench on a shared broker.
+    pub fn with_prefix(prefix: &str) -> Self {
+        let mut n = Self::default();
+        for t in Topic::ALL {
+            let name = format!("{prefix}{}", t.default_name().trim_start_matches("imbridge"));
+            n.set_name(t, name);
+        }
+        n
+    }
+
+    fn set_name(&mut self, topic: Topic, name: String) {
+        let slot = match topic {
+            Topic::LegacyEvents => &mut self.legacy_events,
+            Topic::ImEvents => &mut self.im_events,
+            Topic::ImportAccounts => &mut self.import_accounts,
+            Topic::ImportUsers => &mut self.import_users,
+            Topic::ImportC2c => &mut self.import_c2c,
+            Topic::ImportGroups => &mut self.import_groups,
+            Topic::ImportCheckpoints => &mut self.import_checkpoints,
+            Topic::Dlq => &mut self.dlq,
+            Topic::Applied => &mut self.applied,
+            Topic::Conversations => &mut self.conversations,
+        };
+        *slot = name;
+    }
+
     /// Which topic a configured name is, if any.
     pub fn topic_of(&self, name: &str) -> Option<Topic> {
         Topic::ALL.into_iter().find(|t| self.name(*t) == name)
@@ -265,11 +320,11 @@ mod tests {
     #[test]
     fn every_import_kind_has_an_import_topic() {
         for kind in EventKind::ALL {
-            let topic = Topic::of_import_kind(kind);
+            let phase = ImportPhase::of_kind(kind);
             let expects_topic = kind.is_import() && kind != EventKind::ImportConversationDone;
-            assert_eq!(topic.is_some(), expects_topic, "{}", kind.as_str());
-            if let Some(t) = topic {
-                assert!(Topic::IMPORT.contains(&t) && t.import_phase().is_some());
+            assert_eq!(phase.is_some(), expects_topic, "{}", kind.as_str());
+            if let Some(p) = phase {
+                assert!(Topic::IMPORT.contains(&p.topic()) && p.topic().import_phase() == Some(p));
             }
         }
     }
@@ -294,6 +349,9 @@ mod tests {
             assert!(rendered.contains(&t.key().to_owned()), "{} is not a [topics] key", t.key());
         }
         n.validate().expect("defaults are valid");
+        let p = TopicNames::with_prefix("t-1");
+        assert_eq!((p.name(Topic::LegacyEvents), p.name(Topic::ImportCheckpoints)), ("t-1.legacy.events", "t-1.import.checkpoints"));
+        p.validate().expect("prefixed names are valid");
         let clash = TopicNames { dlq: n.applied.clone(), ..n };
         assert!(clash.validate().unwrap_err().contains("topics.dlq and topics.applied"));
     }

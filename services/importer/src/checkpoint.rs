@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{KafkaConfig, KafkaError, Producer};
@@ -117,16 +116,6 @@ pub struct CheckpointStore {
 impl CheckpointStore {
     pub fn new(kafka: &KafkaConfig, topic: &str, producer: Producer) -> Self {
         Self { kafka: kafka.clone(), topic: topic.to_owned(), producer }
-    }
-
-    /// The checkpoint topic's spec: one partition (a total order per key), compacted (latest per export).
-    pub fn topic_spec(topic: &str, replication: i32) -> TopicSpec {
-        TopicSpec::new(topic, 1).with_config("cleanup.policy", "compact").replication(replication)
-    }
-
-    /// Creates the topic if needed.
-    pub async fn ensure(&self, admin: &Admin, replication: i32) -> Result<(), KafkaError> {
-        admin.ensure_topics(&[Self::topic_spec(&self.topic, replication)]).await
     }
 
     /// The latest checkpoint of `fingerprint`, if any.

@@ -29,8 +29,9 @@ use imbridge_core::event::{
     ImportGroupMessage, ImportMemberUnread, ImportProfile,
 };
 use imbridge_core::{
-    ConversationKey, Element, Envelope, Event, EventId, EventKind, GroupId, Source, TimestampMs, UserId, topics,
+    ConversationKey, Element, Envelope, Event, EventId, EventKind, GroupId, Source, TimestampMs, UserId,
 };
+use imbridge_core::topics::ImportPhase;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
@@ -79,25 +80,24 @@ impl ImportPlan {
         self.validation.event_counts()
     }
 
-    /// Events per import topic.
-    pub fn topic_counts(&self) -> BTreeMap<&'static str, u64> {
-        let mut out: BTreeMap<&'static str, u64> = topics::IMPORT_TOPICS.iter().map(|t| (*t, 0)).collect();
+    /// Events per import phase (each phase has its topic).
+    pub fn topic_counts(&self) -> BTreeMap<ImportPhase, u64> {
+        let mut out: BTreeMap<ImportPhase, u64> = ImportPhase::ALL.iter().map(|p| (*p, 0)).collect();
         for (kind, n) in self.counts() {
-            if let Some(t) = topics::import_topic(*kind) {
-                *out.entry(t).or_default() += n;
+            if let Some(p) = ImportPhase::of_kind(*kind) {
+                *out.entry(p).or_default() += n;
             }
         }
         out
     }
 
-    /// The stream for one of [`topics::IMPORT_TOPICS`] (by default name).
-    pub fn events(&self, topic: &str) -> Result<EventStream, Error> {
-        match topic {
-            t if t == topics::IMPORT_ACCOUNTS => Ok(self.accounts()),
-            t if t == topics::IMPORT_USERS => Ok(self.users()),
-            t if t == topics::IMPORT_C2C => Ok(self.c2c()),
-            t if t == topics::IMPORT_GROUPS => Ok(self.groups()),
-            other => Err(Error::InvalidOption(format!("{other:?} is not an import topic"))),
+    /// The stream of one import phase's topic.
+    pub fn events(&self, phase: ImportPhase) -> EventStream {
+        match phase {
+            ImportPhase::Accounts => self.accounts(),
+            ImportPhase::Users => self.users(),
+            ImportPhase::C2c => self.c2c(),
+            ImportPhase::Groups => self.groups(),
         }
     }
 

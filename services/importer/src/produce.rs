@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::apply::{ImportTopic, headers};
+use crate::apply::headers;
+use imbridge_core::topics::ImportPhase;
 use imbridge_core::event::ImportConversationDone;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, EventKind, Source, TimestampMs};
 use imbridge_kafka::Producer;
@@ -54,21 +55,21 @@ pub fn done_marker(conversation: &ConversationKey, records: u64) -> Envelope {
 /// that get a done marker after the stream's records: the survey's conversations for c2c, groups for groups.
 pub fn topic_stream(
     plan: &ImportPlan,
-    which: ImportTopic,
+    which: ImportPhase,
     markers: &BTreeMap<ConversationKey, u64>,
     run_id: &str,
 ) -> ProducedStream {
     let run = run_id.to_owned();
     let base: Box<dyn Iterator<Item = Result<Envelope, Error>> + Send> = match which {
-        ImportTopic::Accounts => plan.accounts(),
-        ImportTopic::Users => plan.users(),
-        ImportTopic::C2c => plan.c2c(),
-        ImportTopic::Groups => plan.groups(),
+        ImportPhase::Accounts => plan.accounts(),
+        ImportPhase::Users => plan.users(),
+        ImportPhase::C2c => plan.c2c(),
+        ImportPhase::Groups => plan.groups(),
     };
     // Records still to come per key; a key's marker follows the record that brings it to zero.
     let mut remaining: HashMap<ConversationKey, (u64, u64)> = match which {
-        ImportTopic::C2c | ImportTopic::Groups => markers.iter().map(|(k, n)| (k.clone(), (*n, *n))).collect(),
-        ImportTopic::Accounts | ImportTopic::Users => HashMap::new(),
+        ImportPhase::C2c | ImportPhase::Groups => markers.iter().map(|(k, n)| (k.clone(), (*n, *n))).collect(),
+        ImportPhase::Accounts | ImportPhase::Users => HashMap::new(),
     };
     let mut deco = Decorator::default();
     Box::new(base.flat_map(move |item| {

@@ -43,7 +43,7 @@ impl Report {
             invalid: validation.total_invalid(),
             kinds: validation.summaries().to_vec(),
             events: validation.event_counts().iter().map(|(k, n)| (k.as_str().to_owned(), *n)).collect(),
-            topics: plan.topic_counts().into_iter().map(|(t, n)| (t.to_owned(), n)).collect(),
+            topics: plan.topic_counts().into_iter().map(|(p, n)| (p.topic().default_name().to_owned(), n)).collect(),
         }
     }
 

@@ -25,16 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::apply::{ApplyContext, ApplyStats, ConversationStates, ImportTopic, RecordOutcome, headers};
+use crate::apply::{ApplyContext, ApplyStats, ConversationStates, RecordOutcome, headers};
 use imbridge_core::state::Phase;
-use imbridge_core::topics::TopicNames;
+use imbridge_core::topics::{ImportPhase, Topic, TopicNames};
 use imbridge_core::{EventKind, TimestampMs};
 use imbridge_im::{Api, ImClient, ImConfig};
-use imbridge_kafka::admin::{Admin, TopicSpec};
+use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::{self, DlqProducer};
 use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::reader::{Start, read_range};
-use imbridge_kafka::topology::Topic;
 use imbridge_kafka::{KafkaConfig, Producer};
 use prometheus::Registry;
 use tokio::task::JoinHandle;
@@ -94,23 +93,18 @@ pub enum RunResult {
     Imported(Box<ImportReport>),
 }
 
-/// The configured name of each import topic.
-pub fn topic_name(topics: &TopicNames, which: ImportTopic) -> &str {
-    match which {
-        ImportTopic::Accounts => &topics.import_accounts,
-        ImportTopic::Users => &topics.import_users,
-        ImportTopic::C2c => &topics.import_c2c,
-        ImportTopic::Groups => &topics.import_groups,
-    }
+/// The configured name of each import phase's topic.
+pub fn topic_name(topics: &TopicNames, which: ImportPhase) -> &str {
+    topics.name(which.topic())
 }
 
 /// The event kinds one topic carries (for progress totals).
-fn kinds_of(which: ImportTopic) -> &'static [EventKind] {
+fn kinds_of(which: ImportPhase) -> &'static [EventKind] {
     match which {
-        ImportTopic::Accounts => &[EventKind::ImportAccount],
-        ImportTopic::Users => &[EventKind::ImportProfile, EventKind::ImportFriendship],
-        ImportTopic::C2c => &[EventKind::ImportC2cMessage, EventKind::ImportC2cRead],
-        ImportTopic::Groups => &[
+        ImportPhase::Accounts => &[EventKind::ImportAccount],
+        ImportPhase::Users => &[EventKind::ImportProfile, EventKind::ImportFriendship],
+        ImportPhase::C2c => &[EventKind::ImportC2cMessage, EventKind::ImportC2cRead],
+        ImportPhase::Groups => &[
             EventKind::ImportGroup,
             EventKind::ImportGroupMember,
             EventKind::ImportGroupMessage,
@@ -212,8 +206,8 @@ struct Run<'a> {
     stats: ApplyStats,
     checkpoints: CheckpointStore,
     checkpoint: RunCheckpoint,
-    acked: BTreeMap<ImportTopic, Arc<AtomicU64>>,
-    consumers: Vec<(ImportTopic, ConsumerTask)>,
+    acked: BTreeMap<ImportPhase, Arc<AtomicU64>>,
+    consumers: Vec<(ImportPhase, ConsumerTask)>,
     consumers_stop: CancellationToken,
     produce_stop: CancellationToken,
 }
@@ -234,16 +228,15 @@ impl<'a> Run<'a> {
             Some(s) => s.clone(),
             None => ApplyStats::new(registry).map_err(|e| Error::Run(format!("metrics: {e}")))?,
         };
-        let checkpoints = CheckpointStore::new(&settings.kafka, &settings.import.checkpoint_topic, producer.clone());
         let t = &settings.topics;
-        let mut specs: Vec<TopicSpec> =
-            Topic::IMPORT.iter().chain(&[Topic::Dlq, Topic::Conversations]).map(|w| w.spec(t)).collect();
-        specs.push(CheckpointStore::topic_spec(&settings.import.checkpoint_topic, t.replication));
+        let checkpoints = CheckpointStore::new(&settings.kafka, &t.import_checkpoints, producer.clone());
+        let topics: Vec<Topic> =
+            Topic::IMPORT.into_iter().chain([Topic::Dlq, Topic::Conversations, Topic::ImportCheckpoints]).collect();
         let topics_started = Instant::now();
-        admin.ensure_topics(&specs).await?;
+        imbridge_kafka::topology::ensure(&admin, t, &topics).await?;
         info!(elapsed_ms = topics_started.elapsed().as_millis() as u64, "topics ready");
 
-        let names: Vec<String> = ImportTopic::ALL.iter().map(|w| topic_name(t, *w).to_owned()).collect();
+        let names: Vec<String> = ImportPhase::ALL.iter().map(|w| topic_name(t, *w).to_owned()).collect();
         let dir = crate::ExportDir::open(&options.dir)?;
         let fp = blocking(move || fingerprint(&dir, &names.iter().map(String::as_str).collect::<Vec<_>>())).await?;
         let checkpoint_started = Instant::now();
@@ -262,7 +255,7 @@ impl<'a> Run<'a> {
             (options.say)(&format!("starting run {} (generation {})", checkpoint.run_id, checkpoint.generation));
         }
         info!(run = %checkpoint.run_id, attempt = checkpoint.attempts, resumed, "import run starting");
-        let acked = ImportTopic::ALL.iter().map(|w| (*w, Arc::new(AtomicU64::new(0)))).collect();
+        let acked = ImportPhase::ALL.iter().map(|w| (*w, Arc::new(AtomicU64::new(0)))).collect();
         Ok(Self {
             settings,
             options,
@@ -283,7 +276,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn topic(&self, which: ImportTopic) -> &str {
+    fn topic(&self, which: ImportPhase) -> &str {
         topic_name(&self.settings.topics, which)
     }
 
@@ -292,7 +285,7 @@ impl<'a> Run<'a> {
     }
 
     fn refresh_checkpoint(&mut self) {
-        for w in ImportTopic::ALL {
+        for w in ImportPhase::ALL {
             let n = self.acked.get(&w).map_or(0, |a| a.load(Ordering::Acquire));
             self.checkpoint.produced.insert(self.topic(w).to_owned(), n);
         }
@@ -310,12 +303,12 @@ impl<'a> Run<'a> {
         }
 
         // Producers: one task per topic, each resuming at its checkpointed position.
-        let mut producers: Vec<(ImportTopic, JoinHandle<Result<u64, Error>>)> = Vec::new();
-        for which in ImportTopic::ALL {
+        let mut producers: Vec<(ImportPhase, JoinHandle<Result<u64, Error>>)> = Vec::new();
+        for which in ImportPhase::ALL {
             let topic = self.topic(which).to_owned();
             let skip = self.checkpoint.produced.get(&topic).copied().unwrap_or(0);
             let markers = match which {
-                ImportTopic::C2c => &self.survey.c2c,
+                ImportPhase::C2c => &self.survey.c2c,
                 _ => &self.survey.groups,
             };
             let stream = topic_stream(&self.plan, which, markers, &self.checkpoint.run_id);
@@ -334,9 +327,9 @@ impl<'a> Run<'a> {
             ));
         }
 
-        self.start_consumer(ImportTopic::Accounts)?;
+        self.start_consumer(ImportPhase::Accounts)?;
         let mut totals: Vec<(EventKind, u64)> = Vec::new();
-        for w in ImportTopic::ALL {
+        for w in ImportPhase::ALL {
             for k in kinds_of(w) {
                 totals.push((*k, self.plan.counts().get(k).copied().unwrap_or(0)));
             }
@@ -355,8 +348,8 @@ impl<'a> Run<'a> {
         let poll = Duration::from_millis(self.settings.import.poll_interval_ms);
         let checkpoint_every = Duration::from_millis(self.settings.import.checkpoint_interval_ms);
         let mut last_checkpoint = Instant::now();
-        let mut produced_done: HashSet<ImportTopic> = HashSet::new();
-        let mut applied_done: HashSet<ImportTopic> = HashSet::new();
+        let mut produced_done: HashSet<ImportPhase> = HashSet::new();
+        let mut applied_done: HashSet<ImportPhase> = HashSet::new();
         let mut dependents_started = false;
         let mut last_lag_check = Instant::now() - poll;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -383,7 +376,7 @@ impl<'a> Run<'a> {
                     Err(e) => return Err(Error::Run(format!("producer task failed: {e}"))),
                 }
             }
-            if produced_done.len() == ImportTopic::ALL.len() && !self.checkpoint.produce_complete {
+            if produced_done.len() == ImportPhase::ALL.len() && !self.checkpoint.produce_complete {
                 self.checkpoint.produce_complete = true;
                 last_checkpoint -= checkpoint_every;
             }
@@ -400,7 +393,7 @@ impl<'a> Run<'a> {
             // Committed offsets against end offsets, for topics fully produced and not yet confirmed applied.
             if last_lag_check.elapsed() >= poll {
                 last_lag_check = Instant::now();
-                for which in ImportTopic::ALL {
+                for which in ImportPhase::ALL {
                     let started = self.consumers.iter().any(|(w, _)| *w == which);
                     if !started || applied_done.contains(&which) || !produced_done.contains(&which) {
                         continue;
@@ -411,15 +404,15 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            if !dependents_started && applied_done.contains(&ImportTopic::Accounts) {
+            if !dependents_started && applied_done.contains(&ImportPhase::Accounts) {
                 dependents_started = true;
-                for which in [ImportTopic::Users, ImportTopic::C2c, ImportTopic::Groups] {
+                for which in [ImportPhase::Users, ImportPhase::C2c, ImportPhase::Groups] {
                     self.start_consumer(which)?;
                 }
                 info!("accounts applied; users, c2c and groups started");
             }
             progress.update(self.produced_total(), &self.stats);
-            if applied_done.len() == ImportTopic::ALL.len() {
+            if applied_done.len() == ImportPhase::ALL.len() {
                 break;
             }
         }
@@ -433,7 +426,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn start_consumer(&mut self, which: ImportTopic) -> Result<(), Error> {
+    fn start_consumer(&mut self, which: ImportPhase) -> Result<(), Error> {
         let t = &self.settings.topics;
         let ctx = Arc::new(ApplyContext {
             im: self.im.clone(),
@@ -454,7 +447,7 @@ impl<'a> Run<'a> {
             &kafka,
             &group,
             topic_name(t, which),
-            self.settings.import.consumer(),
+            self.settings.import.consumer.clone(),
             ctx,
             DlqProducer::new(self.producer.clone(), &t.dlq),
             metrics,
@@ -465,7 +458,7 @@ impl<'a> Run<'a> {
     }
 
     /// Records of `which` not yet applied by its group.
-    async fn lag(&self, which: ImportTopic) -> Result<i64, Error> {
+    async fn lag(&self, which: ImportPhase) -> Result<i64, Error> {
         let group = self.settings.import.group_of(which);
         let offsets = self.admin.offsets(self.topic(which), Some(&group)).await?;
         Ok(offsets.iter().map(|p| p.lag()).sum())
@@ -557,7 +550,7 @@ impl<'a> Run<'a> {
         let groups: Arc<std::sync::Mutex<FailureTally>> = Arc::default();
         let sink = groups.clone();
         let run_id = self.checkpoint.run_id.clone();
-        let import_topics: HashSet<String> = ImportTopic::ALL.iter().map(|w| self.topic(*w).to_owned()).collect();
+        let import_topics: HashSet<String> = ImportPhase::ALL.iter().map(|w| self.topic(*w).to_owned()).collect();
         // Only records dead-lettered since the run began can belong to it.
         let start = Start::Time(self.checkpoint.started_at_ms - 1_000);
         read_range(&self.settings.kafka, &self.settings.topics.dlq, None, start, move |r| {

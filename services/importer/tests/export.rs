@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use imbridge_core::event::Event;
-use imbridge_core::{Envelope, EventKind, topics};
+use imbridge_core::topics::ImportPhase;
+use imbridge_core::{Envelope, EventKind};
 use imbridge_importer::generate::BadKind;
 use imbridge_importer::{
     ExportDir, ExportKind, GenerateOptions, ImportPlan, PlanOptions, Report, ValidateOptions, Validation, generate,
@@ -38,8 +39,8 @@ fn run(dir: &Path, options: &ValidateOptions) -> (ExportDir, Arc<Validation>) {
     (export, validation)
 }
 
-fn collect(plan: &ImportPlan, topic: &str) -> Vec<Envelope> {
-    plan.events(topic).expect("topic").map(|e| e.expect("event")).collect()
+fn collect(plan: &ImportPlan, phase: ImportPhase) -> Vec<Envelope> {
+    plan.events(phase).map(|e| e.expect("event")).collect()
 }
 
 #[test]
@@ -60,12 +61,12 @@ fn generated_export_validates_clean_and_converts_completely() {
 
     let plan = ImportPlan::new(export, Arc::clone(&validation), PlanOptions::default());
     let mut produced: BTreeMap<EventKind, u64> = BTreeMap::new();
-    for topic in topics::IMPORT_TOPICS {
-        let events = collect(&plan, topic);
-        assert_eq!(events.len() as u64, plan.topic_counts()[topic], "{topic}");
+    for phase in ImportPhase::ALL {
+        let events = collect(&plan, phase);
+        assert_eq!(events.len() as u64, plan.topic_counts()[&phase], "{phase:?}");
         for e in &events {
             *produced.entry(e.kind()).or_default() += 1;
-            assert_eq!(topics::import_topic(e.kind()), Some(topic), "{} on {topic}", e.kind().as_str());
+            assert_eq!(ImportPhase::of_kind(e.kind()), Some(phase), "{} on {phase:?}", e.kind().as_str());
             assert_eq!(e.event.conversation(), e.conversation);
         }
         check_per_key_order(&events);
@@ -73,7 +74,7 @@ fn generated_export_validates_clean_and_converts_completely() {
     assert_eq!(&produced, plan.counts());
 
     // Every body element type appears in the sample.
-    let types: std::collections::BTreeSet<&str> = collect(&plan, topics::IMPORT_C2C)
+    let types: std::collections::BTreeSet<&str> = collect(&plan, ImportPhase::C2c)
         .iter()
         .filter_map(|e| match &e.event {
             Event::ImportC2cMessage(m) => Some(m.body.iter().map(|b| b.type_name()).collect::<Vec<_>>()),
@@ -148,7 +149,7 @@ fn every_kind_of_bad_line_is_caught_at_its_line_and_field() {
 
     // The bad lines are skipped: the plan yields exactly the valid records.
     let plan = ImportPlan::new(export.clone(), Arc::clone(&validation), PlanOptions::default());
-    let c2c = collect(&plan, topics::IMPORT_C2C);
+    let c2c = collect(&plan, ImportPhase::C2c);
     let messages = c2c.iter().filter(|e| e.kind() == EventKind::ImportC2cMessage).count() as u64;
     assert_eq!(messages, generated.valid[&ExportKind::C2cMessages]);
 
@@ -193,8 +194,8 @@ fn gzip_exports_read_the_same_as_plain_ones() {
     assert!(gv.issues().all(|i| i.file.ends_with(".ndjson.gz")));
     let pp = ImportPlan::new(pe, pv, PlanOptions::default());
     let gp = ImportPlan::new(ge, gv, PlanOptions::default());
-    for topic in topics::IMPORT_TOPICS {
-        assert_eq!(collect(&pp, topic), collect(&gp, topic), "{topic}");
+    for phase in ImportPhase::ALL {
+        assert_eq!(collect(&pp, phase), collect(&gp, phase), "{phase:?}");
     }
 }
 
@@ -252,7 +253,7 @@ fn msg_seq_follows_sent_at_then_file_order_per_conversation() {
     for max in [1_000_000, 1] {
         let plan =
             ImportPlan::new(export.clone(), Arc::clone(&validation), PlanOptions { max_messages_in_memory: max });
-        let events = collect(&plan, topics::IMPORT_C2C);
+        let events = collect(&plan, ImportPhase::C2c);
         let mut seqs: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
         let mut read_after_messages = false;
         for e in &events {
@@ -334,7 +335,7 @@ fn group_order_ordinals_unread_and_owner_rules() {
         ],
     );
     let plan = ImportPlan::new(export, Arc::clone(&validation), PlanOptions::default());
-    let events = collect(&plan, topics::IMPORT_GROUPS);
+    let events = collect(&plan, ImportPhase::Groups);
     let summary: Vec<String> = events
         .iter()
         .map(|e| match &e.event {

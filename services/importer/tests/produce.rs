@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use imbridge_core::{Event, EventKind};
 use imbridge_im::Api;
-use imbridge_importer::apply::{ImportTopic, headers};
+use imbridge_core::topics::ImportPhase;
+use imbridge_importer::apply::headers;
 use imbridge_importer::produce::{Produced, topic_stream};
 use imbridge_importer::survey::survey;
 use imbridge_importer::{GenerateOptions, ValidateOptions, check_export, generate};
@@ -40,8 +41,8 @@ fn streams_carry_markers_headers_and_grouped_keys() {
     assert_eq!(s.calls.get(Api::ImportGroup), n(EventKind::ImportGroup));
     assert_eq!(s.groups.len() as u64, n(EventKind::ImportGroup));
 
-    for which in ImportTopic::ALL {
-        let markers = if which == ImportTopic::C2c { &s.c2c } else { &s.groups };
+    for which in ImportPhase::ALL {
+        let markers = if which == ImportPhase::C2c { &s.c2c } else { &s.groups };
         let items: Vec<Produced> = topic_stream(&plan, which, markers, "run-1").map(|r| r.expect("record")).collect();
         let mut done: HashSet<String> = HashSet::new();
         let mut per_key: HashMap<String, u64> = HashMap::new();
@@ -88,7 +89,7 @@ fn streams_carry_markers_headers_and_grouped_keys() {
             }
         }
         let expected_markers: BTreeMap<String, u64> = match which {
-            ImportTopic::C2c | ImportTopic::Groups => markers.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            ImportPhase::C2c | ImportPhase::Groups => markers.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
             _ => BTreeMap::new(),
         };
         assert_eq!(done.len(), expected_markers.len(), "{which:?}: one marker per key with history");

@@ -4,7 +4,6 @@
 //! the `reason` of `imbridge_ingest_rejected_total`. The disposition is the sender's: bad input can never succeed
 //! (dead-letter on their side, fix it), a Kafka outage is transient (retry the same request).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -40,10 +39,8 @@ pub enum IngestError {
     Spool(#[from] crate::spool::SpoolError),
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot register metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Start(#[from] imbridge_runtime::StartError),
 }
 
 impl IngestError {
@@ -61,9 +58,7 @@ impl IngestError {
             IngestError::Kafka(_) | IngestError::ProduceTimeout(_) | IngestError::Spool(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            IngestError::Config(_) | IngestError::Bind { .. } | IngestError::Metrics(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            IngestError::Config(_) | IngestError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -98,8 +93,7 @@ impl Classify for IngestError {
             IngestError::Spool(crate::spool::SpoolError::Full { .. }) => "spool_full",
             IngestError::Spool(_) => "spool_error",
             IngestError::Config(_) => "config",
-            IngestError::Bind { .. } => "bind",
-            IngestError::Metrics(_) => "metrics",
+            IngestError::Start(_) => "start",
         }
         .to_owned()
     }

@@ -12,8 +12,9 @@
 //! - [`spool`]: the durable, fsynced spool IM callbacks are answered from (IM never re-sends one), and the
 //!   background forwarder that produces them to Kafka and forgets them only once acknowledged.
 //!
-//! This file: [`Service`] (router for in-process tests), [`spawn`] (port 0 for tests) and [`run`] (the binary),
-//! plus the readiness probe behind `/readyz` (Kafka reachable and both event topics present).
+//! This file: [`Ingest`], built and run like every service ([`imbridge_runtime::Service`]; its router serves
+//! in-process tests too), and [`spawn`] (build + start, keeping the built service at hand for tests and
+//! benches). `/readyz` is ready while Kafka answers and both event topics exist.
 //!
 //! IM callbacks are answered once spooled (fsynced), not once Kafka acknowledged: Kafka may be down, and IM would
 //! never send them again. Legacy webhooks keep waiting for Kafka (their sender retries on 503).
@@ -30,20 +31,18 @@ pub mod metrics;
 pub mod server;
 pub mod spool;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use imbridge_core::topics::TopicNames;
-use imbridge_kafka::admin::Admin;
-use imbridge_kafka::topology::{self, Topic};
-use imbridge_kafka::{KafkaConfig, Producer};
+use imbridge_core::topics::Topic;
+use imbridge_kafka::{Producer, topology};
 use imbridge_legacy::Verifier;
+use imbridge_runtime::probe::{self, Probe};
+use imbridge_runtime::{Deps, Running, Service};
 use imbridge_telemetry::Readiness;
-use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -57,85 +56,29 @@ pub use metrics::Metrics;
 /// Where IM is told to send callbacks (the console's callback URL is `<ingest base URL>` + this).
 pub const IM_CALLBACK_PATH: &str = "/v1/im/callback";
 
-/// What ingest needs from the rest of the configuration.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub kafka: KafkaConfig,
-    pub topics: TopicNames,
-    /// `im.sdkappid`: callbacks naming another app are refused.
-    pub sdkappid: u64,
-    /// `im.admin_identifier`: callbacks this identity caused are imbridge's own echoes.
-    pub admin_identifier: String,
-    /// Where the service's metrics are registered (tests pass their own).
-    pub registry: Registry,
-}
+/// The topics ingest writes (and the one it follows for expected dismissals).
+const TOPICS: [Topic; 3] = [Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations];
 
-impl Deps {
-    /// Deps with a fresh registry.
-    pub fn new(kafka: KafkaConfig, topics: TopicNames, sdkappid: u64, admin_identifier: impl Into<String>) -> Self {
-        Self { kafka, topics, sdkappid, admin_identifier: admin_identifier.into(), registry: Registry::new() }
-    }
-}
-
-/// A configured ingest service, not yet listening.
+/// A built ingest, not yet listening.
 #[derive(Debug, Clone)]
-pub struct Service {
+pub struct Ingest {
     state: server::AppState,
     config: IngestConfig,
-    kafka: KafkaConfig,
-    registry: Registry,
+    deps: Deps,
 }
 
-impl Service {
-    /// Validates the configuration, creates the producer and registers the metrics.
-    pub fn new(config: IngestConfig, deps: Deps) -> Result<Self, IngestError> {
-        config.validate()?;
-        if deps.sdkappid == 0 {
-            return Err(IngestError::Config("im.sdkappid is not set: ingest cannot check callbacks".into()));
-        }
-        if deps.admin_identifier.is_empty() {
-            return Err(IngestError::Config("im.admin_identifier is empty: echoes could not be recognised".into()));
-        }
-        let producer = Producer::new(&deps.kafka)?;
-        let metrics = Metrics::new(&deps.registry)?;
-        let spool = spool::Spool::open(
-            spool::SpoolSettings {
-                dir: config.spool_dir.clone(),
-                max_bytes: config.spool_max_bytes,
-                segment_bytes: config.spool_segment_bytes,
-            },
-            spool::SpoolMetrics::new(&deps.registry)?,
-        )?;
-        let readiness = Readiness::new();
-        readiness.set(server::READY_KAFKA, false);
-        let state = Arc::new(server::Shared {
-            producer,
-            spool,
-            topics: deps.topics,
-            verifier: Verifier::new(config.legacy_secrets(), config.signature_tolerance_secs),
-            sdkappid: deps.sdkappid,
-            callback_token: config.im_callback_token.clone(),
-            dismissals: Arc::new(dismissals::ExpectedDismissals::default()),
-            echo: callback::Echo {
-                admin_identifier: deps.admin_identifier,
-                rest_dismiss_is_echo: config.rest_dismiss_is_echo,
-            },
-            metrics,
-            readiness,
-            produce_timeout: Duration::from_millis(config.produce_timeout_ms),
-            max_body_bytes: config.max_body_bytes,
-        });
-        Ok(Self { state, config, kafka: deps.kafka, registry: deps.registry })
-    }
-
+impl Ingest {
     /// Both endpoints plus `/metrics`, `/healthz`, `/readyz`.
     pub fn router(&self) -> Router {
-        let endpoints = Router::new()
+        self.endpoints().merge(imbridge_telemetry::ops_router(self.deps.registry.clone(), self.state.readiness.clone()))
+    }
+
+    fn endpoints(&self) -> Router {
+        Router::new()
             .route(LEGACY_PATH, post(server::legacy_events))
             .route(IM_CALLBACK_PATH, post(server::im_callback))
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-            .with_state(self.state.clone());
-        endpoints.merge(imbridge_telemetry::ops_router(self.registry.clone(), self.state.readiness.clone()))
+            .with_state(self.state.clone())
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -151,79 +94,128 @@ impl Service {
         &self.state.spool
     }
 
-    /// Keeps `/readyz` honest: creates the event topics once (when configured) and then checks every
-    /// `readiness_interval_ms` that Kafka answers and both topics exist.
-    async fn probe(self, shutdown: CancellationToken) {
-        let admin = match Admin::new(&self.kafka) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "cannot create the kafka admin client; readiness stays false");
-                return;
-            }
-        };
-        let topics = &self.state.topics;
-        let names = [topics.legacy_events.clone(), topics.im_events.clone()];
-        let mut created = !self.config.create_topics;
-        let every = Duration::from_millis(self.config.readiness_interval_ms);
-        loop {
-            // A probe stuck on an unreachable broker must not hold shutdown up.
-            let round = async {
-                if !created {
-                    match topology::ensure(
-                        &admin,
-                        topics,
-                        &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations],
-                    )
-                    .await
-                    {
-                        Ok(()) => {
-                            created = true;
-                            info!(topics = ?names, "event topics ready");
-                        }
-                        Err(e) => warn!(error = %e, "cannot create the event topics yet"),
-                    }
-                }
-                let mut ok = created;
-                for n in &names {
-                    match admin.partition_count(n).await {
-                        Ok(p) if p > 0 => {}
-                        Ok(_) => ok = false,
-                        Err(e) => {
-                            ok = false;
-                            warn!(error = %e, topic = %n, "kafka readiness probe failed");
-                            break;
-                        }
-                    }
-                }
-                self.state.readiness.set(server::READY_KAFKA, ok);
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = round => {}
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
+    /// After shutdown fired and the HTTP server stopped taking requests: what the spool holds gets up to
+    /// `flush_timeout_ms` to reach Kafka, then the producer is flushed.
+    async fn stop(self, tasks: TaskTracker, forwarder_stop: CancellationToken) {
+        let timeout = Duration::from_millis(self.config.flush_timeout_ms);
+        spool::forwarder::drain(&self.state.spool, timeout).await;
+        forwarder_stop.cancel();
+        tasks.close();
+        tasks.wait().await;
+        self.state.spool.close();
+        if let Err(e) = self.state.producer.flush(timeout) {
+            warn!(error = %e, "producer flush at shutdown failed");
         }
+        info!("ingest stopped");
     }
 }
 
-/// A running ingest: its address and what stops it.
+impl Service for Ingest {
+    const NAME: &'static str = "ingest";
+    type Config = IngestConfig;
+    type Error = IngestError;
+    type Output = ();
+
+    /// Validates the configuration, creates the producer and the spool, and registers the metrics.
+    async fn build(config: IngestConfig, deps: &Deps) -> Result<Self, IngestError> {
+        config.validate()?;
+        if deps.im.sdkappid == 0 {
+            return Err(IngestError::Config("im.sdkappid is not set: ingest cannot check callbacks".into()));
+        }
+        if deps.im.admin_identifier.is_empty() {
+            return Err(IngestError::Config("im.admin_identifier is empty: echoes could not be recognised".into()));
+        }
+        let producer = Producer::new(&deps.kafka)?;
+        let metrics = Metrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?;
+        let spool = spool::Spool::open(
+            spool::SpoolSettings {
+                dir: config.spool_dir.clone(),
+                max_bytes: config.spool_max_bytes,
+                segment_bytes: config.spool_segment_bytes,
+            },
+            spool::SpoolMetrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?,
+        )?;
+        let readiness = Readiness::new();
+        readiness.set(server::READY_KAFKA, false);
+        let state = Arc::new(server::Shared {
+            producer,
+            spool,
+            topics: deps.topics.clone(),
+            verifier: Verifier::new(config.legacy_secrets(), config.signature_tolerance_secs),
+            sdkappid: deps.im.sdkappid,
+            callback_token: config.im_callback_token.clone(),
+            dismissals: Arc::new(dismissals::ExpectedDismissals::default()),
+            echo: callback::Echo {
+                admin_identifier: deps.im.admin_identifier.clone(),
+                rest_dismiss_is_echo: config.rest_dismiss_is_echo,
+            },
+            metrics,
+            readiness,
+            produce_timeout: Duration::from_millis(config.produce_timeout_ms),
+            max_body_bytes: config.max_body_bytes,
+        });
+        Ok(Self { state, config, deps: deps.clone() })
+    }
+
+    /// Listens on `listen` (port 0 picks a free port) with the readiness probe, the spool forwarder and the
+    /// dismissals follower in the background.
+    async fn start(self) -> Result<Running<(), IngestError>, IngestError> {
+        let deps = self.deps.clone();
+        let tasks = TaskTracker::new();
+        let (addr, http) =
+            imbridge_runtime::serve_ops(self.config.listen, &deps, &self.state.readiness, Some(self.endpoints()))
+                .await?;
+        tasks.spawn(async move {
+            let _ = http.await;
+        });
+        if self.config.create_topics {
+            let (kafka, topics, stop) = (deps.kafka.clone(), deps.topics.clone(), deps.shutdown.clone());
+            tasks.spawn(async move {
+                if let Err(e) = topology::ensure_ready(&kafka, &topics, &TOPICS, true, &stop).await {
+                    warn!(error = %e, "cannot create the event topics; readiness stays false");
+                }
+            });
+        }
+        let names = vec![deps.topics.legacy_events.clone(), deps.topics.im_events.clone()];
+        let probe = Probe::new(self.state.readiness.clone(), Duration::from_millis(self.config.readiness_interval_ms))
+            .check(server::READY_KAFKA, probe::kafka_topics(&deps.kafka, names))
+            .spawn(deps.shutdown.clone());
+        tasks.spawn(async move {
+            let _ = probe.await;
+        });
+        let forwarder_stop = CancellationToken::new();
+        tasks.spawn(spool::forwarder::run(
+            self.state.spool.clone(),
+            self.state.producer.clone(),
+            deps.topics.im_events.clone(),
+            forwarder_stop.clone(),
+        ));
+        self.state.dismissals.follow(deps.kafka.clone(), deps.topics.conversations.clone(), deps.shutdown.child_token());
+        info!(%addr, legacy = LEGACY_PATH, im = IM_CALLBACK_PATH, "ingest listening");
+        let readiness = self.state.readiness.clone();
+        let shutdown = deps.shutdown.clone();
+        let task = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            info!("ingest shutting down");
+            self.stop(tasks, forwarder_stop).await;
+            Ok(())
+        });
+        Ok(Running::new(addr, readiness, deps.shutdown, task))
+    }
+}
+
+/// A running ingest with the built service at hand (its spool, metrics and readiness).
 #[derive(Debug)]
 pub struct RunningIngest {
-    pub addr: SocketAddr,
-    service: Service,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    /// Stops the spool forwarder (after the drain at shutdown).
-    forwarder_stop: CancellationToken,
+    pub addr: std::net::SocketAddr,
+    service: Ingest,
+    running: Running<(), IngestError>,
 }
 
 impl RunningIngest {
     /// `http://<addr>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.running.url()
     }
 
     /// The URL legacy webhooks are posted to.
@@ -236,64 +228,21 @@ impl RunningIngest {
         format!("{}{IM_CALLBACK_PATH}", self.url())
     }
 
-    pub fn service(&self) -> &Service {
+    pub fn service(&self) -> &Ingest {
         &self.service
     }
 
     /// Stops accepting, finishes in-flight requests, then flushes what Kafka has not acknowledged yet.
     pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        let timeout = Duration::from_millis(self.service.config.flush_timeout_ms);
-        // The HTTP server stops first, so nothing new is spooled while the forwarder drains.
-        spool::forwarder::drain(&self.service.state.spool, timeout).await;
-        self.forwarder_stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
-        self.service.state.spool.close();
-        if let Err(e) = self.service.state.producer.flush(timeout) {
-            warn!(error = %e, "producer flush at shutdown failed");
+        if let Err(e) = self.running.stop().await {
+            warn!(error = %e, "ingest stopped abnormally");
         }
-        info!("ingest stopped");
     }
 }
 
-/// Starts ingest on `config.listen` (port 0 picks a free port) with its readiness probe, in the background.
+/// Builds and starts ingest, keeping the built service at hand: in-process tests and benches.
 pub async fn spawn(config: IngestConfig, deps: Deps) -> Result<RunningIngest, IngestError> {
-    let service = Service::new(config, deps)?;
-    let addr = service.config.listen;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| IngestError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| IngestError::Bind { addr, source })?;
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    let app = service.router();
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-            tracing::error!(error = %e, "ingest http server stopped");
-        }
-    });
-    tasks.spawn(service.clone().probe(shutdown.clone()));
-    let forwarder_stop = CancellationToken::new();
-    tasks.spawn(spool::forwarder::run(
-        service.state.spool.clone(),
-        service.state.producer.clone(),
-        service.state.topics.im_events.clone(),
-        forwarder_stop.clone(),
-    ));
-    service.state.dismissals.follow(
-        service.kafka.clone(),
-        service.state.topics.conversations.clone(),
-        shutdown.child_token(),
-    );
-    info!(addr = %local, legacy = LEGACY_PATH, im = IM_CALLBACK_PATH, "ingest listening");
-    Ok(RunningIngest { addr: local, service, shutdown, tasks, forwarder_stop })
-}
-
-/// Runs ingest until `shutdown` fires, then stops cleanly: the entry point of `imbridge ingest`.
-pub async fn run(config: IngestConfig, deps: Deps, shutdown: CancellationToken) -> Result<(), IngestError> {
-    let running = spawn(config, deps).await?;
-    shutdown.cancelled().await;
-    info!("ingest shutting down");
-    running.shutdown().await;
-    Ok(())
+    let service = Ingest::build(config, &deps).await?;
+    let running = service.clone().start().await?;
+    Ok(RunningIngest { addr: running.addr, service, running })
 }

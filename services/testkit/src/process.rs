@@ -86,10 +86,19 @@ impl Proc {
 
     /// The address field `field` of the first log line with message `message` (the part logs where it listens).
     pub async fn logged_addr(&self, message: &str, field: &str) -> SocketAddr {
+        self.logged_addr_where(&[("message", message)], field).await
+    }
+
+    /// The address field `field` of the first log line whose fields have the values `matching`.
+    async fn logged_addr_where(&self, matching: &[(&str, &str)], field: &str) -> SocketAddr {
         let mut found = None;
-        eventually(&format!("`{message}` in {}", self.log.display()), LOGGED_ADDR_WAIT, || {
+        eventually(&format!("{matching:?} in {}", self.log.display()), LOGGED_ADDR_WAIT, || {
             found = self.log_lines().iter().find_map(|v| {
-                (v["message"] == message).then(|| v[field].as_str().and_then(|a| a.parse().ok())).flatten()
+                matching
+                    .iter()
+                    .all(|(k, want)| v[*k] == *want)
+                    .then(|| v[field].as_str().and_then(|a| a.parse().ok()))
+                    .flatten()
             });
             std::future::ready(found.is_some())
         })
@@ -97,19 +106,25 @@ impl Proc {
         found.expect("address")
     }
 
+    /// Where the service `name` (`to-im`, …) serves /metrics, /healthz, /readyz: every service logs it the same
+    /// way once started (`imbridge_runtime::run`).
+    pub async fn service_addr(&self, name: &str) -> SocketAddr {
+        self.logged_addr_where(&[("message", "started"), ("service", name)], "addr").await
+    }
+
     /// Where `imbridge to-im` serves /metrics, /healthz, /readyz.
     pub async fn to_im_ops(&self) -> SocketAddr {
-        self.logged_addr("to-im ops endpoints listening", "addr").await
+        self.service_addr("to-im").await
     }
 
     /// Where `imbridge to-legacy` serves /metrics, /healthz, /readyz.
     pub async fn to_legacy_ops(&self) -> SocketAddr {
-        self.logged_addr("to-legacy started", "ops_addr").await
+        self.service_addr("to-legacy").await
     }
 
     /// Where `imbridge ingest` serves its endpoints and /metrics, /healthz, /readyz.
     pub async fn ingest_addr(&self) -> SocketAddr {
-        self.logged_addr("ingest listening", "addr").await
+        self.service_addr("ingest").await
     }
 }
 

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, produce, produce_raw, topics};
+use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, produce, produce_raw, start, topics};
 use imbridge_core::{ConversationKey, Envelope};
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_legacy::{ContractEvent, Origin, parse_batch, signature};
@@ -146,8 +146,8 @@ async fn requests_hold_one_conversation_in_order_and_answers_are_classified() {
     let cfg = imbridge_to_legacy::ToLegacyConfig { batch_max_events: 8, ..config(&url) };
     let (d, _registry) = deps(&topics);
     let stop = CancellationToken::new();
-    let running = imbridge_to_legacy::start(cfg, d, stop.clone()).await.expect("to-legacy starts");
-    let ops = format!("http://{}", running.ops_addr);
+    let running = start(cfg, d, stop.clone()).await.expect("to-legacy starts");
+    let ops = format!("http://{}", running.addr);
     // Everything finishes: applied, or dead-lettered / parked.
     // bad: the named event + 5 parked; vague: 1 + 2 parked; poison: itself + the event parked behind it.
     let want_dlq = 1 + 5 + 1 + 2 + 1 + 1;

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, joined, left, produce, renamed, topics};
+use common::{APPLY_SECRET, c2c, config, created, deps, group_msg, joined, left, produce, renamed, start, topics};
 use imbridge_core::{ConversationKey, Element, GroupId, UserId};
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::DeadLetterInfo;
@@ -89,8 +89,8 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     let group_id = cfg.group_id.clone();
     let (d, registry) = deps(&topics);
     let stop = CancellationToken::new();
-    let running = imbridge_to_legacy::start(cfg.clone(), d, stop.clone()).await.expect("to-legacy starts");
-    let ops = format!("http://{}", running.ops_addr);
+    let running = start(cfg.clone(), d, stop.clone()).await.expect("to-legacy starts");
+    let ops = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     eventually("every applicable event applied", Duration::from_secs(90), || {
         let applied = legacy.stats().counters.applied;
@@ -173,7 +173,7 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     // A restart of the same group re-applies nothing.
     let before = legacy.stats().counters;
     let stop2 = CancellationToken::new();
-    let again = imbridge_to_legacy::start(cfg.clone(), deps(&topics).0, stop2.clone()).await.expect("restart");
+    let again = start(cfg.clone(), deps(&topics).0, stop2.clone()).await.expect("restart");
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop2.cancel();
     let stats = again.wait().await.expect("clean stop");
@@ -184,8 +184,8 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     let replay = imbridge_to_legacy::ToLegacyConfig { group_id: imbridge_testkit::unique("tolegacy-replay"), ..cfg };
     let stop3 = CancellationToken::new();
     let (d3, reg3) = deps(&topics);
-    let r = imbridge_to_legacy::start(replay, d3, stop3.clone()).await.expect("replay starts");
-    let ops3 = format!("http://{}", r.ops_addr);
+    let r = start(replay, d3, stop3.clone()).await.expect("replay starts");
+    let ops3 = format!("http://{}", r.addr);
     eventually("the replay went through the topic", Duration::from_secs(90), || {
         let dups = legacy.stats().counters.apply_duplicates - before.apply_duplicates;
         async move { dups as usize >= total_ok }
@@ -219,8 +219,8 @@ async fn readiness_reports_an_unreachable_legacy_side() {
     cfg.consumer.retry.max_attempts = 10_000;
     let group = cfg.group_id.clone();
     let stop = CancellationToken::new();
-    let running = imbridge_to_legacy::start(cfg, deps(&topics).0, stop.clone()).await.expect("starts");
-    let ops = format!("http://{}", running.ops_addr);
+    let running = start(cfg, deps(&topics).0, stop.clone()).await.expect("starts");
+    let ops = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     eventually("kafka and assignment ready, legacy not", Duration::from_secs(60), || {
         let r = http.get(format!("{ops}/readyz")).send();

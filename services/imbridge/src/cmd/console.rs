@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use imbridge_importer::apply::ImportTopic;
+use imbridge_core::topics::ImportPhase;
 
-use crate::cmd::GlobalArgs;
+use crate::cmd::{self, GlobalArgs};
 use crate::config::{self, AppConfig};
 
 /// Options of `imbridge console`; each overrides the same `[console]` setting.
@@ -60,22 +60,23 @@ pub struct TraceArgs {
     pub json: bool,
 }
 
-/// The console's view of the rest of the configuration.
-fn deps(c: &AppConfig) -> imbridge_console::Deps {
-    imbridge_console::Deps {
-        kafka: c.kafka.clone(),
-        topics: c.topics.clone(),
-        to_im_group: c.to_im.live.group_id.clone(),
-        to_legacy_group: c.to_legacy.group_id.clone(),
-        import_groups: ImportTopic::ALL.iter().map(|w| (*w, c.import.group_of(*w))).collect(),
-        checkpoint_topic: c.import.checkpoint_topic.clone(),
-        im: c.im.clone(),
+/// The consumer groups of the other sections, which the console watches.
+fn groups(c: &AppConfig) -> imbridge_console::Groups {
+    imbridge_console::Groups {
+        to_im: c.to_im.live.group_id.clone(),
+        to_legacy: c.to_legacy.group_id.clone(),
+        import: ImportPhase::ALL.iter().map(|w| (*w, c.import.group_of(*w))).collect(),
     }
 }
 
+/// What the console, the tracer and `imbridge status` read, from the whole configuration.
+pub fn view(c: &AppConfig) -> imbridge_console::View {
+    imbridge_console::View { kafka: c.kafka.clone(), topics: c.topics.clone(), im: c.im.clone(), groups: groups(c) }
+}
+
 pub async fn run(args: ConsoleArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(global.config.as_deref())?;
-    let mut c = loaded.config;
+    let mut loaded = config::load(global.config.as_deref())?;
+    let c = &mut loaded.config;
     if let Some(a) = args.listen {
         c.console.listen = a;
     }
@@ -83,13 +84,14 @@ pub async fn run(args: ConsoleArgs, global: &GlobalArgs) -> anyhow::Result<ExitC
         c.console.services = services_file(f)?;
     }
     tracing::info!(
-        config = ?loaded.file, env_overrides = ?loaded.env_overrides, listen = %c.console.listen,
-        services = c.console.services.len(), actions = c.console.actions_enabled(), "starting console"
+        listen = %c.console.listen, services = c.console.services.len(), actions = c.console.actions_enabled(),
+        "console configured"
     );
-    let shutdown = imbridge_telemetry::shutdown_token();
-    let d = deps(&c);
-    imbridge_console::run(c.console, d, shutdown).await.context("console")?;
-    Ok(ExitCode::SUCCESS)
+    cmd::serve::<imbridge_console::Console>(loaded, |c| imbridge_console::ConsoleSettings {
+        console: c.console.clone(),
+        groups: groups(c),
+    })
+    .await
 }
 
 pub async fn trace(args: TraceArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +103,7 @@ pub async fn trace(args: TraceArgs, global: &GlobalArgs) -> anyhow::Result<ExitC
         args.until.as_deref(),
         c.console.trace_window_secs,
     )?;
-    let report = imbridge_console::trace::lookup(&deps(&c), &lookup, c.console.trace_max_records).await?;
+    let report = imbridge_console::trace::lookup(&view(&c), &lookup, c.console.trace_max_records).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

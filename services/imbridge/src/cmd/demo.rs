@@ -42,7 +42,7 @@ pub struct Targets {
     /// ingest's /metrics URL. Default: from `ingest.listen`.
     #[arg(long, value_name = "URL")]
     pub ingest_metrics: Option<String>,
-    /// to-im's /metrics URL. Default: from `to_im.ops_listen`.
+    /// to-im's /metrics URL. Default: from `to_im.listen`.
     #[arg(long, value_name = "URL")]
     pub to_im_metrics: Option<String>,
     /// to-legacy's /metrics URL. Default: from `to_legacy.listen`.
@@ -135,7 +135,7 @@ fn systems(t: &Targets, global: &GlobalArgs) -> anyhow::Result<Systems> {
         to_im_group: cfg.to_im.live.group_id.clone(),
         to_legacy_group: cfg.to_legacy.group_id.clone(),
         ingest_metrics: metrics(&t.ingest_metrics, cfg.ingest.listen),
-        to_im_metrics: metrics(&t.to_im_metrics, cfg.to_im.ops_listen),
+        to_im_metrics: metrics(&t.to_im_metrics, cfg.to_im.listen),
         to_legacy_metrics: metrics(&t.to_legacy_metrics, cfg.to_legacy.listen),
     })
 }

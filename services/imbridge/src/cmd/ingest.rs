@@ -5,10 +5,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Args;
 
-use crate::cmd::GlobalArgs;
+use crate::cmd::{self, GlobalArgs};
 use crate::config;
 
 /// Options of `imbridge ingest`; each overrides the same `[ingest]` setting of the configuration.
@@ -23,20 +22,13 @@ pub struct IngestArgs {
 }
 
 pub async fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(global.config.as_deref())?;
-    let mut c = loaded.config;
+    let mut loaded = config::load(global.config.as_deref())?;
+    let c = &mut loaded.config;
     if let Some(a) = args.listen {
         c.ingest.listen = a;
     }
     if let Some(d) = args.spool_dir {
         c.ingest.spool_dir = d;
     }
-    tracing::info!(
-        config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,
-        "starting ingest"
-    );
-    let shutdown = imbridge_telemetry::shutdown_token();
-    let deps = imbridge_ingest::Deps::new(c.kafka, c.topics, c.im.sdkappid, c.im.admin_identifier);
-    imbridge_ingest::run(c.ingest, deps, shutdown).await.context("ingest")?;
-    Ok(ExitCode::SUCCESS)
+    cmd::serve::<imbridge_ingest::Ingest>(loaded, |c| c.ingest.clone()).await
 }

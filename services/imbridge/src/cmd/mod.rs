@@ -17,8 +17,14 @@ pub mod to_im;
 pub mod to_legacy;
 pub mod verify;
 
+use std::process::ExitCode;
+
+use anyhow::Context as _;
 use clap::Args;
+use imbridge_runtime::{Deps, Service};
 use imbridge_telemetry::LogFormat;
+
+use crate::config::{AppConfig, Loaded};
 
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
@@ -34,4 +40,21 @@ pub struct GlobalArgs {
     /// Log filter in `tracing` syntax, e.g. `info` or `imbridge_kafka=debug,info`.
     #[arg(long, global = true, default_value = "info", env = "IMBRIDGE_LOG")]
     pub log_level: String,
+}
+
+/// The shared dependencies of every service, from the configuration's common sections, stopped by SIGTERM/Ctrl-C.
+pub fn deps(c: &AppConfig) -> Deps {
+    Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone()).with_shutdown(imbridge_telemetry::shutdown_token())
+}
+
+/// Runs service `S` with its section of `loaded` (command-line overrides applied) until SIGTERM/Ctrl-C: the body
+/// of every service command.
+pub async fn serve<S: Service>(loaded: Loaded, section: impl FnOnce(&AppConfig) -> S::Config) -> anyhow::Result<ExitCode> {
+    let c = &loaded.config;
+    tracing::info!(
+        service = S::NAME, config = ?loaded.file, env_overrides = ?loaded.env_overrides,
+        bootstrap = %c.kafka.bootstrap_servers, "starting"
+    );
+    imbridge_runtime::run::<S>(section(c), deps(c)).await.context(S::NAME)?;
+    Ok(ExitCode::SUCCESS)
 }

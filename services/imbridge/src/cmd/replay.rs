@@ -131,15 +131,12 @@ async fn conversation(
              `imbridge dlq replay --conversation {key}` (or drop them with `imbridge dlq drop`) first"
         );
     }
+    let deps = crate::cmd::deps(cfg);
     let mut ok = true;
     if only.is_none_or(|d| d == Direction::ToIm) {
-        let sc = imbridge_to_im::ServiceConfig {
-            kafka: cfg.kafka.clone(),
-            topics: cfg.topics.clone(),
-            im: cfg.im.clone(),
-            to_im: cfg.to_im.clone(),
-        };
-        let r = imbridge_to_im::replay::conversation(&sc, &key, since_ms).await.context("replay to IM")?;
+        let r = imbridge_to_im::replay::conversation(cfg.to_im.clone(), &deps, &key, since_ms)
+            .await
+            .context("replay to IM")?;
         println!(
             "to-im:     {}; {} applied, {} already applied, {} found in IM",
             range(&r.key),
@@ -153,7 +150,7 @@ async fn conversation(
         if only.is_none() && cfg.to_legacy.apply_url.is_empty() {
             println!("to-legacy: skipped (to_legacy.apply_url is not configured)");
         } else {
-            let r = imbridge_to_legacy::replay::conversation(&cfg.to_legacy, &cfg.kafka, &cfg.topics, &key, since_ms)
+            let r = imbridge_to_legacy::replay::conversation(cfg.to_legacy.clone(), &deps, &key, since_ms)
                 .await
                 .context("replay to legacy")?;
             println!("to-legacy: {}; {} applied, {} already there", range(&r.key), r.applied, r.duplicate);

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use imbridge_core::ConversationKey;
-use imbridge_importer::apply::ImportTopic;
 
 use crate::cmd::GlobalArgs;
 use crate::config;
@@ -32,20 +31,7 @@ pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let conversation =
         args.conversation.as_deref().map(ConversationKey::parse).transpose().context("--conversation")?;
     let groups: Vec<(String, String)> = if args.groups.is_empty() {
-        let t = &cfg.topics;
-        let mut g = vec![
-            (cfg.to_im.live.group_id.clone(), t.legacy_events.clone()),
-            (cfg.to_legacy.group_id.clone(), t.im_events.clone()),
-        ];
-        for (which, topic) in [
-            (ImportTopic::Accounts, &t.import_accounts),
-            (ImportTopic::Users, &t.import_users),
-            (ImportTopic::C2c, &t.import_c2c),
-            (ImportTopic::Groups, &t.import_groups),
-        ] {
-            g.push((cfg.import.group_of(which), topic.clone()));
-        }
-        g
+        crate::cmd::console::view(&cfg).groups()
     } else {
         args.groups
             .iter()

@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Args;
 
-use crate::cmd::GlobalArgs;
+use crate::cmd::{self, GlobalArgs};
 use crate::config;
 
 /// Options of `imbridge to-legacy`; each overrides the same `[to_legacy]` setting of the configuration.
@@ -25,8 +24,8 @@ pub struct ToLegacyArgs {
 }
 
 pub async fn run(args: ToLegacyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(global.config.as_deref())?;
-    let mut c = loaded.config;
+    let mut loaded = config::load(global.config.as_deref())?;
+    let c = &mut loaded.config;
     if let Some(a) = args.listen {
         c.to_legacy.listen = a;
     }
@@ -36,16 +35,6 @@ pub async fn run(args: ToLegacyArgs, global: &GlobalArgs) -> anyhow::Result<Exit
     if let Some(u) = args.apply_url {
         c.to_legacy.apply_url = u;
     }
-    tracing::info!(
-        config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,
-        apply_url = %c.to_legacy.apply_url, "starting to-legacy"
-    );
-    let shutdown = imbridge_telemetry::shutdown_token();
-    let mut deps = imbridge_to_legacy::Deps::new(c.kafka, c.topics);
-    if !c.im.secret_key.is_empty() {
-        // Group seq gaps are read from IM with the same client settings to-im uses.
-        deps = deps.with_im(c.im);
-    }
-    imbridge_to_legacy::run(c.to_legacy, deps, shutdown).await.context("to-legacy")?;
-    Ok(ExitCode::SUCCESS)
+    // Group seq gaps are read from IM with the `[im]` client settings to-im uses (when its credentials are set).
+    cmd::serve::<imbridge_to_legacy::ToLegacy>(loaded, |c| c.to_legacy.clone()).await
 }

@@ -40,6 +40,7 @@ pub mod users;
 
 use std::sync::Arc;
 
+use imbridge_core::topics::ImportPhase;
 use imbridge_core::{Envelope, Failure};
 use imbridge_im::{ImClient, ImError};
 use imbridge_kafka::dlq::DlqProducer;
@@ -63,30 +64,6 @@ pub mod headers {
     /// On `import.group_member`: the group's creation time (Unix seconds); a legacy join time is sent as
     /// `JoinTime` only when strictly after it (IM fails the member otherwise).
     pub const GROUP_CREATED: &str = "imbridge.import.group_created";
-}
-
-/// Which import topic a consumer applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImportTopic {
-    Accounts,
-    Users,
-    C2c,
-    Groups,
-}
-
-impl ImportTopic {
-    pub const ALL: [ImportTopic; 4] =
-        [ImportTopic::Accounts, ImportTopic::Users, ImportTopic::C2c, ImportTopic::Groups];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportTopic::Accounts => "accounts",
-            ImportTopic::Users => "users",
-            ImportTopic::C2c => "c2c",
-            ImportTopic::Groups => "groups",
-        }
-    }
 }
 
 /// Tuning of the import handlers.
@@ -119,7 +96,7 @@ pub struct ApplyContext {
 /// and commits. `group_id` must be stable across runs: its committed offsets are what makes apply resumable.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_consumer(
-    which: ImportTopic,
+    which: ImportPhase,
     kafka: &KafkaConfig,
     group_id: &str,
     topic: &str,
@@ -132,22 +109,22 @@ pub fn spawn_consumer(
 {
     let topics = [topic];
     let handle = match which {
-        ImportTopic::Accounts => {
+        ImportPhase::Accounts => {
             let h = Arc::new(accounts::AccountsHandler::new(ctx));
             let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
             tokio::spawn(c.run(shutdown))
         }
-        ImportTopic::Users => {
+        ImportPhase::Users => {
             let h = Arc::new(users::UsersHandler::new(ctx));
             let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
             tokio::spawn(c.run(shutdown))
         }
-        ImportTopic::C2c => {
+        ImportPhase::C2c => {
             let h = Arc::new(c2c::C2cHandler::new(ctx));
             let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
             tokio::spawn(c.run(shutdown))
         }
-        ImportTopic::Groups => {
+        ImportPhase::Groups => {
             let h = Arc::new(groups::GroupsHandler::new(ctx));
             let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
             tokio::spawn(c.run(shutdown))

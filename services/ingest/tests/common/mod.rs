@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use imbridge_core::Envelope;
 use imbridge_core::topics::TopicNames;
-use imbridge_ingest::{Deps, IngestConfig, RunningIngest};
+use imbridge_ingest::{IngestConfig, RunningIngest};
+use imbridge_runtime::Deps;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{KafkaConfig, Record};
 use imbridge_legacy::SigningSecret;
@@ -65,7 +66,8 @@ impl Ingest {
     }
 
     pub async fn start_with(config: IngestConfig, kafka: KafkaConfig, topics: TopicNames) -> Ingest {
-        let deps = Deps::new(kafka.clone(), topics.clone(), SDKAPPID, ADMIN);
+        let im = imbridge_im::ImConfig { sdkappid: SDKAPPID, admin_identifier: ADMIN.into(), ..Default::default() };
+        let deps = Deps::new(kafka.clone(), topics.clone(), im);
         let running = imbridge_ingest::spawn(config, deps).await.expect("ingest starts");
         Ingest { running, topics, kafka, http: reqwest::Client::new() }
     }

@@ -12,7 +12,10 @@ use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, GroupId,
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{ConsumerConfig, KafkaConfig, Producer, Record, RetryPolicy};
 use imbridge_legacy::SigningSecret;
-use imbridge_to_legacy::{Deps, ToLegacyConfig};
+use imbridge_kafka::consumer::RunStats;
+use imbridge_runtime::{Deps, Running, Service};
+use imbridge_to_legacy::{ToLegacy, ToLegacyConfig, ToLegacyError};
+use tokio_util::sync::CancellationToken;
 
 pub const APPLY_SECRET: &str = "apply-secret";
 
@@ -58,9 +61,20 @@ pub fn config(apply_url: &str) -> ToLegacyConfig {
     }
 }
 
+/// Deps without IM credentials (group seq gaps are skipped, not read from IM), and their registry.
 pub fn deps(topics: &TopicNames) -> (Deps, prometheus::Registry) {
-    let registry = prometheus::Registry::new();
-    (Deps { kafka: kafka(), topics: topics.clone(), registry: registry.clone(), im: None }, registry)
+    let d = Deps::new(kafka(), topics.clone(), imbridge_im::ImConfig::default());
+    let registry = d.registry.clone();
+    (d, registry)
+}
+
+/// Builds and starts to-legacy as the binary does; it stops when `stop` fires.
+pub async fn start(
+    config: ToLegacyConfig,
+    deps: Deps,
+    stop: CancellationToken,
+) -> Result<Running<RunStats, ToLegacyError>, ToLegacyError> {
+    ToLegacy::build(config, &deps.with_shutdown(stop)).await?.start().await
 }
 
 pub fn u(s: &str) -> UserId {
