@@ -79,7 +79,7 @@ for job in prom.get("scrape_configs") or []:
             targets[host] = int(port)
 listen_env = {
     "ingest": "IMBRIDGE_INGEST__LISTEN",
-    "to-im": "IMBRIDGE_TO_IM__OPS_LISTEN",
+    "to-im": "IMBRIDGE_TO_IM__LISTEN",
     "to-legacy": "IMBRIDGE_TO_LEGACY__LISTEN",
     "console": "IMBRIDGE_CONSOLE__LISTEN",
 }

@@ -187,8 +187,8 @@ spool_dir = "$WORK/ingest-spool"
 readiness_interval_ms = 500
 
 [to_im]
-ops_listen = "127.0.0.1:$TO_IM_PORT"
-probe_interval_ms = 500
+listen = "127.0.0.1:$TO_IM_PORT"
+readiness_interval_ms = 500
 
 # A demo stops in seconds, and commits often so that lag reaches zero as soon as the work is done.
 [to_im.live.consumer]

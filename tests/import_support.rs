@@ -72,7 +72,7 @@ impl World {
         }
         set("IMBRIDGE_TOPICS__PARTITIONS", "4".into());
         set("IMBRIDGE_IMPORT__GROUP_ID", format!("{prefix}-import"));
-        set("IMBRIDGE_IMPORT__CHECKPOINT_TOPIC", format!("{prefix}.import.checkpoints"));
+        set("IMBRIDGE_TOPICS__IMPORT_CHECKPOINTS", format!("{prefix}.import.checkpoints"));
         World { dir, export: export_dir, generated, emulator, prefix, env }
     }
 

@@ -10,6 +10,8 @@ use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, GroupId, UserId};
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::admin::Admin;
+use imbridge_runtime::{Deps, Running, Service};
+use tokio_util::sync::CancellationToken;
 
 pub use imbridge_testkit::prom::metric;
 pub use imbridge_testkit::{Proc, eventually, run_cli};
@@ -18,22 +20,22 @@ pub fn kafka() -> KafkaConfig {
     KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
 }
 
+/// What a service started in this process shares, as the binary builds it: the test broker, `topics`, `im`,
+/// a registry of its own, stopped by `stop`.
+pub fn deps(topics: &TopicNames, im: imbridge_im::ImConfig, stop: &CancellationToken) -> Deps {
+    Deps::new(kafka(), topics.clone(), im).with_shutdown(stop.clone())
+}
+
+/// Builds and starts service `S` in this process the way `imbridge <service>` does.
+pub async fn start_service<S: Service>(config: S::Config, deps: &Deps) -> Running<S::Output, S::Error> {
+    let built = S::build(config, deps).await.unwrap_or_else(|e| panic!("{} builds: {e}", S::NAME));
+    built.start().await.unwrap_or_else(|e| panic!("{} starts: {e}", S::NAME))
+}
+
 /// Topic names no other test uses: every topic `<unique prefix>.<role>`.
 pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
     let u = imbridge_testkit::unique(prefix);
-    TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions,
-        replication: 1,
-    }
+    TopicNames { partitions, ..TopicNames::with_prefix(&u) }
 }
 
 pub fn user(s: &str) -> UserId {

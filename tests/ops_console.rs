@@ -127,7 +127,7 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     create_topics(&topics).await;
     let prefix = imbridge_testkit::unique("ops-console-import");
     let mut opts = ConfigOpts::new(&im, "http://127.0.0.1:9/v1/apply");
-    opts.extra = format!("\n[import]\ngroup_id = \"{prefix}\"\ncheckpoint_topic = \"{prefix}.checkpoints\"\n");
+    opts.extra = format!("\n[import]\ngroup_id = \"{prefix}\"\n");
 
     // Ingest first: the legacy emulator needs its URL.
     let ingest_config = write_config(dir.path(), "ingest", &topics, &opts);

@@ -178,6 +178,7 @@ import_accounts = "{ia}"
 import_users = "{iu}"
 import_c2c = "{ic}"
 import_groups = "{ig}"
+import_checkpoints = "{ick}"
 dlq = "{dlq}"
 applied = "{applied}"
 conversations = "{conv}"
@@ -196,8 +197,8 @@ spool_dir = "{spool}"
 readiness_interval_ms = 300
 
 [to_im]
-ops_listen = "127.0.0.1:0"
-probe_interval_ms = 300
+listen = "127.0.0.1:0"
+readiness_interval_ms = 300
 
 [to_im.live]
 group_id = "{to_im_group}"
@@ -227,6 +228,7 @@ auto_commit_interval_ms = 200
         iu = topics.import_users,
         ic = topics.import_c2c,
         ig = topics.import_groups,
+        ick = topics.import_checkpoints,
         dlq = topics.dlq,
         applied = topics.applied,
         conv = topics.conversations,

@@ -85,7 +85,7 @@ admin_identifier = "{admin}"
 secret_key = "{key}"
 
 [to_im]
-ops_listen = "127.0.0.1:0"
+listen = "127.0.0.1:0"
 
 [to_im.live]
 group_id = "{to_im}"

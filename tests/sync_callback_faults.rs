@@ -10,9 +10,12 @@
 use std::time::Duration;
 
 use imbridge_core::topics::TopicNames;
+use imbridge_e2e::start_service;
+use imbridge_im::ImConfig;
 use imbridge_im_emulator::EmulatorConfig;
 use imbridge_im_emulator::faults::Faults;
 use imbridge_legacy::SigningSecret;
+use imbridge_runtime::Deps;
 use imbridge_testkit::eventually;
 use imbridge_testkit::prom::sample;
 use serde_json::{Value, json};
@@ -84,10 +87,11 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
     })
     .await
     .expect("legacy emulator");
-    let ingest_registry = prometheus::Registry::new();
     let emu_defaults = EmulatorConfig::default();
-    let mut deps = imbridge_ingest::Deps::new(kafka.clone(), topics.clone(), emu_defaults.sdkappid, "administrator");
-    deps.registry = ingest_registry.clone();
+    let app =
+        ImConfig { sdkappid: emu_defaults.sdkappid, admin_identifier: "administrator".into(), ..ImConfig::default() };
+    let deps = Deps::new(kafka.clone(), topics.clone(), app);
+    let ingest_registry = deps.registry.clone();
     let ingest = imbridge_ingest::spawn(
         imbridge_ingest::IngestConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -113,15 +117,9 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
     support::import_accounts(&admin, &["ann", "bob", "cy"]).await;
 
     let stop = CancellationToken::new();
-    let tl_registry = prometheus::Registry::new();
     let mut im_cfg = im.client_config();
     im_cfg.request_timeout_ms = 3_000;
-    let tl_deps = imbridge_to_legacy::Deps {
-        kafka: kafka.clone(),
-        topics: topics.clone(),
-        registry: tl_registry.clone(),
-        im: Some(im_cfg),
-    };
+    let tl_deps = Deps::new(kafka.clone(), topics.clone(), im_cfg).with_shutdown(stop.clone());
     let mut tl_cfg = imbridge_to_legacy::ToLegacyConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         group_id: format!("{u}-to-legacy"),
@@ -134,7 +132,7 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
     tl_cfg.order.reorder_window_ms = 1_500;
     tl_cfg.consumer.session_timeout_ms = 10_000;
     tl_cfg.consumer.drain_timeout_ms = 4_000;
-    let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
+    let to_legacy = start_service::<imbridge_to_legacy::ToLegacy>(tl_cfg, &tl_deps).await;
 
     let c = Client { http: reqwest::Client::new(), im_url: im.base_url(), sdkappid: emu_defaults.sdkappid };
     let legacy_url = legacy.url();
@@ -225,12 +223,8 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
         assert!(rest.any(|x| x == t), "1:1 messages in IM's order: {legacy_c2c:?} vs IM {im_c2c:?}");
     }
 
-    let tl = reqwest::get(format!("http://{}/metrics", to_legacy.ops_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let tl =
+        reqwest::get(format!("http://{}/metrics", to_legacy.addr)).await.expect("metrics").text().await.expect("text");
     let ing = {
         use prometheus::Encoder;
         let mut buf = Vec::new();

@@ -193,8 +193,9 @@ async fn a_broker_outage_and_a_killed_ingest_lose_no_accepted_callback() {
     tl_cfg.order.gap_wait_ms = 1_500;
     tl_cfg.consumer.session_timeout_ms = 10_000;
     tl_cfg.consumer.drain_timeout_ms = 4_000;
-    let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
-    let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
+    let tl_deps =
+        imbridge_runtime::Deps::new(kafka.clone(), topics.clone(), im.client_config()).with_shutdown(stop.clone());
+    let to_legacy = imbridge_e2e::start_service::<imbridge_to_legacy::ToLegacy>(tl_cfg, &tl_deps).await;
 
     as_user(
         &im,

@@ -138,6 +138,7 @@ import_accounts = "{prefix}.import.accounts"
 import_users = "{prefix}.import.users"
 import_c2c = "{prefix}.import.c2c"
 import_groups = "{prefix}.import.groups"
+import_checkpoints = "{prefix}.import.checkpoints"
 dlq = "{dlq}"
 applied = "{applied}"
 conversations = "{conv}"
@@ -156,8 +157,8 @@ spool_dir = "{spool}"
 readiness_interval_ms = 300
 
 [to_im]
-ops_listen = "127.0.0.1:0"
-probe_interval_ms = 300
+listen = "127.0.0.1:0"
+readiness_interval_ms = 300
 
 [to_im.live]
 group_id = "{to_im_group}"
@@ -181,7 +182,6 @@ auto_commit_interval_ms = 200
 
 [import]
 group_id = "{prefix}-import"
-checkpoint_topic = "{prefix}.import.checkpoints"
 "#,
                 bootstrap = imbridge_testkit::kafka_bootstrap(),
                 le = topics.legacy_events,

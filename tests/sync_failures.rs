@@ -17,7 +17,7 @@ use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_to_im::live::C2cApi;
-use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
+use imbridge_to_im::{ToIm, ToImConfig};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -65,10 +65,9 @@ async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
     .await;
 
     let shutdown = CancellationToken::new();
-    let mut to_im = ToImConfig { ops_listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
+    let mut to_im = ToImConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
     to_im.live.group_id = imbridge_testkit::unique("sync-fail-group");
-    let cfg = ServiceConfig { kafka: kafka(), topics: topics.clone(), im: im_server.client_config(), to_im };
-    let running = start(cfg, shutdown.clone()).await.expect("to-im starts");
+    let running = start_service::<ToIm>(to_im, &deps(&topics, im_server.client_config(), &shutdown)).await;
 
     eventually("the good conversation applied", Duration::from_secs(60), || async {
         c2c_texts(&im, "fa", "fb").await == ["still flows", "and in order"]
@@ -82,7 +81,7 @@ async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
     ];
     eventually("four dead letters", Duration::from_secs(60), || async { dead_letters(&topics.dlq).await == want })
         .await;
-    let page = scrape(running.ops_addr).await;
+    let page = scrape(running.addr).await;
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 3.0, "{page}");
     assert_eq!(metric(&page, "imbridge_to_im_records_total", &[("outcome", "parked")]), 1.0);
     assert_eq!(group_members(&im, "ghost").await, None);
@@ -111,11 +110,10 @@ async fn importmsg_mode_keeps_order_and_never_calls_back() {
     produce(&topics.legacy_events, &events).await;
 
     let shutdown = CancellationToken::new();
-    let mut to_im = ToImConfig { ops_listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
+    let mut to_im = ToImConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
     to_im.live.group_id = imbridge_testkit::unique("sync-importmsg-group");
     to_im.live.c2c_api = C2cApi::Importmsg;
-    let cfg = ServiceConfig { kafka: kafka(), topics: topics.clone(), im: im_server.client_config(), to_im };
-    let running = start(cfg, shutdown.clone()).await.expect("to-im starts");
+    let running = start_service::<ToIm>(to_im, &deps(&topics, im_server.client_config(), &shutdown)).await;
     eventually("every message applied", Duration::from_secs(60), || async {
         c2c_texts(&im, "ia", "ib").await == texts
     })

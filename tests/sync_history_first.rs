@@ -15,7 +15,7 @@ use imbridge_im::types::c2c::{ImportMsgReq, SYNC_HISTORY};
 use imbridge_im::types::group::{
     ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember,
 };
-use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
+use imbridge_to_im::{ToIm, ToImConfig};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -48,12 +48,11 @@ async fn live_events_wait_for_their_history_then_apply_in_order() {
     produce(&topics.legacy_events, &events).await;
 
     let shutdown = CancellationToken::new();
-    let mut to_im = ToImConfig { ops_listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
+    let mut to_im = ToImConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
     to_im.live.group_id = imbridge_testkit::unique("sync-history-group");
     let group_id = to_im.live.group_id.clone();
-    let cfg = ServiceConfig { kafka: kafka(), topics: topics.clone(), im: im_server.client_config(), to_im };
-    let running = start(cfg, shutdown.clone()).await.expect("to-im starts");
-    let ops = running.ops_addr;
+    let running = start_service::<ToIm>(to_im, &deps(&topics, im_server.client_config(), &shutdown)).await;
+    let ops = running.addr;
 
     // A conversation with no state record is live: it flows while the others wait.
     let free: Vec<String> = (1..=5).map(|i| format!("free-{i}")).collect();

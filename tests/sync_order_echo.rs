@@ -14,7 +14,7 @@ use imbridge_core::TimestampMs;
 use imbridge_core::event::{C2cMessage, Event};
 use imbridge_im::callback::{Callback, CallbackQuery};
 use imbridge_ingest::callback::{Echo, Normalized, normalize};
-use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
+use imbridge_to_im::{ToIm, ToImConfig};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -99,11 +99,10 @@ async fn every_conversation_in_order_and_every_callback_an_echo() {
     produce(&topics.legacy_events, &events).await;
 
     let shutdown = CancellationToken::new();
-    let mut to_im = ToImConfig { ops_listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
+    let mut to_im = ToImConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..ToImConfig::default() };
     to_im.live.group_id = imbridge_testkit::unique("sync-order-group");
-    let cfg = ServiceConfig { kafka: kafka(), topics: topics.clone(), im: im_server.client_config(), to_im };
-    let running = start(cfg, shutdown.clone()).await.expect("to-im starts");
-    let ops = running.ops_addr;
+    let running = start_service::<ToIm>(to_im, &deps(&topics, im_server.client_config(), &shutdown)).await;
+    let ops = running.addr;
 
     eventually("every event applied", Duration::from_secs(120), || async {
         let page = scrape(ops).await;

@@ -298,10 +298,7 @@ async fn import_phase(
         kafka: o.kafka.clone(),
         topics,
         im,
-        import: ImportConfig {
-            group_id: format!("{prefix}-import"),
-            ..ImportConfig::default()
-        },
+        import: ImportConfig { group_id: format!("{prefix}-import"), ..ImportConfig::default() },
     };
     let stats = ApplyStats::unregistered();
     let sampler_stop = CancellationToken::new();

@@ -49,12 +49,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use imbridge_kafka::consumer::RunStats;
+use imbridge_runtime::{Deps, Running, Service};
 use imbridge_to_im::ToImError;
 use imbridge_to_im::live::handler::LIVE_APIS;
-use imbridge_runtime::{Deps, Running, Service};
 use imbridge_to_im::{ToIm, ToImConfig};
 use imbridge_to_legacy::ToLegacy;
-use imbridge_kafka::consumer::RunStats;
 
 const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 const APPLY_SECRET: &str = "bench-apply-secret";
@@ -420,7 +420,8 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     };
     // Without IM credentials, as before: group seq gaps are not read from IM in the bench.
     let legacy_deps = Deps { im: ImConfig::default(), ..deps.detached() };
-    let to_legacy = async { ToLegacy::build(to_legacy_cfg, &legacy_deps).await?.start().await }.await.map_err(bench_err)?;
+    let to_legacy =
+        async { ToLegacy::build(to_legacy_cfg, &legacy_deps).await?.start().await }.await.map_err(bench_err)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(to_im.readiness.is_ready() && to_legacy.readiness.is_ready() && ingest.service().readiness().is_ready()) {
         if Instant::now() > deadline {

@@ -12,9 +12,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use imbridge_core::TimestampMs;
+use imbridge_core::topics::ImportPhase;
 use imbridge_demo::prom::{Page, quantile};
 use imbridge_im::Api;
-use imbridge_core::topics::ImportPhase;
 use imbridge_importer::checkpoint::RunCheckpoint;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::reader::{Start, read_range};

@@ -48,7 +48,7 @@ impl Default for ConsoleConfig {
     }
 }
 
-/// The services at their default addresses (`ingest.listen`, `to_im.ops_listen`, `to_legacy.listen`).
+/// The services at their default addresses (`ingest.listen`, `to_im.listen`, `to_legacy.listen`).
 fn default_services() -> Vec<ServiceEndpoint> {
     let s = |name: &str, kind, port: u16| ServiceEndpoint {
         name: name.to_owned(),
@@ -70,7 +70,7 @@ pub struct ServiceEndpoint {
     pub name: String,
     /// Which part it is: what its metrics mean.
     pub kind: ServiceKind,
-    /// Base URL of its ops endpoints, e.g. `http://127.0.0.1:9102` (`ingest.listen`, `to_im.ops_listen`,
+    /// Base URL of its ops endpoints, e.g. `http://127.0.0.1:9102` (`ingest.listen`, `to_im.listen`,
     /// `to_legacy.listen`).
     pub url: String,
 }

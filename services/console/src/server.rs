@@ -22,17 +22,17 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use imbridge_kafka::dlq::{self, Selection};
+use imbridge_runtime::{Deps, Running, Service, StartError};
 use imbridge_telemetry::Readiness;
 use serde::Deserialize;
-use imbridge_runtime::{Deps, Running, Service, StartError};
 
-use crate::{Groups, View};
 use crate::collect::{self, Shared};
 use crate::config::ConsoleConfig;
 use crate::error::ConsoleError;
 use crate::metrics::Metrics;
 use crate::page::{self, LookupForm};
 use crate::trace::{self, Lookup};
+use crate::{Groups, View};
 
 #[derive(Debug, Clone)]
 struct AppState {
@@ -69,8 +69,12 @@ impl Service for Console {
         let metrics = Metrics::new(&deps.registry).map_err(StartError::from)?;
         let readiness = Readiness::new();
         readiness.set("kafka", false);
-        let view =
-            View { kafka: deps.kafka.clone(), topics: deps.topics.clone(), im: deps.im.clone(), groups: settings.groups };
+        let view = View {
+            kafka: deps.kafka.clone(),
+            topics: deps.topics.clone(),
+            im: deps.im.clone(),
+            groups: settings.groups,
+        };
         Ok(Self { config: settings.console, view, deps: deps.clone(), metrics, readiness })
     }
 

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use imbridge_console::{Console, ConsoleConfig, ConsoleSettings, Groups, View};
-use imbridge_runtime::{Deps, Service};
 use imbridge_core::event::C2cMessage;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, Envelope, Event, EventId, Failure, Source, TimestampMs, UserId};
@@ -15,6 +14,7 @@ use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::{self, DlqProducer, Selection};
 use imbridge_kafka::record::Record;
 use imbridge_kafka::{KafkaConfig, Producer};
+use imbridge_runtime::{Deps, Service};
 
 fn deps() -> View {
     let u = imbridge_testkit::unique("console-metrics");

@@ -2,8 +2,8 @@
 //! written the way the services write them, and each lookup must find the right record, read only what it has
 //! to (one partition when the id names the conversation) and tell its fate from the right evidence.
 
-use imbridge_console::{Groups, View};
 use imbridge_console::trace::{Fate, Lookup, lookup};
+use imbridge_console::{Groups, View};
 use imbridge_core::event::{C2cMessage, GroupMessage};
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{

@@ -105,9 +105,9 @@ impl Topic {
         match self {
             Topic::LegacyEvents | Topic::ImEvents => t.with_config("retention.ms", EVENT_RETENTION_MS),
             Topic::ImportAccounts | Topic::ImportUsers | Topic::ImportC2c | Topic::ImportGroups => t,
-            Topic::ImportCheckpoints => TopicSpec::new(n.name(self), 1)
-                .replication(n.replication)
-                .with_config("cleanup.policy", "compact"),
+            Topic::ImportCheckpoints => {
+                TopicSpec::new(n.name(self), 1).replication(n.replication).with_config("cleanup.policy", "compact")
+            }
             Topic::Dlq => TopicSpec::new(n.name(self), DLQ_PARTITIONS)
                 .replication(n.replication)
                 .with_config("retention.ms", "-1"),
@@ -136,7 +136,8 @@ pub enum ImportPhase {
 }
 
 impl ImportPhase {
-    pub const ALL: [ImportPhase; 4] = [ImportPhase::Accounts, ImportPhase::Users, ImportPhase::C2c, ImportPhase::Groups];
+    pub const ALL: [ImportPhase; 4] =
+        [ImportPhase::Accounts, ImportPhase::Users, ImportPhase::C2c, ImportPhase::Groups];
 
     /// Its name: the suffix of its consumer group (`imbridge-import.c2c`) and its name in reports.
     pub fn as_str(self) -> &'static str {
@@ -350,7 +351,10 @@ mod tests {
         }
         n.validate().expect("defaults are valid");
         let p = TopicNames::with_prefix("t-1");
-        assert_eq!((p.name(Topic::LegacyEvents), p.name(Topic::ImportCheckpoints)), ("t-1.legacy.events", "t-1.import.checkpoints"));
+        assert_eq!(
+            (p.name(Topic::LegacyEvents), p.name(Topic::ImportCheckpoints)),
+            ("t-1.legacy.events", "t-1.import.checkpoints")
+        );
         p.validate().expect("prefixed names are valid");
         let clash = TopicNames { dlq: n.applied.clone(), ..n };
         assert!(clash.validate().unwrap_err().contains("topics.dlq and topics.applied"));

@@ -69,9 +69,7 @@ fn validate(c: &AppConfig) -> anyhow::Result<()> {
     if c.kafka.bootstrap_servers.trim().is_empty() {
         anyhow::bail!("kafka.bootstrap_servers is empty");
     }
-    if c.topics.partitions < 1 || c.topics.replication < 1 {
-        anyhow::bail!("topics.partitions and topics.replication must be at least 1");
-    }
+    c.topics.validate().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -28,10 +28,10 @@ use imbridge_core::event::{
     ImportAccount, ImportC2cMessage, ImportC2cRead, ImportFriendship, ImportGroup, ImportGroupMember,
     ImportGroupMessage, ImportMemberUnread, ImportProfile,
 };
+use imbridge_core::topics::ImportPhase;
 use imbridge_core::{
     ConversationKey, Element, Envelope, Event, EventId, EventKind, GroupId, Source, TimestampMs, UserId,
 };
-use imbridge_core::topics::ImportPhase;
 use serde::de::DeserializeOwned;
 
 use crate::Error;

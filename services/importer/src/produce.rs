@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::apply::headers;
-use imbridge_core::topics::ImportPhase;
 use imbridge_core::event::ImportConversationDone;
+use imbridge_core::topics::ImportPhase;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, EventKind, Source, TimestampMs};
 use imbridge_kafka::Producer;
 use imbridge_kafka::producer::Outgoing;

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use imbridge_core::topics::ImportPhase;
 use imbridge_core::{Event, EventKind};
 use imbridge_im::Api;
-use imbridge_core::topics::ImportPhase;
 use imbridge_importer::apply::headers;
 use imbridge_importer::produce::{Produced, topic_stream};
 use imbridge_importer::survey::survey;

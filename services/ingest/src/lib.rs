@@ -190,7 +190,11 @@ impl Service for Ingest {
             deps.topics.im_events.clone(),
             forwarder_stop.clone(),
         ));
-        self.state.dismissals.follow(deps.kafka.clone(), deps.topics.conversations.clone(), deps.shutdown.child_token());
+        self.state.dismissals.follow(
+            deps.kafka.clone(),
+            deps.topics.conversations.clone(),
+            deps.shutdown.child_token(),
+        );
         info!(%addr, legacy = LEGACY_PATH, im = IM_CALLBACK_PATH, "ingest listening");
         let readiness = self.state.readiness.clone();
         let shutdown = deps.shutdown.clone();

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Ingest, config, kafka, records, topics};
+use imbridge_core::topics::Topic;
 use imbridge_ingest::spool::{Spool, SpoolError, SpoolMetrics, SpoolSettings, forwarder};
 use imbridge_kafka::admin::Admin;
-use imbridge_core::topics::Topic;
 use imbridge_kafka::topology;
 use imbridge_kafka::{KafkaConfig, Producer};
 use imbridge_testkit::prom::sample;

@@ -45,10 +45,7 @@ pub async fn ensure_ready(
             for t in topics {
                 let n = admin.partition_count(names.name(*t)).await?;
                 if n == 0 {
-                    return Err(KafkaError::Topic {
-                        topic: names.name(*t).to_owned(),
-                        reason: MISSING.to_owned(),
-                    });
+                    return Err(KafkaError::Topic { topic: names.name(*t).to_owned(), reason: MISSING.to_owned() });
                 }
                 counts.insert(*t, n);
             }

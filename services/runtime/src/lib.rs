@@ -138,7 +138,12 @@ pub struct Running<T, E> {
 
 impl<T, E: From<StartError>> Running<T, E> {
     /// `task` is the service's whole life: it returns once `shutdown` fired and everything drained.
-    pub fn new(addr: SocketAddr, readiness: Readiness, shutdown: CancellationToken, task: JoinHandle<Result<T, E>>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+        task: JoinHandle<Result<T, E>>,
+    ) -> Self {
         Self { addr, readiness, shutdown, task }
     }
 

@@ -104,8 +104,11 @@ impl ToIm {
         let mut ledger_kafka = deps.kafka.clone();
         ledger_kafka.client.entry("linger.ms".to_owned()).or_insert_with(|| "1".to_owned());
         let producer = Producer::new(&ledger_kafka)?;
-        let states =
-            ConversationStates::spawn(deps.kafka.clone(), deps.topics.conversations.clone(), deps.shutdown.child_token());
+        let states = ConversationStates::spawn(
+            deps.kafka.clone(),
+            deps.topics.conversations.clone(),
+            deps.shutdown.child_token(),
+        );
         let ledger = Arc::new(Ledger::new(
             deps.kafka.clone(),
             producer.clone(),
@@ -122,9 +125,9 @@ impl ToIm {
             self.metrics.clone(),
         )
         .with_dismissal_notices(DismissalNotices::new(producer.clone(), deps.topics.conversations.clone()));
-        let quota = source_partitions.filter(|_| live.share_quota_by_partitions).map(|n| {
-            QuotaShare::new(self.im.clone(), deps.im.clone(), usize::try_from(n).unwrap_or(1))
-        });
+        let quota = source_partitions
+            .filter(|_| live.share_quota_by_partitions)
+            .map(|n| QuotaShare::new(self.im.clone(), deps.im.clone(), usize::try_from(n).unwrap_or(1)));
         let handler = Arc::new(LiveHandler::new(
             deps.topics.legacy_events.clone(),
             ledger.clone(),

@@ -49,7 +49,10 @@ pub fn deps(c: &AppConfig) -> Deps {
 
 /// Runs service `S` with its section of `loaded` (command-line overrides applied) until SIGTERM/Ctrl-C: the body
 /// of every service command.
-pub async fn serve<S: Service>(loaded: Loaded, section: impl FnOnce(&AppConfig) -> S::Config) -> anyhow::Result<ExitCode> {
+pub async fn serve<S: Service>(
+    loaded: Loaded,
+    section: impl FnOnce(&AppConfig) -> S::Config,
+) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
     tracing::info!(
         service = S::NAME, config = ?loaded.file, env_overrides = ?loaded.env_overrides,

@@ -8,11 +8,11 @@ use std::time::Duration;
 use imbridge_core::Envelope;
 use imbridge_core::topics::TopicNames;
 use imbridge_ingest::{IngestConfig, RunningIngest};
-use imbridge_runtime::Deps;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{KafkaConfig, Record};
 use imbridge_legacy::SigningSecret;
 use imbridge_legacy::signature::{now_secs, signature_headers};
+use imbridge_runtime::Deps;
 use serde_json::Value;
 
 pub const LEGACY_SECRET: &str = "legacy-webhook-secret";

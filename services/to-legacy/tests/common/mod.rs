@@ -9,10 +9,10 @@ use imbridge_core::event::{
 };
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{ConsumerConfig, KafkaConfig, Producer, Record, RetryPolicy};
 use imbridge_legacy::SigningSecret;
-use imbridge_kafka::consumer::RunStats;
 use imbridge_runtime::{Deps, Running, Service};
 use imbridge_to_legacy::{ToLegacy, ToLegacyConfig, ToLegacyError};
 use tokio_util::sync::CancellationToken;
