@@ -67,8 +67,7 @@ impl Service for Console {
     async fn build(settings: ConsoleSettings, deps: &Deps) -> Result<Self, ConsoleError> {
         settings.console.validate()?;
         let metrics = Metrics::new(&deps.registry).map_err(StartError::from)?;
-        let readiness = Readiness::new();
-        readiness.set("kafka", false);
+        let readiness = Readiness::with_checks(&["kafka"]);
         let view = View {
             kafka: deps.kafka.clone(),
             topics: deps.topics.clone(),

@@ -135,8 +135,7 @@ impl Service for Ingest {
             },
             spool::SpoolMetrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?,
         )?;
-        let readiness = Readiness::new();
-        readiness.set(server::READY_KAFKA, false);
+        let readiness = Readiness::with_checks(&[server::READY_KAFKA]);
         let state = Arc::new(server::Shared {
             producer,
             spool,

@@ -76,6 +76,15 @@ impl Readiness {
         Self::default()
     }
 
+    /// Readiness with `checks` registered, none ready yet: `/readyz` names them from the start.
+    pub fn with_checks(checks: &[&'static str]) -> Self {
+        let r = Self::new();
+        for c in checks {
+            r.set(c, false);
+        }
+        r
+    }
+
     /// Registers a check (initially not ready) or updates it.
     pub fn set(&self, name: &'static str, ready: bool) {
         if let Ok(mut m) = self.checks.lock() {

@@ -213,10 +213,7 @@ impl Service for ToIm {
 
     async fn build(config: ToImConfig, deps: &Deps) -> Result<Self, ToImError> {
         config.live.validate()?;
-        let readiness = Readiness::new();
-        for check in [READY_KAFKA, READY_IM, READY_CONVERSATIONS] {
-            readiness.set(check, false);
-        }
+        let readiness = Readiness::with_checks(&[READY_KAFKA, READY_IM, READY_CONVERSATIONS]);
         let im = ImClient::new(&deps.im, &deps.registry)?;
         let metrics = LiveMetrics::new(&deps.registry).map_err(|e| ToImError::Config(format!("metrics: {e}")))?;
         Ok(Self { config, deps: deps.clone(), im, metrics, readiness })

@@ -182,10 +182,7 @@ impl Service for ToLegacy {
 
     async fn build(config: ToLegacyConfig, deps: &Deps) -> Result<Self, ToLegacyError> {
         config.validate()?;
-        let readiness = Readiness::new();
-        for check in [READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT] {
-            readiness.set(check, false);
-        }
+        let readiness = Readiness::with_checks(&[READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT]);
         let metrics = Metrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?;
         let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
         apply.timeout_ms = config.request_timeout_ms;

@@ -14,6 +14,7 @@ use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::bench::BenchOptions;
 
 use crate::cmd::GlobalArgs;
+use crate::cmd::export::ExportSizeArgs;
 use crate::config;
 
 #[derive(Debug, Args)]
@@ -72,17 +73,9 @@ pub struct ImportBench {
     /// Seed of the generated export.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    #[arg(long, default_value_t = 200)]
-    pub users: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub friendships: usize,
-    /// 1:1 messages of the limits-off phase.
-    #[arg(long, default_value_t = 20_000)]
-    pub c2c_messages: usize,
-    #[arg(long, default_value_t = 30)]
-    pub groups: usize,
-    #[arg(long, default_value_t = 5000)]
-    pub group_messages: usize,
+    /// The export of the limits-off phase.
+    #[command(flatten)]
+    pub size: ExportSizeArgs,
     /// 1:1 messages of the limits-on phase (about this / 200 seconds); 0 skips the phase.
     #[arg(long, default_value_t = 6000)]
     pub limits_on_c2c_messages: usize,
@@ -153,15 +146,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         BenchWhat::Import(b) => {
             let opts = imbridge_bench::import::BenchOptions {
                 kafka: kafka_config(global, b.bootstrap)?,
-                export: imbridge_importer::GenerateOptions {
-                    seed: b.seed,
-                    users: b.users,
-                    friendships: b.friendships,
-                    c2c_messages: b.c2c_messages,
-                    groups: b.groups,
-                    group_messages: b.group_messages,
-                    ..imbridge_importer::GenerateOptions::default()
-                },
+                export: b.size.options(b.seed),
                 limits_on_c2c_messages: b.limits_on_c2c_messages,
                 partitions: b.partitions,
                 raw_requests: b.raw_requests,

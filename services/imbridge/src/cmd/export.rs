@@ -30,17 +30,57 @@ pub enum ExportCommand {
 /// Options of `imbridge export validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    #[command(flatten)]
+    pub export: ExportDirArgs,
+}
+
+/// An export directory and how strictly it is read: `export validate` and `import` share them.
+#[derive(Debug, Args)]
+pub struct ExportDirArgs {
     /// The export directory (`accounts.ndjson[.gz]`, `profiles.ndjson[.gz]`, …; any may be absent).
     pub dir: PathBuf,
-    /// Treat any invalid record as fatal: exit non-zero (an import would refuse to start).
+    /// Treat any invalid record as fatal: exit non-zero and import nothing (default: report and skip invalid
+    /// records).
     #[arg(long)]
     pub strict: bool,
-    /// Also write the full report as JSON to this file.
+    /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Errors listed per record kind; the rest are counted.
     #[arg(long, default_value_t = 20)]
     pub max_errors: usize,
+}
+
+/// How big a generated export is: `export generate` and `bench import` share them.
+#[derive(Debug, Args)]
+pub struct ExportSizeArgs {
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    /// Distinct friend pairs (about 60% mutual: two lines; the rest one line).
+    #[arg(long, default_value_t = 1000)]
+    pub friendships: usize,
+    /// 1:1 messages.
+    #[arg(long, default_value_t = 20_000)]
+    pub c2c_messages: usize,
+    #[arg(long, default_value_t = 30)]
+    pub groups: usize,
+    #[arg(long, default_value_t = 5000)]
+    pub group_messages: usize,
+}
+
+impl ExportSizeArgs {
+    /// Generator options of this size.
+    pub fn options(&self, seed: u64) -> GenerateOptions {
+        GenerateOptions {
+            seed,
+            users: self.users,
+            friendships: self.friendships,
+            c2c_messages: self.c2c_messages,
+            groups: self.groups,
+            group_messages: self.group_messages,
+            ..GenerateOptions::default()
+        }
+    }
 }
 
 /// Options of `imbridge export generate`.
@@ -51,17 +91,8 @@ pub struct GenerateArgs {
     /// Seed: the same seed and sizes always give the same files.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    #[arg(long, default_value_t = 200)]
-    pub users: usize,
-    /// Distinct friend pairs (about 60% mutual: two lines; the rest one line).
-    #[arg(long, default_value_t = 1000)]
-    pub friendships: usize,
-    #[arg(long, default_value_t = 20_000)]
-    pub c2c_messages: usize,
-    #[arg(long, default_value_t = 30)]
-    pub groups: usize,
-    #[arg(long, default_value_t = 5000)]
-    pub group_messages: usize,
+    #[command(flatten)]
+    pub size: ExportSizeArgs,
     /// Invalid lines to inject, of every kind in turn (listed with file:line on output).
     #[arg(long, default_value_t = 0)]
     pub bad_lines: usize,
@@ -77,7 +108,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+fn validate(ValidateArgs { export: args }: ValidateArgs) -> anyhow::Result<ExitCode> {
     let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = ValidateOptions { max_errors_per_kind: args.max_errors, now_ms };
     let started = Instant::now();
@@ -94,17 +125,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let options = GenerateOptions {
-        seed: args.seed,
-        users: args.users,
-        friendships: args.friendships,
-        c2c_messages: args.c2c_messages,
-        groups: args.groups,
-        group_messages: args.group_messages,
-        bad_lines: args.bad_lines,
-        gzip: args.gzip,
-        ..GenerateOptions::default()
-    };
+    let options = GenerateOptions { bad_lines: args.bad_lines, gzip: args.gzip, ..args.size.options(args.seed) };
     let started = Instant::now();
     let generated = imbridge_importer::generate(&args.dir, &options)
         .with_context(|| format!("generating into {}", args.dir.display()))?;

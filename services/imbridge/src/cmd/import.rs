@@ -2,7 +2,6 @@
 //! import APIs, wait until everything is applied, print the report. The work is in
 //! `imbridge_importer::run`; running the same command again after any interruption continues the run.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,25 +13,17 @@ use imbridge_importer::progress::ProgressMode;
 use imbridge_importer::run::{ImportSettings, RunOptions, RunResult};
 
 use crate::cmd::GlobalArgs;
+use crate::cmd::export::ExportDirArgs;
 use crate::config;
 
 /// Options of `imbridge import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The export directory (`accounts.ndjson[.gz]`, `profiles.ndjson[.gz]`, …; any may be absent).
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub export: ExportDirArgs,
     /// Validate only: print per-kind counts, errors and the calls the import would take, import nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Refuse to import anything if any record is invalid (default: report and skip invalid records).
-    #[arg(long)]
-    pub strict: bool,
-    /// Also write the report as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Errors listed per record kind; the rest are counted.
-    #[arg(long, default_value_t = 20)]
-    pub max_errors: usize,
     /// Progress display: bars on a terminal, plain lines otherwise (`auto`), or as asked.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
@@ -53,10 +44,10 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let settings = ImportSettings { kafka: cfg.kafka, topics: cfg.topics, im: cfg.im, import: cfg.import };
     let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = RunOptions {
-        dir: args.dir.clone(),
-        strict: args.strict,
+        dir: args.export.dir.clone(),
+        strict: args.export.strict,
         dry_run: args.dry_run,
-        validate: ValidateOptions { max_errors_per_kind: args.max_errors, now_ms },
+        validate: ValidateOptions { max_errors_per_kind: args.export.max_errors, now_ms },
         progress: match args.progress {
             Progress::Auto => ProgressMode::Auto,
             Progress::Bars => ProgressMode::Bars,
@@ -71,7 +62,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let registry = prometheus::Registry::new();
     let result = imbridge_importer::run::run(&settings, options, &registry)
         .await
-        .with_context(|| format!("importing {}", args.dir.display()))?;
+        .with_context(|| format!("importing {}", args.export.dir.display()))?;
     match result {
         RunResult::DryRun { report, lower_bound, survey_calls } => {
             println!("calls the import takes per IM API:");
@@ -79,7 +70,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
                 println!("  {:<22} {n:>8}", api.as_str());
             }
             println!("lower bound of the import's wall time at the configured rates: {:.2}s", lower_bound.secs);
-            if let Some(path) = &args.report {
+            if let Some(path) = &args.export.report {
                 report.write_json(path)?;
                 println!("report written to {}", path.display());
             }
@@ -87,7 +78,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         RunResult::Refused { report } => {
-            if let Some(path) = &args.report {
+            if let Some(path) = &args.export.report {
                 report.write_json(path)?;
             }
             println!("--strict: invalid records found, nothing imported");
@@ -95,7 +86,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         }
         RunResult::Imported(report) => {
             print!("{}", report.to_text());
-            if let Some(path) = &args.report {
+            if let Some(path) = &args.export.report {
                 report.write_json(path)?;
                 println!("report written to {}", path.display());
             }
