@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use imbridge_importer::outcome::ImportReport;
 use imbridge_importer::progress::ProgressMode;
-use imbridge_importer::run::{ImportSettings, REPORT_KINDS, RunOptions, RunResult};
+use imbridge_importer::run::{REPORT_KINDS, RunOptions, RunResult};
 use imbridge_importer::{Error, GenerateOptions, ImportConfig, ValidateOptions};
+use imbridge_runtime::Deps;
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -294,12 +295,8 @@ async fn import_phase(
     if !limits {
         im.rate_limits = Api::ALL.iter().map(|a| (*a, RateSetting::Off)).collect();
     }
-    let settings = ImportSettings {
-        kafka: o.kafka.clone(),
-        topics,
-        im,
-        import: ImportConfig { group_id: format!("{prefix}-import"), ..ImportConfig::default() },
-    };
+    let import = ImportConfig { group_id: format!("{prefix}-import"), ..ImportConfig::default() };
+    let deps = Deps::new(o.kafka.clone(), topics, im);
     let stats = ApplyStats::unregistered();
     let sampler_stop = CancellationToken::new();
     let sampler = tokio::spawn(sample(stats.clone(), sampler_stop.clone()));
@@ -311,12 +308,10 @@ async fn import_phase(
         validate: ValidateOptions::default(),
         progress: ProgressMode::Off,
         say: Arc::new(|_: &str| {}),
-        shutdown: CancellationToken::new(),
         started: Instant::now(),
         stats: Some(stats.clone()),
     };
-    let registry = prometheus::Registry::new();
-    let result = imbridge_importer::run::run(&settings, options, &registry).await;
+    let result = imbridge_importer::run::run(&import, &deps, options).await;
     sampler_stop.cancel();
     let samples = sampler.await.map_err(|e| Error::Run(format!("sampler failed: {e}")))?;
     let report = match result? {

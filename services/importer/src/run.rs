@@ -30,12 +30,12 @@ use imbridge_core::state::Phase;
 use imbridge_core::topics::{ImportPhase, Topic, TopicNames};
 use imbridge_core::{EventKind, TimestampMs};
 use imbridge_im::{Api, ImClient, ImConfig};
+use imbridge_kafka::Producer;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::{self, DlqProducer};
 use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::reader::{Start, read_range};
-use imbridge_kafka::{KafkaConfig, Producer};
-use prometheus::Registry;
+use imbridge_runtime::Deps;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -49,15 +49,6 @@ use crate::progress::{Progress, ProgressMode, Say};
 use crate::survey::{LowerBound, Survey, survey};
 use crate::{Error, ImportPlan, Report, ValidateOptions};
 
-/// Everything the import needs from the configuration file.
-#[derive(Debug, Clone)]
-pub struct ImportSettings {
-    pub kafka: KafkaConfig,
-    pub topics: TopicNames,
-    pub im: ImConfig,
-    pub import: ImportConfig,
-}
-
 /// One invocation's options.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -68,8 +59,6 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Where text goes (the binary prints to stdout).
     pub say: Say,
-    /// Fired by Ctrl-C / SIGTERM: stop, leaving everything resumable.
-    pub shutdown: CancellationToken,
     /// When the command started (the wall time is measured from here).
     pub started: Instant,
     /// Apply counters to use instead of registering new ones (benchmarks sample them while the run goes).
@@ -147,9 +136,11 @@ pub fn client_rate(im: &ImConfig, api: Api) -> Option<f64> {
     im.rate_for(api).per_sec()
 }
 
-/// Runs `imbridge import`. Metrics (client, consumers, apply) are registered on `registry`.
-pub async fn run(settings: &ImportSettings, options: RunOptions, registry: &Registry) -> Result<RunResult, Error> {
-    settings.import.validate()?;
+/// Runs `imbridge import` with `[import]` and the shared dependencies every part gets (Kafka, `[topics]`, `[im]`).
+/// Metrics (client, consumers, apply) are registered on `deps.registry`; `deps.shutdown` (Ctrl-C / SIGTERM)
+/// stops the run, leaving everything resumable.
+pub async fn run(import: &ImportConfig, deps: &Deps, options: RunOptions) -> Result<RunResult, Error> {
+    import.validate()?;
     let say = options.say.clone();
     let prepare_started = Instant::now();
     let (plan, report) = {
@@ -166,12 +157,12 @@ pub async fn run(settings: &ImportSettings, options: RunOptions, registry: &Regi
         let plan = plan.clone();
         blocking(move || survey(&plan)).await?
     };
-    let bound = survey.calls.lower_bound(|api| client_rate(&settings.im, api));
+    let bound = survey.calls.lower_bound(|api| client_rate(&deps.im, api));
     if options.dry_run {
         return Ok(RunResult::DryRun { report: Box::new(report), lower_bound: bound, survey_calls: survey.calls });
     }
     let prepare_secs = prepare_started.elapsed().as_secs_f64();
-    let mut run = Run::new(settings, &options, registry, plan, survey, report).await?;
+    let mut run = Run::new(import, deps, &options, plan, survey, report).await?;
     let outcome = run.execute().await;
     let report = match outcome {
         Ok(()) => run.report(bound, prepare_secs).await?,
@@ -194,9 +185,9 @@ type ConsumerTask = JoinHandle<Result<imbridge_kafka::consumer::RunStats, imbrid
 
 /// One run in progress.
 struct Run<'a> {
-    settings: &'a ImportSettings,
+    import: &'a ImportConfig,
+    deps: &'a Deps,
     options: &'a RunOptions,
-    registry: &'a Registry,
     plan: ImportPlan,
     survey: Survey,
     export_report: Report,
@@ -214,22 +205,22 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     async fn new(
-        settings: &'a ImportSettings,
+        import: &'a ImportConfig,
+        deps: &'a Deps,
         options: &'a RunOptions,
-        registry: &'a Registry,
         plan: ImportPlan,
         survey: Survey,
         export_report: Report,
     ) -> Result<Self, Error> {
-        let admin = Admin::new(&settings.kafka)?;
-        let producer = Producer::new(&settings.kafka)?;
-        let im = ImClient::new(&settings.im, registry)?;
+        let admin = Admin::new(&deps.kafka)?;
+        let producer = Producer::new(&deps.kafka)?;
+        let im = ImClient::new(&deps.im, &deps.registry)?;
         let stats = match &options.stats {
             Some(s) => s.clone(),
-            None => ApplyStats::new(registry).map_err(|e| Error::Run(format!("metrics: {e}")))?,
+            None => ApplyStats::new(&deps.registry).map_err(|e| Error::Run(format!("metrics: {e}")))?,
         };
-        let t = &settings.topics;
-        let checkpoints = CheckpointStore::new(&settings.kafka, &t.import_checkpoints, producer.clone());
+        let t = &deps.topics;
+        let checkpoints = CheckpointStore::new(&deps.kafka, &t.import_checkpoints, producer.clone());
         let topics: Vec<Topic> =
             Topic::IMPORT.into_iter().chain([Topic::Dlq, Topic::Conversations, Topic::ImportCheckpoints]).collect();
         let topics_started = Instant::now();
@@ -257,9 +248,9 @@ impl<'a> Run<'a> {
         info!(run = %checkpoint.run_id, attempt = checkpoint.attempts, resumed, "import run starting");
         let acked = ImportPhase::ALL.iter().map(|w| (*w, Arc::new(AtomicU64::new(0)))).collect();
         Ok(Self {
-            settings,
+            import,
+            deps,
             options,
-            registry,
             plan,
             survey,
             export_report,
@@ -277,7 +268,7 @@ impl<'a> Run<'a> {
     }
 
     fn topic(&self, which: ImportPhase) -> &str {
-        topic_name(&self.settings.topics, which)
+        topic_name(&self.deps.topics, which)
     }
 
     fn produced_total(&self) -> u64 {
@@ -295,7 +286,7 @@ impl<'a> Run<'a> {
         self.checkpoints.write(&self.checkpoint).await?;
         if !self.checkpoint.states_written {
             let keys: Vec<_> = self.survey.c2c.keys().chain(self.survey.groups.keys()).cloned().collect();
-            let states = ConversationStates::new(self.producer.clone(), &self.settings.topics.conversations);
+            let states = ConversationStates::new(self.producer.clone(), &self.deps.topics.conversations);
             states.set_many(&keys, Phase::Importing, Some(&self.checkpoint.run_id)).await?;
             self.checkpoint.states_written = true;
             self.checkpoints.write(&self.checkpoint).await?;
@@ -313,7 +304,7 @@ impl<'a> Run<'a> {
             };
             let stream = topic_stream(&self.plan, which, markers, &self.checkpoint.run_id);
             let producer = self.producer.clone();
-            let window = self.settings.import.produce_window;
+            let window = self.import.produce_window;
             let acked = self.acked.get(&which).cloned().unwrap_or_default();
             let stop = self.produce_stop.clone();
             producers.push((
@@ -342,11 +333,11 @@ impl<'a> Run<'a> {
             produce_total,
             &totals,
             self.options.say.clone(),
-            Duration::from_secs(self.settings.import.progress_interval_secs),
+            Duration::from_secs(self.import.progress_interval_secs),
         );
 
-        let poll = Duration::from_millis(self.settings.import.poll_interval_ms);
-        let checkpoint_every = Duration::from_millis(self.settings.import.checkpoint_interval_ms);
+        let poll = Duration::from_millis(self.import.poll_interval_ms);
+        let checkpoint_every = Duration::from_millis(self.import.checkpoint_interval_ms);
         let mut last_checkpoint = Instant::now();
         let mut produced_done: HashSet<ImportPhase> = HashSet::new();
         let mut applied_done: HashSet<ImportPhase> = HashSet::new();
@@ -356,7 +347,7 @@ impl<'a> Run<'a> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = self.options.shutdown.cancelled() => {
+                _ = self.deps.shutdown.cancelled() => {
                     progress.finish(self.produced_total(), &self.stats);
                     return Err(Error::Interrupted("stopped by a signal; run the same command again to continue".into()));
                 }
@@ -369,7 +360,7 @@ impl<'a> Run<'a> {
                 }
                 match task.await {
                     Ok(Ok(n)) => {
-                        info!(topic = topic_name(&self.settings.topics, *which), records = n, "topic produced");
+                        info!(topic = topic_name(&self.deps.topics, *which), records = n, "topic produced");
                         produced_done.insert(*which);
                     }
                     Ok(Err(e)) => return Err(e),
@@ -427,27 +418,27 @@ impl<'a> Run<'a> {
     }
 
     fn start_consumer(&mut self, which: ImportPhase) -> Result<(), Error> {
-        let t = &self.settings.topics;
+        let t = &self.deps.topics;
         let ctx = Arc::new(ApplyContext {
             im: self.im.clone(),
             stats: self.stats.clone(),
             states: ConversationStates::new(self.producer.clone(), &t.conversations),
-            config: self.settings.import.apply.clone(),
+            config: self.import.apply.clone(),
         });
-        let metrics = ConsumerMetrics::new(self.registry, &format!("import_{}", which.as_str()))
+        let metrics = ConsumerMetrics::new(&self.deps.registry, &format!("import_{}", which.as_str()))
             .map_err(|e| Error::Run(format!("metrics: {e}")))?;
-        let group = self.settings.import.group_of(which);
+        let group = self.import.group_of(which);
         // Static membership: an import restarted after a crash takes its partitions back at once instead of
         // waiting out the dead member's session (45 s), and a second concurrent import of the same groups is
         // fenced rather than splitting the partitions.
-        let mut kafka = self.settings.kafka.clone();
+        let mut kafka = self.deps.kafka.clone();
         kafka.client.entry("group.instance.id".to_owned()).or_insert_with(|| format!("{group}.importer"));
         let task = crate::apply::spawn_consumer(
             which,
             &kafka,
             &group,
             topic_name(t, which),
-            self.settings.import.consumer.clone(),
+            self.import.consumer.clone(),
             ctx,
             DlqProducer::new(self.producer.clone(), &t.dlq),
             metrics,
@@ -459,7 +450,7 @@ impl<'a> Run<'a> {
 
     /// Records of `which` not yet applied by its group.
     async fn lag(&self, which: ImportPhase) -> Result<i64, Error> {
-        let group = self.settings.import.group_of(which);
+        let group = self.import.group_of(which);
         let offsets = self.admin.offsets(self.topic(which), Some(&group)).await?;
         Ok(offsets.iter().map(|p| p.lag()).sum())
     }
@@ -553,7 +544,7 @@ impl<'a> Run<'a> {
         let import_topics: HashSet<String> = ImportPhase::ALL.iter().map(|w| self.topic(*w).to_owned()).collect();
         // Only records dead-lettered since the run began can belong to it.
         let start = Start::Time(self.checkpoint.started_at_ms - 1_000);
-        read_range(&self.settings.kafka, &self.settings.topics.dlq, None, start, move |r| {
+        read_range(&self.deps.kafka, &self.deps.topics.dlq, None, start, move |r| {
             let ours = r.header_str(headers::RUN_ID) == Some(run_id.as_str())
                 && r.header_str(dlq::ORIGINAL_TOPIC).is_some_and(|t| import_topics.contains(t));
             if ours {

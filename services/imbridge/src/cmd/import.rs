@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use imbridge_importer::ValidateOptions;
 use imbridge_importer::progress::ProgressMode;
-use imbridge_importer::run::{ImportSettings, RunOptions, RunResult};
+use imbridge_importer::run::{RunOptions, RunResult};
 
 use crate::cmd::GlobalArgs;
 use crate::cmd::export::ExportDirArgs;
@@ -41,7 +41,7 @@ pub enum Progress {
 pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let cfg = config::load(global.config.as_deref())?.config;
-    let settings = ImportSettings { kafka: cfg.kafka, topics: cfg.topics, im: cfg.im, import: cfg.import };
+    let deps = crate::cmd::deps(&cfg);
     let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = RunOptions {
         dir: args.export.dir.clone(),
@@ -55,12 +55,10 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
             Progress::Off => ProgressMode::Off,
         },
         say: Arc::new(|s: &str| println!("{}", s.trim_end())),
-        shutdown: imbridge_telemetry::shutdown_token(),
         started,
         stats: None,
     };
-    let registry = prometheus::Registry::new();
-    let result = imbridge_importer::run::run(&settings, options, &registry)
+    let result = imbridge_importer::run::run(&cfg.import, &deps, options)
         .await
         .with_context(|| format!("importing {}", args.export.dir.display()))?;
     match result {
