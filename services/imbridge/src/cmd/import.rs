@@ -41,7 +41,7 @@ pub enum Progress {
 pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let cfg = config::load(global.config.as_deref())?.config;
-    let deps = crate::cmd::deps(&cfg);
+    let deps = crate::cmd::deps(&cfg).with_shutdown(imbridge_telemetry::shutdown_token());
     let now_ms = Some(imbridge_core::TimestampMs::now().as_millis());
     let options = RunOptions {
         dir: args.export.dir.clone(),

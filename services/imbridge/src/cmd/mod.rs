@@ -42,9 +42,11 @@ pub struct GlobalArgs {
     pub log_level: String,
 }
 
-/// The shared dependencies of every service, from the configuration's common sections, stopped by SIGTERM/Ctrl-C.
+/// The shared dependencies of every part, from the configuration's common sections. Its shutdown token fires
+/// only when the caller ties it to a signal (`with_shutdown(imbridge_telemetry::shutdown_token())`): a command
+/// that does not watch it keeps Ctrl-C's default (exit).
 pub fn deps(c: &AppConfig) -> Deps {
-    Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone()).with_shutdown(imbridge_telemetry::shutdown_token())
+    Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone())
 }
 
 /// Runs service `S` with its section of `loaded` (command-line overrides applied) until SIGTERM/Ctrl-C: the body
@@ -58,6 +60,7 @@ pub async fn serve<S: Service>(
         service = S::NAME, config = ?loaded.file, env_overrides = ?loaded.env_overrides,
         bootstrap = %c.kafka.bootstrap_servers, "starting"
     );
-    imbridge_runtime::run::<S>(section(c), deps(c)).await.context(S::NAME)?;
+    let deps = deps(c).with_shutdown(imbridge_telemetry::shutdown_token());
+    imbridge_runtime::run::<S>(section(c), deps).await.context(S::NAME)?;
     Ok(ExitCode::SUCCESS)
 }
