@@ -46,23 +46,8 @@ impl User {
     }
 }
 
-/// A stored 1:1 or group message. `to` is set for 1:1 messages, `group_id` for group messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub id: String,
-    pub from: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<GroupId>,
-    pub time: TimestampMs,
-    pub body: Vec<Element>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_data: Option<String>,
-    /// Who wrote it: absent for the emulator's own users, `im` for what imbridge applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
-}
+/// A stored 1:1 or group message, as the contract's read endpoints return it.
+pub type Message = StoredMessage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -472,7 +457,6 @@ impl State {
                     id: ev.id.clone(),
                     from: m.from.clone(),
                     to: Some(m.to.clone()),
-                    group_id: None,
                     time,
                     body: m.body.clone(),
                     custom_data: m.custom_data.clone(),
@@ -490,7 +474,6 @@ impl State {
                         id: ev.id.clone(),
                         from: m.from.clone(),
                         to: None,
-                        group_id: Some(m.group_id.clone()),
                         time,
                         body: m.body.clone(),
                         custom_data: m.custom_data.clone(),
@@ -598,19 +581,7 @@ impl State {
             _ => (self.c2c.get(conversation).map(Vec::as_slice).unwrap_or_default(), None),
         };
         let mut in_window = msgs.iter().filter(|m| window.contains(m.time));
-        let messages: Vec<StoredMessage> = in_window
-            .by_ref()
-            .take(MAX_READ_MESSAGES)
-            .map(|m| StoredMessage {
-                id: m.id.clone(),
-                time: m.time,
-                from: m.from.clone(),
-                to: m.to.clone(),
-                body: m.body.clone(),
-                custom_data: m.custom_data.clone(),
-                origin: m.origin,
-            })
-            .collect();
+        let messages: Vec<StoredMessage> = in_window.by_ref().take(MAX_READ_MESSAGES).cloned().collect();
         let truncated = in_window.next().is_some();
         ConversationAnswer { conversation: conversation.clone(), messages, truncated, group }
     }
