@@ -7,16 +7,13 @@
 //! the previous run's state is reproduced with to-im's own apply code (first message applied and recorded,
 //! second applied only), and a fresh to-im must find the second one in IM's history instead of sending it again.
 
-#[path = "sync_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use imbridge_core::Envelope;
+use imbridge_e2e::*;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_to_im::live::{Applier, C2cApi, LedgerEntry, LiveMetrics};
-use support::*;
 
 /// Past both of IM's dedup windows.
 const PAST_DEDUP: Duration = Duration::from_secs(600);
@@ -69,30 +66,19 @@ async fn assert_exactly_once_in_order(im: &imbridge_im::ImClient, t: &Traffic) {
 
 /// Messages IM accepted so far (duplicates included), from the emulator's request counters.
 fn sends(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
-    let s = im.emulator().stats();
-    s.requests.get("openim/sendmsg").copied().unwrap_or(0)
-        + s.requests.get("group_open_http_svc/send_group_msg").copied().unwrap_or(0)
-}
-
-async fn lag(topic: &str, group: &str) -> i64 {
-    Admin::new(&kafka())
-        .expect("admin")
-        .offsets(topic, Some(group))
-        .await
-        .expect("offsets")
-        .iter()
-        .map(|p| p.lag())
-        .sum()
+    requests(im, "openim/sendmsg") + requests(im, "group_open_http_svc/send_group_msg")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     const PAIRS: usize = 24;
     const GROUPS: usize = 16;
     const PER: usize = 25;
-    let topics = unique_topics("sync-nodup", PARTITIONS);
-    create_topics(&topics).await;
+    let mut sb = Sandbox::new("sync-nodup", PARTITIONS);
+    let topics = sb.topics.clone();
+    create_topics(&topics, topics.partitions).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
     let u = users(PAIRS);
@@ -101,10 +87,9 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
     let messages = (PAIRS + GROUPS) * PER;
     produce(&topics.legacy_events, &t.events).await;
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let group_id = imbridge_testkit::unique("sync-nodup-group");
-    let config = to_im_config(dir.path(), &topics, &im_server, &group_id, "");
-    let log = |n: usize| dir.path().join(format!("to-im-{n}.log"));
+    let config = sb.write_to_im_config(&im_server, &group_id);
+    let log = |n: usize| sb.file(&format!("to-im-{n}.log"));
 
     // Two crashes at different points of the traffic.
     let mut proc = Proc::start(&config, &["to-im"], log(0));
@@ -120,7 +105,7 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
         proc = Proc::start(&config, &["to-im"], log(run));
     }
     eventually("every event applied and committed", Duration::from_secs(180), || async {
-        lag(&topics.legacy_events, &group_id).await == 0
+        lag(&group_id, &topics.legacy_events).await == 0
     })
     .await;
     assert_exactly_once_in_order(&im, &t).await;
@@ -141,13 +126,13 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
         .map(|p| (topics.legacy_events.clone(), p.partition, p.low))
         .collect();
     admin.commit_group_offsets(&group_id, &lows).await.expect("reset to the start");
-    assert_eq!(lag(&topics.legacy_events, &group_id).await, t.events.len() as i64);
+    assert_eq!(lag(&group_id, &topics.legacy_events).await, t.events.len() as i64);
     im_server.emulator().advance_clock(PAST_DEDUP);
     let before = sends(&im_server);
     let mut proc = Proc::start(&config, &["to-im"], log(9));
     let ops = proc.to_im_ops().await;
     eventually("the replay to finish", Duration::from_secs(120), || async {
-        lag(&topics.legacy_events, &group_id).await == 0
+        lag(&group_id, &topics.legacy_events).await == 0
     })
     .await;
     let page = scrape(ops).await;
@@ -163,9 +148,11 @@ async fn kill9_mid_traffic_and_replay_from_the_start_apply_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_crash_window_is_closed_by_a_history_check() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
-    let topics = unique_topics("sync-window", PARTITIONS);
-    create_topics(&topics).await;
+    let mut sb = Sandbox::new("sync-window", PARTITIONS);
+    let topics = sb.topics.clone();
+    create_topics(&topics, topics.partitions).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
     import_accounts(&im, &["wa", "wb", "wc"]).await;
@@ -223,13 +210,12 @@ async fn the_crash_window_is_closed_by_a_history_check() {
     applier.apply(&control, 1).await.expect("control twice");
     assert_eq!(c2c_texts(&im, "wc", "wa").await, vec!["control", "control"], "IM does not dedup past its window");
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let group_id = imbridge_testkit::unique("sync-window-group");
-    let config = to_im_config(dir.path(), &topics, &im_server, &group_id, "");
-    let mut proc = Proc::start(&config, &["to-im"], dir.path().join("to-im.log"));
+    let config = sb.write_to_im_config(&im_server, &group_id);
+    let mut proc = sb.start(&config, &["to-im"], "to-im");
     let ops = proc.to_im_ops().await;
     eventually("everything applied", Duration::from_secs(60), || async {
-        lag(&topics.legacy_events, &group_id).await == 0
+        lag(&group_id, &topics.legacy_events).await == 0
     })
     .await;
     assert_eq!(c2c_texts(&im, "wa", "wb").await, vec!["one", "two", "three"]);

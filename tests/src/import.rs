@@ -1,7 +1,6 @@
 //! What the import scenarios share: a generated export, an IM emulator serving over real HTTP in the test
 //! process, and the `imbridge` binary run as a real process against the real broker, configured through the
 //! environment (unique topics and groups per scenario).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +12,7 @@ use imbridge_importer::generate::{BadKind, Generated};
 use imbridge_importer::{GenerateOptions, generate};
 
 /// One scenario's world.
+#[derive(Debug)]
 pub struct World {
     pub dir: tempfile::TempDir,
     pub export: PathBuf,

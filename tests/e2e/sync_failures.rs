@@ -6,19 +6,16 @@
 //! - With `c2c_api = "importmsg"` 1:1 messages use IM's live-import mode: order kept, no callback at all, no
 //!   `sendmsg` call.
 
-#[path = "sync_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use imbridge_core::Event;
 use imbridge_core::event::ImportAccount;
+use imbridge_e2e::*;
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_to_im::live::C2cApi;
 use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 async fn dead_letters(topic: &str) -> Vec<(String, String)> {
@@ -38,9 +35,10 @@ async fn dead_letters(topic: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-fail", PARTITIONS);
-    create_topics(&topics).await;
+    create_topics(&topics, topics.partitions).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
     import_accounts(&im, &["fa", "fb"]).await;
@@ -92,9 +90,10 @@ async fn permanent_failures_are_dead_lettered_and_park_their_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn importmsg_mode_keeps_order_and_never_calls_back() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let topics = unique_topics("sync-importmsg", PARTITIONS);
-    create_topics(&topics).await;
+    create_topics(&topics, topics.partitions).await;
     let (cb_url, recorded) = recording_server().await;
     let im_server = spawn_im(Some(cb_url)).await;
     let im = im_client(&im_server);

@@ -8,19 +8,16 @@
 //! verify has no C2C read-state row (IM shows no read position); the read marks the import applied are probed
 //! here instead: a live-imported message at a read mark's time must not count as unread for the reader.
 
-#[path = "import_support.rs"]
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 
 use imbridge_core::Event;
 use imbridge_core::event::{GroupType, MemberRole};
+use imbridge_e2e::import::{World, assert_verified, small_export};
 use imbridge_im::types::account::{PortraitSetReq, ProfileItem, ProfileValue, tags};
 use imbridge_im::types::c2c::{GetC2cUnreadMsgNumReq, ImportMsgReq, SYNC_LIVE};
 use imbridge_im::types::group::SetUnreadMsgNumReq;
 use imbridge_im::{ImClient, MsgElement};
 use imbridge_importer::ValidateOptions;
-use support::{World, assert_verified, small_export};
 
 /// One kind's row of a verify report.
 fn row(v: &serde_json::Value, kind: &str) -> (u64, u64, u64, u64, u64) {
@@ -86,6 +83,7 @@ fn read_export(w: &World) -> Export {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reports_every_kind_of_difference_and_exits_non_zero() {
+    let _turn = imbridge_e2e::turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let w = World::new("verify-fails", small_export(600, 300), false).await;
     let (status, report) = w.import("import").await;

@@ -20,9 +20,6 @@
 //! a chat); same-side operations go back to back. For 1:1 chats a side switch also waits for the next second: IM
 //! orders 1:1 messages by (second, MsgSeq), and a native client's MsgSeq and imbridge's are not comparable.
 
-#[path = "sync_support.rs"]
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,19 +28,15 @@ use std::time::Duration;
 
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, Envelope, TimestampMs};
+use imbridge_e2e::*;
 use imbridge_im::ImClient;
 use imbridge_im::config::RateSetting;
 use imbridge_im::{Api, from_im_body};
-use imbridge_kafka::admin::Admin;
-use imbridge_kafka::reader::{Start, read_range};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::*;
 use tokio::sync::Mutex;
 
-const WEBHOOK_SECRET: &str = "cv-webhook-secret";
-const APPLY_SECRET: &str = "cv-apply-secret";
 const SDKAPPID: u64 = 1_400_000_000;
 const PAST_DEDUP_SECS: u64 = 600;
 /// Generous: a side switch during a SIGKILL waits for the restart and the rebalance.
@@ -94,106 +87,26 @@ struct Cluster {
     sent_texts: std::sync::Mutex<Vec<String>>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 impl Cluster {
     async fn start() -> Arc<Cluster> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Logs of every process are in here; IMBRIDGE_KEEP_LOGS=1 keeps them after the test.
-        let dir = if std::env::var_os("IMBRIDGE_KEEP_LOGS").is_some() {
-            let kept = tempfile::Builder::new().prefix("sync-conv-").disable_cleanup(true).tempdir().expect("tempdir");
-            eprintln!("logs in {}", kept.path().display());
-            kept
-        } else {
-            dir
-        };
-        let topics = unique_topics("sync-conv", PARTITIONS);
-        create_topics(&topics).await;
-        Admin::new(&kafka())
-            .expect("admin")
-            .ensure_topics(&[imbridge_kafka::admin::TopicSpec::new(&topics.im_events, topics.partitions)])
-            .await
-            .expect("im events topic");
         let (im_port, legacy_port, ingest_port) = (free_port(), free_port(), free_port());
         let im_url = format!("http://127.0.0.1:{im_port}");
         let legacy_url = format!("http://127.0.0.1:{legacy_port}");
         let ingest_url = format!("http://127.0.0.1:{ingest_port}");
-        let to_im_group = imbridge_testkit::unique("cv-to-im");
-        let to_legacy_group = imbridge_testkit::unique("cv-to-legacy");
-        let prefix = imbridge_testkit::unique("cv");
-        let key = imbridge_im_emulator::DEMO_SECRET_KEY;
-        let config = dir.path().join("imbridge.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[kafka]
-bootstrap_servers = "{bootstrap}"
-
-[topics]
-legacy_events = "{le}"
-im_events = "{ie}"
-import_accounts = "{prefix}.import.accounts"
-import_users = "{prefix}.import.users"
-import_c2c = "{prefix}.import.c2c"
-import_groups = "{prefix}.import.groups"
-dlq = "{dlq}"
-applied = "{applied}"
-conversations = "{conv}"
-partitions = {partitions}
-
-[im]
-base_url = "{im_url}"
-sdkappid = {SDKAPPID}
-admin_identifier = "administrator"
-secret_key = "{key}"
-
-[ingest]
-listen = "127.0.0.1:{ingest_port}"
-legacy_secret = "{WEBHOOK_SECRET}"
-spool_dir = "{spool}"
-readiness_interval_ms = 300
-
-[to_im]
-ops_listen = "127.0.0.1:0"
-probe_interval_ms = 300
-
-[to_im.live]
-group_id = "{to_im_group}"
-
-[to_im.live.consumer]
-session_timeout_ms = 6000
-drain_timeout_ms = 4000
-auto_commit_interval_ms = 200
-
-[to_legacy]
-listen = "127.0.0.1:0"
-group_id = "{to_legacy_group}"
-apply_url = "{legacy_url}/v1/apply"
-apply_secret = "{APPLY_SECRET}"
-readiness_interval_ms = 300
-
-[to_legacy.consumer]
-session_timeout_ms = 6000
-drain_timeout_ms = 4000
-auto_commit_interval_ms = 200
-
-[import]
-group_id = "{prefix}-import"
-checkpoint_topic = "{prefix}.import.checkpoints"
-"#,
-                bootstrap = imbridge_testkit::kafka_bootstrap(),
-                le = topics.legacy_events,
-                ie = topics.im_events,
-                dlq = topics.dlq,
-                applied = topics.applied,
-                conv = topics.conversations,
-                partitions = topics.partitions,
-                spool = dir.path().join("ingest-spool").display(),
-            ),
-        )
-        .expect("config");
+        let mut sb = Sandbox::new("sync-conv", PARTITIONS).pipeline(&format!("{legacy_url}/v1/apply"));
+        create_topics(&sb.topics, PARTITIONS).await;
+        sb.config.im = imbridge_im::ImConfig {
+            base_url: im_url.clone(),
+            sdkappid: SDKAPPID,
+            admin_identifier: "administrator".into(),
+            secret_key: imbridge_im_emulator::DEMO_SECRET_KEY.into(),
+            ..imbridge_im::ImConfig::default()
+        };
+        sb.config.ingest.listen = ([127, 0, 0, 1], ingest_port).into();
+        let config = sb.write_config("imbridge");
+        let to_im_group = sb.config.to_im.live.group_id.clone();
+        let to_legacy_group = sb.config.to_legacy.group_id.clone();
+        let Sandbox { dir, topics, config: app } = sb;
 
         // A small export with every record kind: the legacy system's existing data.
         let export = dir.path().join("export");
@@ -265,14 +178,7 @@ checkpoint_topic = "{prefix}.import.checkpoints"
         procs.insert("to-im", Proc::start(&config, &["to-im"], log("to-im-0")));
         procs.insert("to-legacy", Proc::start(&config, &["to-legacy"], log("to-legacy-0")));
 
-        let im_cfg = imbridge_im::ImConfig {
-            base_url: im_url.clone(),
-            sdkappid: SDKAPPID,
-            admin_identifier: "administrator".into(),
-            secret_key: key.into(),
-            ..imbridge_im::ImConfig::default()
-        };
-        let im = ImClient::new(&im_cfg, &prometheus::Registry::new()).expect("im client");
+        let im = ImClient::new(&app.im, &prometheus::Registry::new()).expect("im client");
         // The test's own reads stay well under the emulator's per-API limits, which the services share.
         for api in [Api::AdminGetRoamMsg, Api::GroupMsgGetSimple, Api::GetGroupInfo, Api::GetGroupMemberInfo] {
             im.set_rate(api, RateSetting::PerSec(150.0));
@@ -859,19 +765,6 @@ async fn phase(
     pairs
 }
 
-/// Every record of a topic, decoded.
-async fn envelopes(topic: &str) -> Vec<Envelope> {
-    let out: Arc<std::sync::Mutex<Vec<Envelope>>> = Default::default();
-    let sink = out.clone();
-    read_range(&kafka(), topic, None, Start::Earliest, move |r| {
-        sink.lock().expect("lock").push(r.envelope().expect("envelope"));
-        true
-    })
-    .await
-    .expect("read topic");
-    std::mem::take(&mut *out.lock().expect("lock"))
-}
-
 fn message_text(e: &Envelope) -> Option<String> {
     let body = match &e.event {
         imbridge_core::Event::C2cMessage(m) => &m.body,
@@ -886,6 +779,7 @@ fn message_text(e: &Envelope) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let started = std::time::Instant::now();
     let c = Cluster::start().await;
@@ -957,23 +851,15 @@ async fn both_systems_converge_with_no_duplicate_and_no_echo_even_across_kill9()
     let procs = c.procs.lock().await;
     let to_im_page = scrape(procs["to-im"].to_im_ops().await).await;
     assert_eq!(metric(&to_im_page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0);
-    let dlq = Admin::new(&kafka()).expect("admin").offsets(&c.topics.dlq, None).await.expect("dlq");
-    if dlq.iter().map(|p| p.high - p.low).sum::<i64>() > 0 {
-        let recs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = recs.clone();
-        read_range(&kafka(), &c.topics.dlq, None, Start::Earliest, move |r| {
-            sink.lock().expect("lock").push(format!(
-                "{:?} {:?}",
-                r.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
-                r.payload.as_deref().map(String::from_utf8_lossy)
-            ));
-            true
-        })
-        .await
-        .expect("read dlq");
-        eprintln!("DLQ: {:#?}", recs.lock().expect("lock"));
-    }
-    assert_eq!(dlq.iter().map(|p| p.high - p.low).sum::<i64>(), 0, "nothing dead-lettered");
+    let dlq = read_all(&c.topics.dlq, |r| {
+        format!(
+            "{:?} {:?}",
+            r.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>(),
+            r.payload.as_deref().map(String::from_utf8_lossy)
+        )
+    })
+    .await;
+    assert!(dlq.is_empty(), "nothing dead-lettered: {dlq:#?}");
     eprintln!(
         "done after {:?}: {ops} operations, {} legacy events, {} IM events, {echoes} echoes dropped",
         started.elapsed(),

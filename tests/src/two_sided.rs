@@ -1,6 +1,6 @@
 //! Two real emulators on 127.0.0.1 holding the same chats, and helpers to write a message on both sides (as the
-//! pipeline would have copied it) or on one side only (as if a callback was dropped or an outbox wiped).
-#![allow(dead_code)]
+//! pipeline would have copied it) or on one side only (as if a callback was dropped or an outbox wiped). The
+//! reconcile crate's tests compare them without Kafka; the end-to-end scenario repairs them through the pipeline.
 
 use imbridge_core::{EventId, UserId};
 use imbridge_im::types::MemberAccount;
@@ -10,14 +10,16 @@ use imbridge_im::types::group::{AddGroupMemberReq, CreateGroupMember, CreateGrou
 use imbridge_im::{ImClient, MsgElement};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 use imbridge_legacy::{ApplyClient, ApplyConfig, ContractEvent, ReadClient, ReadConfig, SigningSecret};
-use imbridge_legacy_emulator::{LegacyEmulatorConfig, RunningLegacyEmulator};
+use imbridge_legacy_emulator::RunningLegacyEmulator;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub const SECRET: &str = "apply-secret";
+use crate::APPLY_SECRET;
+
 /// What to-im writes into `CloudCustomData` of a message copied from legacy.
 pub const MARKER: &str = r#"{"imbridge_origin":"legacy"}"#;
 
+#[derive(Debug)]
 pub struct World {
     pub im: RunningEmulator,
     pub legacy: RunningLegacyEmulator,
@@ -34,19 +36,11 @@ fn text(t: &str) -> Value {
 
 impl World {
     pub async fn start() -> World {
-        let im =
-            imbridge_im_emulator::spawn(EmulatorConfig { rate_limits_enabled: false, ..EmulatorConfig::default() })
-                .await
-                .expect("im emulator");
-        let legacy = imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
-            apply_secrets: vec![SigningSecret::new(SECRET)],
-            ..LegacyEmulatorConfig::default()
-        })
-        .await
-        .expect("legacy emulator");
-        let client = ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
+        let im = crate::spawn_im_with(EmulatorConfig { rate_limits_enabled: false, ..EmulatorConfig::default() }).await;
+        let legacy = crate::spawn_legacy().await;
+        let client = crate::im_client(&im);
         let apply = ApplyClient::new(
-            ApplyConfig::new(legacy.apply_url(), SigningSecret::new(SECRET)),
+            ApplyConfig::new(legacy.apply_url(), SigningSecret::new(APPLY_SECRET)),
             &prometheus::Registry::new(),
         )
         .expect("apply client");
@@ -54,13 +48,11 @@ impl World {
     }
 
     pub fn read_client(&self) -> ReadClient {
-        ReadClient::new(ReadConfig::new(self.legacy.url(), SigningSecret::new(SECRET))).expect("read client")
+        ReadClient::new(ReadConfig::new(self.legacy.url(), SigningSecret::new(APPLY_SECRET))).expect("read client")
     }
 
     pub async fn legacy_post(&self, path: &str, body: Value) -> Value {
-        let resp = self.http.post(format!("{}{path}", self.legacy.url())).json(&body).send().await.expect("post");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.expect("json")
+        crate::legacy_api(&self.legacy, path, body).await
     }
 
     pub async fn users(&self, ids: &[&str]) {

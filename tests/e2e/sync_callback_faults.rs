@@ -9,108 +9,39 @@
 
 use std::time::Duration;
 
-use imbridge_core::topics::TopicNames;
+use imbridge_e2e::*;
 use imbridge_im_emulator::EmulatorConfig;
 use imbridge_im_emulator::faults::Faults;
-use imbridge_legacy::SigningSecret;
-use imbridge_testkit::eventually;
 use imbridge_testkit::prom::sample;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-#[path = "sync_support.rs"]
-mod support;
-
-const APPLY_SECRET: &str = "apply-secret";
 const GROUP_MESSAGES: usize = 60;
 const C2C_MESSAGES: usize = 40;
 
-struct Client {
-    http: reqwest::Client,
-    im_url: String,
-    sdkappid: u64,
-}
-
-impl Client {
-    async fn as_user(&self, user: &str, api: &str, body: Value) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-        let sig =
-            imbridge_im::usersig::generate(self.sdkappid, imbridge_im_emulator::DEMO_SECRET_KEY, user, 86_400, now);
-        let url = format!(
-            "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={sig}&platform=Android",
-            self.im_url, self.sdkappid
-        );
-        let v: Value = self.http.post(url).json(&body).send().await.expect("im client").json().await.expect("json");
-        assert_eq!(v["ErrorCode"], 0, "{user} {api} {body}: {v}");
-    }
-
-    async fn legacy_texts(&self, legacy_url: &str, path: &str) -> Vec<String> {
-        let r = self.http.get(format!("{legacy_url}{path}")).send().await.expect("legacy");
-        if !r.status().is_success() {
-            return Vec::new();
-        }
-        let v: Value = r.json().await.expect("json");
-        // Group messages come as a plain array, a 1:1 conversation as {"messages": [...]}.
-        let list = if v.is_array() { &v } else { &v["messages"] };
-        list.as_array()
-            .map(|a| a.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or_default().to_owned()).collect())
-            .unwrap_or_default()
-    }
-}
-
-fn text(s: &str) -> Value {
-    json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": s}}])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in_order() {
-    support::logs();
-    let u = imbridge_testkit::unique("cbfaults");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy"),
-        im_events: format!("{u}.im"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions: 3,
-        ..TopicNames::default()
-    };
-    let kafka = imbridge_kafka::KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap());
-    let spool = tempfile::tempdir().expect("tempdir");
+    let _turn = turn(module_path!()).await;
+    logs();
+    let legacy = spawn_legacy().await;
+    let sb = Sandbox::new("cbfaults", 3).pipeline(&legacy.apply_url());
+    let (kafka, topics) = (kafka(), sb.topics.clone());
 
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..Default::default()
-    })
-    .await
-    .expect("legacy emulator");
     let ingest_registry = prometheus::Registry::new();
     let emu_defaults = EmulatorConfig::default();
     let mut deps = imbridge_ingest::Deps::new(kafka.clone(), topics.clone(), emu_defaults.sdkappid, "administrator");
     deps.registry = ingest_registry.clone();
-    let ingest = imbridge_ingest::spawn(
-        imbridge_ingest::IngestConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            legacy_secret: SigningSecret::new("webhook"),
-            readiness_interval_ms: 300,
-            spool_dir: spool.path().to_owned(),
-            ..Default::default()
-        },
-        deps,
-    )
-    .await
-    .expect("ingest");
+    let ingest = imbridge_ingest::spawn(sb.config.ingest.clone(), deps).await.expect("ingest");
     // The realistic default: 8 deliveries in flight. Faults come on once the group exists on both sides.
-    let im = imbridge_im_emulator::spawn(EmulatorConfig {
+    let im = spawn_im_with(EmulatorConfig {
         callback_url: Some(ingest.callback_url()),
         rate_limits_enabled: false,
         ..EmulatorConfig::default()
     })
-    .await
-    .expect("im emulator");
+    .await;
     assert_eq!(im.emulator().config().callback_concurrency, 8);
-    let admin = support::im_client(&im);
-    support::import_accounts(&admin, &["ann", "bob", "cy"]).await;
+    let admin = im_client(&im);
+    import_accounts(&admin, &["ann", "bob", "cy"]).await;
 
     let stop = CancellationToken::new();
     let tl_registry = prometheus::Registry::new();
@@ -122,34 +53,20 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
         registry: tl_registry.clone(),
         im: Some(im_cfg),
     };
-    let mut tl_cfg = imbridge_to_legacy::ToLegacyConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        group_id: format!("{u}-to-legacy"),
-        apply_url: legacy.apply_url(),
-        apply_secret: SigningSecret::new(APPLY_SECRET),
-        readiness_interval_ms: 300,
-        ..Default::default()
-    };
-    tl_cfg.order.gap_wait_ms = 1_500;
+    let mut tl_cfg = sb.to_legacy_in_process();
     tl_cfg.order.reorder_window_ms = 1_500;
-    tl_cfg.consumer.session_timeout_ms = 10_000;
-    tl_cfg.consumer.drain_timeout_ms = 4_000;
     let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
 
-    let c = Client { http: reqwest::Client::new(), im_url: im.base_url(), sdkappid: emu_defaults.sdkappid };
     let legacy_url = legacy.url();
-    c.as_user(
+    as_user(
+        &im,
         "ann",
         "group_open_http_svc/create_group",
         json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
                "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "cy"}]}),
     )
     .await;
-    eventually("the group exists on legacy", Duration::from_secs(60), || {
-        let r = c.http.get(format!("{legacy_url}/api/groups/club"));
-        async move { r.send().await.is_ok_and(|r| r.status().is_success()) }
-    })
-    .await;
+    eventually("the group exists on legacy", Duration::from_secs(60), || group_on_legacy(&legacy_url, "club")).await;
 
     let faults = Faults {
         seed: 11,
@@ -168,20 +85,22 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
     let mut c2c_sent = 0u32;
     for i in 0..GROUP_MESSAGES {
         let from = members[i % 3];
-        c.as_user(
+        as_user(
+            &im,
             from,
             "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "club", "Random": i, "MsgBody": text(&format!("g{i:03}"))}),
+            json!({"GroupId": "club", "Random": i, "MsgBody": im_text(&format!("g{i:03}"))}),
         )
         .await;
         if i < C2C_MESSAGES {
             c2c_sent += 1;
             let (from, to) = if i % 4 == 3 { ("bob", "ann") } else { ("ann", "bob") };
-            c.as_user(
+            as_user(
+                &im,
                 from,
                 "openim/sendmsg",
                 json!({"To_Account": to, "MsgRandom": 7000 + i, "MsgSeq": c2c_sent,
-                "MsgBody": text(&format!("c{i:03}"))}),
+                "MsgBody": im_text(&format!("c{i:03}"))}),
             )
             .await;
         }
@@ -191,46 +110,41 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
     tokio::time::sleep(Duration::from_millis(800)).await;
     let figures = im.emulator().stats();
     im.emulator().set_faults(Faults::default()).expect("faults off");
-    c.as_user(
+    as_user(
+        &im,
         "ann",
         "group_open_http_svc/send_group_msg",
-        json!({"GroupId": "club", "Random": 999, "MsgBody": text("g-last")}),
+        json!({"GroupId": "club", "Random": 999, "MsgBody": im_text("g-last")}),
     )
     .await;
 
     let dropped_c2c = figures.callbacks_dropped.get("C2C.CallbackAfterSendMsg").copied().unwrap_or(0) as usize;
     let want_c2c = C2C_MESSAGES - dropped_c2c;
     eventually("legacy caught up", Duration::from_secs(120), || {
-        let c = &c;
         let legacy_url = legacy_url.clone();
         async move {
-            c.legacy_texts(&legacy_url, "/api/groups/club/messages").await.len() > GROUP_MESSAGES
-                && c.legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await.len() >= want_c2c
+            legacy_texts(&legacy_url, "/api/groups/club/messages").await.len() > GROUP_MESSAGES
+                && legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await.len() >= want_c2c
         }
     })
     .await;
     // Quiet for a moment: anything still to come (a duplicate) would show now.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let im_group = support::group_texts(&admin, "club").await;
-    let legacy_group = c.legacy_texts(&legacy_url, "/api/groups/club/messages").await;
+    let im_group = group_texts(&admin, "club").await;
+    let legacy_group = legacy_texts(&legacy_url, "/api/groups/club/messages").await;
     assert_eq!(im_group.len(), GROUP_MESSAGES + 1, "IM holds every group message");
     assert_eq!(legacy_group, im_group, "every group message, once, in MsgSeq order");
 
-    let im_c2c = support::c2c_texts(&admin, "ann", "bob").await;
-    let legacy_c2c = c.legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await;
+    let im_c2c = c2c_texts(&admin, "ann", "bob").await;
+    let legacy_c2c = legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await;
     assert_eq!(legacy_c2c.len(), want_c2c, "every 1:1 message whose callback came, once: {legacy_c2c:?}");
     let mut rest = im_c2c.iter();
     for t in &legacy_c2c {
         assert!(rest.any(|x| x == t), "1:1 messages in IM's order: {legacy_c2c:?} vs IM {im_c2c:?}");
     }
 
-    let tl = reqwest::get(format!("http://{}/metrics", to_legacy.ops_addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let tl = scrape(to_legacy.ops_addr).await;
     let ing = {
         use prometheus::Encoder;
         let mut buf = Vec::new();

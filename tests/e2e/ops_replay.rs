@@ -8,53 +8,51 @@
 //! After each, IM's whole persisted state and legacy's whole state are exactly what they were: no duplicate
 //! message, member or group change anywhere — and the emulator saw no new send.
 
-#[path = "ops_support.rs"]
-mod ops_support;
-
 use std::time::Duration;
 
 use imbridge_core::TimestampMs;
-use ops_support::*;
+use imbridge_e2e::*;
 
 const PAIRS: usize = 4;
 const PER_PAIR: usize = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let im = spawn_im(dir.path(), false).await;
+    let sb = Sandbox::new("ops-replay", 4);
+    let im = spawn_im_with_state(sb.path(), false).await;
     let legacy = spawn_legacy().await;
-    let topics = unique_topics("ops-replay", 4);
-    let opts = ConfigOpts::new(&im, &legacy.apply_url());
-    let config = write_config(dir.path(), "imbridge", &topics, &opts);
-    create_topics(&topics).await;
+    let sb = sb.with_im(&im).pipeline(&legacy.apply_url());
+    let (topics, to_im_group, to_legacy_group) =
+        (&sb.topics, &sb.config.to_im.live.group_id, &sb.config.to_legacy.group_id);
+    let config = sb.write_config("imbridge");
+    create_topics(topics, 3).await;
 
     // Legacy side: PAIRS 1:1 conversations and a group's life. IM side: the same pairs answering.
     let since = TimestampMs::now().as_millis() - 1_000;
     let mut from_legacy = Vec::new();
     let mut from_im = Vec::new();
-    from_legacy.push(legacy_group_created("g-create", "club", "u0a", &["u0b", "u1a"]));
+    from_legacy.push(gcreate("g-create", "club", "u0a", "club name", &["u0b", "u1a"]));
     for i in 0..PER_PAIR {
         for p in 0..PAIRS {
             let (a, b) = (format!("u{p}a"), format!("u{p}b"));
-            from_legacy.push(legacy_c2c(&format!("m-{p}-{i}"), &a, &b, &format!("legacy {p}/{i}")));
+            from_legacy.push(c2c(&format!("m-{p}-{i}"), &a, &b, &format!("legacy {p}/{i}")));
             from_im.push(im_c2c(&b, &a, (p * 100 + i) as u32 + 1, &format!("im {p}/{i}")));
         }
-        from_legacy.push(legacy_group_msg(&format!("g-msg-{i}"), "club", "u0a", &format!("club {i}")));
+        from_legacy.push(gmsg(&format!("g-msg-{i}"), "club", "u0a", &format!("club {i}")));
         if i == 5 {
-            from_legacy.push(legacy_group_joined("g-join", "club", &["u2a"]));
+            from_legacy.push(gjoin("g-join", "club", &["u2a"]));
         }
         if i == 10 {
-            from_legacy.push(legacy_group_renamed("g-rename", "club", "Club renamed"));
+            from_legacy.push(gupdate("g-rename", "club", Some("Club renamed"), None));
         }
     }
     produce(&topics.legacy_events, &from_legacy).await;
     produce(&topics.im_events, &from_im).await;
 
-    let logs = dir.path();
-    let mut to_im = Proc::start(&config, &["to-im"], logs.join("to-im-1.log"));
-    let mut to_legacy = Proc::start(&config, &["to-legacy"], logs.join("to-legacy-1.log"));
+    let mut to_im = sb.start(&config, &["to-im"], "to-im-1");
+    let mut to_legacy = sb.start(&config, &["to-legacy"], "to-legacy-1");
     let to_im_ops = to_im.to_im_ops().await;
     let to_legacy_ops = to_legacy.to_legacy_ops().await;
     let n_legacy = from_legacy.len() as f64;
@@ -68,8 +66,7 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
     })
     .await;
     eventually("both groups committed everything", Duration::from_secs(60), || async {
-        lag(&opts.to_im_group, &topics.legacy_events).await == 0
-            && lag(&opts.to_legacy_group, &topics.im_events).await == 0
+        lag(to_im_group, &topics.legacy_events).await == 0 && lag(to_legacy_group, &topics.im_events).await == 0
     })
     .await;
     eventually("both services ready", Duration::from_secs(30), || async {
@@ -117,20 +114,19 @@ async fn conversation_and_group_replays_leave_both_systems_exactly_as_before() {
     // 2. The whole topics again: stop both groups (graceful), reset them to the beginning, start them again.
     assert!(to_im.terminate().success(), "to-im exits 0 on SIGTERM: {}", to_im.log_text());
     assert!(to_legacy.terminate().success(), "to-legacy exits 0 on SIGTERM: {}", to_legacy.log_text());
-    for group in [&opts.to_im_group, &opts.to_legacy_group] {
+    for group in [to_im_group, to_legacy_group] {
         let (ok, out) = run_cli(&config, &["replay", "--group", group, "--to-earliest", "--yes"]);
         assert!(ok, "{out}");
         assert!(out.contains(&format!("group {group} moved")), "{out}");
     }
-    assert_eq!(lag(&opts.to_im_group, &topics.legacy_events).await, from_legacy.len() as i64);
-    assert_eq!(lag(&opts.to_legacy_group, &topics.im_events).await, from_im.len() as i64);
-    let to_im2 = Proc::start(&config, &["to-im"], logs.join("to-im-2.log"));
-    let to_legacy2 = Proc::start(&config, &["to-legacy"], logs.join("to-legacy-2.log"));
+    assert_eq!(lag(to_im_group, &topics.legacy_events).await, from_legacy.len() as i64);
+    assert_eq!(lag(to_legacy_group, &topics.im_events).await, from_im.len() as i64);
+    let to_im2 = sb.start(&config, &["to-im"], "to-im-2");
+    let to_legacy2 = sb.start(&config, &["to-legacy"], "to-legacy-2");
     let to_im_ops2 = to_im2.to_im_ops().await;
     let _ = to_legacy2.to_legacy_ops().await;
     eventually("both groups re-consumed everything", Duration::from_secs(120), || async {
-        lag(&opts.to_im_group, &topics.legacy_events).await == 0
-            && lag(&opts.to_legacy_group, &topics.im_events).await == 0
+        lag(to_im_group, &topics.legacy_events).await == 0 && lag(to_legacy_group, &topics.im_events).await == 0
     })
     .await;
     let page = scrape_or_empty(to_im_ops2).await;

@@ -3,28 +3,27 @@
 //! flow — and apply in order right after the history once the conversation turns `live`. `imbridge status`
 //! shows the phases meanwhile, for all conversations and for one.
 
-#[path = "sync_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use imbridge_core::state::Phase;
 use imbridge_core::{ConversationKey, TimestampMs};
+use imbridge_e2e::*;
 use imbridge_im::to_im_body;
 use imbridge_im::types::c2c::{ImportMsgReq, SYNC_HISTORY};
 use imbridge_im::types::group::{
     ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember,
 };
 use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_events_wait_for_their_history_then_apply_in_order() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     logs();
-    let topics = unique_topics("sync-history", PARTITIONS);
-    create_topics(&topics).await;
+    let mut sb = Sandbox::new("sync-history", PARTITIONS);
+    let topics = sb.topics.clone();
+    create_topics(&topics, topics.partitions).await;
     let im_server = spawn_im(None).await;
     let im = im_client(&im_server);
     import_accounts(&im, &["hx", "hy", "hz"]).await;
@@ -77,8 +76,7 @@ async fn live_events_wait_for_their_history_then_apply_in_order() {
     assert_eq!(report.phases.live, 0);
     assert_eq!(report.conversation.as_ref().map(|c| c.phase), Some(Phase::Importing));
     assert!(report.groups[0].lag > 0, "the waiting events are not committed: {report:?}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = to_im_config(dir.path(), &topics, &im_server, &group_id, "");
+    let config = sb.write_to_im_config(&im_server, &group_id);
     let out = std::process::Command::new(imbridge_testkit::imbridge_bin())
         .arg("--config")
         .arg(&config)

@@ -3,15 +3,12 @@
 //! type and bad lines → import (invalid lines skipped and reported, zero 60007) → `imbridge verify` passes →
 //! the same import again (a new run that re-produces everything) → no duplicates, verify still passes.
 
-#[path = "import_support.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use imbridge_e2e::import::{World, assert_verified, element_types, kinds, small_export};
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::reader::{Start, read_range};
-use support::{World, assert_verified, element_types, kinds, small_export};
 
 /// Per conversation key: its first and its last phase on the conversation-state topic.
 async fn conversation_states(w: &World) -> BTreeMap<String, (String, String)> {
@@ -35,6 +32,7 @@ async fn conversation_states(w: &World) -> BTreeMap<String, (String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_verify_and_reimport_without_duplicates() {
+    let _turn = imbridge_e2e::turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let w = World::new("import-e2e", small_export(600, 300), true).await;
     let types = element_types(&w.export);
@@ -120,6 +118,7 @@ async fn import_verify_and_reimport_without_duplicates() {
 /// are retried (by the client, then by the consumer runner) until everything is in, and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frequency_limit_answers_are_retried_until_everything_is_in() {
+    let _turn = imbridge_e2e::turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let emulator = imbridge_im_emulator::EmulatorConfig {
         rate_limit_overrides: [("openim/importmsg".to_owned(), 40)].into_iter().collect(),

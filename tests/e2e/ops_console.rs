@@ -13,14 +13,11 @@
 //! A screenshot is saved as `<target dir>/console-e2e/console.png`. Without Chromium the test says so and
 //! skips, except under CI (`CI=true`), where it must run.
 
-mod ops_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use imbridge_kafka::producer::Outgoing;
-use ops_support::*;
+use imbridge_e2e::*;
 
 /// Debian's `chromium` (or another Chromium build) on the PATH.
 fn chromium() -> Option<PathBuf> {
@@ -70,44 +67,9 @@ fn block<'a>(dom: &'a str, marker: &str, close: &str) -> &'a str {
     &dom[at..end]
 }
 
-async fn legacy_api(
-    legacy: &imbridge_legacy_emulator::RunningLegacyEmulator,
-    path: &str,
-    body: serde_json::Value,
-) -> serde_json::Value {
-    let r = reqwest::Client::new().post(format!("{}{path}", legacy.url())).json(&body).send().await.expect("legacy");
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap_or(serde_json::Value::Null)
-}
-
-/// A 1:1 message as an app user through the emulator's simulated client (so IM calls ingest back).
-/// Returns IM's MsgKey of the message.
-async fn app_user_sends(
-    im: &imbridge_im_emulator::RunningEmulator,
-    from: &str,
-    to: &str,
-    text: &str,
-    random: u32,
-) -> String {
-    let e = im.emulator();
-    let url = format!(
-        "{}/emulator/client/v4/openim/sendmsg?sdkappid={}&identifier={from}&usersig={}&platform=iOS",
-        im.base_url(),
-        e.config().sdkappid,
-        e.usersig(from)
-    );
-    let body = serde_json::json!({
-        "To_Account": to, "MsgRandom": random,
-        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
-    });
-    let r: serde_json::Value =
-        reqwest::Client::new().post(&url).json(&body).send().await.expect("send").json().await.expect("json");
-    assert_eq!(r["ErrorCode"], 0, "simulated send failed: {r}");
-    r["MsgKey"].as_str().expect("IM names the message").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
+    let _turn = turn(module_path!()).await;
     let Some(browser) = chromium() else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but chromium is not installed (scripts/setup.sh --ci installs it)");
@@ -120,42 +82,18 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         );
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let profile = dir.path().join("chromium-profile");
-    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig::default()).await.expect("im emulator");
-    let topics = unique_topics("ops-console", 3);
-    create_topics(&topics).await;
-    let prefix = imbridge_testkit::unique("ops-console-import");
-    let mut opts = ConfigOpts::new(&im, "http://127.0.0.1:9/v1/apply");
-    opts.extra = format!("\n[import]\ngroup_id = \"{prefix}\"\ncheckpoint_topic = \"{prefix}.checkpoints\"\n");
-
-    // Ingest first: the legacy emulator needs its URL.
-    let ingest_config = write_config(dir.path(), "ingest", &topics, &opts);
-    let ingest = Proc::start(&ingest_config, &["ingest"], dir.path().join("ingest.log"));
-    let ingest_addr = ingest.ingest_addr().await;
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![imbridge_legacy::SigningSecret::new(APPLY_SECRET)],
-        ingest_url: Some(format!("http://{ingest_addr}")),
-        webhook_secret: imbridge_legacy::SigningSecret::new(WEBHOOK_SECRET),
-        echo_webhooks: true,
-        ..imbridge_legacy_emulator::LegacyEmulatorConfig::default()
-    })
-    .await
-    .expect("legacy emulator");
-    im.emulator().set_callback_url(Some(&format!("http://{ingest_addr}/v1/im/callback"))).expect("callback url");
-    opts.apply_url = legacy.apply_url();
-    let config = write_config(dir.path(), "imbridge", &topics, &opts);
-    let to_im = Proc::start(&config, &["to-im"], dir.path().join("to-im.log"));
-    let to_legacy = Proc::start(&config, &["to-legacy"], dir.path().join("to-legacy.log"));
-    let to_im_addr = to_im.to_im_ops().await;
-    let to_legacy_addr = to_legacy.to_legacy_ops().await;
-    eventually("ingest, to-im and to-legacy ready", Duration::from_secs(60), || async {
-        ready(ingest_addr).await && ready(to_im_addr).await && ready(to_legacy_addr).await
-    })
-    .await;
+    let im = spawn_im_with(imbridge_im_emulator::EmulatorConfig::default()).await;
+    let mut sb = Sandbox::new("ops-console", 3).with_im(&im).pipeline("http://127.0.0.1:9/v1/apply");
+    let profile = sb.file("chromium-profile");
+    let topics = sb.topics.clone();
+    create_topics(&topics, 3).await;
+    let prefix = sb.config.import.group_id.clone();
+    let stack = Stack::start(&mut sb, &im, "info").await;
+    let (legacy, config) = (&stack.legacy, &stack.config);
+    eventually("ingest, to-im and to-legacy ready", Duration::from_secs(60), || stack.ready()).await;
 
     // A small bulk import, applied by the import's own consumers.
-    let export = dir.path().join("export");
+    let export = sb.file("export");
     imbridge_importer::generate(
         &export,
         &imbridge_importer::GenerateOptions {
@@ -169,28 +107,15 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         },
     )
     .expect("export");
-    let (ok, out) = run_cli(&config, &["import", export.to_str().expect("utf8"), "--progress", "off"]);
+    let (ok, out) = run_cli(config, &["import", export.to_str().expect("utf8"), "--progress", "off"]);
     assert!(ok, "import failed:\n{out}");
 
     // The console, watching the three services listed in a --services-file (as the compose stack does).
-    let mut copts = opts.clone();
-    copts.extra = format!("{}\n[console]\nlisten = \"127.0.0.1:0\"\nrefresh_interval_ms = 500\n", opts.extra);
-    let console_config = write_config(dir.path(), "console", &topics, &copts);
-    let services_file = dir.path().join("console-services.toml");
-    std::fs::write(
-        &services_file,
-        format!(
-            "[[services]]\nname = \"ingest\"\nkind = \"ingest\"\nurl = \"http://{ingest_addr}\"\n\n\
-             [[services]]\nname = \"to-im\"\nkind = \"to-im\"\nurl = \"http://{to_im_addr}\"\n\n\
-             [[services]]\nname = \"to-legacy\"\nkind = \"to-legacy\"\nurl = \"http://{to_legacy_addr}\"\n"
-        ),
-    )
-    .expect("services file");
-    let console = Proc::start(
-        &console_config,
-        &["console", "--services-file", services_file.to_str().expect("utf8")],
-        dir.path().join("console.log"),
-    );
+    sb.config.console.refresh_interval_ms = 500;
+    let console_config = sb.write_config("console");
+    let services_file = stack.write_services_file(&sb);
+    let console =
+        sb.start(&console_config, &["console", "--services-file", services_file.to_str().expect("utf8")], "console");
     let console_addr = console.logged_addr("console listening", "addr").await;
     let url = format!("http://{console_addr}/");
     // Traffic starts after the console's first round, so the page sees it move (rates over its history).
@@ -201,9 +126,9 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
 
     // Traffic both ways, and a poison record.
     for u in ["cs1", "cs2", "cs3", "cs4"] {
-        legacy_api(&legacy, "/api/users", serde_json::json!({"user_id": u})).await;
+        legacy_api(legacy, "/api/users", serde_json::json!({"user_id": u})).await;
     }
-    let client = imbridge_im::ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
+    let client = im_client(&im);
     for u in ["cs1", "cs2", "cs3", "cs4"] {
         let req = imbridge_im::types::account::AccountImportReq { user_id: u.into(), nick: None, face_url: None };
         client.account_import(&req).await.expect("account");
@@ -211,7 +136,7 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     let mut legacy_ids = Vec::new();
     for i in 0..8 {
         let body = serde_json::json!({"from": "cs1", "to": "cs2", "body": [{"type": "text", "text": format!("from legacy {i}")}]});
-        let created = legacy_api(&legacy, "/api/messages", body).await;
+        let created = legacy_api(legacy, "/api/messages", body).await;
         legacy_ids.push(created["id"].as_str().expect("the legacy emulator names the message").to_owned());
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -221,17 +146,10 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         msg_keys.push(app_user_sends(&im, "cs3", "cs4", &format!("from the app {i}"), 15_000 + i).await);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    imbridge_kafka::Producer::new(&kafka())
-        .expect("producer")
-        .send(
-            &topics.legacy_events,
-            Outgoing { key: b"c2c:poison1:poison2", payload: b"{not an envelope", headers: &[] },
-        )
-        .await
-        .expect("poison produced");
+    produce_raw(&kafka(), &topics.legacy_events, b"c2c:poison1:poison2", b"{not an envelope").await;
     eventually("both directions applied everything", Duration::from_secs(60), || async {
-        lag(&opts.to_im_group, &topics.legacy_events).await == 0
-            && lag(&opts.to_legacy_group, &topics.im_events).await == 0
+        lag(&sb.config.to_im.live.group_id, &topics.legacy_events).await == 0
+            && lag(&sb.config.to_legacy.group_id, &topics.im_events).await == 0
     })
     .await;
 
@@ -252,7 +170,7 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
             && text_after(im_to_legacy, "class=\"p99\"").is_some_and(|t| t != "–")
             && moving(legacy_to_im)
             && moving(im_to_legacy)
-            && [&opts.to_im_group, &opts.to_legacy_group].iter().all(|g| {
+            && [&sb.config.to_im.live.group_id, &sb.config.to_legacy.group_id].iter().all(|g| {
                 text_after(block(dom, &format!("data-group=\"{g}\""), "</tr>"), "class=\"num lag\"").as_deref()
                     == Some("0")
             })
@@ -282,7 +200,7 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     assert!(dom.contains("id=\"import-elapsed\"><b>elapsed"), "no import elapsed time: {elapsed}");
     assert!(text_after(&dom, "id=\"import-lower-bound\"").is_some_and(|t| t.ends_with('s')), "no lower bound");
     // Lag per group, both live groups drained, with a chart.
-    for g in [&opts.to_im_group, &opts.to_legacy_group] {
+    for g in [&sb.config.to_im.live.group_id, &sb.config.to_legacy.group_id] {
         let row = block(&dom, &format!("data-group=\"{g}\""), "</tr>");
         assert!(row.contains("1 running"), "{row}");
         assert_eq!(text_after(row, "class=\"num lag\"").as_deref(), Some("0"), "{row}");
@@ -308,7 +226,7 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
         |series: &str| metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok());
     assert_eq!(gauge("imbridge_console_parked_conversations"), Some(1.0), "{metrics}");
     assert_eq!(gauge("imbridge_console_dlq_unresolved_records"), Some(1.0), "{metrics}");
-    for g in [&opts.to_im_group, &opts.to_legacy_group] {
+    for g in [&sb.config.to_im.live.group_id, &sb.config.to_legacy.group_id] {
         assert_eq!(gauge(&format!("imbridge_console_consumer_lag_records{{group=\"{g}\"}}")), Some(0.0), "{metrics}");
     }
     let ready = reqwest::get(format!("{url}readyz")).await.expect("readyz");
@@ -323,18 +241,18 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     assert!(fate.starts_with("applied at ") && fate.contains("evidence: ledger"), "{fate}");
     assert!(text_after(hit, "class=\"accepted\"").is_some_and(|t| t.starts_with("20")), "{hit}");
     // The same lookup on the command line.
-    let (ok, out) = run_cli(&config, &["trace", wanted]);
+    let (ok, out) = run_cli(config, &["trace", wanted]);
     assert!(ok && out.contains(&format!("legacy:{wanted}")) && out.contains("evidence: ledger"), "{out}");
     // A message of the imported history, by its legacy id: found on the import topic, applied by the import.
     let first_line = std::fs::read_to_string(export.join("group_messages.ndjson")).expect("export file");
     let record: serde_json::Value = serde_json::from_str(first_line.lines().next().expect("a line")).expect("json");
     let history_id = record["id"].as_str().expect("record id").to_owned();
-    let (ok, out) = run_cli(&config, &["trace", &history_id]);
+    let (ok, out) = run_cli(config, &["trace", &history_id]);
     assert!(ok, "{out}");
     assert!(out.contains(&format!("{} partition", topics.import_groups)), "{out}");
     assert!(out.contains("import.group_message") && out.contains(&format!("by {prefix}.groups")), "{out}");
     // An IM message by the MsgKey alone (the sender unknown): found on the IM events topic, applied on legacy.
-    let (ok, out) = run_cli(&config, &["trace", &msg_keys[2], "--json"]);
+    let (ok, out) = run_cli(config, &["trace", &msg_keys[2], "--json"]);
     // stdout (the JSON) comes first; any log line on stderr follows it.
     let report: serde_json::Value = serde_json::Deserializer::from_str(&out)
         .into_iter()
@@ -345,9 +263,9 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     assert_eq!(report["hits"][0]["event_id"], format!("im:c2c:cs3:{}", msg_keys[2]), "{out}");
     assert_eq!(report["hits"][0]["topic"], topics.im_events.as_str());
     assert_eq!(report["hits"][0]["fate"]["state"], "applied", "{out}");
-    assert_eq!(report["hits"][0]["fate"]["group"], opts.to_legacy_group.as_str());
+    assert_eq!(report["hits"][0]["fate"]["group"], sb.config.to_legacy.group_id.as_str());
     // Something that never happened is not found, and says so.
-    let (ok, out) = run_cli(&config, &["trace", "no-such-message", "--conversation", "c2c:cs1:cs2"]);
+    let (ok, out) = run_cli(config, &["trace", "no-such-message", "--conversation", "c2c:cs1:cs2"]);
     assert!(!ok && out.contains("not found"), "{out}");
     // An IM-side conversation around the time its messages were sent: applied on legacy.
     let around = format!("c2c:cs3:cs4@{}", app_sent_at.to_rfc3339());
@@ -376,11 +294,9 @@ async fn the_console_shows_progress_lag_parked_and_finds_a_message() {
     assert_eq!(refused.status().as_u16(), 403);
 
     // With an admin token the page offers the actions, and each needs the token and a confirmation.
-    let mut aopts = copts.clone();
-    aopts.extra =
-        copts.extra.replace("refresh_interval_ms = 500", "refresh_interval_ms = 500\nadmin_token = \"let-me-in\"");
-    let admin_config = write_config(dir.path(), "console-admin", &topics, &aopts);
-    let admin = Proc::start(&admin_config, &["console"], dir.path().join("console-admin.log"));
+    sb.config.console.admin_token = "let-me-in".into();
+    let admin_config = sb.write_config("console-admin");
+    let admin = sb.start(&admin_config, &["console"], "console-admin");
     let admin_url = format!("http://{}/", admin.logged_addr("console listening", "addr").await);
     let mut with_buttons = String::new();
     eventually("the unlocked page offers drop and re-drive", Duration::from_secs(30), || {

@@ -9,16 +9,10 @@
 //! - lag that stays (an event on legacy's topic that to-im's group never commits);
 //! - a DLQ topic that cannot be read (an error, never "0 records").
 
-#[path = "ops_support.rs"]
-mod ops_support;
-
-use std::path::Path;
-
 use imbridge_core::TimestampMs;
-use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
+use imbridge_e2e::*;
+use imbridge_im::MsgElement;
 use imbridge_im::types::c2c::{ImportMsgReq, SYNC_HISTORY};
-use imbridge_im::{ImClient, MsgElement};
-use ops_support::*;
 use serde_json::json;
 
 /// What goes wrong in one run.
@@ -54,24 +48,17 @@ async fn metrics_pages() -> String {
 }
 
 /// Sets up one world with `fault`, runs `imbridge demo check`, returns (exit 0, output).
-async fn check(dir: &Path, fault: Fault) -> (bool, String) {
+async fn check(fault: Fault) -> (bool, String) {
     let name = format!("{fault:?}").to_lowercase();
-    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig::default()).await.expect("im");
+    let im = spawn_im(None).await;
     let legacy = spawn_legacy().await;
-    let mut topics = unique_topics("demo-check", 2);
-    create_topics(&topics).await;
-    let opts = ConfigOpts::new(&im, &legacy.apply_url());
+    let mut sb = Sandbox::new("demo-check", 2).with_im(&im).pipeline(&legacy.apply_url());
+    let topics = sb.topics.clone();
+    create_topics(&topics, 3).await;
 
     let http = reqwest::Client::new();
-    let client = ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
-    let accounts = ["alice", "bob"]
-        .iter()
-        .map(|u| AccountImportReq { user_id: (*u).to_owned(), nick: None, face_url: None })
-        .collect();
-    client
-        .multiaccount_import(&MultiAccountImportReq { accounts: None, account_list: Some(accounts) })
-        .await
-        .expect("accounts");
+    let client = im_client(&im);
+    import_accounts(&client, &["alice", "bob"]).await;
     let legacy_send = |from: &str, text: &str| {
         let to = if from == "alice" { "bob" } else { "alice" };
         let body = json!({"from": from, "to": to, "body": [{"type": "text", "text": text}]});
@@ -111,20 +98,24 @@ async fn check(dir: &Path, fault: Fault) -> (bool, String) {
         }
     }
     match fault {
-        Fault::DlqRecord => produce(&topics.dlq, &[legacy_c2c("poison", "alice", "bob", "never applied")]).await,
-        Fault::LagStays => produce(&topics.legacy_events, &[legacy_c2c("stuck", "alice", "bob", "in flight")]).await,
+        Fault::DlqRecord => {
+            produce(&topics.dlq, &[c2c("poison", "alice", "bob", "never applied")]).await;
+        }
+        Fault::LagStays => {
+            produce(&topics.legacy_events, &[c2c("stuck", "alice", "bob", "in flight")]).await;
+        }
         // Named in the configuration, never created.
-        Fault::DlqUnreadable => topics.dlq = imbridge_testkit::unique("demo-check-no-such-dlq"),
+        Fault::DlqUnreadable => sb.config.topics.dlq = imbridge_testkit::unique("demo-check-no-such-dlq"),
         _ => {}
     }
-    let config = write_config(dir, &name, &topics, &opts);
+    let config = sb.write_config(&name);
     let summary = json!({
         "users_old_app": 1, "users_new_app": 1, "rounds": 1, "elapsed_secs": 1.0, "catch_up_secs": [0.1],
         "pairs": [{"a": "alice", "b": "bob", "a_side": "legacy", "b_side": "im"}],
         "groups": [], "ops": {}, "refused": [],
         "sent": {"c2c:alice:bob": ["live 2", "live 3"]},
     });
-    let summary_path = dir.join(format!("{name}-summary.json"));
+    let summary_path = sb.file(&format!("{name}-summary.json"));
     std::fs::write(&summary_path, summary.to_string()).expect("summary");
     let pages = metrics_pages().await;
     let args = [
@@ -159,10 +150,9 @@ async fn check(dir: &Path, fault: Fault) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_check_passes_a_converged_run_and_fails_every_fault() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
-    let dir = tempfile::tempdir().expect("tempdir");
-
-    let (ok, out) = check(dir.path(), Fault::None).await;
+    let (ok, out) = check(Fault::None).await;
     assert!(ok, "the untouched world must PASS: {out}");
     assert!(out.contains("RESULT: PASS"), "{out}");
     assert!(out.contains("identical") && out.contains("DLQ topic") && out.contains(": 0 records)"), "{out}");
@@ -174,7 +164,7 @@ async fn demo_check_passes_a_converged_run_and_fails_every_fault() {
         (Fault::LagStays, "the pipeline did not catch up"),
         (Fault::DlqUnreadable, "cannot read the DLQ topic"),
     ] {
-        let (ok, out) = check(dir.path(), fault).await;
+        let (ok, out) = check(fault).await;
         assert!(!ok, "{fault:?} must exit non-zero: {out}");
         assert!(out.contains("RESULT: FAIL"), "{fault:?}: {out}");
         assert!(out.contains(reason), "{fault:?}: {reason} in {out}");

@@ -7,24 +7,17 @@
 //! Each one-sided message is the latest of its conversation: a repair is applied now, so it lands last on the
 //! side that lacked it; an older one would be reported as out of order (order is reported, not repaired).
 
-#[path = "../services/reconcile/tests/common/mod.rs"]
-mod world;
-
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Element};
+use imbridge_e2e::two_sided::World;
+use imbridge_e2e::*;
 use imbridge_im::from_im_body;
-use imbridge_kafka::admin::{Admin, TopicSpec};
-use imbridge_kafka::reader::{Start, read_range};
-use imbridge_legacy::Window;
+use imbridge_legacy::{SigningSecret, Window};
 use imbridge_reconcile::reconciler::{DIFFERENCE_HEADER, EVIDENCE_HEADER, ORIGIN_HEADER};
 use imbridge_reconcile::{Kind, Reconciler, Scope};
-use imbridge_testkit::process::{Proc, run_cli};
 use serde_json::Value;
-use world::{SECRET, World};
 
 fn texts(body: &[Element]) -> String {
     body.iter()
@@ -63,83 +56,20 @@ async fn both_sides(w: &World, key: &str) -> (Vec<String>, Vec<String>) {
     (l, im)
 }
 
-fn config(dir: &std::path::Path, topics: &TopicNames, w: &World) -> std::path::PathBuf {
-    let c = w.im.client_config();
-    let group = |s: &str| imbridge_testkit::unique(s);
-    let text = format!(
-        r#"[kafka]
-bootstrap_servers = "{bootstrap}"
-
-[topics]
-legacy_events = "{le}"
-im_events = "{ie}"
-dlq = "{dlq}"
-applied = "{applied}"
-conversations = "{conv}"
-partitions = {partitions}
-
-[im]
-base_url = "{base}"
-sdkappid = {sdkappid}
-admin_identifier = "{admin}"
-secret_key = "{key}"
-
-[to_im]
-ops_listen = "127.0.0.1:0"
-
-[to_im.live]
-group_id = "{to_im}"
-
-[to_legacy]
-listen = "127.0.0.1:0"
-group_id = "{to_legacy}"
-apply_url = "{apply}"
-apply_secret = "{SECRET}"
-
-[reconcile]
-legacy_url = "{legacy}"
-legacy_secret = "{SECRET}"
-"#,
-        bootstrap = imbridge_testkit::kafka_bootstrap(),
-        le = topics.legacy_events,
-        ie = topics.im_events,
-        dlq = topics.dlq,
-        applied = topics.applied,
-        conv = topics.conversations,
-        partitions = topics.partitions,
-        base = c.base_url,
-        sdkappid = c.sdkappid,
-        admin = c.admin_identifier,
-        key = c.secret_key,
-        to_im = group("rc-to-im"),
-        to_legacy = group("rc-to-legacy"),
-        apply = w.legacy.apply_url(),
-        legacy = w.legacy.url(),
-    );
-    let path = dir.join("imbridge.toml");
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
 /// A record's event id and its reconcile headers.
 type Seen = (String, BTreeMap<String, String>);
 
 /// (event id, headers) of every record of a topic.
 async fn records(topic: &str) -> Vec<Seen> {
-    let out: Arc<Mutex<Vec<Seen>>> = Default::default();
-    let sink = out.clone();
-    read_range(&imbridge_e2e::kafka(), topic, None, Start::Earliest, move |r| {
+    read_all(topic, |r| {
         let id = r.envelope().expect("an ordinary envelope").id.to_string();
         let headers = [ORIGIN_HEADER, DIFFERENCE_HEADER, EVIDENCE_HEADER]
             .iter()
             .filter_map(|h| r.header_str(h).map(|v| ((*h).to_owned(), v.to_owned())))
             .collect();
-        sink.lock().expect("lock").push((id, headers));
-        true
+        (id, headers)
     })
     .await
-    .expect("read topic");
-    std::mem::take(&mut *out.lock().expect("lock"))
 }
 
 fn read_report(path: &std::path::Path) -> Value {
@@ -147,25 +77,15 @@ fn read_report(path: &std::path::Path) -> Value {
 }
 
 async fn end_offsets(topic: &str) -> i64 {
-    imbridge_e2e::lag("nobody-reads-this", topic).await
+    lag("nobody-reads-this", topic).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let topics = imbridge_e2e::unique_topics("reconcile", 2);
-    Admin::new(&imbridge_e2e::kafka())
-        .expect("admin")
-        .ensure_topics(&[
-            TopicSpec::new(&topics.legacy_events, topics.partitions),
-            TopicSpec::new(&topics.im_events, topics.partitions),
-            // The DLQ has 3 partitions whatever the event topics have (its schema says so; the services check).
-            TopicSpec::new(&topics.dlq, 3),
-            TopicSpec::new(&topics.applied, topics.partitions).with_config("cleanup.policy", "compact"),
-            TopicSpec::new(&topics.conversations, topics.partitions).with_config("cleanup.policy", "compact"),
-        ])
-        .await
-        .expect("topics");
+    let _turn = turn(module_path!()).await;
+    let sb = Sandbox::new("reconcile", 2);
+    let topics = sb.topics.clone();
+    create_topics(&topics, 3).await;
     let w = World::start().await;
     w.users(&["ann", "bob", "cy"]).await;
     w.group("crew", "ann", &["bob", "cy"]).await;
@@ -182,7 +102,10 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
     w.im_c2c("cy", "ann", "callback dropped", false).await;
     w.legacy_group_msg("crew", "cy", "outbox wiped", false).await;
     w.im_group_msg("team", "cy", "group callback dropped", false).await;
-    let config = config(dir.path(), &topics, &w);
+    let mut sb = sb.with_im(&w.im).pipeline(&w.legacy.apply_url());
+    sb.config.reconcile.legacy_url = w.legacy.url();
+    sb.config.reconcile.legacy_secret = SigningSecret::new(APPLY_SECRET);
+    let config = sb.write_config("imbridge");
     let keys = ["c2c:ann:bob", "c2c:ann:cy", "group:crew", "group:team"];
     for k in keys {
         let (l, i) = both_sides(&w, k).await;
@@ -191,7 +114,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
 
     // Dry run: the differences are reported, nothing is produced or written.
     let legacy_before = w.legacy.stats();
-    let dry = dir.path().join("dry.json");
+    let dry = sb.file("dry.json");
     let (ok, out) = run_cli(&config, &["reconcile", "--once", "--dry-run", "--report", dry.to_str().expect("utf8")]);
     assert!(!ok, "a dry run that found differences exits non-zero: {out}");
     assert!(out.contains("c2c_messages") && out.contains("missing_in_im"), "{out}");
@@ -210,7 +133,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
     }
 
     // One conversation, a window, and what the command refuses.
-    let one = dir.path().join("one.json");
+    let one = sb.file("one.json");
     let (ok, out) = run_cli(
         &config,
         &["reconcile", "--once", "--dry-run", "--conversation", "c2c:ann:cy", "--report", one.to_str().expect("utf8")],
@@ -234,7 +157,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
     }
 
     // A real pass: four repair events, then the apply services make both sides equal.
-    let rep = dir.path().join("repair.json");
+    let rep = sb.file("repair.json");
     let (ok, out) = run_cli(&config, &["reconcile", "--once", "--report", rep.to_str().expect("utf8")]);
     assert!(ok, "every difference was repaired: {out}");
     let r = read_report(&rep);
@@ -264,10 +187,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
         assert!(topic == t && id.starts_with(prefix) && diff == d, "{topic} {id} {diff}");
     }
 
-    let mut procs = [
-        Proc::start(&config, &["to-im"], dir.path().join("to-im.log")),
-        Proc::start(&config, &["to-legacy"], dir.path().join("to-legacy.log")),
-    ];
+    let mut procs = [sb.start(&config, &["to-im"], "to-im"), sb.start(&config, &["to-legacy"], "to-legacy")];
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let mut equal = true;
@@ -283,7 +203,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
                 eprintln!("{k}: {:?}", both_sides(&w, k).await);
             }
             for log in ["to-im.log", "to-legacy.log"] {
-                let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+                let text = std::fs::read_to_string(sb.file(log)).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
                 eprintln!("--- {log} (last lines, newest first)\n{}", tail.join("\n"));
             }
@@ -297,7 +217,7 @@ async fn reconcile_repairs_one_sided_messages_through_the_pipeline() {
     assert_eq!(l, ["team 1", "group callback dropped"]);
 
     // A second pass finds nothing, and a repeated repair would be deduplicated anyway.
-    let again = dir.path().join("again.json");
+    let again = sb.file("again.json");
     let (ok, out) = run_cli(&config, &["reconcile", "--once", "--report", again.to_str().expect("utf8")]);
     assert!(ok, "{out}");
     let r = read_report(&again);

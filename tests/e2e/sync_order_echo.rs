@@ -5,17 +5,14 @@
 //! run through ingest's own normalization: all must be recognised as echoes, and no message callback may fire
 //! at all (both send callbacks are suppressed).
 
-#[path = "sync_support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use imbridge_core::TimestampMs;
 use imbridge_core::event::{C2cMessage, Event};
+use imbridge_e2e::*;
 use imbridge_im::callback::{Callback, CallbackQuery};
 use imbridge_ingest::callback::{Echo, Normalized, normalize};
 use imbridge_to_im::service::{ServiceConfig, ToImConfig, start};
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 const PAIRS: usize = 8;
@@ -25,10 +22,11 @@ const PER_GROUP: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_conversation_in_order_and_every_callback_an_echo() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     logs();
     let topics = unique_topics("sync-order", PARTITIONS);
-    create_topics(&topics).await;
+    create_topics(&topics, topics.partitions).await;
     let (cb_url, recorded) = recording_server().await;
     let im_server = spawn_im(Some(cb_url)).await;
     let im = im_client(&im_server);

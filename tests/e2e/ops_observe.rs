@@ -12,103 +12,14 @@
 //! all three when the broker stops (while `/healthz` stays 200), and 200 again when it is back; traffic flows
 //! again afterwards; SIGTERM stops each cleanly.
 
-mod ops_support;
-
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::Command;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use imbridge_kafka::producer::Outgoing;
-use ops_support::*;
+use imbridge_e2e::*;
+use imbridge_im::{Api, RateSetting};
 
 /// Label pairs a metric series must carry.
 type Labels<'a> = &'a [(&'a str, &'a str)];
-
-/// A broker of this test's own, stopped on drop.
-struct PrivateBroker {
-    port: u16,
-    script: PathBuf,
-}
-
-impl PrivateBroker {
-    /// A free port whose successor (the KRaft controller port) is free too.
-    fn free_port_pair() -> u16 {
-        for _ in 0..50 {
-            let a = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let port = a.local_addr().expect("addr").port();
-            if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                return port;
-            }
-        }
-        panic!("no free port pair");
-    }
-
-    fn start() -> Self {
-        let b = Self { port: Self::free_port_pair(), script: imbridge_testkit::repo_root().join("scripts/kafka.sh") };
-        b.run("start", false);
-        b
-    }
-
-    fn run(&self, what: &str, keep_data: bool) {
-        let status = Command::new("bash")
-            .arg(&self.script)
-            .arg(what)
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
-            .env("KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
-            .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
-            .status()
-            .expect("run scripts/kafka.sh");
-        assert!(status.success(), "scripts/kafka.sh {what} failed on port {}", self.port);
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
-            .status();
-    }
-}
-
-/// Sends a 1:1 message as an app user through the emulator's simulated client (so IM calls back).
-async fn app_user_sends(im: &imbridge_im_emulator::RunningEmulator, from: &str, to: &str, text: &str, random: u32) {
-    let e = im.emulator();
-    let url = format!(
-        "{}/emulator/client/v4/openim/sendmsg?sdkappid={}&identifier={from}&usersig={}&platform=iOS",
-        im.base_url(),
-        e.config().sdkappid,
-        e.usersig(from)
-    );
-    let body = serde_json::json!({
-        "To_Account": to, "MsgRandom": random,
-        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]
-    });
-    // The app shares IM's (deliberately low) sendmsg limit with to-im: retry a 60007 like an app would.
-    for _ in 0..50 {
-        let r: serde_json::Value =
-            reqwest::Client::new().post(&url).json(&body).send().await.expect("send").json().await.expect("json");
-        match r["ErrorCode"].as_i64() {
-            Some(0) => return,
-            Some(60007) => tokio::time::sleep(Duration::from_millis(300)).await,
-            _ => panic!("simulated send failed: {r}"),
-        }
-    }
-    panic!("simulated send kept hitting 60007");
-}
-
-async fn legacy_api(legacy: &imbridge_legacy_emulator::RunningLegacyEmulator, path: &str, body: serde_json::Value) {
-    let r = reqwest::Client::new().post(format!("{}{path}", legacy.url())).json(&body).send().await.expect("legacy");
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-}
 
 async fn all(addrs: &[SocketAddr], f: impl AsyncFn(SocketAddr) -> bool) -> bool {
     for a in addrs {
@@ -119,52 +30,23 @@ async fn all(addrs: &[SocketAddr], f: impl AsyncFn(SocketAddr) -> bool) -> bool 
     true
 }
 
-async fn healthy(addr: SocketAddr) -> bool {
-    reqwest::get(format!("http://{addr}/healthz")).await.is_ok_and(|r| r.status().is_success())
-}
-
 async fn not_ready(addr: SocketAddr) -> bool {
     reqwest::get(format!("http://{addr}/readyz")).await.is_ok_and(|r| r.status().as_u16() == 503)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_move_and_readiness_follows_kafka() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let broker = PrivateBroker::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
-        rate_limits_enabled: true,
-        rate_limit_overrides: [("openim/sendmsg".to_owned(), 1)].into_iter().collect(),
-        ..imbridge_im_emulator::EmulatorConfig::default()
-    })
-    .await
-    .expect("im emulator");
-    let topics = unique_topics("ops-observe", 3);
-    let mut opts = ConfigOpts::new(&im, "http://127.0.0.1:9/v1/apply");
-    opts.bootstrap = broker.bootstrap();
+    let im = spawn_im_with_sendmsg_quota(1).await;
+    let mut sb = Sandbox::new("ops-observe", 3).with_im(&im).pipeline("http://127.0.0.1:9/v1/apply");
+    sb.config.kafka = broker.kafka();
     // imbridge paces sendmsg at 2/s, IM allows 1/s: waits on imbridge's limiter and 60007 answers both happen.
-    opts.extra = "\n[im.rate_limits]\nsendmsg = 2\n".into();
-
-    // Ingest first: the legacy emulator needs its URL.
-    let ingest_config = write_config(dir.path(), "ingest", &topics, &opts);
-    let mut ingest = Proc::start(&ingest_config, &["ingest"], dir.path().join("ingest.log"));
-    let ingest_addr = ingest.ingest_addr().await;
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![imbridge_legacy::SigningSecret::new(APPLY_SECRET)],
-        ingest_url: Some(format!("http://{ingest_addr}")),
-        webhook_secret: imbridge_legacy::SigningSecret::new(WEBHOOK_SECRET),
-        echo_webhooks: true,
-        ..imbridge_legacy_emulator::LegacyEmulatorConfig::default()
-    })
-    .await
-    .expect("legacy emulator");
-    im.emulator().set_callback_url(Some(&format!("http://{ingest_addr}/v1/im/callback"))).expect("callback url");
-    opts.apply_url = legacy.apply_url();
-    let config = write_config(dir.path(), "imbridge", &topics, &opts);
-    let mut to_im = Proc::start_logging(&config, &["to-im"], dir.path().join("to-im.log"), "info,imbridge_to_im=debug");
-    let mut to_legacy = Proc::start(&config, &["to-legacy"], dir.path().join("to-legacy.log"));
-    let to_im_addr = to_im.to_im_ops().await;
-    let to_legacy_addr = to_legacy.to_legacy_ops().await;
+    sb.config.im.rate_limits.insert(Api::SendMsg, RateSetting::PerSec(2.0));
+    let Stack { legacy, config, mut ingest, mut to_im, mut to_legacy, ingest_addr, to_im_addr, to_legacy_addr } =
+        Stack::start(&mut sb, &im, "info,imbridge_to_im=debug").await;
+    let (topics, groups) = (&sb.topics, (&sb.config.to_im.live.group_id, &sb.config.to_legacy.group_id));
     let addrs = [ingest_addr, to_im_addr, to_legacy_addr];
     eventually("all three healthy and ready", Duration::from_secs(60), || async {
         all(&addrs, healthy).await && all(&addrs, ready).await
@@ -175,7 +57,7 @@ async fn metrics_move_and_readiness_follows_kafka() {
     for u in ["ob1", "ob2", "ob3", "ob4"] {
         legacy_api(&legacy, "/api/users", serde_json::json!({"user_id": u})).await;
     }
-    let client = imbridge_im::ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
+    let client = im_client(&im);
     for u in ["ob1", "ob2", "ob3", "ob4"] {
         let req = imbridge_im::types::account::AccountImportReq { user_id: u.into(), nick: None, face_url: None };
         client.account_import(&req).await.expect("account");
@@ -185,17 +67,9 @@ async fn metrics_move_and_readiness_follows_kafka() {
         legacy_api(&legacy, "/api/messages", body).await;
     }
     for i in 0..4 {
-        app_user_sends(&im, "ob3", "ob4", &format!("from the app {i}"), 9_000 + i).await;
+        app_user_sends_retrying(&im, "ob3", "ob4", &format!("from the app {i}"), 9_000 + i).await;
     }
-    let poison = imbridge_kafka::Producer::new(&imbridge_kafka::KafkaConfig::for_bootstrap(broker.bootstrap()))
-        .expect("producer");
-    poison
-        .send(
-            &topics.legacy_events,
-            Outgoing { key: b"c2c:poison1:poison2", payload: b"{not an envelope", headers: &[] },
-        )
-        .await
-        .expect("poison produced");
+    produce_raw(&broker.kafka(), &topics.legacy_events, b"c2c:poison1:poison2", b"{not an envelope").await;
 
     let gt0 = |page: &str, name: &str, labels: &[(&str, &str)]| metric(page, name, labels) > 0.0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
@@ -296,21 +170,21 @@ async fn metrics_move_and_readiness_follows_kafka() {
     assert!(ok, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
     let group = |g: &str| report["groups"].as_array().and_then(|a| a.iter().find(|x| x["group"] == g)).cloned();
-    let live = group(&opts.to_im_group).expect("to-im group reported");
+    let live = group(groups.0).expect("to-im group reported");
     assert_eq!(live["partitions"].as_array().map(Vec::len), Some(3), "{live}");
-    assert_eq!(report["members"][&opts.to_im_group].as_array().map(Vec::len), Some(1), "{report}");
-    assert_eq!(report["members"][&opts.to_legacy_group].as_array().map(Vec::len), Some(1), "{report}");
-    assert!(group(&opts.to_legacy_group).is_some_and(|g| g["topic_exists"] == true), "{report}");
+    assert_eq!(report["members"][groups.0].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["members"][groups.1].as_array().map(Vec::len), Some(1), "{report}");
+    assert!(group(groups.1).is_some_and(|g| g["topic_exists"] == true), "{report}");
     assert_eq!(report["parked"][0]["conversation"], "c2c:poison1:poison2", "{report}");
     assert_eq!(report["parked"][0]["first_kind"], "malformed", "{report}");
     assert!(report["dlq_unresolved"].as_u64() >= Some(1), "{report}");
     let (ok, text) = run_cli(&config, &["status"]);
     assert!(ok, "{text}");
-    assert!(text.contains(&format!("group {} on {}: 1 member,", opts.to_im_group, topics.legacy_events)), "{text}");
+    assert!(text.contains(&format!("group {} on {}: 1 member,", groups.0, topics.legacy_events)), "{text}");
     assert!(text.contains("parked conversations: 1\n  c2c:poison1:poison2"), "{text}");
 
     // Kafka stops: every service says not ready, but stays healthy (the process is fine).
-    broker.run("stop", false);
+    broker.stop();
     eventually("all three not ready while Kafka is down", Duration::from_secs(60), || async {
         all(&addrs, not_ready).await
     })
@@ -320,7 +194,7 @@ async fn metrics_move_and_readiness_follows_kafka() {
     assert!(body.contains("kafka not ready"), "{body}");
 
     // Kafka is back (same data): ready again, and traffic flows again.
-    broker.run("start", true);
+    broker.restart();
     eventually("all three ready again", Duration::from_secs(90), || async { all(&addrs, ready).await }).await;
     let before = metric(&scrape_or_empty(to_im_addr).await, "imbridge_to_im_events_total", &[("outcome", "applied")]);
     let body = serde_json::json!({"from": "ob2", "to": "ob1", "body": [{"type": "text", "text": "after the outage"}]});

@@ -23,6 +23,7 @@ fn imbridge(dir: &std::path::Path) -> Command {
 
 #[test]
 fn im_usersig_reads_the_im_section() {
+    let _turn = imbridge_e2e::turn::turn_blocking(module_path!());
     let tmp = tempfile::tempdir().expect("tmp");
     let elsewhere = tempfile::tempdir().expect("cwd");
     std::fs::write(tmp.path().join("im_key"), format!("{KEY}\n")).expect("key file");
@@ -71,6 +72,7 @@ fn im_usersig_reads_the_im_section() {
 
 #[test]
 fn bench_reads_kafka_from_the_configuration_in_any_directory() {
+    let _turn = imbridge_e2e::turn::turn_blocking(module_path!());
     let elsewhere = tempfile::tempdir().expect("cwd");
     let out = imbridge(elsewhere.path())
         .env("IMBRIDGE_KAFKA__BOOTSTRAP_SERVERS", kafka_bootstrap())

@@ -6,15 +6,13 @@
 //! The client's rates for `importmsg` and `import_group_msg` are lowered so the apply lasts long enough to be
 //! interrupted at chosen points; the emulator itself runs without limits.
 
-#[path = "import_support.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::{World, assert_verified, kinds, small_export};
+use imbridge_e2e::import::{World, assert_verified, kinds, small_export};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_twice_then_resumed_ends_identical() {
+    let _turn = imbridge_e2e::turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let mut w = World::new("import-resume", small_export(900, 500), false).await;
     w.env.insert("IMBRIDGE_IM__RATE_LIMITS__IMPORTMSG".into(), "120".into());

@@ -8,14 +8,11 @@
 //! committed everything, the emulator answered 60007 at most a handful of times, the survivors' quota shares add
 //! up to the whole quota and their partitions to all partitions, and SIGTERM stops them cleanly.
 
-mod ops_support;
-
 use std::time::{Duration, Instant};
 
 use imbridge_core::TimestampMs;
-use imbridge_im::ImClient;
-use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
-use ops_support::*;
+use imbridge_e2e::*;
+use imbridge_im::{Api, RateSetting};
 
 const PARTITIONS: i32 = 12;
 const PAIRS: usize = 36;
@@ -23,47 +20,26 @@ const PER_PAIR: usize = 14;
 /// IM's (emulated) sendmsg limit for the whole app, and imbridge's configured total quota.
 const QUOTA: u32 = 30;
 
-fn body_text(body: &[imbridge_im::MsgElement]) -> String {
-    body.iter()
-        .map(|e| match e {
-            imbridge_im::MsgElement::Text(t) => t.text.clone(),
-            other => format!("<{}>", other.msg_type()),
-        })
-        .collect()
-}
-
-async fn sends(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
-    im.emulator().stats().requests.get("openim/sendmsg").copied().unwrap_or(0)
+fn sends(im: &imbridge_im_emulator::RunningEmulator) -> u64 {
+    requests(im, "openim/sendmsg")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_storm() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
-        rate_limits_enabled: true,
-        rate_limit_overrides: [("openim/sendmsg".to_owned(), QUOTA)].into_iter().collect(),
-        ..imbridge_im_emulator::EmulatorConfig::default()
-    })
-    .await
-    .expect("im emulator");
-    let client = ImClient::new(&im.client_config(), &prometheus::Registry::new()).expect("im client");
+    let im = spawn_im_with_sendmsg_quota(QUOTA).await;
+    let client = im_client(&im);
     let users: Vec<String> = (0..PAIRS).flat_map(|p| [format!("s{p}a"), format!("s{p}b")]).collect();
-    let req = MultiAccountImportReq {
-        accounts: None,
-        account_list: Some(
-            users.iter().map(|u| AccountImportReq { user_id: u.clone(), nick: None, face_url: None }).collect(),
-        ),
-    };
-    assert!(client.multiaccount_import(&req).await.expect("accounts").failed().is_empty());
+    import_accounts(&client, &users.iter().map(String::as_str).collect::<Vec<_>>()).await;
 
-    let topics = unique_topics("ops-scale", PARTITIONS);
-    create_topics(&topics).await;
-    let mut opts = ConfigOpts::new(&im, "http://127.0.0.1:9/v1/apply");
-    opts.extra = format!("\n[im.rate_limits]\nsendmsg = {QUOTA}\n");
-    let config = write_config(dir.path(), "imbridge", &topics, &opts);
+    let mut sb = Sandbox::new("ops-scale", PARTITIONS).with_im(&im).pipeline("http://127.0.0.1:9/v1/apply");
+    sb.config.im.rate_limits.insert(Api::SendMsg, RateSetting::PerSec(f64::from(QUOTA)));
+    let topics = &sb.topics;
+    create_topics(topics, 3).await;
+    let config = sb.write_config("imbridge");
 
-    let start = |n: usize| Proc::start(&config, &["to-im"], dir.path().join(format!("to-im-{n}.log")));
+    let start = |n: usize| sb.start(&config, &["to-im"], &format!("to-im-{n}"));
     let mut procs = vec![start(1), start(2), start(3)];
     let mut ops = Vec::new();
     for p in &procs {
@@ -85,22 +61,22 @@ async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_sto
         for p in 0..PAIRS {
             let (a, b) = (format!("s{p}a"), format!("s{p}b"));
             let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-            envs.push(legacy_c2c(&format!("scale-{p}-{i}"), from, to, &format!("{p}:{i}")));
+            envs.push(c2c(&format!("scale-{p}-{i}"), from, to, &format!("{p}:{i}")));
         }
     }
     let total = envs.len() as u64;
     let started = Instant::now();
     produce(&topics.legacy_events, &envs).await;
 
-    eventually("a quarter sent", Duration::from_secs(60), || async { sends(&im).await >= total / 4 }).await;
+    eventually("a quarter sent", Duration::from_secs(60), || async { sends(&im) >= total / 4 }).await;
     procs[1].kill9();
-    eventually("half sent", Duration::from_secs(90), || async { sends(&im).await >= total / 2 }).await;
+    eventually("half sent", Duration::from_secs(90), || async { sends(&im) >= total / 2 }).await;
     procs.push(start(4));
     let ops4 = procs[3].to_im_ops().await;
     let survivors = [ops[0], ops[2], ops4];
 
     eventually("the group committed every event", Duration::from_secs(180), || async {
-        lag(&opts.to_im_group, &topics.legacy_events).await == 0
+        lag(&sb.config.to_im.live.group_id, &topics.legacy_events).await == 0
     })
     .await;
     let took = started.elapsed();
@@ -126,7 +102,7 @@ async fn three_instances_one_killed_one_added_no_loss_no_duplicates_no_60007_sto
     );
     eprintln!(
         "scale: {total} events in {took:?} at a quota of {QUOTA}/s; sendmsg calls {}; 60007 answers {}",
-        sends(&im).await,
+        sends(&im),
         stats.rate_limited
     );
     // A handful allows for pacing jitter when the machine is busy (each instance's limiter may catch up with a
@@ -165,15 +141,15 @@ fn legacy_texts(state: &serde_json::Value, key: &str) -> Vec<String> {
 /// while IM events keep arriving; legacy ends with every message once, in order per conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn to_legacy_three_instances_one_killed_one_added_no_loss_no_duplicates() {
+    let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig::default()).await.expect("im");
+    let im = spawn_im(None).await;
     let legacy = spawn_legacy().await;
-    let topics = unique_topics("ops-scale-legacy", PARTITIONS);
-    create_topics(&topics).await;
-    let opts = ConfigOpts::new(&im, &legacy.apply_url());
-    let config = write_config(dir.path(), "imbridge", &topics, &opts);
-    let start = |n: usize| Proc::start(&config, &["to-legacy"], dir.path().join(format!("to-legacy-{n}.log")));
+    let sb = Sandbox::new("ops-scale-legacy", PARTITIONS).with_im(&im).pipeline(&legacy.apply_url());
+    let topics = &sb.topics;
+    create_topics(topics, 3).await;
+    let config = sb.write_config("imbridge");
+    let start = |n: usize| sb.start(&config, &["to-legacy"], &format!("to-legacy-{n}"));
     let mut procs = vec![start(1), start(2), start(3)];
     for p in &procs {
         let _ = p.to_legacy_ops().await;
@@ -202,7 +178,7 @@ async fn to_legacy_three_instances_one_killed_one_added_no_loss_no_duplicates() 
     producer.await.expect("producer");
     let total = (PAIRS_L * PER_PAIR_L) as i64;
     eventually("the group committed every event", Duration::from_secs(120), || async {
-        lag(&opts.to_legacy_group, &topics.im_events).await == 0
+        lag(&sb.config.to_legacy.group_id, &topics.im_events).await == 0
     })
     .await;
     let state = legacy_state(&legacy);
