@@ -6,58 +6,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use imbridge_console::{ConsoleConfig, Deps};
-use imbridge_core::event::C2cMessage;
-use imbridge_core::topics::TopicNames;
-use imbridge_core::{Element, Envelope, Event, EventId, Failure, Source, TimestampMs, UserId};
+use imbridge_console::ConsoleConfig;
+use imbridge_core::Failure;
+use imbridge_kafka::Producer;
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::{self, DlqProducer, Selection};
 use imbridge_kafka::record::Record;
-use imbridge_kafka::{KafkaConfig, Producer};
 use tokio_util::sync::CancellationToken;
 
-fn deps() -> Deps {
-    let u = imbridge_testkit::unique("console-metrics");
-    Deps {
-        kafka: KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap()),
-        topics: TopicNames {
-            legacy_events: format!("{u}.legacy.events"),
-            im_events: format!("{u}.im.events"),
-            import_accounts: format!("{u}.import.accounts"),
-            import_users: format!("{u}.import.users"),
-            import_c2c: format!("{u}.import.c2c"),
-            import_groups: format!("{u}.import.groups"),
-            dlq: format!("{u}.dlq"),
-            applied: format!("{u}.applied"),
-            conversations: format!("{u}.conversations"),
-            partitions: 2,
-            replication: 1,
-        },
-        to_im_group: format!("{u}-to-im"),
-        to_legacy_group: format!("{u}-to-legacy"),
-        import_groups: vec![],
-        checkpoint_topic: format!("{u}.checkpoints"),
-        im: imbridge_im::ImConfig::default(),
-    }
-}
-
-fn message(id: &str) -> Envelope {
-    let event = Event::C2cMessage(C2cMessage {
-        from: UserId::new_unchecked("ann"),
-        to: UserId::new_unchecked("bob"),
-        body: vec![Element::Text { text: id.to_owned() }],
-        custom_data: None,
-    });
-    let t = TimestampMs::now();
-    Envelope {
-        id: EventId::legacy(id),
-        source: Source::Legacy,
-        conversation: event.conversation(),
-        time: t,
-        recorded_at: Some(t),
-        event,
-    }
-}
+use crate::common::{deps, legacy_msg};
 
 /// The value of one series (`name` or `name{labels}`) on a `/metrics` page.
 fn value(page: &str, series: &str) -> Option<f64> {
@@ -84,7 +41,7 @@ async fn metrics_until(addr: SocketAddr, want: &[(&str, f64)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
-    let d = deps();
+    let d = deps("console-metrics", 2);
     let t = d.topics.clone();
     Admin::new(&d.kafka)
         .expect("admin")
@@ -96,8 +53,8 @@ async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
         .await
         .expect("topics");
     let p = Producer::new(&d.kafka).expect("producer");
-    let first = p.send_envelope(&t.legacy_events, &message("m1")).await.expect("produce");
-    p.send_envelope(&t.legacy_events, &message("m2")).await.expect("produce");
+    let first = p.send_envelope(&t.legacy_events, &legacy_msg("m1")).await.expect("produce");
+    p.send_envelope(&t.legacy_events, &legacy_msg("m2")).await.expect("produce");
 
     let config = ConsoleConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -132,7 +89,7 @@ async fn gauges_follow_the_dlq_parked_conversations_and_lag() {
         partition: first.partition,
         offset: first.offset,
         key: Some(b"c2c:ann:bob".to_vec()),
-        payload: Some(message("m1").to_json()),
+        payload: Some(legacy_msg("m1").to_json()),
         timestamp_ms: None,
         headers: vec![],
     };

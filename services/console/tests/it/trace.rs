@@ -2,89 +2,19 @@
 //! written the way the services write them, and each lookup must find the right record, read only what it has
 //! to (one partition when the id names the conversation) and tell its fate from the right evidence.
 
-use imbridge_console::Deps;
 use imbridge_console::trace::{Fate, Lookup, lookup};
-use imbridge_core::event::{C2cMessage, GroupMessage};
-use imbridge_core::topics::TopicNames;
-use imbridge_core::{
-    ConversationKey, Element, Envelope, Event, EventId, Failure, GroupId, Source, TimestampMs, UserId,
-};
+use imbridge_core::{ConversationKey, Failure, TimestampMs};
+use imbridge_kafka::Producer;
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::partitioner::partition_for_key;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::record::Record;
-use imbridge_kafka::{KafkaConfig, Producer};
 use imbridge_to_im::live::LedgerEntry;
 
+use crate::common::{deps, group_msg, legacy_msg};
+
 const PARTITIONS: i32 = 3;
-
-fn deps() -> Deps {
-    let u = imbridge_testkit::unique("console-trace");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions: PARTITIONS,
-        replication: 1,
-    };
-    Deps {
-        kafka: KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap()),
-        topics,
-        to_im_group: format!("{u}-to-im"),
-        to_legacy_group: format!("{u}-to-legacy"),
-        import_groups: vec![],
-        checkpoint_topic: format!("{u}.checkpoints"),
-        im: imbridge_im::ImConfig::default(),
-    }
-}
-
-fn text(s: &str) -> Vec<Element> {
-    vec![Element::Text { text: s.to_owned() }]
-}
-
-fn group_msg(g: &str, seq: u64) -> Envelope {
-    let group = GroupId::new_unchecked(g);
-    let event = Event::GroupMessage(GroupMessage {
-        group_id: group.clone(),
-        from: UserId::new_unchecked("ann"),
-        body: text(&format!("{g} #{seq}")),
-        custom_data: None,
-    });
-    let t = TimestampMs::now();
-    Envelope {
-        id: EventId::im_group_message(&group, seq),
-        source: Source::Im,
-        conversation: event.conversation(),
-        time: t,
-        recorded_at: Some(t),
-        event,
-    }
-}
-
-fn legacy_msg(id: &str) -> Envelope {
-    let event = Event::C2cMessage(C2cMessage {
-        from: UserId::new_unchecked("ann"),
-        to: UserId::new_unchecked("bob"),
-        body: text(id),
-        custom_data: None,
-    });
-    let t = TimestampMs::now();
-    Envelope {
-        id: EventId::legacy(id),
-        source: Source::Legacy,
-        conversation: event.conversation(),
-        time: t,
-        recorded_at: Some(t),
-        event,
-    }
-}
 
 fn find(l: &str) -> Lookup {
     Lookup::parse(l, None, None, None, 300).expect("lookup parses")
@@ -92,7 +22,7 @@ fn find(l: &str) -> Lookup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_events_reads_only_their_partition_and_tells_their_fate() {
-    let d = deps();
+    let d = deps("console-trace", PARTITIONS);
     let t = &d.topics;
     Admin::new(&d.kafka)
         .expect("admin")

@@ -1,14 +1,9 @@
 //! One-to-one messages: importmsg dedup and unread modes, history order and paging, sendmsg dedup window and
 //! options, read reports, unread counts, size limits and retention.
 
-use crate::common::{Im, assert_code, assert_ok, config, text};
+use crate::common::{Im, assert_code, assert_ok, config, importmsg, text};
 use imbridge_im_emulator::EmulatorConfig;
 use serde_json::{Value, json};
-
-fn import(from: &str, to: &str, seq: u32, random: u32, time: u64, t: &str, sync: u64) -> Value {
-    json!({"SyncFromOldSystem": sync, "From_Account": from, "To_Account": to, "MsgSeq": seq, "MsgRandom": random,
-           "MsgTimeStamp": time, "MsgBody": text(t)})
-}
 
 async fn roam(im: &Im, op: &str, peer: &str, max_cnt: u64, min: u64, max: u64, key: Option<&str>) -> Value {
     let mut body =
@@ -38,13 +33,13 @@ async fn importmsg_first_write_wins_in_both_directions() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob"]).await;
     let t = 1_700_000_000;
-    im.ok("openim/importmsg", import("ann", "bob", 1, 11, t, "first", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 11, t, "first", 2)).await;
     // Same triple, different content: duplicate, first wins, still OK.
-    im.ok("openim/importmsg", import("ann", "bob", 1, 11, t, "second", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 11, t, "second", 2)).await;
     // Same triple with From/To swapped: also a duplicate.
-    im.ok("openim/importmsg", import("bob", "ann", 1, 11, t, "swapped", 2)).await;
+    im.ok("openim/importmsg", importmsg("bob", "ann", 1, 11, t, "swapped", 2)).await;
     // A different timestamp is a different message.
-    im.ok("openim/importmsg", import("ann", "bob", 1, 11, t + 1, "third", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 11, t + 1, "third", 2)).await;
     let v = roam(&im, "ann", "bob", 100, 0, u64::from(u32::MAX), None).await;
     assert_eq!(texts(&v), ["first", "third"]);
     // What the dedup hid is counted, per API.
@@ -61,36 +56,36 @@ async fn importmsg_validation() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob"]).await;
     let t = 1_700_000_000;
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["SyncFromOldSystem"] = json!(1);
     assert_code(&im.call("openim/importmsg", b.clone()).await, 90030);
     b.as_object_mut().expect("obj").remove("SyncFromOldSystem");
     assert_code(&im.call("openim/importmsg", b).await, 90030);
-    assert_code(&im.call("openim/importmsg", import("ghost", "bob", 1, 1, t, "x", 2)).await, 90008);
-    assert_code(&im.call("openim/importmsg", import("ann", "ghost", 1, 1, t, "x", 2)).await, 90012);
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    assert_code(&im.call("openim/importmsg", importmsg("ghost", "bob", 1, 1, t, "x", 2)).await, 90008);
+    assert_code(&im.call("openim/importmsg", importmsg("ann", "ghost", 1, 1, t, "x", 2)).await, 90012);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["MsgRandom"] = json!("1");
     assert_code(&im.call("openim/importmsg", b).await, 90005);
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["MsgTimeStamp"] = json!(1.5);
     assert_code(&im.call("openim/importmsg", b).await, 90006);
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["MsgBody"] = json!({"Text": "x"});
     assert_code(&im.call("openim/importmsg", b).await, 90007);
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["MsgBody"] = json!([{"MsgType": "TIMHologram", "MsgContent": {}}]);
     assert_code(&im.call("openim/importmsg", b).await, 90002);
-    let mut b = import("ann", "bob", 1, 1, t, "x", 2);
+    let mut b = importmsg("ann", "bob", 1, 1, t, "x", 2);
     b["MsgBody"] = json!([{"MsgType": "TIMTextElem", "MsgContent": {"Txt": "typo"}}]);
     assert_code(&im.call("openim/importmsg", b).await, 90002);
     // 8 KB.
-    assert_code(&im.call("openim/importmsg", import("ann", "bob", 1, 1, t, &"x".repeat(8200), 2)).await, 93000);
-    im.ok("openim/importmsg", import("ann", "bob", 1, 1, t, &"x".repeat(8000), 2)).await;
+    assert_code(&im.call("openim/importmsg", importmsg("ann", "bob", 1, 1, t, &"x".repeat(8200), 2)).await, 93000);
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, t, &"x".repeat(8000), 2)).await;
 
     // The legacy value 1 is accepted only when configured.
     let im = Im::start(EmulatorConfig { accept_legacy_sync_from_old_system: true, ..config() }).await;
     im.accounts(&["ann", "bob"]).await;
-    im.ok("openim/importmsg", import("ann", "bob", 1, 1, t, "x", 1)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, t, "x", 1)).await;
     assert_eq!(unread(&im, "bob", "ann").await, 1);
 }
 
@@ -99,13 +94,13 @@ async fn history_import_is_not_unread_live_import_is() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob"]).await;
     let t = 1_700_000_000;
-    im.ok("openim/importmsg", import("ann", "bob", 1, 1, t, "h1", 2)).await;
-    im.ok("openim/importmsg", import("ann", "bob", 2, 2, t + 1, "h2", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, t, "h1", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 2, 2, t + 1, "h2", 2)).await;
     assert_eq!(unread(&im, "bob", "ann").await, 0);
-    im.ok("openim/importmsg", import("ann", "bob", 3, 3, t + 2, "l1", 5)).await;
-    im.ok("openim/importmsg", import("ann", "bob", 4, 4, t + 3, "l2", 5)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 3, 3, t + 2, "l1", 5)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 4, 4, t + 3, "l2", 5)).await;
     // A duplicate live import does not count twice.
-    im.ok("openim/importmsg", import("ann", "bob", 4, 4, t + 3, "l2", 5)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 4, 4, t + 3, "l2", 5)).await;
     assert_eq!(unread(&im, "bob", "ann").await, 2);
     assert_eq!(unread(&im, "ann", "bob").await, 0, "the sender has nothing unread");
     let v = im.ok("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"})).await;
@@ -123,7 +118,7 @@ async fn history_import_is_not_unread_live_import_is() {
     im.ok("openim/admin_set_msg_read", json!({"Report_Account": "bob", "Peer_Account": "ann"})).await;
     assert_eq!(unread(&im, "bob", "ann").await, 0);
     // A live import older than the read position is not unread.
-    im.ok("openim/importmsg", import("ann", "bob", 5, 5, t + 1, "late", 5)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 5, 5, t + 1, "late", 5)).await;
     assert_eq!(unread(&im, "bob", "ann").await, 0);
     assert_code(
         &im.call("openim/admin_set_msg_read", json!({"Report_Account": "ghost", "Peer_Account": "ann"})).await,
@@ -157,7 +152,7 @@ async fn history_orders_by_time_then_seq_and_pages_backwards() {
     for (seq, time, txt) in [(9, t + 1, "c"), (5, t, "b"), (2, t, "a"), (1, t + 2, "d")] {
         im.ok(
             "openim/importmsg",
-            import(
+            importmsg(
                 if seq % 2 == 0 { "bob" } else { "ann" },
                 if seq % 2 == 0 { "ann" } else { "bob" },
                 seq,
@@ -222,8 +217,11 @@ async fn roam_pages_are_capped_by_bytes() {
     im.accounts(&["ann", "bob"]).await;
     let t = 1_700_000_000;
     for i in 0..10u32 {
-        im.ok("openim/importmsg", import("ann", "bob", i, i, t + u64::from(i), &format!("{i}{}", "x".repeat(500)), 2))
-            .await;
+        im.ok(
+            "openim/importmsg",
+            importmsg("ann", "bob", i, i, t + u64::from(i), &format!("{i}{}", "x".repeat(500)), 2),
+        )
+        .await;
     }
     let mut seen = Vec::new();
     let (mut max, mut key) = (t + 100, None::<String>);
@@ -341,20 +339,20 @@ async fn retention_hides_old_messages() {
     im.accounts(&["ann", "bob"]).await;
     let now = im.now_secs();
     // Imported history eight days old is stored but outside the roaming window.
-    im.ok("openim/importmsg", import("ann", "bob", 1, 1, now - 8 * 86_400, "old", 2)).await;
-    im.ok("openim/importmsg", import("ann", "bob", 2, 2, now - 86_400, "recent", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, now - 8 * 86_400, "old", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 2, 2, now - 86_400, "recent", 2)).await;
     assert_eq!(texts(&roam(&im, "ann", "bob", 100, 0, now, None).await), ["recent"]);
     // Seven more days pass: the recent one expires too.
     im.advance_secs(7 * 86_400);
     let v = roam(&im, "ann", "bob", 100, 0, now + 8 * 86_400, None).await;
     assert_eq!(v["MsgCnt"], 0);
     // The dedup memory outlives the roaming window: a replay is still a duplicate.
-    im.ok("openim/importmsg", import("ann", "bob", 2, 2, now - 86_400, "replayed", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 2, 2, now - 86_400, "replayed", 2)).await;
 
     // Unlimited retention (the default) keeps everything.
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob"]).await;
-    im.ok("openim/importmsg", import("ann", "bob", 1, 1, 1_000_000_000, "ancient", 2)).await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, 1_000_000_000, "ancient", 2)).await;
     assert_ok(&im.call("openim/admin_getroammsg", json!({"Operator_Account": "ann", "Peer_Account": "bob", "MaxCnt": 10, "MinTime": 0, "MaxTime": 2_000_000_000})).await);
     assert_eq!(texts(&roam(&im, "ann", "bob", 10, 0, 2_000_000_000, None).await), ["ancient"]);
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::common::{Im, Sink, assert_code, config, text};
+use crate::common::{Im, Sink, assert_code, config, importmsg, text};
 use imbridge_im_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -212,17 +212,8 @@ async fn import_and_read_apis_never_call_back() {
         json!({"From_Account": "ann", "ProfileItem": [{"Tag": "Tag_Profile_IM_Nick", "Value": "A"}]}),
     )
     .await;
-    im.ok(
-        "sns/friend_import",
-        json!({"From_Account": "ann", "AddFriendItem": [{"To_Account": "bob", "AddSource": "AddSource_Type_Web"}]}),
-    )
-    .await;
-    im.ok(
-        "openim/importmsg",
-        json!({"SyncFromOldSystem": 5, "From_Account": "ann", "To_Account": "bob", "MsgSeq": 1, "MsgRandom": 1,
-        "MsgTimeStamp": now - 10, "MsgBody": text("x")}),
-    )
-    .await;
+    im.friend_import("ann", "bob").await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 1, now - 10, "x", 5)).await;
     im.ok(
         "group_open_http_svc/import_group",
         json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann", "CreateTime": now - 100}),
@@ -271,11 +262,7 @@ async fn import_and_read_apis_never_call_back() {
 #[tokio::test]
 async fn forbid_callback_control_and_enable_set() {
     let (im, sink) = setup(None, None).await;
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "n", "ann").await;
     flush(&im).await;
     sink.clear();
     let forbid = json!(["ForbidBeforeSendMsgCallback", "ForbidAfterSendMsgCallback"]);
@@ -298,11 +285,7 @@ async fn forbid_callback_control_and_enable_set() {
 
     // Only enabled commands are sent.
     let (im, sink) = setup(None, Some(&["Group.CallbackAfterSendMsg"])).await;
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "n", "ann").await;
     im.ok("openim/sendmsg", json!({"From_Account": "ann", "To_Account": "bob", "MsgRandom": 1, "MsgBody": text("x")}))
         .await;
     im.ok("group_open_http_svc/send_group_msg", json!({"GroupId": "g", "Random": 1, "MsgBody": text("x")})).await;
@@ -375,11 +358,7 @@ async fn before_callbacks_reject_and_rewrite() {
     );
     assert_code(&im.call("group_open_http_svc/get_group_member_info", json!({"GroupId": "g0"})).await, 10010);
     sink.answer("Group.CallbackBeforeCreateGroup", 200, json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}));
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "n", "ann").await;
     sink.answer(
         "Group.CallbackBeforeInviteJoinGroup",
         200,

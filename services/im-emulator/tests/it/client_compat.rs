@@ -53,11 +53,7 @@ async fn account_import_accepts_the_legacy_identifier_field() {
 async fn modify_group_accepts_the_legacy_shut_up_all_member_field() {
     let im = Im::start(config()).await;
     im.accounts(&["ann"]).await;
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "g", "ann").await;
     im.ok("group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "ShutUpAllMember": "On"})).await;
     assert_eq!(group_info(&im, "g").await["MuteAllMember"], "On");
     im.ok(
@@ -131,11 +127,7 @@ async fn import_group_create_time_zero_means_now() {
 async fn group_history_req_msg_seq_zero_means_newest() {
     let im = Im::start(config()).await;
     im.accounts(&["ann"]).await;
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "g", "ann").await;
     for i in 0..3u32 {
         im.ok(
             "group_open_http_svc/send_group_msg",
@@ -184,11 +176,7 @@ async fn group_member_limit_zero_means_not_set() {
 async fn member_notices_in_history_use_only_documented_elements() {
     let im = Im::start(config()).await;
     im.accounts(&["ann", "bob", "cy"]).await;
-    im.ok(
-        "group_open_http_svc/create_group",
-        json!({"Type": "Public", "Name": "g", "GroupId": "g", "Owner_Account": "ann"}),
-    )
-    .await;
+    im.create_group("g", "g", "ann").await;
     im.ok(
         "group_open_http_svc/send_group_msg",
         json!({"GroupId": "g", "From_Account": "ann", "Random": 1, "MsgBody": text("hi")}),

@@ -26,16 +26,14 @@ async fn flush(im: &Im) {
 async fn client_sendmsg_and_read_report() {
     let (im, sink) = setup().await;
     // From_Account in the body cannot impersonate; ForbidCallbackControl cannot silence a client message.
-    let v = im
-        .client(
-            "ann",
-            "iOS",
-            "openim/sendmsg",
-            json!({"From_Account": "bob", "To_Account": "bob", "MsgRandom": 7, "MsgSeq": 3,
+    im.client_ok(
+        "ann",
+        "iOS",
+        "openim/sendmsg",
+        json!({"From_Account": "bob", "To_Account": "bob", "MsgRandom": 7, "MsgSeq": 3,
             "MsgBody": text("hi from the app"), "ForbidCallbackControl": ["ForbidAfterSendMsgCallback"]}),
-        )
-        .await;
-    crate::common::assert_ok(&v);
+    )
+    .await;
     im.client("bob", "Android", "openim/admin_set_msg_read", json!({"Peer_Account": "ann"})).await;
     flush(&im).await;
     let got = sink.received();
@@ -73,144 +71,75 @@ async fn client_auth() {
         70013,
     );
     // A user that was never imported.
-    assert_code(
-        &im.client(
-            "ghost",
-            "iOS",
-            "openim/sendmsg",
-            json!({"To_Account": "bob", "MsgRandom": 1, "MsgBody": text("x")}),
-        )
-        .await,
+    im.client_code(
+        "ghost",
+        "iOS",
+        "openim/sendmsg",
+        json!({"To_Account": "bob", "MsgRandom": 1, "MsgBody": text("x")}),
         70107,
-    );
+    )
+    .await;
     // Commands a client cannot send, and an unknown platform.
-    assert_code(&im.client("ann", "iOS", "openim/importmsg", json!({})).await, 60009);
-    assert_code(
-        &im.client(
-            "ann",
-            "Fridge",
-            "openim/sendmsg",
-            json!({"To_Account": "bob", "MsgRandom": 1, "MsgBody": text("x")}),
-        )
-        .await,
+    im.client_code("ann", "iOS", "openim/importmsg", json!({}), 60009).await;
+    im.client_code(
+        "ann",
+        "Fridge",
+        "openim/sendmsg",
+        json!({"To_Account": "bob", "MsgRandom": 1, "MsgBody": text("x")}),
         60002,
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn client_group_permissions() {
     let (im, sink) = setup().await;
     // ann creates: she is the owner whatever the body says.
-    let v = im
-        .client(
-            "ann",
-            "iOS",
-            "group_open_http_svc/create_group",
-            json!({"Type": "Public", "Name": "app group", "GroupId": "g",
+    im.client_ok(
+        "ann",
+        "iOS",
+        "group_open_http_svc/create_group",
+        json!({"Type": "Public", "Name": "app group", "GroupId": "g",
             "Owner_Account": "bob", "MemberList": [{"Member_Account": "bob"}, {"Member_Account": "cy"}]}),
-        )
-        .await;
-    crate::common::assert_ok(&v);
+    )
+    .await;
     let info = im.ok("group_open_http_svc/get_group_info", json!({"GroupIdList": ["g"]})).await;
     assert_eq!(info["GroupInfo"][0]["Owner_Account"], "ann");
 
-    // A plain member may not modify, kick or destroy; may send and invite.
-    assert_code(
-        &im.client("bob", "iOS", "group_open_http_svc/modify_group_base_info", json!({"GroupId": "g", "Name": "mine"}))
-            .await,
-        10007,
-    );
-    assert_code(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/delete_group_member",
-            json!({"GroupId": "g", "MemberToDel_Account": ["cy"]}),
-        )
-        .await,
-        10007,
-    );
-    assert_code(&im.client("bob", "iOS", "group_open_http_svc/destroy_group", json!({"GroupId": "g"})).await, 10007);
-    crate::common::assert_ok(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "g", "Random": 1, "MsgBody": text("hello")}),
-        )
-        .await,
-    );
-    crate::common::assert_ok(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/add_group_member",
-            json!({"GroupId": "g", "MemberList": [{"Member_Account": "dan"}]}),
-        )
-        .await,
-    );
+    // Who may do what, in order: (user, platform, group API, body, expected ErrorCode).
+    let g = json!({"GroupId": "g"});
+    let msg = |random: u32, t: &str| json!({"GroupId": "g", "Random": random, "MsgBody": text(t)});
+    let kick = |who: &str| json!({"GroupId": "g", "MemberToDel_Account": [who]});
+    im.group_steps(&[
+        // A plain member may not modify, kick or destroy; may send and invite.
+        ("bob", "iOS", "modify_group_base_info", json!({"GroupId": "g", "Name": "mine"}), 10007),
+        ("bob", "iOS", "delete_group_member", kick("cy"), 10007),
+        ("bob", "iOS", "destroy_group", g.clone(), 10007),
+        ("bob", "iOS", "send_group_msg", msg(1, "hello"), 0),
+        ("bob", "iOS", "add_group_member", json!({"GroupId": "g", "MemberList": [{"Member_Account": "dan"}]}), 0),
+    ])
+    .await;
     // A non-member may not send.
     im.accounts(&["eve"]).await;
-    assert_code(
-        &im.client(
-            "eve",
-            "Web",
-            "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "g", "Random": 2, "MsgBody": text("x")}),
-        )
-        .await,
-        10007,
-    );
-
-    // The owner modifies and mutes everyone; members are muted, the owner is not.
-    crate::common::assert_ok(
-        &im.client(
-            "ann",
-            "Mac",
-            "group_open_http_svc/modify_group_base_info",
-            json!({"GroupId": "g", "Name": "renamed", "MuteAllMember": "On"}),
-        )
-        .await,
-    );
-    assert_code(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "g", "Random": 3, "MsgBody": text("x")}),
-        )
-        .await,
-        10017,
-    );
-    crate::common::assert_ok(
-        &im.client(
-            "ann",
-            "iOS",
-            "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "g", "Random": 4, "MsgBody": text("owner")}),
-        )
-        .await,
-    );
-
-    // The owner kicks; bob quits; the owner cannot quit.
-    crate::common::assert_ok(
-        &im.client(
-            "ann",
-            "iOS",
-            "group_open_http_svc/delete_group_member",
-            json!({"GroupId": "g", "MemberToDel_Account": ["cy"]}),
-        )
-        .await,
-    );
-    crate::common::assert_ok(&im.client("bob", "Android", "group_open_http_svc/quit_group", json!({"GroupId": "g"})).await);
-    assert_code(&im.client("bob", "Android", "group_open_http_svc/quit_group", json!({"GroupId": "g"})).await, 10007);
-    assert_code(&im.client("ann", "iOS", "group_open_http_svc/quit_group", json!({"GroupId": "g"})).await, 10009);
+    im.group_steps(&[
+        ("eve", "Web", "send_group_msg", msg(2, "x"), 10007),
+        // The owner modifies and mutes everyone; members are muted, the owner is not.
+        ("ann", "Mac", "modify_group_base_info", json!({"GroupId": "g", "Name": "renamed", "MuteAllMember": "On"}), 0),
+        ("bob", "iOS", "send_group_msg", msg(3, "x"), 10017),
+        ("ann", "iOS", "send_group_msg", msg(4, "owner"), 0),
+        // The owner kicks; bob quits; the owner cannot quit.
+        ("ann", "iOS", "delete_group_member", kick("cy"), 0),
+        ("bob", "Android", "quit_group", g.clone(), 0),
+        ("bob", "Android", "quit_group", g.clone(), 10007),
+        ("ann", "iOS", "quit_group", g.clone(), 10009),
+    ])
+    .await;
     let members = im.ok("group_open_http_svc/get_group_member_info", json!({"GroupId": "g"})).await;
     let names: BTreeSet<&str> =
         members["MemberList"].as_array().expect("m").iter().map(|m| m["Member_Account"].as_str().expect("a")).collect();
     assert_eq!(names, BTreeSet::from(["ann", "dan"]));
 
-    crate::common::assert_ok(&im.client("ann", "iOS", "group_open_http_svc/destroy_group", json!({"GroupId": "g"})).await);
+    im.client_ok("ann", "iOS", "group_open_http_svc/destroy_group", json!({"GroupId": "g"})).await;
     flush(&im).await;
     let got = sink.received();
     let seen: Vec<(String, String, String)> = got
@@ -252,46 +181,16 @@ async fn admins_cannot_kick_admins_or_the_owner() {
     let (im, _sink) = setup().await;
     im.ok("group_open_http_svc/create_group", json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann",
         "MemberList": [{"Member_Account": "bob", "Role": "Admin"}, {"Member_Account": "cy", "Role": "Admin"}, {"Member_Account": "dan"}]})).await;
-    assert_code(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/delete_group_member",
-            json!({"GroupId": "g", "MemberToDel_Account": ["cy"]}),
-        )
-        .await,
-        10007,
-    );
-    assert_code(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/delete_group_member",
-            json!({"GroupId": "g", "MemberToDel_Account": ["ann"]}),
-        )
-        .await,
-        10004,
-    );
-    crate::common::assert_ok(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/delete_group_member",
-            json!({"GroupId": "g", "MemberToDel_Account": ["dan"]}),
-        )
-        .await,
-    );
-    // Admins may modify but not destroy.
-    crate::common::assert_ok(
-        &im.client(
-            "bob",
-            "iOS",
-            "group_open_http_svc/modify_group_base_info",
-            json!({"GroupId": "g", "Introduction": "x"}),
-        )
-        .await,
-    );
-    assert_code(&im.client("bob", "iOS", "group_open_http_svc/destroy_group", json!({"GroupId": "g"})).await, 10007);
+    let kick = |who: &str| json!({"GroupId": "g", "MemberToDel_Account": [who]});
+    im.group_steps(&[
+        ("bob", "iOS", "delete_group_member", kick("cy"), 10007),
+        ("bob", "iOS", "delete_group_member", kick("ann"), 10004),
+        ("bob", "iOS", "delete_group_member", kick("dan"), 0),
+        // Admins may modify but not destroy.
+        ("bob", "iOS", "modify_group_base_info", json!({"GroupId": "g", "Introduction": "x"}), 0),
+        ("bob", "iOS", "destroy_group", json!({"GroupId": "g"}), 10007),
+    ])
+    .await;
     // Client calls are not frequency-limited and are counted separately.
     let stats = im.running.emulator().stats();
     assert_eq!(stats.requests["client:group_open_http_svc/delete_group_member"], 3);

@@ -1,6 +1,6 @@
 //! `--state FILE`: everything the emulator knows survives a restart, including dedup memory.
 
-use crate::common::{Im, config, text};
+use crate::common::{Im, config, importmsg, text};
 use imbridge_im_emulator::EmulatorConfig;
 use serde_json::json;
 
@@ -14,22 +14,9 @@ async fn state_survives_a_restart() {
         let im = Im::start(cfg.clone()).await;
         now = im.now_secs();
         im.accounts(&["ann", "bob"]).await;
-        im.ok(
-            "sns/friend_import",
-            json!({"From_Account": "ann", "AddFriendItem": [{"To_Account": "bob", "AddSource": "AddSource_Type_Web"}]}),
-        )
-        .await;
-        im.ok(
-            "openim/importmsg",
-            json!({"SyncFromOldSystem": 5, "From_Account": "ann", "To_Account": "bob", "MsgSeq": 1, "MsgRandom": 2,
-            "MsgTimeStamp": now - 5, "MsgBody": text("kept")}),
-        )
-        .await;
-        im.ok(
-            "group_open_http_svc/create_group",
-            json!({"Type": "Public", "Name": "n", "GroupId": "g", "Owner_Account": "ann"}),
-        )
-        .await;
+        im.friend_import("ann", "bob").await;
+        im.ok("openim/importmsg", importmsg("ann", "bob", 1, 2, now - 5, "kept", 5)).await;
+        im.create_group("g", "n", "ann").await;
         im.ok("group_open_http_svc/send_group_msg", json!({"GroupId": "g", "Random": 9, "MsgBody": text("group")}))
             .await;
         im.running.shutdown().await.expect("clean shutdown saves state");
@@ -43,12 +30,7 @@ async fn state_survives_a_restart() {
     let v = im.ok("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"})).await;
     assert_eq!(v["AllC2CUnreadMsgNum"], 1);
     // importmsg dedup memory was rebuilt: the replay is still a duplicate.
-    im.ok(
-        "openim/importmsg",
-        json!({"SyncFromOldSystem": 5, "From_Account": "ann", "To_Account": "bob", "MsgSeq": 1, "MsgRandom": 2,
-        "MsgTimeStamp": now - 5, "MsgBody": text("replay")}),
-    )
-    .await;
+    im.ok("openim/importmsg", importmsg("ann", "bob", 1, 2, now - 5, "replay", 5)).await;
     let v = im
         .ok(
             "openim/admin_getroammsg",

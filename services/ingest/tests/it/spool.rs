@@ -102,38 +102,50 @@ async fn a_full_spool_refuses_and_recovers_once_kafka_takes_the_records() {
     assert!(spool.used_bytes() <= 8192);
 
     // Kafka takes them: the spent segments are deleted and the spool accepts again.
-    let topic = imbridge_testkit::unique("spool-full");
-    let kafka = kafka();
-    create(&kafka, &topic).await;
-    let stop = CancellationToken::new();
-    let fwd = tokio::spawn(forwarder::run(
-        spool.clone(),
-        Producer::new(&kafka).expect("producer"),
-        topic.clone(),
-        stop.clone(),
-    ));
-    imbridge_testkit::eventually("the spool emptied", Duration::from_secs(30), || {
-        let s = spool.clone();
-        async move { s.pending() == 0 }
-    })
-    .await;
+    let fwd = Forwarding::start(&spool, "spool-full").await;
+    emptied(&spool, Duration::from_secs(30)).await;
     spool.append("group:g1", vec![b'y'; 1000]).await.expect("accepted again");
     assert!(spool.used_bytes() < 8192, "spent segments were deleted: {}", spool.used_bytes());
     assert_eq!(sample(&render(&registry), "imbridge_ingest_spool_full"), 0.0);
-    imbridge_testkit::eventually("the last record forwarded", Duration::from_secs(30), || {
+    emptied(&spool, Duration::from_secs(30)).await;
+    assert_eq!(fwd.stop_and_read().await.len(), accepted + 1);
+}
+
+/// The spool's forwarder to a topic of its own (3 partitions, like the IM events topic) on the real broker.
+struct Forwarding {
+    kafka: KafkaConfig,
+    topic: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarding {
+    async fn start(spool: &Spool, name: &str) -> Forwarding {
+        let (kafka, topic) = (kafka(), imbridge_testkit::unique(name));
+        let admin = Admin::new(&kafka).expect("admin");
+        let names = imbridge_core::topics::TopicNames { im_events: topic.clone(), partitions: 3, ..Default::default() };
+        topology::ensure(&admin, &names, &[Topic::ImEvents]).await.expect("topic");
+        let stop = CancellationToken::new();
+        let producer = Producer::new(&kafka).expect("producer");
+        let task = tokio::spawn(forwarder::run(spool.clone(), producer, topic.clone(), stop.clone()));
+        Forwarding { kafka, topic, stop, task }
+    }
+
+    /// Stops the forwarder; returns every record it produced.
+    async fn stop_and_read(self) -> Vec<imbridge_kafka::Record> {
+        self.stop.cancel();
+        self.task.await.expect("forwarder");
+        records(&self.kafka, &self.topic).await
+    }
+}
+
+/// Waits until the forwarder has handed every spooled record to Kafka.
+async fn emptied(spool: &Spool, within: Duration) {
+    imbridge_testkit::eventually("the spool emptied", within, || {
         let s = spool.clone();
         async move { s.pending() == 0 }
     })
     .await;
-    stop.cancel();
-    fwd.await.expect("forwarder");
-    assert_eq!(records(&kafka, &topic).await.len(), accepted + 1);
-}
-
-async fn create(kafka: &KafkaConfig, topic: &str) {
-    let admin = Admin::new(kafka).expect("admin");
-    let names = imbridge_core::topics::TopicNames { im_events: topic.to_owned(), partitions: 3, ..Default::default() };
-    topology::ensure(&admin, &names, &[Topic::ImEvents]).await.expect("topic");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -165,25 +177,10 @@ async fn concurrent_appends_share_fsyncs_and_keep_order_per_conversation() {
     drop(spool);
     let spool = reopen(settings(dir.path(), 64 << 20, 1 << 20), &Registry::new()).await;
     assert_eq!(spool.pending(), 1000);
-    let topic = imbridge_testkit::unique("spool-order");
-    let kafka = kafka();
-    create(&kafka, &topic).await;
-    let stop = CancellationToken::new();
-    let fwd = tokio::spawn(forwarder::run(
-        spool.clone(),
-        Producer::new(&kafka).expect("producer"),
-        topic.clone(),
-        stop.clone(),
-    ));
-    imbridge_testkit::eventually("the spool emptied", Duration::from_secs(60), || {
-        let s = spool.clone();
-        async move { s.pending() == 0 }
-    })
-    .await;
-    stop.cancel();
-    fwd.await.expect("forwarder");
+    let fwd = Forwarding::start(&spool, "spool-order").await;
+    emptied(&spool, Duration::from_secs(60)).await;
     let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for r in records(&kafka, &topic).await {
+    for r in fwd.stop_and_read().await {
         let body = String::from_utf8(r.payload.clone().expect("payload")).expect("utf8");
         let (c, i) = body.split_once(':').expect("c:i");
         assert_eq!(r.key_str(), Some(format!("group:g{c}").as_str()));

@@ -122,10 +122,13 @@ async fn parking_survives_restart_and_replay_redrives_in_order() {
 
     // The operator fixes the cause and re-drives k; m is given up on.
     h.fixed.store(true, Ordering::SeqCst);
-    let r =
-        dlq::replay(&crate::common::kafka(), &dlq_topic, &Selection { key: Some(b"group:k".to_vec()), original_topic: None })
-            .await
-            .expect("replay");
+    let r = dlq::replay(
+        &crate::common::kafka(),
+        &dlq_topic,
+        &Selection { key: Some(b"group:k".to_vec()), original_topic: None },
+    )
+    .await
+    .expect("replay");
     assert_eq!((r.keys, r.records), (1, 3));
     let d = dlq::drop_records(
         &crate::common::kafka(),

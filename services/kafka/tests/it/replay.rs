@@ -53,8 +53,9 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
     crate::common::wait_until("first pass", Duration::from_secs(60), || f.n.load(Ordering::SeqCst) >= total).await;
 
     // While the group runs, a reset is refused.
-    let plan =
-        replay::plan(&crate::common::kafka(), &group, std::slice::from_ref(&topic), &ResetTo::Earliest).await.expect("plan");
+    let plan = replay::plan(&crate::common::kafka(), &group, std::slice::from_ref(&topic), &ResetTo::Earliest)
+        .await
+        .expect("plan");
     let refused = replay::apply(&crate::common::kafka(), &group, &plan).await;
     assert!(refused.is_err(), "a running group must not be reset");
     stop.cancel();
@@ -62,8 +63,9 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
 
     // Stopped: reset to explicit offsets on one partition, to the beginning elsewhere.
     let p0_mid = produced.iter().filter(|p| p.2 == 0).map(|p| p.3).nth(10).expect("partition 0 has records");
-    let mut plan =
-        replay::plan(&crate::common::kafka(), &group, std::slice::from_ref(&topic), &ResetTo::Earliest).await.expect("plan");
+    let mut plan = replay::plan(&crate::common::kafka(), &group, std::slice::from_ref(&topic), &ResetTo::Earliest)
+        .await
+        .expect("plan");
     for p in &mut plan {
         assert_eq!(p.old, Some(p.high), "fully committed before the reset");
         if p.partition == 0 {
@@ -71,7 +73,8 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
         }
     }
     replay::apply(&crate::common::kafka(), &group, &plan).await.expect("apply");
-    let after = Admin::new(&crate::common::kafka()).expect("admin").offsets(&topic, Some(&group)).await.expect("offsets");
+    let after =
+        Admin::new(&crate::common::kafka()).expect("admin").offsets(&topic, Some(&group)).await.expect("offsets");
     for p in &after {
         let want = plan.iter().find(|x| x.partition == p.partition).expect("planned").new;
         assert_eq!(p.committed, Some(want));
@@ -83,7 +86,8 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
     let stop = CancellationToken::new();
     let run = tokio::spawn(consumer(&topic, &group, second.clone()).run(stop.clone()));
     let s = second.clone();
-    crate::common::wait_until("replayed records", Duration::from_secs(60), || s.n.load(Ordering::SeqCst) >= expect).await;
+    crate::common::wait_until("replayed records", Duration::from_secs(60), || s.n.load(Ordering::SeqCst) >= expect)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
     run.await.expect("join").expect("run");
@@ -92,6 +96,7 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
     assert_eq!(first, Some(p0_mid));
 
     // Reset by time: a time after everything points at the end (nothing to replay).
-    let future = replay::plan(&crate::common::kafka(), &group, &[topic], &ResetTo::Time(i64::MAX / 2)).await.expect("plan");
+    let future =
+        replay::plan(&crate::common::kafka(), &group, &[topic], &ResetTo::Time(i64::MAX / 2)).await.expect("plan");
     assert!(future.iter().all(|p| p.new == p.high));
 }

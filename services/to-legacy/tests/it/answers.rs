@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{APPLY_SECRET, c2c, config, created, deps, group_msg, produce, produce_raw, topics};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use crate::common::{APPLY_SECRET, c2c, config, created, deps, group_msg, produce, produce_raw, topics};
 use imbridge_core::{ConversationKey, Envelope};
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_legacy::{ContractEvent, Origin, parse_batch, signature};

@@ -251,8 +251,11 @@ async fn readiness_reports_an_unreachable_legacy_side() {
     assert!(started.elapsed() < Duration::from_secs(15), "bounded by the drain deadline: {:?}", started.elapsed());
     assert_eq!((stats.finished, stats.dead_lettered), (0, 0));
     assert!(crate::common::records(&topics.dlq).await.is_empty(), "a shutdown never dead-letters");
-    let offsets =
-        Admin::new(&crate::common::kafka()).expect("admin").offsets(&topics.im_events, Some(&group)).await.expect("offsets");
+    let offsets = Admin::new(&crate::common::kafka())
+        .expect("admin")
+        .offsets(&topics.im_events, Some(&group))
+        .await
+        .expect("offsets");
     for p in &offsets {
         assert!(p.committed.unwrap_or(p.low) <= p.low, "nothing committed past the unapplied event: {p:?}");
     }

@@ -80,6 +80,48 @@ impl Im {
         self.post_raw(&url, body.to_string()).await
     }
 
+    /// [`Im::client`] that must succeed.
+    pub async fn client_ok(&self, user: &str, platform: &str, api: &str, body: Value) -> Value {
+        let v = self.client(user, platform, api, body).await;
+        assert_ok(&v);
+        v
+    }
+
+    /// [`Im::client`] that must fail with `code`.
+    pub async fn client_code(&self, user: &str, platform: &str, api: &str, body: Value, code: i64) {
+        assert_code(&self.client(user, platform, api, body).await, code);
+    }
+
+    /// Group API calls through the simulated client, in order: (user, platform, API under
+    /// `group_open_http_svc/`, body, the ErrorCode IM must answer; 0 is success).
+    pub async fn group_steps(&self, steps: &[(&str, &str, &str, Value, i64)]) {
+        for (user, platform, api, body, code) in steps {
+            let v = self.client(user, platform, &format!("group_open_http_svc/{api}"), body.clone()).await;
+            match code {
+                0 => assert!(
+                    v["ActionStatus"] == "OK" && v["ErrorCode"] == 0 && v["ErrorInfo"] == "",
+                    "{user} {api}: expected success, got {v}"
+                ),
+                _ => assert!(
+                    v["ErrorCode"] == *code && v["ActionStatus"] == "FAIL",
+                    "{user} {api}: expected error {code}, got {v}"
+                ),
+            }
+        }
+    }
+
+    /// `from` befriends `to` as an imported friendship (`sns/friend_import`).
+    pub async fn friend_import(&self, from: &str, to: &str) {
+        let item = json!([{"To_Account": to, "AddSource": "AddSource_Type_Web"}]);
+        self.ok("sns/friend_import", json!({"From_Account": from, "AddFriendItem": item})).await;
+    }
+
+    /// A public group `gid` named `name`, owned by `owner`.
+    pub async fn create_group(&self, gid: &str, name: &str, owner: &str) {
+        let body = json!({"Type": "Public", "Name": name, "GroupId": gid, "Owner_Account": owner});
+        self.ok("group_open_http_svc/create_group", body).await;
+    }
+
     /// Imports accounts.
     pub async fn accounts(&self, ids: &[&str]) {
         let v = self.ok("im_open_login_svc/multiaccount_import", json!({ "Accounts": ids })).await;
@@ -106,6 +148,13 @@ pub fn assert_ok(v: &Value) {
 pub fn assert_code(v: &Value, code: i64) {
     assert_eq!(v["ErrorCode"], code, "expected error {code}, got {v}");
     assert_eq!(v["ActionStatus"], "FAIL", "expected FAIL, got {v}");
+}
+
+/// An `openim/importmsg` body: a 1:1 text message of the old system's history (`sync` 1: live, 2: history,
+/// 5: history that counts as unread).
+pub fn importmsg(from: &str, to: &str, seq: u32, random: u32, time: u64, t: &str, sync: u64) -> Value {
+    json!({"SyncFromOldSystem": sync, "From_Account": from, "To_Account": to, "MsgSeq": seq, "MsgRandom": random,
+           "MsgTimeStamp": time, "MsgBody": text(t)})
 }
 
 pub fn text(t: &str) -> Value {
