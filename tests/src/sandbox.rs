@@ -22,7 +22,7 @@ use imbridge_to_legacy::ToLegacyConfig;
 
 use crate::{APPLY_SECRET, WEBHOOK_SECRET};
 
-/// Every part on port 0, fast readiness probes: the scenarios wait on `/readyz` and want it to follow Kafka.
+/// How often the parts probe their dependencies: the scenarios wait on `/readyz` and want it to follow Kafka soon.
 const PROBE_INTERVAL_MS: u64 = 300;
 
 /// A temporary directory, unique topics and the configuration every part of one scenario reads.
@@ -37,8 +37,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Topics `<unique name>.<role>` with `partitions` partitions on the shared broker, unique consumer groups,
     /// every part listening on port 0, and consumers that leave their group 6 s after a kill (the broker's
-    /// minimum, not 45 s), so restarts rebalance quickly.
-    /// With `IMBRIDGE_KEEP_LOGS` set, the directory (every process's log) stays after the test.
+    /// minimum, not 45 s), so restarts rebalance quickly. With `IMBRIDGE_KEEP_LOGS` set, the directory (every process's log) stays after the test.
     pub fn new(name: &str, partitions: i32) -> Sandbox {
         let keep = std::env::var_os("IMBRIDGE_KEEP_LOGS").is_some();
         let dir =
