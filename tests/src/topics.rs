@@ -10,28 +10,11 @@ use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{KafkaConfig, Producer, Record};
+pub use imbridge_testkit::unique_topics;
 
 /// The shared test broker (`KAFKA_BOOTSTRAP`).
 pub fn kafka() -> KafkaConfig {
     KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
-}
-
-/// Topic names no other test uses: every topic `<unique prefix>.<role>`.
-pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
-    let u = imbridge_testkit::unique(prefix);
-    TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions,
-        replication: 1,
-    }
 }
 
 /// Creates the topics the services would create at start (same partition counts and policies), so a scenario

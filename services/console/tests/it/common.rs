@@ -3,26 +3,13 @@
 
 use imbridge_console::Deps;
 use imbridge_core::event::{C2cMessage, GroupMessage};
-use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_kafka::KafkaConfig;
 
 /// Topics `<unique name>.<role>` with `partitions` partitions, groups `<unique name>-to-im|-to-legacy`.
 pub fn deps(name: &str, partitions: i32) -> Deps {
     let u = imbridge_testkit::unique(name);
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy.events"),
-        im_events: format!("{u}.im.events"),
-        import_accounts: format!("{u}.import.accounts"),
-        import_users: format!("{u}.import.users"),
-        import_c2c: format!("{u}.import.c2c"),
-        import_groups: format!("{u}.import.groups"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        partitions,
-        replication: 1,
-    };
+    let topics = imbridge_testkit::unique_topics(&u, partitions);
     Deps {
         kafka: KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap()),
         topics,
