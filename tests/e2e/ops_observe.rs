@@ -1,4 +1,4 @@
-//! Watching imbridge (issue 6): ingest, to-im and to-legacy run as processes against a private Apache Kafka
+//! Watching imbridge: ingest, to-im and to-legacy run as processes against a private Apache Kafka
 //! broker this test starts and stops itself (`scripts/kafka.sh` on a free port), with both emulators sending
 //! real traffic through them:
 //! - legacy users write on the legacy emulator → signed webhooks → ingest → to-im → IM;
@@ -7,7 +7,7 @@
 //! - a poison record is dead-lettered and parks its conversation; IM's sendmsg limit is set below imbridge's
 //!   pace, so 60007 answers, retries and rate-limit waits happen.
 //!
-//! Checked: every service answers `/healthz` and `/readyz`, and its `/metrics` carry the issue's metrics with
+//! Checked: every service answers `/healthz` and `/readyz`, and its `/metrics` carry the README's metrics with
 //! values that moved; JSON logs carry one span per event with its id and conversation; `/readyz` turns 503 on
 //! all three when the broker stops (while `/healthz` stays 200), and 200 again when it is back; traffic flows
 //! again afterwards; SIGTERM stops each cleanly.

@@ -1,4 +1,4 @@
-//! Replay changes nothing (issue 6): to-im and to-legacy run as real processes and apply both directions of
+//! Replay changes nothing: to-im and to-legacy run as real processes and apply both directions of
 //! several conversations; then
 //! 1. `imbridge replay --conversation KEY --since T` re-applies one 1:1 conversation (both directions) and one
 //!    group through the services' own handlers while they keep running, and

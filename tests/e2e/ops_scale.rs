@@ -1,4 +1,4 @@
-//! A scaled to-im consumer group (issue 6): three `imbridge to-im` processes share one group and one IM app
+//! A scaled to-im consumer group: three `imbridge to-im` processes share one group and one IM app
 //! whose `sendmsg` quota is 30 calls/s. Mid-run one instance is killed with SIGKILL (no drain, no commit) and a
 //! fourth one joins. Every instance takes the share of the quota that matches its share of the partitions, so
 //! together they stay under it through every rebalance.

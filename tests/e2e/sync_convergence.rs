@@ -1,4 +1,4 @@
-//! The convergence test (issue 5, "the one that matters"): the whole coexistence pipeline as separate processes
+//! The convergence test ("the one that matters"): the whole coexistence pipeline as separate processes
 //! of the built binary — IM emulator, legacy emulator, ingest, to-im, to-legacy — on the real broker.
 //!
 //! 1. A generated legacy export seeds the legacy emulator (as its existing history) and is imported into IM with

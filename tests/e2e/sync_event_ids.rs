@@ -1,4 +1,4 @@
-//! A bug the convergence test found, kept as a regression test: issue 5 names an IM group lifecycle event
+//! A bug the convergence test found, kept as a regression test: the first id rule named an IM group lifecycle event
 //! `im:gevt:<group>:<command>:<EventTime ms>`, so two different changes of the same kind to one group within one
 //! millisecond — two members quitting at once, say — shared an id, and every idempotent consumer downstream
 //! (to-legacy's apply, the legacy system's idempotency by id) dropped the second as a duplicate: legacy kept a

@@ -1,6 +1,6 @@
 //! `POST /v1/im/callback` over real HTTP against the test broker: query authentication (401 for a foreign
 //! `SdkAppid`, a missing, forged or stale `Sign`), every one of the eight consumed callbacks normalized to its
-//! canonical event with the id rule of issue 5, echoes (imbridge's admin operator, the `CloudCustomData` origin
+//! canonical event with its id rule (`imbridge_core::EventId`), echoes (imbridge's admin operator, the `CloudCustomData` origin
 //! marker) and unconsumed commands answered OK without producing, bad payloads refused without harming the next
 //! request — and the IM emulator as the real sender, driven by simulated app users and by the admin.
 
