@@ -64,6 +64,7 @@ pub struct LegacyApplier {
 
 impl LegacyApplier {
     /// `client` must not retry by itself (it is only used through `send_once`); `retry` is the in-call policy.
+    /// With `order`, records pass the resequencer first; without, they apply in offset order.
     pub fn new(
         client: ApplyClient,
         retry: RetryPolicy,
@@ -71,6 +72,7 @@ impl LegacyApplier {
         metrics: Metrics,
         readiness: Readiness,
         shutdown: CancellationToken,
+        order: Option<Arc<crate::sequenced::Resequencer>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             client,
@@ -80,29 +82,7 @@ impl LegacyApplier {
             readiness,
             shutdown,
             assigned: AtomicBool::new(false),
-            order: None,
-        })
-    }
-
-    /// The same applier behind the resequencer.
-    pub fn with_order(
-        client: ApplyClient,
-        retry: RetryPolicy,
-        batch_max: usize,
-        metrics: Metrics,
-        readiness: Readiness,
-        shutdown: CancellationToken,
-        order: Arc<crate::sequenced::Resequencer>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            client,
-            retry,
-            batch_max,
-            metrics,
-            readiness,
-            shutdown,
-            assigned: AtomicBool::new(false),
-            order: Some(order),
+            order,
         })
     }
 

@@ -62,18 +62,15 @@ impl ToLegacy {
         let c = &self.config;
         let (client, metrics, readiness) = (self.client.clone(), self.metrics.clone(), self.readiness.clone());
         let shutdown = self.deps.shutdown.clone();
-        match order {
-            Some(order) => LegacyApplier::with_order(
-                client,
-                c.retry.clone(),
-                c.batch_max_events,
-                metrics,
-                readiness,
-                shutdown,
-                Arc::new(order),
-            ),
-            None => LegacyApplier::new(client, c.retry.clone(), c.batch_max_events, metrics, readiness, shutdown),
-        }
+        LegacyApplier::new(
+            client,
+            c.retry.clone(),
+            c.batch_max_events,
+            metrics,
+            readiness,
+            shutdown,
+            order.map(Arc::new),
+        )
     }
 
     /// The resequencer: its durable state on the applied-ledger topic (`partitions` of it) and, with `[im]`
