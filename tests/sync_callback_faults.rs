@@ -72,6 +72,7 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
         dlq: format!("{u}.dlq"),
         applied: format!("{u}.applied"),
         conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
         partitions: 3,
         ..TopicNames::default()
     };

@@ -128,6 +128,7 @@ async fn a_broker_outage_and_a_killed_ingest_lose_no_accepted_callback() {
         dlq: format!("{u}.dlq"),
         applied: format!("{u}.applied"),
         conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
         partitions: 3,
         ..TopicNames::default()
     };

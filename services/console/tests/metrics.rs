@@ -30,6 +30,7 @@ fn deps() -> Deps {
             dlq: format!("{u}.dlq"),
             applied: format!("{u}.applied"),
             conversations: format!("{u}.conversations"),
+            status: format!("{u}.status"),
             partitions: 2,
             replication: 1,
         },

@@ -31,6 +31,7 @@ fn deps() -> Deps {
         dlq: format!("{u}.dlq"),
         applied: format!("{u}.applied"),
         conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
         partitions: PARTITIONS,
         replication: 1,
     };

@@ -8,6 +8,7 @@
 //! - [`body`]: message body elements in imbridge's canonical (export) shape, strict and as exports write them;
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
+//! - [`status`]: service health records on `imbridge.status` (ingest heartbeats);
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
 //! - [`topics`]: default topic names;
 //! - [`json`]: the rule every reader of outside records applies first — the record is a JSON object.
@@ -20,6 +21,7 @@ pub mod event;
 pub mod ids;
 pub mod json;
 pub mod state;
+pub mod status;
 pub mod time;
 pub mod topics;
 

@@ -14,6 +14,7 @@
 //! reported only.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use imbridge_core::event::{C2cMessage, GroupMessage, MemberRole};
 use imbridge_core::topics::TopicNames;
@@ -27,6 +28,7 @@ use imbridge_legacy::{ReadClient, Window};
 use prometheus::Registry;
 
 use crate::compare::{Msg, compare, decode_marker, im_identity_of_legacy_id, legacy_identity};
+use crate::digest::{self, Digest, DigestMemory};
 use crate::error::ReconcileError;
 use crate::report::{Difference, Finding, Kind, Report};
 
@@ -50,6 +52,26 @@ const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_
 /// IM answers these for history of something that cannot exist (unknown operator or peer, unknown group).
 const IM_NOTHING: &[i64] = &[90008, 90003, 70107, 10010, 10015];
 
+/// Which conversations an instance takes: its share of a scaled service (by the key's partition).
+#[derive(Clone)]
+pub struct Owner(Arc<dyn Fn(&ConversationKey) -> bool + Send + Sync>);
+
+impl Owner {
+    pub fn new(f: impl Fn(&ConversationKey) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn owns(&self, key: &ConversationKey) -> bool {
+        (self.0)(key)
+    }
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Owner(..)")
+    }
+}
+
 /// What to compare.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
@@ -57,6 +79,33 @@ pub struct Scope {
     pub conversations: Vec<ConversationKey>,
     /// Window start (Unix ms); `None` compares everything.
     pub since: Option<TimestampMs>,
+    /// Discover widely: the users of every legacy conversation of all time (not only the window's) have their
+    /// IM conversation lists read, and IM's own group list is read, so a chat only IM knows is found even when
+    /// its users were quiet on legacy (outages, sweeps).
+    pub wide: bool,
+    /// Only the conversations this owner takes (discovered ones; explicit ones are always taken).
+    pub owner: Option<Owner>,
+    /// With a window over all time: skip conversations whose digests are unchanged since found identical, and
+    /// remember the ones found identical now.
+    pub digests: Option<Arc<DigestMemory>>,
+}
+
+/// How a conversation was checked.
+enum Checked {
+    /// Read in full; the digests seen, when digest skipping applies.
+    Full(Option<Digest>),
+    /// Skipped: its digests are unchanged since it was found identical.
+    ByDigest,
+}
+
+/// What discovery learnt besides the conversations: the digests it read on the way.
+#[derive(Debug, Default)]
+struct Discovered {
+    keys: BTreeSet<ConversationKey>,
+    /// Legacy `(count, hash)` of every conversation with legacy messages in the window.
+    legacy: HashMap<ConversationKey, (u64, String)>,
+    /// Latest message time (s) of 1:1 conversations in the users' IM conversation lists.
+    im_c2c: HashMap<ConversationKey, u64>,
 }
 
 /// Everything a pass needs. The IM client should have its own registry, so [`Report::im_calls`] counts only
@@ -101,22 +150,55 @@ impl Reconciler {
         let dry_run = dry_run || self.producer.is_none();
         let mut report = Report { dry_run, since_ms: scope.since.map(|t| t.0), ..Report::default() };
         let window = Window::since(scope.since);
-        let conversations = if scope.conversations.is_empty() {
-            self.discover(window, &mut report).await?
+        let found = if scope.conversations.is_empty() {
+            let mut found = self.discover(window, scope.wide, &mut report).await?;
+            if let Some(owner) = &scope.owner {
+                found.keys.retain(|k| owner.owns(k));
+            }
+            found
         } else {
-            scope.conversations.iter().cloned().collect()
+            Discovered { keys: scope.conversations.iter().cloned().collect(), ..Discovered::default() }
         };
-        for key in &conversations {
+        // Digests describe all of a conversation; a windowed read cannot be compared with them.
+        let memory = scope.digests.as_deref().filter(|_| scope.since.is_none() && scope.conversations.is_empty());
+        for key in &found.keys {
+            let findings_before = report.findings.len();
+            let legacy_digest = found.legacy.get(key).cloned();
             let result = match key.as_str().split_once(':') {
-                Some(("c2c", _)) => self.c2c(key, window, dry_run, &mut report).await,
-                Some(("group", g)) => self.group(key, &GroupId::new_unchecked(g), window, dry_run, &mut report).await,
+                Some(("c2c", _)) => {
+                    let digest = memory
+                        .and(found.im_c2c.get(key))
+                        .map(|t| Digest { legacy: legacy_digest.clone(), im: digest::im_c2c(*t) });
+                    match (&digest, memory) {
+                        (Some(d), Some(m)) if m.unchanged(key, d) => Ok(Checked::ByDigest),
+                        _ => self.c2c(key, window, dry_run, &mut report).await.map(|()| Checked::Full(digest)),
+                    }
+                }
+                Some(("group", g)) => {
+                    let skip = memory.map(|m| (m, legacy_digest));
+                    self.group(key, &GroupId::new_unchecked(g), window, dry_run, &mut report, skip).await
+                }
                 _ => Err(ReconcileError::Config(format!("{key} is not a c2c or group conversation"))),
             };
             match result {
-                Ok(()) => report.conversations_checked += 1,
+                Ok(Checked::ByDigest) => {
+                    report.conversations_checked += 1;
+                    report.identical_by_digest += 1;
+                    report.checked_keys.push(key.to_string());
+                }
+                Ok(Checked::Full(digest)) => {
+                    report.conversations_checked += 1;
+                    report.checked_keys.push(key.to_string());
+                    if let Some(m) = memory {
+                        m.record(key, digest.filter(|_| report.findings.len() == findings_before));
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(conversation = %key, error = %e, "cannot reconcile conversation");
                     report.errors.push((key.to_string(), e.to_string()));
+                    if let Some(m) = memory {
+                        m.record(key, None);
+                    }
                 }
             }
         }
@@ -124,13 +206,22 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// The conversations with activity in the window on either side.
-    async fn discover(&self, window: Window, report: &mut Report) -> Result<BTreeSet<ConversationKey>, ReconcileError> {
+    /// The conversations with activity in the window on either side (see [`Scope::wide`]).
+    async fn discover(&self, window: Window, wide: bool, report: &mut Report) -> Result<Discovered, ReconcileError> {
         report.legacy_calls += 1;
         let digests = self.legacy.digests(window).await?;
-        let mut keys: BTreeSet<ConversationKey> = digests.conversations.into_iter().map(|d| d.conversation).collect();
+        let mut found = Discovered::default();
+        for d in digests.conversations {
+            found.legacy.insert(d.conversation.clone(), (d.count, d.hash));
+            found.keys.insert(d.conversation);
+        }
+        let mut user_keys: Vec<ConversationKey> = found.keys.iter().cloned().collect();
+        if wide && window.since.is_some() {
+            report.legacy_calls += 1;
+            user_keys = self.legacy.digests(Window::default()).await?.conversations.into_iter().map(|d| d.conversation).collect();
+        }
         let mut users = BTreeSet::new();
-        for k in &keys {
+        for k in &user_keys {
             if let Some(("c2c", rest)) = k.as_str().split_once(':') {
                 // Keys are `c2c:<a>:<b>`; a user id may hold ':', but both halves are users either way.
                 if let Some((a, b)) = rest.split_once(':') {
@@ -150,16 +241,33 @@ impl Reconciler {
             for item in list.into_iter().filter(|i| i.msg_time as i64 >= since_s) {
                 match (item.kind, item.to_account, item.group_id) {
                     (SESSION_C2C, Some(peer), _) => {
-                        keys.insert(ConversationKey::c2c(&uid, &UserId::new_unchecked(peer)));
+                        let key = ConversationKey::c2c(&uid, &UserId::new_unchecked(peer));
+                        let t = found.im_c2c.entry(key.clone()).or_default();
+                        *t = (*t).max(item.msg_time);
+                        found.keys.insert(key);
                     }
                     (SESSION_GROUP, _, Some(g)) if item.msg_time > 0 => {
-                        keys.insert(ConversationKey::group(&GroupId::new_unchecked(g)));
+                        found.keys.insert(ConversationKey::group(&GroupId::new_unchecked(g)));
                     }
                     _ => {}
                 }
             }
         }
-        Ok(keys)
+        if wide {
+            let groups = self.im.all_group_ids(None).await?;
+            if window.since.is_none() {
+                found.keys.extend(groups.iter().map(|g| ConversationKey::group(&GroupId::new_unchecked(g.as_str()))));
+            } else {
+                // Only the groups with a message or a change in the window.
+                for i in self.im.group_infos(&groups, None).await? {
+                    let t = i.last_msg_time.unwrap_or(0).max(i.last_info_time.unwrap_or(0));
+                    if i.error_code == 0 && t >= since_s {
+                        found.keys.insert(ConversationKey::group(&GroupId::new_unchecked(i.group_id.as_str())));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn c2c(
@@ -268,11 +376,21 @@ impl Reconciler {
         window: Window,
         dry_run: bool,
         report: &mut Report,
-    ) -> Result<(), ReconcileError> {
-        report.legacy_calls += 1;
-        let legacy = self.legacy.conversation(key, window).await?;
+        skip: Option<(&DigestMemory, Option<(u64, String)>)>,
+    ) -> Result<Checked, ReconcileError> {
         let info = self.im.group_infos(&[group_id.to_string()], None).await?;
         let info = info.into_iter().next().filter(|i| i.error_code == 0);
+        let digest = match (&skip, &info) {
+            (Some((_, legacy)), Some(i)) => Some(Digest { legacy: legacy.clone(), im: digest::im_group(i) }),
+            _ => None,
+        };
+        if let (Some((memory, _)), Some(d)) = (&skip, &digest)
+            && memory.unchanged(key, d)
+        {
+            return Ok(Checked::ByDigest);
+        }
+        report.legacy_calls += 1;
+        let legacy = self.legacy.conversation(key, window).await?;
         // Profile and existence.
         let profile = report.row(Kind::GroupProfile);
         profile.checked += 1;
@@ -427,7 +545,7 @@ impl Reconciler {
             self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
                 .await?;
         }
-        Ok(())
+        Ok(Checked::Full(digest))
     }
 
     /// Counts one difference and, unless this is a dry run, produces its repair event.

@@ -79,7 +79,7 @@ async fn finds_every_kind_of_difference_and_writes_nothing() {
     assert_eq!(writes(&before.1), writes(&after.1));
 
     // One conversation only, and the JSON report says the same as the table.
-    let one = Scope { conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")], since: None };
+    let one = Scope { conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")], since: None, ..Scope::default() };
     let report = r.reconcile_once(&one, true).await.expect("pass");
     assert_eq!(report.conversations_checked, 1);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
@@ -127,6 +127,6 @@ async fn changed_content_and_windows() {
 
     // A window after everything: nothing to compare, and no IM conversation list either.
     let later = TimestampMs(TimestampMs::now().0 + 3_600_000);
-    let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later) }, true).await.expect("pass");
+    let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later), ..Scope::default() }, true).await.expect("pass");
     assert_eq!((report.conversations_checked, report.im_calls, report.legacy_calls), (0, 0, 1));
 }
