@@ -276,7 +276,9 @@ mod tests {
         assert_eq!(cfg.rate_for(Api::ImportMsg), RateSetting::PerSec(50.0));
         assert_eq!(cfg.rate_for(Api::SendMsg), RateSetting::Off);
         assert_eq!(cfg.rate_for(Api::FriendGet), RateSetting::Off);
-        assert_eq!(cfg.rate_for(Api::GetAppidGroupList).per_sec(), Some(0.5));
+        assert_eq!(cfg.quota_for(Api::GetAppidGroupList).per_sec(), Some(0.5));
+        // A read API: reconcile's share (0.1 by default) is kept out of everyone else's rate.
+        assert!((cfg.rate_for(Api::GetAppidGroupList).per_sec().unwrap_or(0.0) - 0.45).abs() < 1e-9);
         assert_eq!(cfg.rate_for(Api::MultiAccountImport).per_sec(), Some(100.0));
         assert!(!format!("{cfg:?}").contains("\"k\""), "secret must be redacted");
     }

@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn each_signal_becomes_one_window() {
         let mut d = Detector::new(15_000, 3_600_000);
-        let now = TimestampMs(10_000_000);
+        let now = TimestampMs(1_100_000);
         assert!(d.beat(beat(1_000_000, 900_000), now).is_empty());
         assert!(d.beat(beat(1_005_000, 900_000), now).is_empty(), "regular beats say nothing");
         // Killed, restarted: the new process reports its predecessor's last beat.
