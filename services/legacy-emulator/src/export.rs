@@ -327,6 +327,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
                 max_members: r.max_members,
                 apply_join: r.apply_join,
                 created_at: r.created_at,
+                profile_updated_at: None,
                 origin: None,
                 members: BTreeMap::new(),
                 messages: Vec::new(),

@@ -105,6 +105,9 @@ pub struct Group {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_join: Option<ApplyJoin>,
     pub created_at: TimestampMs,
+    /// When the profile (name, introduction, notification, face URL) last changed: the changing event's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_updated_at: Option<TimestampMs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     pub members: BTreeMap<UserId, Member>,
@@ -543,6 +546,7 @@ impl State {
                         max_members: None,
                         apply_join: None,
                         created_at: time,
+                        profile_updated_at: Some(time),
                         origin: ev.origin,
                         members,
                         messages: Vec::new(),
@@ -563,6 +567,7 @@ impl State {
                     if let Some(v) = &u.face_url {
                         g.face_url = Some(v.clone());
                     }
+                    g.profile_updated_at = Some(time);
                 }
             }
             EventData::GroupDismissed(d) => {
@@ -662,6 +667,7 @@ fn group_state(g: &Group) -> GroupState {
         introduction: g.introduction.clone(),
         notification: g.notification.clone(),
         face_url: g.face_url.clone(),
+        profile_updated_at: g.profile_updated_at.or(Some(g.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
         members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
     }

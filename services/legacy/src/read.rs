@@ -139,6 +139,10 @@ pub struct GroupState {
     pub notification: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_url: Option<String>,
+    /// When the profile (name, introduction, notification, face URL) last changed. Optional: with it,
+    /// reconciliation repairs a profile difference from the side that changed last; without, it reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_updated_at: Option<TimestampMs>,
     /// Sorted by user id.
     pub members: Vec<GroupMemberState>,
 }

@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use imbridge_core::event::{C2cMessage, GroupMessage, MemberRole};
+use imbridge_core::event::{C2cMessage, GroupMessage, GroupUpdated, MemberRole};
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_im::types::recentcontact::{SESSION_C2C, SESSION_GROUP};
@@ -46,6 +46,7 @@ const CONTENT_DIFFERS: &str = "content differs under the same identity; an event
 const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
 const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
 const GROUP_STATE: &str = "group state differences are reported only";
+const PROFILE_TIMES: &str = "which side changed the profile last is unknown (no or equal change times)";
 const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
 const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
 
@@ -419,7 +420,22 @@ impl Reconciler {
                 if fields.is_empty() {
                     profile.identical += 1;
                 }
+                // The side that changed its profile last is right (see `profile_repair`); the owner is not a
+                // profile field an event can set.
+                let (owner, fields): (Vec<&str>, Vec<&str>) = fields.into_iter().partition(|f| *f == "owner");
+                let mut repaired_by: Option<EventId> = None;
                 for f in fields {
+                    match &repaired_by {
+                        Some(id) => self.also_repaired(report, Kind::GroupProfile, key, f, id, dry_run),
+                        None => {
+                            let repair = profile_repair(key, group_id, l, i);
+                            repaired_by = repair.as_ref().ok().map(|e| e.id.clone());
+                            self.finding(report, Kind::GroupProfile, Difference::Different, key, f, repair, dry_run)
+                                .await?;
+                        }
+                    }
+                }
+                for f in owner {
                     self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
                         .await?;
                 }
@@ -548,6 +564,23 @@ impl Reconciler {
         Ok(Checked::Full(digest))
     }
 
+    /// Counts one more profile difference that the event `id`, produced for another field, repairs too.
+    fn also_repaired(&self, report: &mut Report, kind: Kind, key: &ConversationKey, item: &str, id: &EventId, dry_run: bool) {
+        let row = report.row(kind);
+        row.different += 1;
+        if !dry_run {
+            row.repaired += 1;
+        }
+        report.findings.push(Finding {
+            conversation: key.to_string(),
+            kind,
+            difference: Difference::Different,
+            item: item.to_owned(),
+            repair_event: Some(id.to_string()),
+            not_repaired: dry_run.then(|| "dry run".into()),
+        });
+    }
+
     /// Counts one difference and, unless this is a dry run, produces its repair event.
     #[allow(clippy::too_many_arguments)]
     async fn finding(
@@ -629,6 +662,59 @@ fn legacy_msg(m: &StoredMessage) -> Msg {
         body: m.body.clone(),
         custom_data: m.custom_data.clone(),
     }
+}
+
+/// The repair of a group profile difference: the side that changed its profile last is right, known from
+/// legacy's `profile_updated_at` (ms) and IM's `LastInfoTime` (s). A copy is applied when it arrives, so the side
+/// that received a change always shows the later time; only a change that never arrived leaves the side that
+/// made it later. Within the same second (IM's resolution) the answer is unknown: reported only.
+fn profile_repair(
+    key: &ConversationKey,
+    group_id: &GroupId,
+    l: &GroupState,
+    i: &imbridge_im::types::group::GroupInfo,
+) -> Result<Envelope, &'static str> {
+    let (Some(legacy_ms), Some(im_s)) = (l.profile_updated_at, i.last_info_time) else { return Err(PROFILE_TIMES) };
+    let text = |s: Option<&str>| Some(s.unwrap_or("").to_owned());
+    let (source, time, update) = if legacy_ms.0 >= im_s.saturating_add(1).saturating_mul(1000) {
+        let u = GroupUpdated {
+            group_id: group_id.clone(),
+            operator: None,
+            name: Some(l.name.clone()),
+            introduction: text(l.introduction.as_deref()),
+            notification: text(l.notification.as_deref()),
+            face_url: text(l.face_url.as_deref()),
+        };
+        (Source::Legacy, legacy_ms, u)
+    } else if im_s.saturating_mul(1000) > legacy_ms.0 {
+        let u = GroupUpdated {
+            group_id: group_id.clone(),
+            operator: None,
+            name: text(i.name.as_deref()),
+            introduction: text(i.introduction.as_deref()),
+            notification: text(i.notification.as_deref()),
+            face_url: text(i.face_url.as_deref()),
+        };
+        (Source::Im, TimestampMs(im_s.saturating_mul(1000)), u)
+    } else {
+        return Err(PROFILE_TIMES);
+    };
+    // Ids from the winning side's change time: a repeated repair of the same change is the same event.
+    let id = match source {
+        Source::Legacy => EventId::legacy(&format!("reconcile:{group_id}:profile:{}", time.0)),
+        Source::Im => {
+            let change = serde_json::to_vec(&update).unwrap_or_default();
+            EventId::im_group_event(group_id, "reconcile.profile", time.0, &change)
+        }
+    };
+    Ok(Envelope {
+        id,
+        source,
+        conversation: key.clone(),
+        time,
+        recorded_at: Some(TimestampMs::now()),
+        event: Event::GroupUpdated(update),
+    })
 }
 
 fn im_role(role: Option<&str>) -> MemberRole {

@@ -130,3 +130,55 @@ async fn changed_content_and_windows() {
     let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later), ..Scope::default() }, true).await.expect("pass");
     assert_eq!((report.conversations_checked, report.im_calls, report.legacy_calls), (0, 0, 1));
 }
+
+/// A group profile difference is repaired from the side that changed its profile last (legacy's
+/// `profile_updated_at` against IM's `LastInfoTime`), with an event of that side's origin; the owner is never.
+#[tokio::test]
+async fn group_profile_the_side_that_changed_last_wins() {
+    use imbridge_im::types::group::ModifyGroupBaseInfoReq;
+    use serde_json::json;
+
+    let w = World::start().await;
+    w.users(&["ann", "bob"]).await;
+    w.group("crew", "ann", &["bob"]).await;
+    let one = Scope { conversations: vec![ConversationKey::parse("group:crew").expect("key")], ..Scope::default() };
+    let profile = |r: &imbridge_reconcile::Report| -> Vec<(String, Option<String>)> {
+        r.findings
+            .iter()
+            .filter(|f| f.kind == Kind::GroupProfile)
+            .map(|f| (f.item.clone(), f.repair_event.clone()))
+            .collect()
+    };
+    // IM keeps second resolution: the next change must fall in a later second to be known as later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let resp = w
+        .http
+        .patch(format!("{}/api/groups/crew", w.legacy.url()))
+        .json(&json!({"name": "Crew (renamed on legacy)"}))
+        .send()
+        .await
+        .expect("patch");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let r = reconciler(&w).reconcile_once(&one, true).await.expect("pass");
+    let p = profile(&r);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, "name");
+    assert!(p[0].1.as_deref().is_some_and(|e| e.starts_with("legacy:reconcile:crew:profile:")), "{p:?}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    w.client
+        .modify_group_base_info(&ModifyGroupBaseInfoReq {
+            group_id: "crew".into(),
+            introduction: Some("changed on IM".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("modify on im");
+    let r = reconciler(&w).reconcile_once(&one, true).await.expect("pass");
+    let p = profile(&r);
+    // IM changed last: its whole profile is right, for every differing field, in one event.
+    assert_eq!(p.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["name", "introduction"], "{p:?}");
+    assert!(p.iter().all(|(_, e)| e.as_deref().is_some_and(|e| e.starts_with("im:gevt:crew:reconcile.profile:"))));
+    assert_eq!(p[0].1, p[1].1, "one event repairs both");
+    assert_eq!(r.kinds[&Kind::GroupProfile].different, 2);
+}
