@@ -19,6 +19,7 @@ use std::sync::Arc;
 use imbridge_core::event::{C2cMessage, GroupMessage, GroupUpdated, MemberRole};
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_im::types::account::{ProfileValue, tags};
 use imbridge_im::types::recentcontact::{SESSION_C2C, SESSION_GROUP};
 use imbridge_im::{ImClient, ImError, from_im_body};
 use imbridge_kafka::Producer;
@@ -46,6 +47,8 @@ const CONTENT_DIFFERS: &str = "content differs under the same identity; an event
 const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
 const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
 const GROUP_STATE: &str = "group state differences are reported only";
+const ACCOUNTS: &str = "accounts are created by the import (or by to-im on first sight with import_unknown_accounts)";
+const PROFILES: &str = "no live event carries a user profile";
 const PROFILE_TIMES: &str = "which side changed the profile last is unknown (no or equal change times)";
 const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
 const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
@@ -203,8 +206,95 @@ impl Reconciler {
                 }
             }
         }
+        if scope.conversations.is_empty() {
+            let mut users: BTreeSet<UserId> = found.keys.iter().flat_map(c2c_users).collect();
+            if let Some(owner) = &scope.owner {
+                users.retain(|u| owner.owns(&ConversationKey::user(u)));
+            }
+            let users: Vec<UserId> = users.into_iter().take(self.max_users).collect();
+            if let Err(e) = self.accounts(&users, dry_run, &mut report).await {
+                tracing::warn!(error = %e, "cannot compare accounts");
+                report.errors.push(("accounts".into(), e.to_string()));
+            }
+        }
         report.im_calls = im_requests(&self.im_registry) - calls_before;
         Ok(report)
+    }
+
+    /// Accounts and the profile fields both sides hold, for `users`: `account_check` and `portrait_get` on IM,
+    /// the accounts read endpoint on legacy. Reported only: no live event creates an account or sets a profile.
+    async fn accounts(&self, users: &[UserId], dry_run: bool, report: &mut Report) -> Result<(), ReconcileError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        report.legacy_calls += users.len().div_ceil(imbridge_legacy::read::MAX_READ_ACCOUNTS) as u64;
+        let legacy: HashMap<String, imbridge_legacy::read::AccountState> =
+            self.legacy.accounts(users).await?.into_iter().map(|a| (a.user_id.to_string(), a)).collect();
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        let on_im: BTreeSet<String> = self
+            .im
+            .check_accounts(&ids)
+            .await?
+            .into_iter()
+            .filter(|i| i.result_code == 0 && i.account_status == "Imported")
+            .map(|i| i.user_id)
+            .collect();
+        let both: Vec<String> = ids.iter().filter(|u| legacy.contains_key(*u) && on_im.contains(*u)).cloned().collect();
+        let mut profiles = HashMap::new();
+        for chunk in both.chunks(imbridge_im::types::account::PORTRAIT_GET_MAX) {
+            let req = imbridge_im::types::account::PortraitGetReq {
+                to_account: chunk.to_vec(),
+                tag_list: vec![tags::NICK.into(), tags::IMAGE.into()],
+            };
+            for p in self.im.portrait_get(&req).await?.user_profile_item.into_iter().filter(|p| p.result_code == 0) {
+                let text = |tag| match p.get(tag) {
+                    Some(ProfileValue::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                profiles.insert(p.to_account.clone(), (text(tags::NICK), text(tags::IMAGE)));
+            }
+        }
+        let key = ConversationKey::user;
+        for u in users {
+            let id = u.to_string();
+            report.checked_keys.push(key(u).to_string());
+            let row = report.row(Kind::Accounts);
+            row.checked += 1;
+            let difference = match (legacy.get(&id), on_im.contains(&id)) {
+                (Some(_), true) => {
+                    row.identical += 1;
+                    None
+                }
+                (Some(_), false) => Some(Difference::MissingInIm),
+                (None, true) => Some(Difference::MissingInLegacy),
+                (None, false) => {
+                    row.identical += 1;
+                    None
+                }
+            };
+            if let Some(d) = difference {
+                self.finding(report, Kind::Accounts, d, &key(u), &id, Err(ACCOUNTS), dry_run).await?;
+            }
+            let (Some(l), Some((nick, image))) = (legacy.get(&id), profiles.get(&id)) else { continue };
+            let row = report.row(Kind::Profiles);
+            row.checked += 1;
+            let mut fields = Vec::new();
+            if l.nick.as_deref().unwrap_or("") != nick {
+                fields.push("nick");
+            }
+            if l.face_url.as_deref().unwrap_or("") != image {
+                fields.push("face_url");
+            }
+            if fields.is_empty() {
+                report.row(Kind::Profiles).identical += 1;
+            }
+            for f in fields {
+                let item = format!("{id}:{f}");
+                self.finding(report, Kind::Profiles, Difference::Different, &key(u), &item, Err(PROFILES), dry_run)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The conversations with activity in the window on either side (see [`Scope::wide`]).
@@ -646,6 +736,14 @@ impl Reconciler {
         }
         report.findings.push(finding);
         Ok(())
+    }
+}
+
+/// The two users of a `c2c:<a>:<b>` key (none for other keys).
+fn c2c_users(k: &ConversationKey) -> Vec<UserId> {
+    match k.as_str().strip_prefix("c2c:").and_then(|rest| rest.split_once(':')) {
+        Some((a, b)) => vec![UserId::new_unchecked(a), UserId::new_unchecked(b)],
+        None => Vec::new(),
     }
 }
 

@@ -14,10 +14,21 @@ pub enum Kind {
     GroupMessages,
     GroupProfile,
     GroupMembers,
+    /// A user's account exists.
+    Accounts,
+    /// A user's profile fields both sides hold (nick, face URL).
+    Profiles,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::C2cMessages, Kind::GroupMessages, Kind::GroupProfile, Kind::GroupMembers];
+    pub const ALL: [Kind; 6] = [
+        Kind::C2cMessages,
+        Kind::GroupMessages,
+        Kind::GroupProfile,
+        Kind::GroupMembers,
+        Kind::Accounts,
+        Kind::Profiles,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +36,8 @@ impl Kind {
             Kind::GroupMessages => "group_messages",
             Kind::GroupProfile => "group_profile",
             Kind::GroupMembers => "group_members",
+            Kind::Accounts => "accounts",
+            Kind::Profiles => "profiles",
         }
     }
 }

@@ -182,3 +182,47 @@ async fn group_profile_the_side_that_changed_last_wins() {
     assert_eq!(p[0].1, p[1].1, "one event repairs both");
     assert_eq!(r.kinds[&Kind::GroupProfile].different, 2);
 }
+
+/// Accounts and profiles of the users of the conversations found: an account on one side only, and a nick that
+/// differs, are reported (no live event creates an account or sets a profile).
+#[tokio::test]
+async fn accounts_and_profiles_are_compared() {
+    use imbridge_im::types::account::AccountImportReq;
+    use serde_json::json;
+
+    let w = World::start().await;
+    w.users(&["ann", "bob"]).await;
+    // eve is on legacy only; fay on IM only; ann's nick differs.
+    w.legacy_post("/api/users", json!({"user_id": "eve"})).await;
+    w.client.account_import(&AccountImportReq { user_id: "fay".into(), nick: None, face_url: None }).await.expect("fay");
+    w.client
+        .account_import(&AccountImportReq { user_id: "ann".into(), nick: Some("Ann on IM".into()), face_url: None })
+        .await
+        .expect("ann's nick");
+    w.legacy_c2c("ann", "bob", "hello", true).await;
+    w.legacy_c2c("eve", "ann", "from legacy only", false).await;
+    w.im_c2c("fay", "bob", "from IM only", false).await;
+    let report = reconciler(&w).reconcile_once(&Scope::default(), true).await.expect("pass");
+    println!("{}", report.table());
+    let found: Vec<(Kind, Difference, &str)> = report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Accounts | Kind::Profiles))
+        .map(|f| (f.kind, f.difference, f.item.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        // In user id order.
+        [
+            (Kind::Profiles, Difference::Different, "ann:nick"),
+            (Kind::Accounts, Difference::MissingInIm, "eve"),
+            (Kind::Accounts, Difference::MissingInLegacy, "fay"),
+        ],
+        "{}",
+        report.table()
+    );
+    let a = report.kinds[&Kind::Accounts];
+    assert_eq!((a.checked, a.identical, a.missing_in_im, a.missing_in_legacy), (4, 2, 1, 1));
+    let p = report.kinds[&Kind::Profiles];
+    assert_eq!((p.checked, p.identical, p.different), (2, 1, 1));
+}
