@@ -148,9 +148,14 @@ async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes
         Ok(ev) => ev,
         Err(e) => return (StatusCode::BAD_REQUEST, Json::<ErrorsBody>(e.to_body())).into_response(),
     };
+    let fault = em.next_apply_fault();
+    if fault == crate::config::ApplyFault::Fail {
+        tracing::info!("apply: injected failure");
+        return ApiError(StatusCode::SERVICE_UNAVAILABLE, "injected failure (apply_faults)".into()).into_response();
+    }
     let echo_webhooks = em.config().echo_webhooks;
     let webhooks = em.webhooks_enabled();
-    em.write(|s| {
+    let answer = em.write(|s| {
         let mut answer = ApplyAnswer { applied: 0, duplicates: 0, errors: Vec::new() };
         for (index, ev) in events.iter().enumerate() {
             match s.apply(ev) {
@@ -172,7 +177,13 @@ async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes
         }
         let status = if answer.applied == 0 { StatusCode::CONFLICT } else { StatusCode::OK };
         (status, Json(answer)).into_response()
-    })
+    });
+    if let crate::config::ApplyFault::Stall(d) = fault {
+        // Applied, but the caller hears nothing before its timeout: its retry must be a no-op.
+        tracing::info!(stall_ms = d.as_millis() as u64, "apply: injected stall after applying");
+        tokio::time::sleep(d).await;
+    }
+    answer
 }
 
 /// Verifies a contract read request (same secrets as apply), then parses its body.
