@@ -79,7 +79,8 @@ pub(crate) async fn run(
         let at = TimestampMs::now();
         record_beat(&path, at);
         let (callbacks_refused, kafka_failures) = counters(&state, failures.load(Ordering::Relaxed));
-        let beat = IngestBeat { instance: instance.clone(), at, started_at, down_since, callbacks_refused, kafka_failures };
+        let beat =
+            IngestBeat { instance: instance.clone(), at, started_at, down_since, callbacks_refused, kafka_failures };
         let payload = serde_json::to_vec(&beat).unwrap_or_default();
         let send = producer.send(&topic, Outgoing { key: key.as_bytes(), payload: &payload, headers: &[] });
         tokio::select! {

@@ -70,7 +70,8 @@ impl ApplyFaults {
         if self.fail_rate <= 0.0 && self.stall_rate <= 0.0 {
             return ApplyFault::None;
         }
-        let x = f64::from(imbridge_core::ids::stable_u32(format!("{}:{n}", self.seed).as_bytes())) / f64::from(u32::MAX);
+        let x =
+            f64::from(imbridge_core::ids::stable_u32(format!("{}:{n}", self.seed).as_bytes())) / f64::from(u32::MAX);
         if x < self.fail_rate {
             ApplyFault::Fail
         } else if x < self.fail_rate + self.stall_rate {

@@ -853,10 +853,8 @@ async fn signed_reads_give_digests_messages_and_group_state() {
 async fn apply_faults_fail_or_stall_after_applying() {
     use imbridge_legacy_emulator::config::ApplyFaults;
 
-    let fail = LegacyEmulatorConfig {
-        apply_faults: ApplyFaults { fail_rate: 1.0, ..ApplyFaults::default() },
-        ..config(None)
-    };
+    let fail =
+        LegacyEmulatorConfig { apply_faults: ApplyFaults { fail_rate: 1.0, ..ApplyFaults::default() }, ..config(None) };
     let em = spawn(fail).await.expect("spawn");
     let h = Http::new(&em);
     users(&h, &["ann", "bob"]).await;

@@ -19,6 +19,9 @@ use imbridge_kafka::{Handler, Outcome, Record};
 
 use crate::reconciler::{ORIGIN_HEADER, ORIGIN_RECONCILE};
 
+/// Told the new assignment after every change.
+type OnAssignment = Box<dyn Fn(&BTreeSet<(String, i32)>) + Send + Sync>;
+
 /// When a conversation is due, and how many verification rounds led to it (0: real activity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Due {
@@ -32,7 +35,7 @@ pub struct Activity {
     pending: Mutex<HashMap<ConversationKey, Due>>,
     assigned: Mutex<BTreeSet<(String, i32)>>,
     /// Told the new assignment after every change (quota share, readiness).
-    on_assignment: Box<dyn Fn(&BTreeSet<(String, i32)>) + Send + Sync>,
+    on_assignment: OnAssignment,
 }
 
 impl std::fmt::Debug for Activity {

@@ -34,5 +34,5 @@ pub use config::ReconcileConfig;
 pub use error::ReconcileError;
 pub use metrics::{Metrics, Trigger};
 pub use reconciler::{Owner, Reconciler, Scope};
-pub use service::{Deps, RunningReconcile};
 pub use report::{Difference, Kind, Report, Row};
+pub use service::{Deps, RunningReconcile};

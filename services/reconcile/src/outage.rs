@@ -82,7 +82,8 @@ impl Detector {
     pub fn beat(&mut self, b: IngestBeat, now: TimestampMs) -> Vec<Outage> {
         let horizon = now.0 - self.lookback_ms;
         let mut out = Vec::new();
-        let window = |from: TimestampMs, to: TimestampMs, cause| Outage { instance: b.instance.clone(), from, to, cause };
+        let window =
+            |from: TimestampMs, to: TimestampMs, cause| Outage { instance: b.instance.clone(), from, to, cause };
         match self.instances.get(&b.instance) {
             None => {
                 // First beat we see of this instance: only a recent restart says something.
@@ -164,7 +165,15 @@ mod tests {
         let mut b = beat(1_040_000, 1_038_000);
         b.down_since = Some(TimestampMs(1_005_000));
         let o = d.beat(b.clone(), now);
-        assert_eq!(o, [Outage { instance: "i".into(), from: TimestampMs(1_005_000), to: TimestampMs(1_038_000), cause: Cause::Restart }]);
+        assert_eq!(
+            o,
+            [Outage {
+                instance: "i".into(),
+                from: TimestampMs(1_005_000),
+                to: TimestampMs(1_038_000),
+                cause: Cause::Restart
+            }]
+        );
         assert!(d.beat(b.clone(), now).is_empty(), "a repeat says nothing");
         // Kafka away for 20 s: the beats resume with a gap and counted failures.
         let mut late = beat(1_065_000, 1_038_000);

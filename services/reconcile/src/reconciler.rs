@@ -309,7 +309,14 @@ impl Reconciler {
         let mut user_keys: Vec<ConversationKey> = found.keys.iter().cloned().collect();
         if wide && window.since.is_some() {
             report.legacy_calls += 1;
-            user_keys = self.legacy.digests(Window::default()).await?.conversations.into_iter().map(|d| d.conversation).collect();
+            user_keys = self
+                .legacy
+                .digests(Window::default())
+                .await?
+                .conversations
+                .into_iter()
+                .map(|d| d.conversation)
+                .collect();
         }
         let mut users = BTreeSet::new();
         for k in &user_keys {
@@ -655,7 +662,15 @@ impl Reconciler {
     }
 
     /// Counts one more profile difference that the event `id`, produced for another field, repairs too.
-    fn also_repaired(&self, report: &mut Report, kind: Kind, key: &ConversationKey, item: &str, id: &EventId, dry_run: bool) {
+    fn also_repaired(
+        &self,
+        report: &mut Report,
+        kind: Kind,
+        key: &ConversationKey,
+        item: &str,
+        id: &EventId,
+        dry_run: bool,
+    ) {
         let row = report.row(kind);
         row.different += 1;
         if !dry_run {

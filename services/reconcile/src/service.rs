@@ -153,9 +153,13 @@ impl Shared {
         self.metrics.pending.set(self.activity.pending() as i64);
         if report.differences() > 0 || !report.errors.is_empty() || trigger == Trigger::Sweep {
             info!(
-                trigger = trigger.as_str(), conversations = report.conversations_checked,
-                identical_by_digest = report.identical_by_digest, differences = report.differences(),
-                repaired = report.repaired(), errors = report.errors.len(), im_calls = report.im_calls,
+                trigger = trigger.as_str(),
+                conversations = report.conversations_checked,
+                identical_by_digest = report.identical_by_digest,
+                differences = report.differences(),
+                repaired = report.repaired(),
+                errors = report.errors.len(),
+                im_calls = report.im_calls,
                 "reconcile pass finished"
             );
         }
@@ -168,11 +172,8 @@ impl Shared {
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let checked: BTreeSet<&str> = report.checked_keys.iter().map(String::as_str).collect();
-        let seen: BTreeSet<(String, Kind, Difference, String)> = report
-            .findings
-            .iter()
-            .map(|f| (f.conversation.clone(), f.kind, f.difference, f.item.clone()))
-            .collect();
+        let seen: BTreeSet<(String, Kind, Difference, String)> =
+            report.findings.iter().map(|f| (f.conversation.clone(), f.kind, f.difference, f.item.clone())).collect();
         open.retain(|id, o| {
             let gone = checked.contains(id.0.as_str()) && !seen.contains(id) && (all_time || !o.all_time);
             if gone {
@@ -234,7 +235,8 @@ pub async fn start(
         config.consumer.clone(),
         activity.clone(),
         DlqProducer::new(producer.clone(), deps.topics.dlq.clone()),
-        ConsumerMetrics::new(&deps.registry, "reconcile").map_err(|e| ReconcileError::Setup(format!("metrics: {e}")))?,
+        ConsumerMetrics::new(&deps.registry, "reconcile")
+            .map_err(|e| ReconcileError::Setup(format!("metrics: {e}")))?,
     )?;
 
     let tasks = TaskTracker::new();
@@ -284,7 +286,9 @@ async fn ensure_topics(deps: &Deps) -> Result<i32, ReconcileError> {
         };
         match ready.await {
             Ok(n) if n > 0 => return Ok(n),
-            Ok(_) => return Err(ReconcileError::Setup(format!("topic {} has no partitions", deps.topics.legacy_events))),
+            Ok(_) => {
+                return Err(ReconcileError::Setup(format!("topic {} has no partitions", deps.topics.legacy_events)));
+            }
             Err(e) if attempt < 20 => {
                 attempt += 1;
                 warn!(error = %e, attempt, "cannot reach kafka's topics yet");

@@ -96,18 +96,17 @@ pub fn render(sweeps: &[SweepSummary]) -> String {
     }
     let _ = writeln!(
         s,
-        "  {:<20} {:<22} {:>9} {:>10} {:>11} {:>8} {:>8} {:>6} {:>8}  {}",
-        "group", "instance", "finished", "took_secs", "checked", "by_digest", "differ", "repaired", "im_calls",
-        "partitions"
+        "  {:<20} {:<22} {:>10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  partitions",
+        "group", "instance", "finished", "took_secs", "checked", "by_digest", "differences", "repaired", "im_calls",
     );
     let now = TimestampMs::now().0;
     for w in sweeps {
         let _ = writeln!(
             s,
-            "  {:<20} {:<22} {:>8}s {:>10} {:>11} {:>8} {:>8} {:>6} {:>8}  {}/{}",
+            "  {:<20} {:<22} {:>10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  {}/{}",
             w.group,
             w.instance,
-            format!("-{}", (now - w.finished_at.0).max(0) / 1000),
+            format!("{}s ago", (now - w.finished_at.0).max(0) / 1000),
             (w.finished_at.0 - w.started_at.0).max(0) / 1000,
             w.conversations_checked,
             w.identical_by_digest,

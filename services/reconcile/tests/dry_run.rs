@@ -79,7 +79,11 @@ async fn finds_every_kind_of_difference_and_writes_nothing() {
     assert_eq!(writes(&before.1), writes(&after.1));
 
     // One conversation only, and the JSON report says the same as the table.
-    let one = Scope { conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")], since: None, ..Scope::default() };
+    let one = Scope {
+        conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")],
+        since: None,
+        ..Scope::default()
+    };
     let report = r.reconcile_once(&one, true).await.expect("pass");
     assert_eq!(report.conversations_checked, 1);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
@@ -127,7 +131,10 @@ async fn changed_content_and_windows() {
 
     // A window after everything: nothing to compare, and no IM conversation list either.
     let later = TimestampMs(TimestampMs::now().0 + 3_600_000);
-    let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later), ..Scope::default() }, true).await.expect("pass");
+    let report = r
+        .reconcile_once(&Scope { conversations: Vec::new(), since: Some(later), ..Scope::default() }, true)
+        .await
+        .expect("pass");
     assert_eq!((report.conversations_checked, report.im_calls, report.legacy_calls), (0, 0, 1));
 }
 
@@ -194,7 +201,10 @@ async fn accounts_and_profiles_are_compared() {
     w.users(&["ann", "bob"]).await;
     // eve is on legacy only; fay on IM only; ann's nick differs.
     w.legacy_post("/api/users", json!({"user_id": "eve"})).await;
-    w.client.account_import(&AccountImportReq { user_id: "fay".into(), nick: None, face_url: None }).await.expect("fay");
+    w.client
+        .account_import(&AccountImportReq { user_id: "fay".into(), nick: None, face_url: None })
+        .await
+        .expect("fay");
     w.client
         .account_import(&AccountImportReq { user_id: "ann".into(), nick: Some("Ann on IM".into()), face_url: None })
         .await
