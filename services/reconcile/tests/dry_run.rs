@@ -24,13 +24,8 @@ fn reconciler(w: &World) -> Reconciler {
 #[tokio::test]
 async fn finds_every_kind_of_difference_and_writes_nothing() {
     let w = World::start().await;
-    w.users(&["ann", "bob", "cy", "dee"]).await;
-    w.group("crew", "ann", &["bob"]).await;
     // In step: two copies each way.
-    w.legacy_c2c("ann", "bob", "hello", true).await;
-    w.im_c2c("bob", "ann", "hi back", true).await;
-    w.legacy_group_msg("crew", "ann", "team", true).await;
-    w.im_group_msg("crew", "bob", "ok", true).await;
+    w.in_step().await;
     // One side only.
     let lost_on_im = w.legacy_c2c("ann", "bob", "dropped by to-im", false).await;
     let lost_on_legacy = w.im_c2c("cy", "ann", "callback dropped", false).await;
