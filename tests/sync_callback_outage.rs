@@ -18,7 +18,8 @@ use imbridge_im_emulator::EmulatorConfig;
 use imbridge_legacy::SigningSecret;
 use imbridge_testkit::eventually;
 use imbridge_testkit::process::Proc;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::{as_user, free_port, im_text as text, legacy_texts};
 use tokio_util::sync::CancellationToken;
 
 #[path = "sync_support.rs"]
@@ -78,38 +79,6 @@ impl Drop for PrivateBroker {
             .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
             .status();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn text(s: &str) -> Value {
-    json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": s}}])
-}
-
-async fn as_user(im: &imbridge_im_emulator::RunningEmulator, user: &str, api: &str, body: Value) {
-    let e = im.emulator();
-    let url = format!(
-        "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
-        im.base_url(),
-        e.config().sdkappid,
-        e.usersig(user)
-    );
-    let v: Value = reqwest::Client::new().post(url).json(&body).send().await.expect("im").json().await.expect("json");
-    assert_eq!(v["ErrorCode"], 0, "{user} {api} {body}: {v}");
-}
-
-async fn legacy_texts(legacy_url: &str, path: &str) -> Vec<String> {
-    let Ok(r) = reqwest::get(format!("{legacy_url}{path}")).await else { return Vec::new() };
-    if !r.status().is_success() {
-        return Vec::new();
-    }
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    let list = if v.is_array() { &v } else { &v["messages"] };
-    list.as_array()
-        .map(|a| a.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or_default().to_owned()).collect())
-        .unwrap_or_default()
 }
 
 fn failed_callbacks(im: &imbridge_im_emulator::RunningEmulator) -> u64 {

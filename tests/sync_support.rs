@@ -304,3 +304,41 @@ drain_timeout_ms = 4000
     std::fs::write(&path, text).expect("write config");
     path
 }
+
+/// A free TCP port on 127.0.0.1 (for a process whose address must not change across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// An IM text message body.
+pub fn im_text(s: &str) -> serde_json::Value {
+    serde_json::json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": s}}])
+}
+
+/// Calls the IM emulator's client simulation as app user `user` (fires callbacks like a real app would).
+pub async fn as_user(im: &RunningEmulator, user: &str, api: &str, body: serde_json::Value) {
+    let e = im.emulator();
+    let url = format!(
+        "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
+        im.base_url(),
+        e.config().sdkappid,
+        e.usersig(user)
+    );
+    let v: serde_json::Value =
+        reqwest::Client::new().post(url).json(&body).send().await.expect("im").json().await.expect("json");
+    assert_eq!(v["ErrorCode"], 0, "{user} {api} {body}: {v}");
+}
+
+/// The texts of a legacy emulator conversation (`/api/groups/<id>/messages`, `/api/c2c/<a>/<b>/messages`), in
+/// its order; empty when it does not exist (yet).
+pub async fn legacy_texts(legacy_url: &str, path: &str) -> Vec<String> {
+    let Ok(r) = reqwest::get(format!("{legacy_url}{path}")).await else { return Vec::new() };
+    if !r.status().is_success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    let list = if v.is_array() { &v } else { &v["messages"] };
+    list.as_array()
+        .map(|a| a.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
