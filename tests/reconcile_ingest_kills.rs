@@ -14,8 +14,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use imbridge_core::topics::TopicNames;
-use imbridge_im_emulator::EmulatorConfig;
 use imbridge_legacy::SigningSecret;
 use imbridge_reconcile::{Deps, ReconcileConfig};
 use imbridge_testkit::eventually;
@@ -25,7 +23,6 @@ use serde_json::json;
 use support::{as_user, free_port, im_text, legacy_texts};
 use tokio_util::sync::CancellationToken;
 
-const APPLY_SECRET: &str = "apply-secret";
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// Sends one group message and, every other time, one 1:1 message, as IM app users.
@@ -71,87 +68,32 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     support::logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let u = imbridge_testkit::unique("rcout");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy"),
-        im_events: format!("{u}.im"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        status: format!("{u}.status"),
-        partitions: 3,
-        ..TopicNames::default()
-    };
+    let topics = support::callback_topics(&u);
     support::create_topics(&topics).await;
     let kafka = support::kafka();
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..Default::default()
-    })
-    .await
-    .expect("legacy emulator");
+    let legacy = support::applying_legacy().await;
     let legacy_url = legacy.url();
 
     // ingest on a fixed port (IM's callback URL stays) and a fixed instance id, beating every 500 ms.
     let ingest_port = free_port();
-    let emu = EmulatorConfig::default();
-    let config = dir.path().join("imbridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[topics]\nlegacy_events = \"{}\"\nim_events = \"{}\"\ndlq = \"{}\"\n\
-             applied = \"{}\"\nconversations = \"{}\"\nstatus = \"{}\"\npartitions = 3\n[im]\nsdkappid = {}\n\
-             admin_identifier = \"administrator\"\nsecret_key = \"k\"\n[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
-             legacy_secret = \"s\"\nreadiness_interval_ms = 300\nspool_dir = \"{}\"\nheartbeat_interval_ms = 500\n\
-             instance_id = \"ingest-under-test\"\n",
-            imbridge_testkit::kafka_bootstrap(),
-            topics.legacy_events,
-            topics.im_events,
-            topics.dlq,
-            topics.applied,
-            topics.conversations,
-            topics.status,
-            emu.sdkappid,
-            dir.path().join("spool").display()
-        ),
-    )
-    .expect("config");
+    let extra = "heartbeat_interval_ms = 500\ninstance_id = \"ingest-under-test\"\n";
+    let bootstrap = imbridge_testkit::kafka_bootstrap();
+    let config = support::ingest_process_config(dir.path(), &bootstrap, &topics, ingest_port, extra);
     let ingest_url = format!("http://127.0.0.1:{ingest_port}");
     let start_ingest = |n: u32| Proc::start(&config, &["ingest"], dir.path().join(format!("ingest-{n}.log")));
-    let ingest_ready = || {
-        eventually("ingest ready", Duration::from_secs(60), || {
-            let url = format!("{ingest_url}/readyz");
-            async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }
-        })
-    };
     let mut ingest = start_ingest(0);
-    ingest_ready().await;
+    support::wait_ready("ingest ready", &ingest_url).await;
 
-    let im = imbridge_im_emulator::spawn(EmulatorConfig {
-        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
-        rate_limits_enabled: false,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("im emulator");
-    let admin = support::im_client(&im);
-    support::import_accounts(&admin, &["ann", "bob"]).await;
+    let im = support::im_calling_ingest(&ingest_url).await;
 
     let stop = CancellationToken::new();
-    let mut tl = imbridge_to_legacy::ToLegacyConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        group_id: format!("{u}-to-legacy"),
-        apply_url: legacy.apply_url(),
-        apply_secret: SigningSecret::new(APPLY_SECRET),
-        readiness_interval_ms: 300,
-        ..Default::default()
-    };
-    tl.order.gap_wait_ms = 1_500;
+    let tl = support::to_legacy_config(&u, &legacy);
     let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
     let to_legacy = imbridge_to_legacy::start(tl, tl_deps, stop.clone()).await.expect("to-legacy");
 
     let mut rc = ReconcileConfig {
         legacy_url: legacy_url.clone(),
-        legacy_secret: SigningSecret::new(APPLY_SECRET),
+        legacy_secret: SigningSecret::new(support::CALLBACK_APPLY_SECRET),
         listen: "127.0.0.1:0".parse().expect("addr"),
         group_id: format!("{u}-reconcile"),
         check_delay_ms: 1_500,
@@ -170,14 +112,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     .await
     .expect("reconcile");
 
-    as_user(
-        &im,
-        "ann",
-        "group_open_http_svc/create_group",
-        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
-               "MemberList": [{"Member_Account": "bob"}]}),
-    )
-    .await;
+    support::create_club(&im).await;
     let (mut group_sent, mut c2c_sent) = (Vec::new(), Vec::new());
     let converged = |g: usize, c: usize| {
         let legacy_url = legacy_url.clone();
@@ -220,7 +155,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
             }
             if !restarted && killed.elapsed() >= Duration::from_secs(down_secs) {
                 ingest = start_ingest(round);
-                ingest_ready().await;
+                support::wait_ready("ingest ready", &ingest_url).await;
                 restarted = true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

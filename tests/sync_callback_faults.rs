@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use imbridge_core::topics::TopicNames;
 use imbridge_im_emulator::EmulatorConfig;
 use imbridge_im_emulator::faults::Faults;
 use imbridge_legacy::SigningSecret;
@@ -21,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 #[path = "sync_support.rs"]
 mod support;
 
-const APPLY_SECRET: &str = "apply-secret";
 const GROUP_MESSAGES: usize = 60;
 const C2C_MESSAGES: usize = 40;
 
@@ -66,25 +64,11 @@ fn text(s: &str) -> Value {
 async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in_order() {
     support::logs();
     let u = imbridge_testkit::unique("cbfaults");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy"),
-        im_events: format!("{u}.im"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        status: format!("{u}.status"),
-        partitions: 3,
-        ..TopicNames::default()
-    };
+    let topics = support::callback_topics(&u);
     let kafka = imbridge_kafka::KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap());
     let spool = tempfile::tempdir().expect("tempdir");
 
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..Default::default()
-    })
-    .await
-    .expect("legacy emulator");
+    let legacy = support::applying_legacy().await;
     let ingest_registry = prometheus::Registry::new();
     let emu_defaults = EmulatorConfig::default();
     let mut deps = imbridge_ingest::Deps::new(kafka.clone(), topics.clone(), emu_defaults.sdkappid, "administrator");
@@ -123,15 +107,7 @@ async fn dropped_duplicated_and_reordered_callbacks_reach_legacy_complete_and_in
         registry: tl_registry.clone(),
         im: Some(im_cfg),
     };
-    let mut tl_cfg = imbridge_to_legacy::ToLegacyConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        group_id: format!("{u}-to-legacy"),
-        apply_url: legacy.apply_url(),
-        apply_secret: SigningSecret::new(APPLY_SECRET),
-        readiness_interval_ms: 300,
-        ..Default::default()
-    };
-    tl_cfg.order.gap_wait_ms = 1_500;
+    let mut tl_cfg = support::to_legacy_config(&u, &legacy);
     tl_cfg.order.reorder_window_ms = 1_500;
     tl_cfg.consumer.session_timeout_ms = 10_000;
     tl_cfg.consumer.drain_timeout_ms = 4_000;

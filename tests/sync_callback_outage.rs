@@ -13,9 +13,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use imbridge_core::topics::TopicNames;
-use imbridge_im_emulator::EmulatorConfig;
-use imbridge_legacy::SigningSecret;
 use imbridge_testkit::eventually;
 use imbridge_testkit::process::Proc;
 use serde_json::json;
@@ -24,8 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "sync_support.rs"]
 mod support;
-
-const APPLY_SECRET: &str = "apply-secret";
 
 struct PrivateBroker {
     port: u16,
@@ -91,89 +86,29 @@ async fn a_broker_outage_and_a_killed_ingest_lose_no_accepted_callback() {
     let broker = PrivateBroker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let u = imbridge_testkit::unique("cbout");
-    let topics = TopicNames {
-        legacy_events: format!("{u}.legacy"),
-        im_events: format!("{u}.im"),
-        dlq: format!("{u}.dlq"),
-        applied: format!("{u}.applied"),
-        conversations: format!("{u}.conversations"),
-        status: format!("{u}.status"),
-        partitions: 3,
-        ..TopicNames::default()
-    };
+    let topics = support::callback_topics(&u);
     let kafka = imbridge_kafka::KafkaConfig::for_bootstrap(broker.bootstrap());
-    let legacy = imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..Default::default()
-    })
-    .await
-    .expect("legacy emulator");
+    let legacy = support::applying_legacy().await;
     let legacy_url = legacy.url();
 
     // ingest as a process on a fixed port (IM's callback URL does not change across its restart).
     let ingest_port = free_port();
-    let emu = EmulatorConfig::default();
-    let config = dir.path().join("imbridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[topics]\nlegacy_events = \"{}\"\nim_events = \"{}\"\ndlq = \"{}\"\n\
-             applied = \"{}\"\nconversations = \"{}\"\npartitions = 3\n[im]\nsdkappid = {}\n\
-             admin_identifier = \"administrator\"\nsecret_key = \"k\"\n[ingest]\nlisten = \"127.0.0.1:{ingest_port}\"\n\
-             legacy_secret = \"s\"\nreadiness_interval_ms = 300\nspool_dir = \"{}\"\n",
-            broker.bootstrap(),
-            topics.legacy_events,
-            topics.im_events,
-            topics.dlq,
-            topics.applied,
-            topics.conversations,
-            emu.sdkappid,
-            dir.path().join("spool").display()
-        ),
-    )
-    .expect("config");
+    let config = support::ingest_process_config(dir.path(), &broker.bootstrap(), &topics, ingest_port, "");
     let start_ingest = |n: u32| Proc::start(&config, &["ingest"], dir.path().join(format!("ingest-{n}.log")));
     let mut ingest = start_ingest(1);
     let ingest_url = format!("http://127.0.0.1:{ingest_port}");
-    eventually("ingest ready", Duration::from_secs(60), || {
-        let url = format!("{ingest_url}/readyz");
-        async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }
-    })
-    .await;
+    support::wait_ready("ingest ready", &ingest_url).await;
 
-    let im = imbridge_im_emulator::spawn(EmulatorConfig {
-        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
-        rate_limits_enabled: false,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("im emulator");
-    let admin = support::im_client(&im);
-    support::import_accounts(&admin, &["ann", "bob"]).await;
+    let im = support::im_calling_ingest(&ingest_url).await;
 
     let stop = CancellationToken::new();
-    let mut tl_cfg = imbridge_to_legacy::ToLegacyConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        group_id: format!("{u}-to-legacy"),
-        apply_url: legacy.apply_url(),
-        apply_secret: SigningSecret::new(APPLY_SECRET),
-        readiness_interval_ms: 300,
-        ..Default::default()
-    };
-    tl_cfg.order.gap_wait_ms = 1_500;
+    let mut tl_cfg = support::to_legacy_config(&u, &legacy);
     tl_cfg.consumer.session_timeout_ms = 10_000;
     tl_cfg.consumer.drain_timeout_ms = 4_000;
     let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
     let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
 
-    as_user(
-        &im,
-        "ann",
-        "group_open_http_svc/create_group",
-        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
-               "MemberList": [{"Member_Account": "bob"}]}),
-    )
-    .await;
+    support::create_club(&im).await;
     eventually("the group exists on legacy", Duration::from_secs(60), || {
         let url = format!("{legacy_url}/api/groups/club");
         async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }

@@ -342,3 +342,107 @@ pub async fn legacy_texts(legacy_url: &str, path: &str) -> Vec<String> {
         .map(|a| a.iter().map(|m| m["body"][0]["text"].as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default()
 }
+
+/// The apply secret of the legacy emulator in the callback scenarios.
+pub const CALLBACK_APPLY_SECRET: &str = "apply-secret";
+
+/// Topics of their own for a callback scenario (`<u>.legacy`, `<u>.im`, …), 3 partitions.
+pub fn callback_topics(u: &str) -> TopicNames {
+    TopicNames {
+        legacy_events: format!("{u}.legacy"),
+        im_events: format!("{u}.im"),
+        dlq: format!("{u}.dlq"),
+        applied: format!("{u}.applied"),
+        conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
+        partitions: 3,
+        ..TopicNames::default()
+    }
+}
+
+/// A legacy emulator on port 0 that accepts applies signed with [`CALLBACK_APPLY_SECRET`].
+pub async fn applying_legacy() -> imbridge_legacy_emulator::RunningLegacyEmulator {
+    imbridge_legacy_emulator::spawn(imbridge_legacy_emulator::LegacyEmulatorConfig {
+        apply_secrets: vec![imbridge_legacy::SigningSecret::new(CALLBACK_APPLY_SECRET)],
+        ..Default::default()
+    })
+    .await
+    .expect("legacy emulator")
+}
+
+/// to-legacy on port 0 in group `<u>-to-legacy`, applying to `legacy`, with short waits for seq gaps.
+pub fn to_legacy_config(
+    u: &str,
+    legacy: &imbridge_legacy_emulator::RunningLegacyEmulator,
+) -> imbridge_to_legacy::ToLegacyConfig {
+    let mut c = imbridge_to_legacy::ToLegacyConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        group_id: format!("{u}-to-legacy"),
+        apply_url: legacy.apply_url(),
+        apply_secret: imbridge_legacy::SigningSecret::new(CALLBACK_APPLY_SECRET),
+        readiness_interval_ms: 300,
+        ..Default::default()
+    };
+    c.order.gap_wait_ms = 1_500;
+    c
+}
+
+/// An imbridge.toml for an ingest process on `127.0.0.1:<port>` with its spool in `dir` (`extra` is appended
+/// to the `[ingest]` section); returns its path.
+pub fn ingest_process_config(dir: &Path, bootstrap: &str, topics: &TopicNames, port: u16, extra: &str) -> PathBuf {
+    let config = dir.join("imbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[topics]\nlegacy_events = \"{}\"\nim_events = \"{}\"\n\
+             dlq = \"{}\"\napplied = \"{}\"\nconversations = \"{}\"\nstatus = \"{}\"\npartitions = {}\n[im]\n\
+             sdkappid = {}\nadmin_identifier = \"administrator\"\nsecret_key = \"k\"\n[ingest]\n\
+             listen = \"127.0.0.1:{port}\"\nlegacy_secret = \"s\"\nreadiness_interval_ms = 300\nspool_dir = \"{}\"\n{extra}",
+            topics.legacy_events,
+            topics.im_events,
+            topics.dlq,
+            topics.applied,
+            topics.conversations,
+            topics.status,
+            topics.partitions,
+            EmulatorConfig::default().sdkappid,
+            dir.join("spool").display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// Waits until the service at `base_url` answers `/readyz` with 200.
+pub async fn wait_ready(what: &str, base_url: &str) {
+    eventually(what, std::time::Duration::from_secs(60), || {
+        let url = format!("{base_url}/readyz");
+        async move { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+}
+
+/// An IM emulator on port 0 (limits off) whose callbacks go to the ingest at `ingest_url`; ann and bob exist.
+pub async fn im_calling_ingest(ingest_url: &str) -> RunningEmulator {
+    let im = imbridge_im_emulator::spawn(EmulatorConfig {
+        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
+        rate_limits_enabled: false,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("im emulator");
+    import_accounts(&im_client(&im), &["ann", "bob"]).await;
+    im
+}
+
+/// ann creates the Public group `club` with bob, as an app user of IM (a callback follows).
+pub async fn create_club(im: &RunningEmulator) {
+    as_user(
+        im,
+        "ann",
+        "group_open_http_svc/create_group",
+        serde_json::json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
+               "MemberList": [{"Member_Account": "bob"}]}),
+    )
+    .await;
+}
