@@ -213,11 +213,9 @@ imbridge() { "$BIN" --config "$CONFIG" "$@"; }
 # IM's callback URL is ingest from the start, as an app's console would have it: the import's read marks
 # (admin_set_msg_read) already call back, and ingest answers them (read state is imported, not synced live).
 say "starting the IM emulator on 127.0.0.1:$IM_PORT (frequency limits on) and ingest, which receives its callbacks"
-# serial delivery (--callback-concurrency 1): the demo's back-to-back new-app operations need IM's callbacks in
-# operation order until ingest resequences them; concurrent, unordered delivery is the emulator's default.
+# Callbacks as IM sends them: 8 deliveries in flight, unordered; to-legacy restores IM's order.
 start im-emulator "$BIN" --log-format json emulate im --listen "127.0.0.1:$IM_PORT" \
-  --callback-url "http://127.0.0.1:$INGEST_PORT/v1/im/callback" --callback-token "$CALLBACK_TOKEN" \
-  --callback-concurrency 1
+  --callback-url "http://127.0.0.1:$INGEST_PORT/v1/im/callback" --callback-token "$CALLBACK_TOKEN"
 start ingest "$BIN" --config "$CONFIG" --log-format json ingest
 wait_http im-emulator "$IM_PORT" /emulator/healthz
 wait_http ingest "$INGEST_PORT" /readyz

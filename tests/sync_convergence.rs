@@ -231,11 +231,10 @@ checkpoint_topic = "{prefix}.import.checkpoints"
                     &format!("127.0.0.1:{im_port}"),
                     "--callback-url",
                     &format!("{ingest_url}/v1/im/callback"),
-                    // Serial delivery by default: at 8 in flight this scenario still fails now and then (a group's
-                    // change reaching legacy before its creation when callbacks are skewed by more than to-legacy's
-                    // reorder window). IMBRIDGE_CONVERGENCE_CALLBACK_CONCURRENCY=8 reproduces it.
+                    // IM's way: 8 deliveries in flight, so one conversation's callbacks arrive out of order
+                    // (IMBRIDGE_CONVERGENCE_CALLBACK_CONCURRENCY=1 for serial delivery when debugging).
                     "--callback-concurrency",
-                    &std::env::var("IMBRIDGE_CONVERGENCE_CALLBACK_CONCURRENCY").unwrap_or_else(|_| "1".into()),
+                    &std::env::var("IMBRIDGE_CONVERGENCE_CALLBACK_CONCURRENCY").unwrap_or_else(|_| "8".into()),
                 ],
                 log("im"),
             ),

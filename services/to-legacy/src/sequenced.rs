@@ -13,7 +13,7 @@ use imbridge_legacy::{ApplyError, ContractEvent};
 use tracing::{debug, error, info, warn};
 
 use crate::handler::{Item, LegacyApplier, Stop};
-use crate::order::{self, ConvOrder, GapFiller, Memory, OrderConfig, OrderStore, Pending, Slot};
+use crate::order::{self, ConvOrder, GapFiller, Lane, Memory, OrderConfig, OrderStore, Pending, Slot};
 
 /// How long state of members and fields is kept: a change older than this cannot arrive any more (the IM events
 /// topic keeps a week).
@@ -57,6 +57,7 @@ impl LegacyApplier {
             return BatchOutcome { done: 0, next: Some(Outcome::DeadLetter(f)) };
         };
         let conv = first.env.conversation.as_str().to_owned();
+        let group = first.env.conversation.group_id().is_some();
         let partition = records.first().map(|r| r.partition).unwrap_or_default();
         let Some(po) = r.store.ready(partition).await else {
             return BatchOutcome {
@@ -76,15 +77,9 @@ impl LegacyApplier {
         let mut wait = None;
         let mut halt = None;
         loop {
-            let plan = order::plan(
-                &slots,
-                &finished,
-                &state,
-                &mut pending,
-                TimestampMs::now().as_millis(),
-                Instant::now(),
-                &r.cfg,
-            );
+            let lane = Lane { slots: &slots, finished: &finished, state: &state, group };
+            let mut plan = order::plan(lane, &mut pending, TimestampMs::now().as_millis(), Instant::now(), &r.cfg);
+            self.settle_ties(r, &conv, &items, &mut plan.apply).await;
             if let Some((from, to)) = plan.gap_detected {
                 self.metrics.gaps_detected.inc();
                 info!(conversation = %conv, from, to, "group seq gap; waiting for the missing messages");
@@ -267,6 +262,8 @@ impl LegacyApplier {
         };
         let mut applied = 0u64;
         for env in &filled.events {
+            let t = env.time.as_millis();
+            state.group_time = Some(state.group_time.map_or(t, |s| s.max(t)));
             let Ok(event) = ContractEvent::from_im_envelope(env) else { continue };
             match self.apply(std::slice::from_ref(&event)).await {
                 (_, None) => applied += 1,
@@ -283,6 +280,35 @@ impl LegacyApplier {
         self.metrics.gap_messages.with_label_values(&["skipped"]).inc_by(filled.skipped.len() as u64);
         info!(conversation = %conv, from, to, filled = applied, skipped = ?filled.skipped, "group seq gap filled from IM");
         Ok(())
+    }
+}
+
+impl LegacyApplier {
+    /// Orders a member's join and exit that IM stamped with the same millisecond as IM's membership now implies
+    /// ([`order::ties`]). Without an IM client, or when IM cannot be read, arrival order stands (logged).
+    async fn settle_ties(&self, r: &Resequencer, conv: &str, items: &[Item], planned: &mut [usize]) {
+        let ties = order::ties::find(planned, |i| &items[i].env);
+        if ties.is_empty() {
+            return;
+        }
+        let group = conv.strip_prefix("group:").and_then(|g| GroupId::parse(g).ok());
+        let (Some(filler), Some(group)) = (&r.filler, group) else {
+            warn!(conversation = %conv, "a join and an exit in one millisecond and no IM client to ask; arrival order");
+            return;
+        };
+        match filler.members(&group).await {
+            Ok(members) => {
+                for tie in &ties {
+                    order::ties::settle(planned, tie, &members, |i| &items[i].env);
+                    info!(conversation = %conv, member = %tie.member, in_im = members.contains(&tie.member),
+                        "a join and an exit in one millisecond; ordered by IM's membership");
+                }
+            }
+            Err(e) => {
+                warn!(conversation = %conv, error = %e, "a join and an exit in one millisecond; IM's membership \
+                    unreadable, arrival order");
+            }
+        }
     }
 }
 
@@ -361,7 +387,10 @@ fn record(state: &mut ConvOrder, env: &Envelope, slot: Slot) {
         *e = (*e).max(t);
     };
     match (&env.event, slot) {
-        (_, Slot::GroupSeq(q)) => state.group_seq = Some(state.group_seq.map_or(q, |s| s.max(q))),
+        (_, Slot::GroupSeq { seq, time_ms }) => {
+            state.group_seq = Some(state.group_seq.map_or(seq, |s| s.max(seq)));
+            state.group_time = Some(state.group_time.map_or(time_ms, |s| s.max(time_ms)));
+        }
         (Event::GroupUpdated(u), _) => {
             for (name, present) in [
                 ("name", u.name.is_some()),

@@ -3,10 +3,15 @@
 //! `im:gmsg:<group>:<seq>`, same payload), so legacy cannot tell a filled message from a delivered one and a late
 //! callback for it is a harmless duplicate.
 //!
+//! The same reader answers the one other question callbacks cannot: a group's membership now
+//! ([`GapFiller::members`]).
+//!
 //! A seq IM's history does not return, or returns as a system notice, a hole (expired, deleted) or a recalled
 //! message, is skipped, never waited for: whether group tips consume seqs visible to REST history is not
 //! documented, and either way such a seq carries nothing to sync. Messages sent by imbridge's admin identity or
 //! carrying the origin marker are imbridge's own echoes and are skipped as ingest would have dropped them.
+
+use std::collections::HashSet;
 
 use imbridge_core::event::GroupMessage;
 use imbridge_core::{Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
@@ -75,6 +80,13 @@ impl GapFiller {
         }
         out.skipped.extend(next..=to);
         Ok(out)
+    }
+
+    /// The group's members as IM has them now: what decides a join and an exit IM stamped with the same
+    /// millisecond ([`super::ties`]).
+    pub async fn members(&self, group: &GroupId) -> Result<HashSet<String>, ImError> {
+        let list = self.client.all_group_members(group.as_str(), Some(vec!["Member_Account".to_owned()])).await?;
+        Ok(list.into_iter().map(|m| m.member_account).collect())
     }
 
     /// The event a callback for `m` would have become; `None` for what has nothing to sync.

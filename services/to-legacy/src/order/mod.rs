@@ -11,9 +11,13 @@
 //! - **1:1 messages and group lifecycle events in IM's time order, within a window.** Each is held until
 //!   `reorder_window_ms` after ingest received it, and those released together are applied by IM's (time, seq)
 //!   — the `admin_getroammsg` order. One delayed more than the window is applied late rather than lost.
+//! - **Messages and changes of a group by IM's time.** A message waits for a held change IM made before it, a
+//!   change for a waiting message IM made before it (during a gap: for every change newer than the last applied
+//!   message), so a dismissal never overtakes the last messages and a join always precedes the newcomer's first.
 //! - **Never an older state over a newer one.** The state keeps, per group profile field and per member, the IM
 //!   time of the newest applied change; an older change of a field or member is dropped from its event (an event
-//!   left empty is skipped). Group creation applies at once, ahead of everything held.
+//!   left empty is skipped). Group creation applies at once, ahead of everything held; a group with no state and
+//!   no creation in the lane waits `gap_wait_ms` once for it.
 //! - **Held is not finished.** A record is reported done only once it (and every record before it in the lane)
 //!   was applied or skipped, so its offset is never committed early; the runner's `Outcome::Wait` re-offers the
 //!   lane with what arrived meanwhile. Applied-but-not-yet-done records are remembered in memory so they are not
@@ -24,6 +28,7 @@
 
 pub mod gap;
 pub mod store;
+pub mod ties;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -58,8 +63,8 @@ impl Default for OrderConfig {
 /// Where an event sits in its conversation's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
-    /// A group message at this `MsgSeq`.
-    GroupSeq(u64),
+    /// A group message at this `MsgSeq`, sent at IM's `time_ms`.
+    GroupSeq { seq: u64, time_ms: i64 },
     /// Released `reorder_window_ms` after it reached imbridge (`arrived_ms`, ingest's clock), then applied by
     /// IM's (`time_secs`, `seq`, `time_ms`). The hold is measured on imbridge's clock only, so a skewed IM
     /// clock can neither hold an event for long nor release it early: an earlier change delayed less than the
@@ -76,7 +81,7 @@ impl Slot {
         let arrived_ms = env.recorded_at.unwrap_or(env.time).as_millis();
         match &env.event {
             Event::GroupMessage(_) => match id.rsplit(':').next().and_then(|s| s.parse().ok()) {
-                Some(seq) if id.starts_with("im:gmsg:") => Slot::GroupSeq(seq),
+                Some(seq) if id.starts_with("im:gmsg:") => Slot::GroupSeq { seq, time_ms: env.time.as_millis() },
                 _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0, arrived_ms },
             },
             // `im:c2c:<from>:<MsgSeq>_<MsgRandom>_<MsgTime>`: IM's history orders by time, then MsgSeq.
@@ -92,7 +97,15 @@ impl Slot {
     fn sort_key(self) -> (i64, u64, i64) {
         match self {
             Slot::Timed { time_ms, seq, .. } => (time_ms.div_euclid(1000), seq, time_ms),
-            Slot::GroupSeq(_) | Slot::First => (i64::MIN, 0, 0),
+            Slot::GroupSeq { .. } | Slot::First => (i64::MIN, 0, 0),
+        }
+    }
+
+    /// IM's time of the change (creation: before everything).
+    fn time_ms(self) -> i64 {
+        match self {
+            Slot::GroupSeq { time_ms, .. } | Slot::Timed { time_ms, .. } => time_ms,
+            Slot::First => i64::MIN,
         }
     }
 }
@@ -124,13 +137,21 @@ pub struct Pending {
     pub rejected: HashMap<String, Failure>,
     /// When the current gap (its first missing seq) was first seen.
     pub gap_since: Option<(u64, Instant)>,
+    /// When this instance began offering the conversation's current records (wall clock, ms): records that
+    /// reached imbridge long before (a restart, a rebalance, a lagging consumer) are held a window from here, not
+    /// from their arrival, because the records that arrived just after them may not be fetched yet.
+    pub opened_ms: Option<i64>,
     /// When a group with no known seq first showed a message.
     pub first_seen: Option<Instant>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.applied.is_empty() && self.rejected.is_empty() && self.gap_since.is_none() && self.first_seen.is_none()
+        self.applied.is_empty()
+            && self.rejected.is_empty()
+            && self.gap_since.is_none()
+            && self.first_seen.is_none()
+            && self.opened_ms.is_none()
     }
 }
 
@@ -155,66 +176,87 @@ impl Memory {
     }
 }
 
-/// Plans one call. `slots[i]` is batch item `i`'s slot, `finished[i]` whether it is already applied or skipped
-/// (then it is ignored). `state` is the conversation's applied order, `now_ms` the wall clock.
-pub fn plan(
-    slots: &[Slot],
-    finished: &[bool],
-    state: &ConvOrder,
-    pending: &mut Pending,
-    now_ms: i64,
-    now: Instant,
-    cfg: &OrderConfig,
-) -> Plan {
+/// One call's view of a conversation's lane.
+#[derive(Debug, Clone, Copy)]
+pub struct Lane<'a> {
+    /// Batch item `i`'s slot.
+    pub slots: &'a [Slot],
+    /// Whether batch item `i` is already applied or skipped (then it is ignored).
+    pub finished: &'a [bool],
+    /// The conversation's applied order.
+    pub state: &'a ConvOrder,
+    /// The conversation is a group (its creation may still be on its way).
+    pub group: bool,
+}
+
+/// Plans one call over `lane`; `now_ms` is the wall clock.
+pub fn plan(lane: Lane<'_>, pending: &mut Pending, now_ms: i64, now: Instant, cfg: &OrderConfig) -> Plan {
+    let Lane { slots, finished, state, group } = lane;
     let mut out = Plan::default();
     let gap_wait = Duration::from_millis(cfg.gap_wait_ms);
     let window = cfg.reorder_window_ms as i64;
     let mut wait: Option<Duration> = None;
     let mut hold = |d: Duration| wait = Some(wait.map_or(d, |w: Duration| w.min(d)));
+    let open = |i: usize| !finished[i];
+    let creating = slots.iter().enumerate().any(|(i, s)| *s == Slot::First && open(i));
 
-    // Group creation first: messages and changes of the group need it to exist.
-    for (i, s) in slots.iter().enumerate() {
-        if !finished[i] && *s == Slot::First {
-            out.apply.push(i);
+    // A group with no applied state and no creation in the lane: its creation may still be in flight behind the
+    // first callbacks IM fired after it (deliveries run concurrently), and legacy refuses a change or message of
+    // a group it does not have. Everything of it waits `gap_wait_ms` once; a group created elsewhere (legacy, or
+    // before imbridge) then goes on without it.
+    if group && !creating && *state == ConvOrder::default() && (0..slots.len()).any(open) {
+        let since = *pending.first_seen.get_or_insert(now);
+        let waited = now.saturating_duration_since(since);
+        if waited < gap_wait {
+            out.wait = Some(gap_wait - waited);
+            return out;
         }
     }
 
+    // Group creation first: messages and changes of the group need it to exist.
+    out.apply.extend((0..slots.len()).filter(|i| open(*i) && slots[*i] == Slot::First));
+
     // Timed events released by the window, by IM's (time, seq). Releasing one releases every event of the lane
     // IM ordered before it, even if that one reached imbridge later and its own hold is not over: it is here now.
+    // A record is in the lane a window after it reached imbridge, or after this instance first offered the lane,
+    // whichever is later: only then have the records that arrived just after it surely been fetched too.
+    let opened_ms = *pending.opened_ms.get_or_insert(now_ms);
     let mut candidates: Vec<((i64, u64, i64), usize, i64)> = Vec::new();
     for (i, s) in slots.iter().enumerate() {
-        if let (false, Slot::Timed { arrived_ms, .. }) = (finished[i], s) {
-            candidates.push((s.sort_key(), i, arrived_ms + window));
+        if let (true, Slot::Timed { arrived_ms, .. }) = (open(i), s) {
+            candidates.push((s.sort_key(), i, (*arrived_ms).max(opened_ms) + window));
         }
     }
     let released_up_to = candidates.iter().filter(|(_, _, due)| *due <= now_ms).map(|(k, _, _)| *k).max();
     let mut timed: Vec<((i64, u64, i64), usize)> = Vec::new();
-    let mut first_held: Option<usize> = None;
+    // The IM time of the oldest change still held.
+    let mut held_from: Option<i64> = None;
     for (key, i, due) in candidates {
         if released_up_to.is_some_and(|r| key <= r) {
             timed.push((key, i));
         } else {
             hold(Duration::from_millis((due - now_ms).max(1) as u64));
-            first_held = Some(first_held.map_or(i, |f: usize| f.min(i)));
+            held_from = Some(held_from.map_or(key.2, |h: i64| h.min(key.2)));
         }
     }
     timed.sort();
 
-    // Group messages by seq. A message behind a held lifecycle event (in arrival order) waits for it: a message
-    // from a member who has just joined must not reach legacy before the join does.
+    // Group messages by seq. One IM made after a change that is still held waits for it: a message from a member
+    // who has just joined must not reach legacy before the join does.
     let mut seqs: Vec<(u64, usize)> = slots
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| match s {
-            Slot::GroupSeq(q) if !finished[i] && first_held.is_none_or(|h| i < h) => Some((*q, i)),
+        .filter_map(|(i, s)| match *s {
+            Slot::GroupSeq { seq, time_ms } if open(i) && held_from.is_none_or(|h| time_ms < h) => Some((seq, i)),
             _ => None,
         })
         .collect();
     seqs.sort();
-    let mut group_apply: Vec<(i64, usize)> = Vec::new();
+    let mut group_apply: Vec<usize> = Vec::new();
+    let mut gap_open = false;
     let mut expected = state.group_seq.map(|s| s + 1);
     if expected.is_none() && !seqs.is_empty() {
-        if slots.iter().enumerate().any(|(i, s)| *s == Slot::First && !finished[i]) {
+        if creating {
             // A group created through IM now: its history starts at seq 1.
             expected = Some(1);
         } else {
@@ -234,7 +276,7 @@ pub fn plan(
             if q < next {
                 out.duplicates.push(i);
             } else if q == next && above.is_empty() {
-                group_apply.push((q as i64, i));
+                group_apply.push(i);
                 next += 1;
             } else {
                 above.push((q, i));
@@ -267,9 +309,10 @@ pub fn plan(
                     if q != n {
                         break;
                     }
-                    group_apply.push((q as i64, i));
+                    group_apply.push(i);
                 }
             } else {
+                gap_open = true;
                 hold(gap_wait - waited);
             }
         } else {
@@ -277,48 +320,57 @@ pub fn plan(
         }
     }
 
-    // Symmetrically, a lifecycle event or 1:1 message behind a group message that still waits (for a gap, or for
-    // a new group's start) waits with it: a dismissal must not overtake the group's last messages.
-    let going: HashSet<usize> = group_apply.iter().map(|(_, i)| *i).collect();
-    let first_waiting_message = slots
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| {
-            matches!(s, Slot::GroupSeq(_)) && !finished[*i] && !going.contains(i) && !out.duplicates.contains(i)
+    // Symmetrically, a change IM made after a group message that still waits (for a gap, for a new group's start,
+    // for a held change) waits with it: a dismissal must not overtake the group's last messages. While a gap is
+    // open the missing messages' times are unknown, only that they follow the last applied one.
+    let waiting_from = (0..slots.len())
+        .filter(|i| open(*i) && !group_apply.contains(i) && !out.duplicates.contains(i))
+        .filter_map(|i| match slots[i] {
+            Slot::GroupSeq { time_ms, .. } => Some(time_ms),
+            _ => None,
         })
-        .map(|(i, _)| i)
-        .min();
-    if let Some(w) = first_waiting_message {
-        timed.retain(|(_, i)| *i < w);
-        if wait.is_none() {
+        .min()
+        .map(|t| if gap_open { state.group_time.map_or(t, |g| g.min(t)) } else { t });
+    if let Some(w) = waiting_from {
+        let before = timed.len();
+        timed.retain(|(_, i)| slots[*i].time_ms() < w);
+        if timed.len() < before && wait.is_none() {
             wait = Some(Duration::from_millis(50));
         }
     }
-    // Group messages before a fill stay before it, the held messages after it. Otherwise messages (in seq order)
-    // and timed events (in IM's time order) are merged by arrival, so a join still goes before the first message
-    // of the new member, and a message before the sender's exit.
+    // Messages (in seq order) and changes (in IM's time order) are merged by IM's time, arrival order breaking
+    // ties: a join goes before the new member's first message, a message before its sender's exit, the group's
+    // last messages before its dismissal. With a fill, the messages before the gap go first, the rest after it.
+    let merge = |msgs: &[usize], changes: &[usize], out: &mut Vec<usize>| {
+        let key = |i: usize| (slots[i].time_ms(), i);
+        let (mut g, mut t) = (msgs.iter().copied().peekable(), changes.iter().copied().peekable());
+        loop {
+            let next = match (g.peek(), t.peek()) {
+                (Some(&a), Some(&b)) if key(b) < key(a) => t.next(),
+                (Some(_), _) => g.next(),
+                (None, Some(_)) => t.next(),
+                (None, None) => break,
+            };
+            out.extend(next);
+        }
+    };
+    let changes: Vec<usize> = timed.into_iter().map(|(_, i)| i).collect();
     match out.fill {
         Some((from, _)) => {
-            let before_fill = group_apply.iter().filter(|(q, _)| (*q as u64) < from).count();
-            out.apply.extend(group_apply.iter().take(before_fill).map(|(_, i)| *i));
+            let before_fill =
+                group_apply.iter().filter(|i| matches!(slots[**i], Slot::GroupSeq { seq, .. } if seq < from)).count();
+            out.apply.extend(&group_apply[..before_fill]);
             out.after_fill = out.apply.len();
-            out.apply.extend(group_apply.iter().skip(before_fill).map(|(_, i)| *i));
-            out.apply.extend(timed.into_iter().map(|(_, i)| i));
+            merge(&group_apply[before_fill..], &changes, &mut out.apply);
         }
         None => {
-            let (mut g, mut t) =
-                (group_apply.iter().map(|(_, i)| *i).peekable(), timed.into_iter().map(|(_, i)| i).peekable());
-            loop {
-                let next = match (g.peek(), t.peek()) {
-                    (Some(a), Some(b)) if b < a => t.next(),
-                    (Some(_), _) => g.next(),
-                    (None, Some(_)) => t.next(),
-                    (None, None) => break,
-                };
-                out.apply.extend(next);
-            }
+            merge(&group_apply, &changes, &mut out.apply);
             out.after_fill = out.apply.len();
         }
+    }
+    if wait.is_none() {
+        // Nothing held: the next records are offered as they arrive.
+        pending.opened_ms = None;
     }
     out.wait = wait;
     out
@@ -332,15 +384,31 @@ mod tests {
         OrderConfig { enabled: true, gap_wait_ms: 1000, reorder_window_ms: 500 }
     }
 
+    /// A lane offered since long before any of these tests' records arrived.
+    fn live() -> Pending {
+        Pending { opened_ms: Some(0), ..Default::default() }
+    }
+
+    /// A group message at `seq`, sent before every change of these tests (at 8 s + seq ms).
+    fn msg(seq: u64) -> Slot {
+        Slot::GroupSeq { seq, time_ms: 8_000 + seq as i64 }
+    }
+
     fn run(slots: &[Slot], state: &ConvOrder, pending: &mut Pending, now: Instant) -> Plan {
-        plan(slots, &vec![false; slots.len()], state, pending, 10_000, now, &cfg())
+        let lane = Lane { slots, finished: &vec![false; slots.len()], state, group: true };
+        plan(lane, pending, 10_000, now, &cfg())
+    }
+
+    fn run_c2c(slots: &[Slot], pending: &mut Pending) -> Plan {
+        let lane = Lane { slots, finished: &vec![false; slots.len()], state: &ConvOrder::default(), group: false };
+        plan(lane, pending, 10_000, Instant::now(), &cfg())
     }
 
     #[test]
     fn group_messages_go_in_seq_order_and_duplicates_are_skipped() {
         let st = ConvOrder { group_seq: Some(3), ..Default::default() };
-        let slots = [Slot::GroupSeq(5), Slot::GroupSeq(4), Slot::GroupSeq(3), Slot::GroupSeq(5), Slot::GroupSeq(6)];
-        let p = run(&slots, &st, &mut Pending::default(), Instant::now());
+        let slots = [msg(5), msg(4), msg(3), msg(5), msg(6)];
+        let p = run(&slots, &st, &mut live(), Instant::now());
         assert_eq!(p.apply, vec![1, 0, 4]);
         assert_eq!(p.duplicates.len(), 2, "{p:?}");
         assert_eq!(p.wait, None);
@@ -350,8 +418,8 @@ mod tests {
     #[test]
     fn a_gap_is_held_then_filled() {
         let st = ConvOrder { group_seq: Some(1), ..Default::default() };
-        let slots = [Slot::GroupSeq(4), Slot::GroupSeq(2), Slot::GroupSeq(5)];
-        let mut pending = Pending::default();
+        let slots = [msg(4), msg(2), msg(5)];
+        let mut pending = live();
         let t0 = Instant::now();
         let p = run(&slots, &st, &mut pending, t0);
         assert_eq!(p.apply, vec![1], "seq 2 goes, 4 and 5 wait for 3");
@@ -360,7 +428,8 @@ mod tests {
         // Seq 2 applied meanwhile; the gap stays open past the wait: fill 3, then 4 and 5.
         let st = ConvOrder { group_seq: Some(2), ..Default::default() };
         let finished = [false, true, false];
-        let p = plan(&slots, &finished, &st, &mut pending, 10_000, t0 + Duration::from_millis(1001), &cfg());
+        let lane = Lane { slots: &slots, finished: &finished, state: &st, group: true };
+        let p = plan(lane, &mut pending, 10_000, t0 + Duration::from_millis(1001), &cfg());
         assert_eq!(p.fill, Some((3, 3)));
         assert_eq!(p.gap_detected, None, "the same gap is counted once");
         assert_eq!((p.after_fill, p.apply), (0, vec![0, 2]));
@@ -369,11 +438,11 @@ mod tests {
     #[test]
     fn a_late_arrival_closes_the_gap_without_a_fill() {
         let st = ConvOrder { group_seq: Some(1), ..Default::default() };
-        let mut pending = Pending::default();
+        let mut pending = live();
         let t0 = Instant::now();
-        let p = run(&[Slot::GroupSeq(3)], &st, &mut pending, t0);
+        let p = run(&[msg(3)], &st, &mut pending, t0);
         assert!(p.apply.is_empty() && p.wait.is_some());
-        let p = run(&[Slot::GroupSeq(3), Slot::GroupSeq(2)], &st, &mut pending, t0 + Duration::from_millis(300));
+        let p = run(&[msg(3), msg(2)], &st, &mut pending, t0 + Duration::from_millis(300));
         assert_eq!(p.apply, vec![1, 0]);
         assert_eq!(p.fill, None);
         assert!(pending.gap_since.is_none());
@@ -381,19 +450,14 @@ mod tests {
 
     #[test]
     fn an_unknown_group_waits_once_then_starts_at_its_lowest_seq() {
-        let mut pending = Pending::default();
+        let mut pending = live();
         let t0 = Instant::now();
-        let p = run(&[Slot::GroupSeq(8)], &ConvOrder::default(), &mut pending, t0);
+        let p = run(&[msg(8)], &ConvOrder::default(), &mut pending, t0);
         assert!(p.apply.is_empty());
-        let p = run(
-            &[Slot::GroupSeq(8), Slot::GroupSeq(7)],
-            &ConvOrder::default(),
-            &mut pending,
-            t0 + Duration::from_millis(1000),
-        );
+        let p = run(&[msg(8), msg(7)], &ConvOrder::default(), &mut pending, t0 + Duration::from_millis(1000));
         assert_eq!(p.apply, vec![1, 0]);
         // A group created now starts at seq 1: seq 2 alone is a gap.
-        let p = run(&[Slot::First, Slot::GroupSeq(2)], &ConvOrder::default(), &mut Pending::default(), t0);
+        let p = run(&[Slot::First, msg(2)], &ConvOrder::default(), &mut live(), t0);
         assert_eq!(p.apply, vec![0]);
         assert_eq!(p.gap_detected, Some((1, 1)));
     }
@@ -403,10 +467,12 @@ mod tests {
         let st = ConvOrder { group_seq: Some(1), ..Default::default() };
         let join = |arrived_ms| Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms };
         // The join arrived first and is still held: the message behind it waits too.
-        let p = run(&[Slot::GroupSeq(2), join(9_900), Slot::GroupSeq(3)], &st, &mut Pending::default(), Instant::now());
+        let later = Slot::GroupSeq { seq: 3, time_ms: 9_500 };
+        let p = run(&[msg(2), join(9_900), later], &st, &mut live(), Instant::now());
         assert_eq!(p.apply, vec![0]);
         // Released: join, then the member's message, in arrival order.
-        let p = run(&[join(9_000), Slot::GroupSeq(2)], &st, &mut Pending::default(), Instant::now());
+        let by_the_new_member = Slot::GroupSeq { seq: 2, time_ms: 9_100 };
+        let p = run(&[join(9_000), by_the_new_member], &st, &mut live(), Instant::now());
         assert_eq!(p.apply, vec![0, 1]);
     }
 
@@ -414,7 +480,7 @@ mod tests {
     fn a_dismissal_waits_behind_a_message_held_by_a_gap() {
         let st = ConvOrder { group_seq: Some(1), ..Default::default() };
         let dismissal = Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms: 8_000 };
-        let p = run(&[Slot::GroupSeq(3), dismissal], &st, &mut Pending::default(), Instant::now());
+        let p = run(&[msg(3), dismissal], &st, &mut live(), Instant::now());
         assert!(p.apply.is_empty(), "{p:?}");
         assert!(p.wait.is_some());
     }
@@ -424,13 +490,73 @@ mod tests {
         // IM's clock runs 100 s ahead of ours: the hold is measured on ours (arrival), the order on IM's.
         let t = |time_ms: i64, seq: u64, arrived_ms: i64| Slot::Timed { time_ms: time_ms + 100_000, seq, arrived_ms };
         let slots = [t(9_000, 7, 9_000), t(9_200, 5, 9_300), t(8_100, 9, 9_400), t(10_100, 1, 9_800)];
-        let p = run(&slots, &ConvOrder::default(), &mut Pending::default(), Instant::now());
+        let p = run_c2c(&slots, &mut live());
         // Same second (109 s): seq 5 before seq 7; 108.1 s first; the one of 110.1 s arrived at 9.8 s: still held.
         assert_eq!(p.apply, vec![2, 1, 0]);
         assert_eq!(p.wait, Some(Duration::from_millis(300)));
         // An earlier message that arrived after a later one goes with it, before it, even if its own hold is on.
         let slots = [t(9_500, 2, 9_000), t(9_400, 1, 9_700)];
-        let p = run(&slots, &ConvOrder::default(), &mut Pending::default(), Instant::now());
+        let p = run_c2c(&slots, &mut live());
         assert_eq!(p.apply, vec![1, 0]);
+    }
+
+    #[test]
+    fn a_new_groups_changes_wait_for_its_creation() {
+        // Callbacks of a group created through IM arrive concurrently: a join and a rename before the creation.
+        let join = Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms: 8_000 };
+        let rename = Slot::Timed { time_ms: 9_100, seq: 0, arrived_ms: 8_100 };
+        let mut pending = live();
+        let t0 = Instant::now();
+        let p = run(&[join, rename], &ConvOrder::default(), &mut pending, t0);
+        assert!(p.apply.is_empty(), "released by the window, but the group may not exist yet: {p:?}");
+        assert_eq!(p.wait, Some(Duration::from_millis(1000)));
+        // The creation arrives: it goes first, the rest after it.
+        let p = run(&[join, rename, Slot::First], &ConvOrder::default(), &mut pending, t0 + Duration::from_millis(300));
+        assert_eq!(p.apply, vec![2, 0, 1]);
+        // A group created elsewhere (no creation ever comes) goes on after the wait.
+        let mut pending = live();
+        assert!(run(&[join], &ConvOrder::default(), &mut pending, t0).apply.is_empty());
+        let p = run(&[join], &ConvOrder::default(), &mut pending, t0 + Duration::from_millis(1000));
+        assert_eq!(p.apply, vec![0]);
+        // A group legacy already has changes from (applied state) does not wait.
+        let known = ConvOrder { members: [("u1".to_owned(), 1)].into(), ..Default::default() };
+        assert_eq!(run(&[join], &known, &mut live(), t0).apply, vec![0]);
+    }
+
+    #[test]
+    fn a_message_goes_before_a_later_change_that_arrived_first() {
+        // The dismissal's callback overtook the group's last message: IM's times put the message first.
+        let st = ConvOrder { group_seq: Some(1), ..Default::default() };
+        let dismissal = Slot::Timed { time_ms: 9_000, seq: 0, arrived_ms: 8_000 };
+        let last = Slot::GroupSeq { seq: 2, time_ms: 8_900 };
+        let p = run(&[dismissal, last], &st, &mut live(), Instant::now());
+        assert_eq!(p.apply, vec![1, 0]);
+    }
+
+    #[test]
+    fn during_a_gap_changes_newer_than_the_last_applied_message_wait() {
+        // Seq 2 is missing (a tip, or a lost callback); seq 3 waits for it, and so does a join IM made after seq 1.
+        let st = ConvOrder { group_seq: Some(1), group_time: Some(8_001), ..Default::default() };
+        let older = Slot::Timed { time_ms: 7_000, seq: 0, arrived_ms: 8_000 };
+        let newer = Slot::Timed { time_ms: 8_002, seq: 0, arrived_ms: 8_000 };
+        let p = run(&[older, newer, Slot::GroupSeq { seq: 3, time_ms: 8_500 }], &st, &mut live(), Instant::now());
+        assert_eq!(p.apply, vec![0], "{p:?}");
+        assert!(p.wait.is_some());
+    }
+
+    #[test]
+    fn after_a_restart_old_records_wait_a_window_for_the_ones_not_fetched_yet() {
+        // Both arrived long ago; a fresh instance sees the later one first (the earlier is one fetch behind).
+        const LATER: Slot = Slot::Timed { time_ms: 5_200, seq: 8, arrived_ms: 5_000 };
+        const EARLIER: Slot = Slot::Timed { time_ms: 5_100, seq: 7, arrived_ms: 5_000 };
+        let mut pending = Pending::default();
+        let (state, open) = (ConvOrder::default(), [false; 2]);
+        let lane = |slots: &'static [Slot], finished| Lane { slots, finished, state: &state, group: false };
+        let p = plan(lane(&[LATER], &open[..1]), &mut pending, 10_000, Instant::now(), &cfg());
+        assert!(p.apply.is_empty(), "{p:?}");
+        assert_eq!(p.wait, Some(Duration::from_millis(500)));
+        let p = plan(lane(&[LATER, EARLIER], &open), &mut pending, 10_500, Instant::now(), &cfg());
+        assert_eq!(p.apply, vec![1, 0]);
+        assert_eq!(pending.opened_ms, None, "nothing held: the next records go as they arrive");
     }
 }

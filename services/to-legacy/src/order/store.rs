@@ -39,6 +39,9 @@ pub struct ConvOrder {
     /// Group messages: every seq up to this one is applied, skipped as a notice, or was not in IM's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_seq: Option<u64>,
+    /// IM time (ms) of the newest applied group message: while a gap is open, the changes IM made after it wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_time: Option<i64>,
     /// Group profile field → IM time (ms) of the newest applied change of it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, i64>,
