@@ -11,11 +11,10 @@
 //! `kind` selects the payload type. Real-time kinds (`c2c.message`, `group.*`) flow in both directions;
 //! `import.*` kinds are bulk-import records produced by the importer from a legacy export.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::body::Element;
+use crate::export::{AccountRecord, C2cReadRecord, FriendRecord, ProfileRecord, Typed};
 use crate::ids::{ConversationKey, EventId, GroupId, UserId};
 use crate::time::TimestampMs;
 
@@ -134,7 +133,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    /// The real-time kinds, which flow in both directions.
+    pub const REALTIME: [EventKind; 7] = [
         EventKind::C2cMessage,
         EventKind::GroupMessage,
         EventKind::GroupCreated,
@@ -142,6 +142,10 @@ impl EventKind {
         EventKind::GroupDismissed,
         EventKind::MembersJoined,
         EventKind::MembersLeft,
+    ];
+
+    /// The bulk-import kinds, in the order an import applies and reports them.
+    pub const IMPORT: [EventKind; 10] = [
         EventKind::ImportAccount,
         EventKind::ImportProfile,
         EventKind::ImportFriendship,
@@ -153,6 +157,17 @@ impl EventKind {
         EventKind::ImportMemberUnread,
         EventKind::ImportConversationDone,
     ];
+
+    /// Every kind: the real-time ones, then the import ones.
+    pub const ALL: [EventKind; 17] = {
+        let mut all = [EventKind::C2cMessage; 17];
+        let mut i = 0;
+        while i < 17 {
+            all[i] = if i < 7 { Self::REALTIME[i] } else { Self::IMPORT[i - 7] };
+            i += 1;
+        }
+        all
+    };
 
     /// The wire name (`c2c.message`, `import.group_member`, …).
     pub fn as_str(self) -> &'static str {
@@ -371,60 +386,17 @@ pub struct MembersLeft {
 
 // ---- bulk-import records ----------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportAccount {
-    pub user_id: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-}
+// The records whose payload is exactly an export line are that line in the domain types, so the export format
+// and the import topics cannot drift apart.
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportProfile {
-    pub user_id: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gender: Option<Gender>,
-    /// `YYYYMMDD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub birthday: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_type: Option<AllowType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub avatar: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<u32>,
-    /// Custom profile fields, name → value; IM tag `Tag_Profile_Custom_<name>`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub custom: BTreeMap<String, String>,
-}
+/// `import.account`: an `accounts.ndjson` line.
+pub type ImportAccount = AccountRecord<Typed>;
 
-/// One direction of a friendship: `user_id`'s list gains `friend_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportFriendship {
-    pub user_id: UserId,
-    pub friend_id: UserId,
-    /// Keyword; IM's `AddSource_Type_<keyword>`.
-    pub add_source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remark: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_wording: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_at: Option<TimestampMs>,
-}
+/// `import.profile`: a `profiles.ndjson` line.
+pub type ImportProfile = ProfileRecord<Typed>;
+
+/// `import.friendship`: a `friends.ndjson` line, one direction of a friendship.
+pub type ImportFriendship = FriendRecord<Typed>;
 
 /// A 1:1 history message. `msg_seq` follows legacy order within the conversation (assigned by the
 /// importer) so IM sorts same-second messages correctly and dedups a re-import.
@@ -440,13 +412,8 @@ pub struct ImportC2cMessage {
     pub msg_seq: u32,
 }
 
-/// `user_id` has read every message from `peer_id` sent at or before `read_at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportC2cRead {
-    pub user_id: UserId,
-    pub peer_id: UserId,
-    pub read_at: TimestampMs,
-}
+/// `import.c2c_read`: a `c2c_reads.ndjson` line.
+pub type ImportC2cRead = C2cReadRecord<Typed>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportGroup {
@@ -539,5 +506,7 @@ mod tests {
     fn kinds_are_distinct() {
         let names: std::collections::BTreeSet<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), EventKind::ALL.len());
+        assert!(EventKind::REALTIME.iter().all(|k| !k.is_import()));
+        assert!(EventKind::IMPORT.iter().all(|k| k.is_import()));
     }
 }

@@ -6,6 +6,7 @@
 //!   rules that derive them (conversation keys in byte order, event ids from the source's own ids);
 //! - [`time`]: [`TimestampMs`], which reads Unix milliseconds or RFC 3339 and always writes milliseconds;
 //! - [`body`]: message body elements in imbridge's canonical (export) shape, strict and as exports write them;
+//! - [`export`]: the legacy export's records, as a file holds them and in the domain types;
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
 //! - [`status`]: service health records on `imbridge.status` (ingest heartbeats);
@@ -18,6 +19,7 @@
 pub mod body;
 pub mod disposition;
 pub mod event;
+pub mod export;
 pub mod ids;
 pub mod json;
 pub mod state;

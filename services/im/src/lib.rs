@@ -8,6 +8,7 @@
 //! - [`types`]: request/response bodies with IM's exact field names;
 //! - [`body`]: IM's `MsgBody` elements and the lossless mapping to canonical [`imbridge_core::Element`]s;
 //! - [`callback`]: callback query verification (token `Sign`) and the callback payloads imbridge consumes;
+//! - [`normalize`]: callback → canonical event, echo detection (the mirror of the legacy crate's `convert`);
 //! - [`origin`]: imbridge's origin marker in `CloudCustomData` (what to-im writes, ingest and reconcile read);
 //! - [`error`]: [`ImError`] and its retry / dead-letter classification;
 //! - [`ratelimit`], [`metrics`]: per-API token buckets and the client's Prometheus metrics.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod normalize;
 pub mod origin;
 pub mod ratelimit;
 pub mod sigcache;

@@ -2,7 +2,8 @@
 //! `run`. Nothing else lives here; every subcommand's work is done by a library crate.
 
 mod cmd;
-mod config;
+
+use imbridge::config;
 
 use clap::{Parser, Subcommand};
 

@@ -3,8 +3,9 @@
 //! An export is a directory of NDJSON files, one per record kind (`accounts.ndjson`, …), each optionally
 //! gzip-compressed (`.ndjson.gz`); any may be absent. Files are read line by line and never held in memory, so
 //! an export of hundreds of millions of lines streams through in constant memory. Records are deserialized
-//! leniently (unknown fields are ignored, times are Unix ms or RFC 3339) into the `*Record` types below, with
-//! errors that name the field; semantic limits are checked later by [`crate::validate`].
+//! leniently (unknown fields are ignored, times are Unix ms or RFC 3339) into the export's record types
+//! ([`imbridge_core::export`], as written), with errors that name the field; semantic limits are checked later by
+//! [`crate::validate`].
 
 use std::fmt;
 use std::fs::File;
@@ -12,66 +13,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use imbridge_core::TimestampMs;
 pub use imbridge_core::body::ExportElement;
-use imbridge_core::event::{AllowType, ApplyJoin, Gender, MemberRole};
+pub use imbridge_core::export::{
+    AccountRecord, C2cMessageRecord, C2cReadRecord, ExportKind, FriendRecord, GroupMemberRecord, GroupMessageRecord,
+    GroupRecord, ProfileRecord,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-
-/// The record kinds of an export, in the order they are validated (each may refer only to earlier ones,
-/// except that a group's owner is checked against the members that follow it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportKind {
-    Accounts,
-    Profiles,
-    Friends,
-    Groups,
-    GroupMembers,
-    C2cMessages,
-    C2cReads,
-    GroupMessages,
-}
-
-impl ExportKind {
-    /// Every kind, in validation order.
-    pub const ALL: [ExportKind; 8] = [
-        ExportKind::Accounts,
-        ExportKind::Profiles,
-        ExportKind::Friends,
-        ExportKind::Groups,
-        ExportKind::GroupMembers,
-        ExportKind::C2cMessages,
-        ExportKind::C2cReads,
-        ExportKind::GroupMessages,
-    ];
-
-    /// The file name without extension, which is also the kind's name in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportKind::Accounts => "accounts",
-            ExportKind::Profiles => "profiles",
-            ExportKind::Friends => "friends",
-            ExportKind::Groups => "groups",
-            ExportKind::GroupMembers => "group_members",
-            ExportKind::C2cMessages => "c2c_messages",
-            ExportKind::C2cReads => "c2c_reads",
-            ExportKind::GroupMessages => "group_messages",
-        }
-    }
-
-    /// `accounts.ndjson`, …
-    pub fn file_name(self) -> String {
-        format!("{}.ndjson", self.as_str())
-    }
-}
-
-impl fmt::Display for ExportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The files of one export directory.
 #[derive(Debug, Clone)]
@@ -280,132 +229,10 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-// ---- records --------------------------------------------------------------------------------------
-// Field names and optionality follow issue 4's table and `schemas/export/*.schema.json`. Ids are kept as
-// strings here and checked against IM's limits in `validate`, so the error can say which limit.
-
-/// `accounts.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountRecord {
-    pub user_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-}
-
-/// `profiles.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileRecord {
-    pub user_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nick: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gender: Option<Gender>,
-    /// `YYYYMMDD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub birthday: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_type: Option<AllowType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub avatar: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom: Option<std::collections::BTreeMap<String, String>>,
-}
-
-/// `friends.ndjson`: one direction of a friendship.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FriendRecord {
-    pub user_id: String,
-    pub friend_id: String,
-    pub add_source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remark: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_wording: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_at: Option<TimestampMs>,
-}
-
-/// `c2c_messages.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C2cMessageRecord {
-    pub id: String,
-    pub from: String,
-    pub to: String,
-    pub sent_at: TimestampMs,
-    pub body: Vec<ExportElement>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_data: Option<String>,
-}
-
-/// `c2c_reads.ndjson`: `user_id` has read every message from `peer_id` sent at or before `read_at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C2cReadRecord {
-    pub user_id: String,
-    pub peer_id: String,
-    pub read_at: TimestampMs,
-}
-
-/// `groups.ndjson`. `type` stays a string so an unsupported type gets a precise reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub group_id: String,
-    #[serde(rename = "type")]
-    pub group_type: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_members: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_join: Option<ApplyJoin>,
-    pub created_at: TimestampMs,
-}
-
-/// `group_members.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupMemberRecord {
-    pub group_id: String,
-    pub user_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<MemberRole>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub joined_at: Option<TimestampMs>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unread: Option<u32>,
-}
-
-/// `group_messages.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupMessageRecord {
-    pub id: String,
-    pub group_id: String,
-    pub from: String,
-    pub sent_at: TimestampMs,
-    pub body: Vec<ExportElement>,
-}
-
 #[cfg(test)]
 mod tests {
+    use imbridge_core::TimestampMs;
+
     use super::*;
 
     #[test]

@@ -5,7 +5,8 @@
 //! friendships, 1:1 conversations mostly between friends with bursts of same-second messages, read marks,
 //! groups of every importable type with owners, admins and unread counts, every body element type, times
 //! spread over months and written both as Unix ms and as RFC 3339. Files are written in time order with a
-//! little local disorder, as real exports have, so legacy-order sorting is exercised.
+//! little local disorder, as real exports have, so legacy-order sorting is exercised. Valid lines are the export's
+//! own record types ([`imbridge_core::export`], as written), the ones the importer reads.
 //!
 //! `bad_lines` injects invalid lines of the kinds in [`BadKind`], each recorded in [`Generated::bad`] with the
 //! file, line and field that validation must report.
@@ -18,6 +19,12 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use imbridge_core::TimestampMs;
+use imbridge_core::body::ExportElement;
+use imbridge_core::event::{AllowType, ApplyJoin, Gender, MemberRole};
+use imbridge_core::export::{
+    AccountRecord, C2cMessageRecord, C2cReadRecord, FriendRecord, GroupMemberRecord, GroupMessageRecord, GroupRecord,
+    ProfileRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -198,53 +205,89 @@ struct Files {
 }
 
 impl Files {
-    fn push(&mut self, kind: ExportKind, v: Value) {
-        self.lines.entry(kind).or_default().push(v.to_string().into_bytes());
+    fn push<T: Serialize>(&mut self, kind: ExportKind, record: &T, times: &TimeForms) {
+        self.lines.entry(kind).or_default().push(line(record, times));
     }
     fn len(&self, kind: ExportKind) -> usize {
         self.lines.get(&kind).map_or(0, Vec::len)
     }
 }
 
-fn time_value(rng: &mut Rng, ms: i64) -> Value {
-    // One time in ten is written as RFC 3339, as exports from some systems do.
-    if rng.chance(10) { Value::from(TimestampMs(ms).to_rfc3339()) } else { Value::from(ms) }
+/// The time fields of one record to write as RFC 3339 rather than Unix ms.
+#[derive(Debug, Clone, Default)]
+struct TimeForms(Vec<&'static str>);
+
+impl TimeForms {
+    /// `ms` as the record's `field`; one time in ten is written as RFC 3339, as exports from some systems do.
+    fn time(&mut self, rng: &mut Rng, field: &'static str, ms: i64) -> TimestampMs {
+        if rng.chance(10) {
+            self.0.push(field);
+        }
+        TimestampMs(ms)
+    }
 }
 
-fn body(rng: &mut Rng, n: u64) -> Value {
+/// One line: the record as JSON (keys in sorted order), with the chosen times in RFC 3339.
+fn line<T: Serialize>(record: &T, times: &TimeForms) -> Vec<u8> {
+    // Serializing plain data with string keys cannot fail.
+    let mut v = serde_json::to_value(record).unwrap_or_default();
+    for field in &times.0 {
+        if let Some(ms) = v.get(*field).and_then(Value::as_i64) {
+            v[*field] = Value::from(TimestampMs(ms).to_rfc3339());
+        }
+    }
+    v.to_string().into_bytes()
+}
+
+fn body(rng: &mut Rng, n: u64) -> Vec<ExportElement> {
     let url = |kind: &str, ext: &str| format!("https://cdn.example.com/{kind}/{n:06}.{ext}");
+    let text = |rng: &mut Rng| ExportElement::Text { text: rng.pick(&WORDS).to_string() };
     let element = |rng: &mut Rng, t: u64| match t {
-        0 => {
-            json!({"type": "image", "url": url("img", "jpg"), "width": 640 + rng.below(1400), "height": 480 + rng.below(1000), "size": 20_000 + rng.below(2_000_000)})
-        }
-        1 => {
-            json!({"type": "file", "url": url("files", "pdf"), "name": format!("report-{n}.pdf"), "size": 1000 + rng.below(5_000_000)})
-        }
-        2 => {
-            json!({"type": "sound", "url": url("voice", "m4a"), "seconds": 1 + rng.below(59), "size": 3000 + rng.below(90_000)})
-        }
-        3 => {
-            json!({"type": "video", "url": url("video", "mp4"), "seconds": 2 + rng.below(120), "size": 100_000 + rng.below(20_000_000), "thumb_url": url("video", "jpg")})
-        }
-        4 => {
-            json!({"type": "location", "latitude": (rng.below(18_000) as f64) / 100.0 - 90.0, "longitude": (rng.below(36_000) as f64) / 100.0 - 180.0, "desc": *rng.pick(&CITIES)})
-        }
-        5 => json!({"type": "face", "index": rng.below(200), "data": "sticker"}),
-        6 => {
-            json!({"type": "custom", "data": format!("{{\"card\":\"order\",\"id\":{n}}}"), "desc": "[order]", "ext": "order"})
-        }
-        _ => json!({"type": "image", "url": url("img", "png")}),
+        0 => ExportElement::Image {
+            url: url("img", "jpg"),
+            width: Some(640 + rng.below(1400) as u32),
+            height: Some(480 + rng.below(1000) as u32),
+            size: Some(20_000 + rng.below(2_000_000)),
+        },
+        1 => ExportElement::File {
+            url: url("files", "pdf"),
+            name: format!("report-{n}.pdf"),
+            size: 1000 + rng.below(5_000_000),
+        },
+        2 => ExportElement::Sound {
+            url: url("voice", "m4a"),
+            seconds: 1 + rng.below(59) as u32,
+            size: 3000 + rng.below(90_000),
+        },
+        3 => ExportElement::Video {
+            url: url("video", "mp4"),
+            seconds: 2 + rng.below(120) as u32,
+            size: 100_000 + rng.below(20_000_000),
+            thumb_url: Some(url("video", "jpg")),
+        },
+        4 => ExportElement::Location {
+            latitude: (rng.below(18_000) as f64) / 100.0 - 90.0,
+            longitude: (rng.below(36_000) as f64) / 100.0 - 180.0,
+            desc: Some(rng.pick(&CITIES).to_string()),
+        },
+        5 => ExportElement::Face { index: rng.below(200) as i64, data: Some("sticker".into()) },
+        6 => ExportElement::Custom {
+            data: format!("{{\"card\":\"order\",\"id\":{n}}}"),
+            desc: Some("[order]".into()),
+            ext: Some("order".into()),
+        },
+        _ => ExportElement::Image { url: url("img", "png"), width: None, height: None, size: None },
     };
     let roll = rng.below(100);
     if roll < 60 {
-        json!([{"type": "text", "text": *rng.pick(&WORDS)}])
+        vec![text(rng)]
     } else if roll < 65 {
         // A caption with a picture: more than one element per message.
         let img = element(rng, 0);
-        json!([{"type": "text", "text": *rng.pick(&WORDS)}, img])
+        vec![text(rng), img]
     } else {
         let t = rng.below(8);
-        json!([element(rng, t)])
+        vec![element(rng, t)]
     }
 }
 
@@ -259,46 +302,38 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
     let users: Vec<String> = (1..=o.users).map(|i| format!("u{i:05}")).collect();
     for (i, u) in users.iter().enumerate() {
         let nick = format!("{} {}", FIRST[i % FIRST.len()], LAST[(i / FIRST.len() + i) % LAST.len()]);
-        let mut account = json!({"user_id": u});
+        let mut account: AccountRecord = AccountRecord { user_id: u.clone(), nick: None, face_url: None };
         if rng.chance(90) {
-            account["nick"] = json!(nick);
-            account["face_url"] = json!(format!("https://cdn.example.com/avatars/{u}.png"));
+            account.nick = Some(nick.clone());
+            account.face_url = Some(format!("https://cdn.example.com/avatars/{u}.png"));
         }
-        files.push(ExportKind::Accounts, account);
+        files.push(ExportKind::Accounts, &account, &TimeForms::default());
         if rng.chance(85) {
-            let mut p = json!({"user_id": u, "nick": nick});
             let opt = |rng: &mut Rng| rng.chance(70);
-            if opt(&mut rng) {
-                p["gender"] = json!(*rng.pick(&["male", "female", "unknown"]));
-            }
-            if opt(&mut rng) {
-                p["birthday"] = json!(19_600_101 + rng.below(45) * 10_000 + rng.below(12) * 100 + rng.below(28));
-            }
-            if opt(&mut rng) {
-                p["location"] = json!(*rng.pick(&CITIES));
-            }
-            if opt(&mut rng) {
-                p["signature"] = json!(*rng.pick(&WORDS));
-            }
-            if opt(&mut rng) {
-                p["allow_type"] = json!(*rng.pick(&["need_confirm", "allow_any", "deny_any"]));
-            }
-            if opt(&mut rng) {
-                p["language"] = json!(rng.below(10));
-            }
-            if opt(&mut rng) {
-                p["avatar"] = json!(format!("https://cdn.example.com/avatars/{u}@2x.png"));
-            }
-            if opt(&mut rng) {
-                p["level"] = json!(rng.below(50));
-            }
-            if opt(&mut rng) {
-                p["role"] = json!(rng.below(4));
-            }
-            if rng.chance(30) {
-                p["custom"] = json!({"Hobby": *rng.pick(&["chess", "climbing", "cooking", "film"]), "Tier": *rng.pick(&["free", "gold"])});
-            }
-            files.push(ExportKind::Profiles, p);
+            let p: ProfileRecord = ProfileRecord {
+                user_id: u.clone(),
+                nick: Some(nick),
+                gender: opt(&mut rng).then(|| *rng.pick(&[Gender::Male, Gender::Female, Gender::Unknown])),
+                birthday: opt(&mut rng).then(|| {
+                    19_600_101 + rng.below(45) as u32 * 10_000 + rng.below(12) as u32 * 100 + rng.below(28) as u32
+                }),
+                location: opt(&mut rng).then(|| rng.pick(&CITIES).to_string()),
+                signature: opt(&mut rng).then(|| rng.pick(&WORDS).to_string()),
+                allow_type: opt(&mut rng)
+                    .then(|| *rng.pick(&[AllowType::NeedConfirm, AllowType::AllowAny, AllowType::DenyAny])),
+                language: opt(&mut rng).then(|| rng.below(10) as u32),
+                avatar: opt(&mut rng).then(|| format!("https://cdn.example.com/avatars/{u}@2x.png")),
+                level: opt(&mut rng).then(|| rng.below(50) as u32),
+                role: opt(&mut rng).then(|| rng.below(4) as u32),
+                custom: rng.chance(30).then(|| {
+                    let hobby = *rng.pick(&["chess", "climbing", "cooking", "film"]);
+                    BTreeMap::from([
+                        ("Hobby".into(), hobby.into()),
+                        ("Tier".into(), rng.pick(&["free", "gold"]).to_string()),
+                    ])
+                }),
+            };
+            files.push(ExportKind::Profiles, &p, &TimeForms::default());
         }
     }
 
@@ -317,20 +352,17 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
         let added = rng.range(end - 700 * DAY_MS, end - DAY_MS);
         let directions: &[(usize, usize)] = if rng.chance(60) { &[(a, b), (b, a)] } else { &[(a, b)] };
         for &(x, y) in directions {
-            let mut f = json!({"user_id": users[x], "friend_id": users[y], "add_source": *rng.pick(&SOURCES)});
-            if rng.chance(30) {
-                f["remark"] = json!(FIRST[y % FIRST.len()]);
-            }
-            if rng.chance(20) {
-                f["groups"] = json!([*rng.pick(&["family", "work", "school", "gym"])]);
-            }
-            if rng.chance(25) {
-                f["add_wording"] = json!(format!("hi, it's {}", FIRST[x % FIRST.len()]));
-            }
-            if rng.chance(80) {
-                f["added_at"] = time_value(&mut rng, added);
-            }
-            files.push(ExportKind::Friends, f);
+            let mut times = TimeForms::default();
+            let f: FriendRecord = FriendRecord {
+                user_id: users[x].clone(),
+                friend_id: users[y].clone(),
+                add_source: rng.pick(&SOURCES).to_string(),
+                remark: rng.chance(30).then(|| FIRST[y % FIRST.len()].to_owned()),
+                groups: rng.chance(20).then(|| vec![rng.pick(&["family", "work", "school", "gym"]).to_string()]),
+                add_wording: rng.chance(25).then(|| format!("hi, it's {}", FIRST[x % FIRST.len()])),
+                added_at: rng.chance(80).then(|| times.time(&mut rng, "added_at", added)),
+            };
+            files.push(ExportKind::Friends, &f, &times);
         }
     }
 
@@ -352,11 +384,12 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
             }
         }
     }
-    struct Msg {
+    struct Msg<R> {
         time: i64,
-        value: Value,
+        record: R,
+        times: TimeForms,
     }
-    let mut c2c: Vec<Msg> = Vec::with_capacity(o.c2c_messages);
+    let mut c2c: Vec<Msg<C2cMessageRecord>> = Vec::with_capacity(o.c2c_messages);
     let mut last_time: Vec<Option<i64>> = vec![None; conversations.len()];
     let mut conv_times: Vec<Vec<i64>> = vec![Vec::new(); conversations.len()];
     for i in 0..if conversations.is_empty() { 0 } else { o.c2c_messages } {
@@ -370,17 +403,23 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
         };
         last_time[c] = Some(time);
         conv_times[c].push(time);
-        let mut v = json!({"from": users[from], "to": users[to], "sent_at": time_value(&mut rng, time), "body": body(&mut rng, i as u64)});
-        if rng.chance(5) {
-            v["custom_data"] = json!("{\"legacy_flags\":1}");
-        }
-        c2c.push(Msg { time, value: v });
+        let mut times = TimeForms::default();
+        let record = C2cMessageRecord {
+            // Numbered below, once the file's order is known.
+            id: String::new(),
+            from: users[from].clone(),
+            to: users[to].clone(),
+            sent_at: times.time(&mut rng, "sent_at", time),
+            body: body(&mut rng, i as u64),
+            custom_data: rng.chance(5).then(|| "{\"legacy_flags\":1}".to_owned()),
+        };
+        c2c.push(Msg { time, record, times });
     }
     c2c.sort_by_key(|m| m.time);
     disorder(&mut rng, &mut c2c);
     for (i, mut m) in c2c.into_iter().enumerate() {
-        m.value["id"] = json!(format!("cm-{:07}", i + 1));
-        files.push(ExportKind::C2cMessages, reorder_id_first(m.value));
+        m.record.id = format!("cm-{:07}", i + 1);
+        files.push(ExportKind::C2cMessages, &m.record, &m.times);
     }
     for (c, &(a, b)) in conversations.iter().enumerate() {
         let times = &mut conv_times[c];
@@ -391,10 +430,11 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
         for (reader, peer) in [(a, b), (b, a)] {
             if rng.chance(70) {
                 let t = times[times.len() - 1 - rng.index(times.len().min(5))];
-                files.push(
-                    ExportKind::C2cReads,
-                    json!({"user_id": users[reader], "peer_id": users[peer], "read_at": time_value(&mut rng, t)}),
-                );
+                let mut forms = TimeForms::default();
+                let read_at = forms.time(&mut rng, "read_at", t);
+                let r: C2cReadRecord =
+                    C2cReadRecord { user_id: users[reader].clone(), peer_id: users[peer].clone(), read_at };
+                files.push(ExportKind::C2cReads, &r, &forms);
             }
         }
     }
@@ -414,25 +454,24 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
             let group_type = *rng.pick(&["Private", "Public", "Public", "ChatRoom", "Community"]);
             let created = rng.range(end - 400 * DAY_MS, end - 200 * DAY_MS);
             let owner = rng.index(n);
-            let mut v = json!({"group_id": id, "type": group_type,
-                "name": format!("{} {}", rng.pick(&ADJ), rng.pick(&NOUN)), "owner": users[owner],
-                "created_at": time_value(&mut rng, created)});
-            if rng.chance(60) {
-                v["introduction"] = json!(format!("the {} group", *rng.pick(&ADJ)));
-            }
-            if rng.chance(40) {
-                v["notification"] = json!("be kind; no spam");
-            }
-            if rng.chance(50) {
-                v["face_url"] = json!(format!("https://cdn.example.com/g/{g}.png"));
-            }
-            if rng.chance(50) {
-                v["max_members"] = json!(*rng.pick(&[200, 500, 2000]));
-            }
-            if rng.chance(50) {
-                v["apply_join"] = json!(*rng.pick(&["FreeAccess", "NeedPermission", "DisableApply"]));
-            }
-            files.push(ExportKind::Groups, v);
+            let name = format!("{} {}", rng.pick(&ADJ), rng.pick(&NOUN));
+            let mut times = TimeForms::default();
+            let created_at = times.time(&mut rng, "created_at", created);
+            let v: GroupRecord = GroupRecord {
+                group_id: id.clone(),
+                group_type: group_type.to_owned(),
+                name,
+                owner: Some(users[owner].clone()),
+                introduction: rng.chance(60).then(|| format!("the {} group", *rng.pick(&ADJ))),
+                notification: rng.chance(40).then(|| "be kind; no spam".to_owned()),
+                face_url: rng.chance(50).then(|| format!("https://cdn.example.com/g/{g}.png")),
+                max_members: rng.chance(50).then(|| *rng.pick(&[200, 500, 2000])),
+                apply_join: rng
+                    .chance(50)
+                    .then(|| *rng.pick(&[ApplyJoin::FreeAccess, ApplyJoin::NeedPermission, ApplyJoin::DisableApply])),
+                created_at,
+            };
+            files.push(ExportKind::Groups, &v, &times);
             let mut members = vec![(owner, created)];
             let size = (3 + rng.index(38)).min(n);
             let mut in_group: HashSet<usize> = HashSet::from([owner]);
@@ -445,44 +484,48 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
             let chat_room = group_type == "ChatRoom";
             for (k, &(u, joined)) in members.iter().enumerate() {
                 let role = if k == 0 {
-                    "owner"
+                    MemberRole::Owner
                 } else if rng.chance(10) {
-                    "admin"
+                    MemberRole::Admin
                 } else {
-                    "member"
+                    MemberRole::Member
                 };
-                let mut m = json!({"group_id": id, "user_id": users[u]});
-                if k == 0 || rng.chance(85) {
-                    m["role"] = json!(role);
+                let mut times = TimeForms::default();
+                let m: GroupMemberRecord = GroupMemberRecord {
+                    group_id: id.clone(),
+                    user_id: users[u].clone(),
+                    role: (k == 0 || rng.chance(85)).then_some(role),
+                    joined_at: rng.chance(90).then(|| times.time(&mut rng, "joined_at", joined)),
+                    unread: rng.chance(40).then(|| rng.below(30) as u32),
+                };
+                if m.unread.is_some_and(|u| u > 0) && !chat_room {
+                    unread_counts += 1;
                 }
-                if rng.chance(90) {
-                    m["joined_at"] = time_value(&mut rng, joined);
-                }
-                if rng.chance(40) {
-                    let unread = rng.below(30);
-                    m["unread"] = json!(unread);
-                    if unread > 0 && !chat_room {
-                        unread_counts += 1;
-                    }
-                }
-                files.push(ExportKind::GroupMembers, m);
+                files.push(ExportKind::GroupMembers, &m, &times);
             }
             groups.push(Group { id, created, members, chat_room });
         }
     }
-    let mut gmsgs: Vec<Msg> = Vec::with_capacity(o.group_messages);
+    let mut gmsgs: Vec<Msg<GroupMessageRecord>> = Vec::with_capacity(o.group_messages);
     for i in 0..if groups.is_empty() { 0 } else { o.group_messages } {
         let g = &groups[rng.index(groups.len()).min(rng.index(groups.len()))];
         let &(u, joined) = rng.pick(&g.members);
         let time = rng.range(joined.max(g.created + 1000), end - 60_000);
-        let v = json!({"group_id": g.id, "from": users[u], "sent_at": time_value(&mut rng, time), "body": body(&mut rng, 1_000_000 + i as u64)});
-        gmsgs.push(Msg { time, value: v });
+        let mut times = TimeForms::default();
+        let record = GroupMessageRecord {
+            id: String::new(),
+            group_id: g.id.clone(),
+            from: users[u].clone(),
+            sent_at: times.time(&mut rng, "sent_at", time),
+            body: body(&mut rng, 1_000_000 + i as u64),
+        };
+        gmsgs.push(Msg { time, record, times });
     }
     gmsgs.sort_by_key(|m| m.time);
     disorder(&mut rng, &mut gmsgs);
     for (i, mut m) in gmsgs.into_iter().enumerate() {
-        m.value["id"] = json!(format!("gm-{:07}", i + 1));
-        files.push(ExportKind::GroupMessages, reorder_id_first(m.value));
+        m.record.id = format!("gm-{:07}", i + 1);
+        files.push(ExportKind::GroupMessages, &m.record, &m.times);
     }
 
     let valid: BTreeMap<ExportKind, u64> = ExportKind::ALL.iter().map(|&k| (k, files.len(k) as u64)).collect();
@@ -514,26 +557,6 @@ fn disorder<T>(rng: &mut Rng, items: &mut [T]) {
         if rng.chance(2) {
             items.swap(i - 1, i);
         }
-    }
-}
-
-/// Puts `id` first on the line, as a human would expect to read it (serde_json keeps insertion order only
-/// with `preserve_order`, so build a fresh object).
-fn reorder_id_first(v: Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut out = serde_json::Map::new();
-            if let Some(id) = map.get("id") {
-                out.insert("id".into(), id.clone());
-            }
-            for (k, val) in map {
-                if k != "id" {
-                    out.insert(k, val);
-                }
-            }
-            Value::Object(out)
-        }
-        other => other,
     }
 }
 

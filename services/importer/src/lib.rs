@@ -1,7 +1,7 @@
 //! The importer: reads a legacy export, validates it, and turns it into import events for Kafka.
 //!
 //! - [`export`]: the export directory, streaming NDJSON (`.ndjson` / `.ndjson.gz`) with line numbers, and the
-//!   typed records of each file;
+//!   strict reading of each line into its record (the record types are `imbridge_core::export`'s);
 //! - [`validate`]: the two validation passes (shape and limits, then references) with `file:line` issues,
 //!   capped per kind;
 //! - [`plan`]: conversion of the valid records into `imbridge_core` import events, one stream per import

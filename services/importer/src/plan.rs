@@ -480,7 +480,8 @@ fn profile_event(r: ProfileRecord) -> Result<Envelope, FieldError> {
         avatar: r.avatar,
         level: r.level,
         role: r.role,
-        custom: r.custom.unwrap_or_default(),
+        // An empty map is no custom field: the event leaves it out, as before.
+        custom: r.custom.filter(|c| !c.is_empty()),
     };
     Ok(envelope("profile", key, NO_TIME, Event::ImportProfile(e)))
 }
@@ -493,7 +494,7 @@ fn friend_event(r: FriendRecord) -> Result<Envelope, FieldError> {
         friend_id: uid("friend_id", r.friend_id)?,
         add_source: r.add_source,
         remark: r.remark,
-        groups: r.groups.unwrap_or_default(),
+        groups: r.groups.filter(|g| !g.is_empty()),
         add_wording: r.add_wording,
         added_at: r.added_at,
     };

@@ -120,18 +120,7 @@ fn kinds_of(which: ImportTopic) -> &'static [EventKind] {
 }
 
 /// Every apply kind in report order.
-pub const REPORT_KINDS: [EventKind; 10] = [
-    EventKind::ImportAccount,
-    EventKind::ImportProfile,
-    EventKind::ImportFriendship,
-    EventKind::ImportC2cMessage,
-    EventKind::ImportC2cRead,
-    EventKind::ImportGroup,
-    EventKind::ImportGroupMember,
-    EventKind::ImportGroupMessage,
-    EventKind::ImportMemberUnread,
-    EventKind::ImportConversationDone,
-];
+pub const REPORT_KINDS: [EventKind; 10] = EventKind::IMPORT;
 
 /// The export kind whose invalid lines would have become records of `kind`.
 fn export_kind_of(kind: EventKind) -> Option<ExportKind> {

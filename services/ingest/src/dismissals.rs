@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imbridge_core::state::ConversationState;
-use imbridge_kafka::KafkaConfig;
-use imbridge_kafka::reader::{Followed, follow};
+use imbridge_kafka::reader::{Followed, follow_forever};
+use imbridge_kafka::{KafkaConfig, KafkaError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -38,36 +38,25 @@ impl ExpectedDismissals {
     pub fn follow(self: &Arc<Self>, kafka: KafkaConfig, topic: String, shutdown: CancellationToken) {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut attempt = 0u32;
-            while !shutdown.is_cancelled() {
-                let mut rx = match follow(&kafka, &topic, shutdown.clone(), 1024).await {
-                    Ok(rx) => rx,
-                    Err(e) => {
-                        attempt += 1;
-                        // At start-up the topic may simply not be created yet (ingest's own probe creates it).
-                        if attempt > 3 {
-                            warn!(topic = %topic, error = %e, "cannot follow conversation states for dismissal echoes; retrying");
-                        } else {
-                            debug!(topic = %topic, error = %e, "conversation states not readable yet; retrying");
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                            _ = shutdown.cancelled() => return,
-                        }
-                    }
-                };
-                while let Some(f) = rx.recv().await {
-                    if let Followed::Record(r) = f {
-                        let state =
-                            r.payload.as_deref().and_then(|p| serde_json::from_slice::<ConversationState>(p).ok());
-                        if let Some(s) = state
-                            && let (Some(g), Some(at)) = (s.conversation.group_id(), s.dismissed_by_imbridge)
-                        {
-                            me.announce(g.as_str(), at.as_millis());
-                        }
-                    }
+            let retry_after = |failures: u32, e: &KafkaError| {
+                // At start-up the topic may simply not be created yet (ingest's own probe creates it).
+                if failures > 3 {
+                    warn!(topic = %topic, error = %e, "cannot follow conversation states for dismissal echoes; retrying");
+                } else {
+                    debug!(topic = %topic, error = %e, "conversation states not readable yet; retrying");
                 }
-            }
+                Duration::from_secs(2)
+            };
+            follow_forever(&kafka, &topic, &shutdown, retry_after, |f| {
+                let Followed::Record(r) = f else { return };
+                let state = r.payload.as_deref().and_then(|p| serde_json::from_slice::<ConversationState>(p).ok());
+                if let Some(s) = state
+                    && let (Some(g), Some(at)) = (s.conversation.group_id(), s.dismissed_by_imbridge)
+                {
+                    me.announce(g.as_str(), at.as_millis());
+                }
+            })
+            .await;
         });
     }
 

@@ -6,7 +6,8 @@
 //! - [`server`]: the two endpoints, `POST /v1/legacy/events` (legacy contract, HMAC-signed) and
 //!   `POST /v1/im/callback` (IM callbacks, `SdkAppid` + token `Sign`), in the order authenticate → bound → parse →
 //!   drop echoes → produce → answer;
-//! - [`callback`]: what each IM callback becomes (pure), echo recognition, the `CloudCustomData` origin marker;
+//! - [`callback`]: the IM crate's callback normalization (what each callback becomes, echo recognition) followed
+//!   by the legacy contract's validation of the event;
 //! - [`metrics`]: events ingested by source and kind, rejections by reason, echoes, produce latency;
 //! - [`error`]: [`IngestError`], each variant with its HTTP status and a bounded reason label;
 //! - [`heartbeat`]: the beats on `imbridge.status` that tell reconciliation when callbacks may have been lost;
@@ -50,7 +51,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use callback::{ORIGIN_MARKER_KEY, has_origin_marker};
 pub use config::IngestConfig;
 pub use error::IngestError;
 pub use imbridge_legacy::contract::INGEST_PATH as LEGACY_PATH;

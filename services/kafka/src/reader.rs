@@ -3,7 +3,7 @@
 //! Operators' tools (DLQ listing, conversation replay) and the applied-events ledger read "everything from
 //! here to the current end" of partitions; a group would commit offsets and rebalance, which they must not.
 //! [`follow`] does the same and then keeps following, for small compacted state topics a service mirrors in
-//! memory (`imbridge.conversations`).
+//! memory (`imbridge.conversations`); [`follow_forever`] keeps that up across failures.
 
 use std::time::Duration;
 
@@ -179,4 +179,34 @@ pub async fn follow(
         }
     });
     Ok(rx)
+}
+
+/// [`follow`] kept up until `shutdown`: when following cannot start (at start-up the topic may not exist yet),
+/// `retry_after(failures, error)` says how long to wait before trying again, and every new start reads the topic
+/// from the beginning, so `each` may see a record twice — right for a compacted state topic mirrored in memory,
+/// where applying a record again changes nothing. `failures` counts since the last successful start.
+pub async fn follow_forever(
+    cfg: &KafkaConfig,
+    topic: &str,
+    shutdown: &CancellationToken,
+    mut retry_after: impl FnMut(u32, &KafkaError) -> Duration,
+    mut each: impl FnMut(Followed),
+) {
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        let mut rx = match follow(cfg, topic, shutdown.clone(), 1024).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                failures += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_after(failures, &e)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        failures = 0;
+        while let Some(f) = rx.recv().await {
+            each(f);
+        }
+    }
 }

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use imbridge_core::event::{Gender, GroupType, ImportProfile, LeaveReason, MemberRole};
+use imbridge_core::event::{Gender, GroupType, ImportFriendship, ImportProfile, LeaveReason, MemberRole};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::read::{
     ACCOUNTS_PATH, AccountState, AccountsAnswer, AccountsRequest, CONVERSATION_PATH, ConversationRequest, DIGESTS_PATH,
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::LegacyEmulator;
-use crate::state::{Applied, Friend, Group, Message, ProfilePatch, Refusal, State as EmulatorState, User};
+use crate::state::{Applied, Group, Message, ProfilePatch, Refusal, State as EmulatorState, User};
 
 /// Every route of the emulator.
 pub(crate) fn router(em: LegacyEmulator) -> Router {
@@ -293,18 +293,12 @@ async fn add_friends(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Serialize)]
-struct FriendView {
-    friend_id: UserId,
-    #[serde(flatten)]
-    entry: Friend,
-}
-
-async fn list_friends(State(em): State<LegacyEmulator>, Path(user_id): Path<String>) -> Json<Vec<FriendView>> {
+/// A user's friends, each as its export line.
+async fn list_friends(State(em): State<LegacyEmulator>, Path(user_id): Path<String>) -> Json<Vec<ImportFriendship>> {
     Json(em.read(|s| {
         s.friends
             .get(&UserId::new_unchecked(user_id.as_str()))
-            .map(|list| list.iter().map(|(f, e)| FriendView { friend_id: f.clone(), entry: e.clone() }).collect())
+            .map(|list| list.values().cloned().collect())
             .unwrap_or_default()
     }))
 }
@@ -440,14 +434,14 @@ struct GroupView {
 impl From<&Group> for GroupView {
     fn from(g: &Group) -> Self {
         Self {
-            group_id: g.group_id.clone(),
-            group_type: g.group_type,
-            name: g.name.clone(),
-            owner: g.owner.clone(),
-            introduction: g.introduction.clone(),
-            notification: g.notification.clone(),
-            face_url: g.face_url.clone(),
-            created_at: g.created_at,
+            group_id: g.record.group_id.clone(),
+            group_type: g.record.group_type,
+            name: g.record.name.clone(),
+            owner: g.record.owner.clone(),
+            introduction: g.record.introduction.clone(),
+            notification: g.record.notification.clone(),
+            face_url: g.record.face_url.clone(),
+            created_at: g.record.created_at,
             origin: g.origin,
             members: g
                 .members

@@ -1,94 +1,26 @@
-//! The emulator's data as a legacy export (issue 4's NDJSON format), and back.
+//! The emulator's data as a legacy export (the NDJSON format of `schemas/export/`), and back.
 //!
 //! [`write_export`] writes one file per record kind (`accounts.ndjson`, `profiles.ndjson`, `friends.ndjson`,
 //! `c2c_messages.ndjson`, `c2c_reads.ndjson`, `groups.ndjson`, `group_members.ndjson`,
 //! `group_messages.ndjson`) with times as Unix milliseconds and messages in conversation order.
 //! [`read_export`] loads such a directory into an empty state (seeding), so `seed → export` reproduces the
-//! input records: the round trip the tests check.
+//! input records: the round trip the tests check. Both use the export's own record types
+//! ([`imbridge_core::export`], in the domain form), the ones the importer reads, so the two cannot drift apart.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use imbridge_core::event::{ApplyJoin, GroupType, ImportAccount, ImportC2cRead, ImportProfile, MemberRole};
-use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
+use imbridge_core::export::{
+    AccountRecord, C2cMessageRecord, C2cReadRecord, ExportKind, FriendRecord, GroupMemberRecord, GroupMessageRecord,
+    GroupRecord, ProfileRecord, Typed,
+};
+use imbridge_core::{ConversationKey, GroupId, TimestampMs, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EmulatorError;
-use crate::state::{Friend, Group, Member, Message, State, User};
-
-// A record that has exactly the fields of its import event is that event's payload type, so the two cannot drift.
-
-/// `accounts.ndjson`.
-pub type AccountRecord = ImportAccount;
-
-/// `profiles.ndjson`.
-pub type ProfileRecord = ImportProfile;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FriendRecord {
-    pub user_id: UserId,
-    pub friend_id: UserId,
-    #[serde(flatten)]
-    pub entry: Friend,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct C2cMessageRecord {
-    pub id: String,
-    pub from: UserId,
-    pub to: UserId,
-    pub sent_at: TimestampMs,
-    pub body: Vec<Element>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_data: Option<String>,
-}
-
-/// `c2c_reads.ndjson`.
-pub type C2cReadRecord = ImportC2cRead;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub group_id: GroupId,
-    #[serde(rename = "type")]
-    pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_members: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_join: Option<ApplyJoin>,
-    pub created_at: TimestampMs,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupMemberRecord {
-    pub group_id: GroupId,
-    pub user_id: UserId,
-    #[serde(default)]
-    pub role: MemberRole,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub joined_at: Option<TimestampMs>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unread: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupMessageRecord {
-    pub id: String,
-    pub group_id: GroupId,
-    pub from: UserId,
-    pub sent_at: TimestampMs,
-    pub body: Vec<Element>,
-}
+use crate::state::{Group, Member, Message, State, User};
 
 /// Lines written per file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +42,8 @@ struct Ndjson {
 }
 
 impl Ndjson {
-    fn create(dir: &Path, name: &str) -> Result<Self, EmulatorError> {
-        let path = dir.join(name);
+    fn create(dir: &Path, kind: ExportKind) -> Result<Self, EmulatorError> {
+        let path = dir.join(kind.file_name());
         let file = File::create(&path).map_err(|source| EmulatorError::Io { path: path.clone(), source })?;
         Ok(Self { path, out: BufWriter::new(file), lines: 0 })
     }
@@ -135,30 +67,32 @@ pub fn write_export(state: &State, dir: &Path) -> Result<ExportCounts, EmulatorE
     std::fs::create_dir_all(dir).map_err(|source| EmulatorError::Io { path: dir.to_path_buf(), source })?;
     let mut counts = ExportCounts::default();
 
-    let mut f = Ndjson::create(dir, "accounts.ndjson")?;
+    let mut f = Ndjson::create(dir, ExportKind::Accounts)?;
     for u in state.users.values() {
-        f.write(&AccountRecord { user_id: u.user_id.clone(), nick: u.nick.clone(), face_url: u.face_url.clone() })?;
+        f.write(&AccountRecord::<Typed> {
+            user_id: u.user_id.clone(),
+            nick: u.nick.clone(),
+            face_url: u.face_url.clone(),
+        })?;
     }
     counts.accounts = f.finish()?;
 
-    let mut f = Ndjson::create(dir, "profiles.ndjson")?;
+    let mut f = Ndjson::create(dir, ExportKind::Profiles)?;
     for p in state.users.values().filter_map(|u| u.profile.as_ref()) {
         f.write(p)?;
     }
     counts.profiles = f.finish()?;
 
-    let mut f = Ndjson::create(dir, "friends.ndjson")?;
-    for (user, list) in &state.friends {
-        for (friend, e) in list {
-            f.write(&FriendRecord { user_id: user.clone(), friend_id: friend.clone(), entry: e.clone() })?;
-        }
+    let mut f = Ndjson::create(dir, ExportKind::Friends)?;
+    for record in state.friends.values().flat_map(BTreeMap::values) {
+        f.write(record)?;
     }
     counts.friends = f.finish()?;
 
-    let mut f = Ndjson::create(dir, "c2c_messages.ndjson")?;
+    let mut f = Ndjson::create(dir, ExportKind::C2cMessages)?;
     for m in state.c2c.values().flatten() {
         let Some(to) = &m.to else { continue };
-        f.write(&C2cMessageRecord {
+        f.write(&C2cMessageRecord::<Typed> {
             id: m.id.clone(),
             from: m.from.clone(),
             to: to.clone(),
@@ -169,45 +103,35 @@ pub fn write_export(state: &State, dir: &Path) -> Result<ExportCounts, EmulatorE
     }
     counts.c2c_messages = f.finish()?;
 
-    let mut f = Ndjson::create(dir, "c2c_reads.ndjson")?;
+    let mut f = Ndjson::create(dir, ExportKind::C2cReads)?;
     for (user, peers) in &state.reads {
         for (peer, at) in peers {
-            f.write(&C2cReadRecord { user_id: user.clone(), peer_id: peer.clone(), read_at: *at })?;
+            f.write(&C2cReadRecord::<Typed> { user_id: user.clone(), peer_id: peer.clone(), read_at: *at })?;
         }
     }
     counts.c2c_reads = f.finish()?;
 
     let (mut fg, mut fm, mut fmsg) = (
-        Ndjson::create(dir, "groups.ndjson")?,
-        Ndjson::create(dir, "group_members.ndjson")?,
-        Ndjson::create(dir, "group_messages.ndjson")?,
+        Ndjson::create(dir, ExportKind::Groups)?,
+        Ndjson::create(dir, ExportKind::GroupMembers)?,
+        Ndjson::create(dir, ExportKind::GroupMessages)?,
     );
     for g in state.groups.values() {
-        fg.write(&GroupRecord {
-            group_id: g.group_id.clone(),
-            group_type: g.group_type,
-            name: g.name.clone(),
-            owner: g.owner.clone(),
-            introduction: g.introduction.clone(),
-            notification: g.notification.clone(),
-            face_url: g.face_url.clone(),
-            max_members: g.max_members,
-            apply_join: g.apply_join,
-            created_at: g.created_at,
-        })?;
+        let group_id = &g.record.group_id;
+        fg.write(&g.record)?;
         for (u, m) in &g.members {
-            fm.write(&GroupMemberRecord {
-                group_id: g.group_id.clone(),
+            fm.write(&GroupMemberRecord::<Typed> {
+                group_id: group_id.clone(),
                 user_id: u.clone(),
-                role: m.role,
+                role: Some(m.role),
                 joined_at: m.joined_at,
                 unread: Some(m.unread),
             })?;
         }
         for m in &g.messages {
-            fmsg.write(&GroupMessageRecord {
+            fmsg.write(&GroupMessageRecord::<Typed> {
                 id: m.id.clone(),
-                group_id: g.group_id.clone(),
+                group_id: group_id.clone(),
                 from: m.from.clone(),
                 sent_at: m.time,
                 body: m.body.clone(),
@@ -223,10 +147,11 @@ pub fn write_export(state: &State, dir: &Path) -> Result<ExportCounts, EmulatorE
 /// Calls `each` for every record of `dir/name`; an absent file has none.
 fn for_each_line<T: for<'de> Deserialize<'de>>(
     dir: &Path,
-    name: &str,
+    kind: ExportKind,
     mut each: impl FnMut(T) -> Result<(), String>,
 ) -> Result<(), EmulatorError> {
-    let path = dir.join(name);
+    let name = kind.file_name();
+    let path = dir.join(&name);
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -237,7 +162,7 @@ fn for_each_line<T: for<'de> Deserialize<'de>>(
         if line.trim().is_empty() {
             continue;
         }
-        let seed_err = |reason: String| EmulatorError::Seed { file: name.to_owned(), line: i as u64 + 1, reason };
+        let seed_err = |reason: String| EmulatorError::Seed { file: name.clone(), line: i as u64 + 1, reason };
         imbridge_core::json::check_object_text(line.as_bytes()).map_err(|e| seed_err(format!("the line is {e}")))?;
         let record: T = serde_json::from_str(&line).map_err(|e| seed_err(e.to_string()))?;
         each(record).map_err(seed_err)?;
@@ -257,7 +182,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
     }
     let mut counts = ExportCounts::default();
 
-    for_each_line(dir, "accounts.ndjson", |r: AccountRecord| {
+    for_each_line(dir, ExportKind::Accounts, |r: AccountRecord<Typed>| {
         check_user("user_id", &r.user_id)?;
         let u = state.users.entry(r.user_id.clone()).or_insert_with(|| User::new(r.user_id, TimestampMs(0)));
         u.nick = r.nick;
@@ -265,23 +190,23 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         counts.accounts += 1;
         Ok(())
     })?;
-    for_each_line(dir, "profiles.ndjson", |r: ProfileRecord| {
+    for_each_line(dir, ExportKind::Profiles, |r: ProfileRecord<Typed>| {
         let u = state.users.get_mut(&r.user_id).ok_or_else(|| format!("user_id: no account {}", r.user_id))?;
         u.profile = Some(r);
         counts.profiles += 1;
         Ok(())
     })?;
-    for_each_line(dir, "friends.ndjson", |r: FriendRecord| {
+    for_each_line(dir, ExportKind::Friends, |r: FriendRecord<Typed>| {
         for (what, u) in [("user_id", &r.user_id), ("friend_id", &r.friend_id)] {
             if !state.users.contains_key(u) {
                 return Err(format!("{what}: no account {u}"));
             }
         }
-        state.friends.entry(r.user_id).or_default().insert(r.friend_id, r.entry);
+        state.friends.entry(r.user_id.clone()).or_default().insert(r.friend_id.clone(), r);
         counts.friends += 1;
         Ok(())
     })?;
-    for_each_line(dir, "c2c_messages.ndjson", |r: C2cMessageRecord| {
+    for_each_line(dir, ExportKind::C2cMessages, |r: C2cMessageRecord<Typed>| {
         for (what, u) in [("from", &r.from), ("to", &r.to)] {
             if !state.users.contains_key(u) {
                 return Err(format!("{what}: no account {u}"));
@@ -295,7 +220,6 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
             id: r.id,
             from: r.from,
             to: Some(r.to),
-            group_id: None,
             time: r.sent_at,
             body: r.body,
             custom_data: r.custom_data,
@@ -304,45 +228,33 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         counts.c2c_messages += 1;
         Ok(())
     })?;
-    for_each_line(dir, "c2c_reads.ndjson", |r: C2cReadRecord| {
+    for_each_line(dir, ExportKind::C2cReads, |r: C2cReadRecord<Typed>| {
         state.reads.entry(r.user_id).or_default().insert(r.peer_id, r.read_at);
         counts.c2c_reads += 1;
         Ok(())
     })?;
-    for_each_line(dir, "groups.ndjson", |r: GroupRecord| {
+    for_each_line(dir, ExportKind::Groups, |r: GroupRecord<Typed>| {
         GroupId::parse(r.group_id.as_str()).map_err(|e| format!("group_id: {e}"))?;
         if state.groups.contains_key(&r.group_id) {
             return Err(format!("group_id: {} appears twice", r.group_id));
         }
         state.groups.insert(
             r.group_id.clone(),
-            Group {
-                group_id: r.group_id,
-                group_type: r.group_type,
-                name: r.name,
-                owner: r.owner,
-                introduction: r.introduction,
-                notification: r.notification,
-                face_url: r.face_url,
-                max_members: r.max_members,
-                apply_join: r.apply_join,
-                created_at: r.created_at,
-                profile_updated_at: None,
-                origin: None,
-                members: BTreeMap::new(),
-                messages: Vec::new(),
-            },
+            Group { record: r, profile_updated_at: None, origin: None, members: BTreeMap::new(), messages: Vec::new() },
         );
         counts.groups += 1;
         Ok(())
     })?;
-    for_each_line(dir, "group_members.ndjson", |r: GroupMemberRecord| {
+    for_each_line(dir, ExportKind::GroupMembers, |r: GroupMemberRecord<Typed>| {
         let g = state.groups.get_mut(&r.group_id).ok_or_else(|| format!("group_id: no group {}", r.group_id))?;
-        g.members.insert(r.user_id, Member { role: r.role, joined_at: r.joined_at, unread: r.unread.unwrap_or(0) });
+        g.members.insert(
+            r.user_id,
+            Member { role: r.role.unwrap_or_default(), joined_at: r.joined_at, unread: r.unread.unwrap_or(0) },
+        );
         counts.group_members += 1;
         Ok(())
     })?;
-    for_each_line(dir, "group_messages.ndjson", |r: GroupMessageRecord| {
+    for_each_line(dir, ExportKind::GroupMessages, |r: GroupMessageRecord<Typed>| {
         state.reserve_id(id_prefix, &r.id);
         let g = state.groups.get_mut(&r.group_id).ok_or_else(|| format!("group_id: no group {}", r.group_id))?;
         if r.body.is_empty() {
@@ -352,7 +264,6 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
             id: r.id,
             from: r.from,
             to: None,
-            group_id: Some(r.group_id),
             time: r.sent_at,
             body: r.body,
             custom_data: None,

@@ -5,7 +5,7 @@
 //! - [`api`]: the HTTP surface — a user-facing REST API (`/api/...`) whose every change fires a signed
 //!   webhook to ingest, the contract's `POST /v1/apply`, read endpoints for tests, `/healthz`;
 //! - [`outbox`]: in-order, never-dropping webhook delivery to `<ingest_url>/v1/legacy/events`;
-//! - [`export`]: the NDJSON export (issue-4 format) of its data, and seeding from one;
+//! - [`export`]: the NDJSON export of its data, and seeding from one, with the export's own record types;
 //! - [`config`], [`error`].
 //!
 //! Library first: [`spawn`] starts it on the configured address (port 0 by default) and returns a

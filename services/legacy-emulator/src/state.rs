@@ -14,9 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use imbridge_core::event::{
-    ApplyJoin, C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, ImportProfile,
+    C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, ImportFriendship, ImportProfile,
     LeaveReason, MemberRole, MembersJoined, MembersLeft,
 };
+use imbridge_core::export::{GroupRecord, Typed};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::read::{
     ConversationAnswer, ConversationDigest, GroupMemberState, GroupState, MAX_READ_MESSAGES, MessageDigest,
@@ -45,37 +46,8 @@ impl User {
     }
 }
 
-/// One direction of a friendship (`user_id` lists `friend_id`), with the export's fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Friend {
-    pub add_source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remark: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_wording: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_at: Option<TimestampMs>,
-}
-
-/// A stored 1:1 or group message. `to` is set for 1:1 messages, `group_id` for group messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub id: String,
-    pub from: UserId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<GroupId>,
-    pub time: TimestampMs,
-    pub body: Vec<Element>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_data: Option<String>,
-    /// Who wrote it: absent for the emulator's own users, `im` for what imbridge applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
-}
+/// A stored 1:1 or group message, as the contract's read endpoints return it.
+pub type Message = StoredMessage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
@@ -87,24 +59,11 @@ pub struct Member {
     pub unread: u32,
 }
 
+/// A group: its export line (profile, type, creation) and what the emulator keeps beside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
-    pub group_id: GroupId,
-    pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_members: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_join: Option<ApplyJoin>,
-    pub created_at: TimestampMs,
+    #[serde(flatten)]
+    pub record: GroupRecord<Typed>,
     /// When the profile (name, introduction, notification, face URL) last changed: the changing event's time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_updated_at: Option<TimestampMs>,
@@ -136,7 +95,7 @@ pub struct State {
     pub next_seq: u64,
     pub users: BTreeMap<UserId, User>,
     /// user → friend → entry.
-    pub friends: BTreeMap<UserId, BTreeMap<UserId, Friend>>,
+    pub friends: BTreeMap<UserId, BTreeMap<UserId, ImportFriendship>>,
     pub c2c: BTreeMap<ConversationKey, Vec<Message>>,
     /// reader → peer → read up to.
     pub reads: BTreeMap<UserId, BTreeMap<UserId, TimestampMs>>,
@@ -235,15 +194,17 @@ impl State {
         }
         self.user_exists("user_id", &a)?;
         self.user_exists("friend_id", &b)?;
-        let entry = |remark| Friend {
+        let entry = |user_id: &UserId, friend_id: &UserId, remark| ImportFriendship {
+            user_id: user_id.clone(),
+            friend_id: friend_id.clone(),
             add_source: "legacy".into(),
             remark,
-            groups: Vec::new(),
+            groups: None,
             add_wording: None,
             added_at: Some(now),
         };
-        self.friends.entry(a.clone()).or_default().insert(b.clone(), entry(remark));
-        self.friends.entry(b).or_default().insert(a, entry(None));
+        self.friends.entry(a.clone()).or_default().insert(b.clone(), entry(&a, &b, remark));
+        self.friends.entry(b.clone()).or_default().insert(a.clone(), entry(&b, &a, None));
         Ok(())
     }
 
@@ -419,7 +380,7 @@ impl State {
             if !g.members.contains_key(&u) {
                 return Err(Refusal::NotFound(format!("{u} is not in {group_id}")));
             }
-            if g.owner.as_ref() == Some(&u) {
+            if g.record.owner.as_ref() == Some(&u) {
                 return Err(Refusal::Conflict(format!("{u} owns {group_id}; dismiss the group instead")));
             }
             if !gone.contains(&u) {
@@ -499,7 +460,6 @@ impl State {
                     id: ev.id.clone(),
                     from: m.from.clone(),
                     to: Some(m.to.clone()),
-                    group_id: None,
                     time,
                     body: m.body.clone(),
                     custom_data: m.custom_data.clone(),
@@ -517,7 +477,6 @@ impl State {
                         id: ev.id.clone(),
                         from: m.from.clone(),
                         to: None,
-                        group_id: Some(m.group_id.clone()),
                         time,
                         body: m.body.clone(),
                         custom_data: m.custom_data.clone(),
@@ -536,16 +495,18 @@ impl State {
                 self.groups.insert(
                     c.group_id.clone(),
                     Group {
-                        group_id: c.group_id.clone(),
-                        group_type: c.group_type,
-                        name: c.name.clone(),
-                        owner: c.owner.clone(),
-                        introduction: c.introduction.clone(),
-                        notification: c.notification.clone(),
-                        face_url: c.face_url.clone(),
-                        max_members: None,
-                        apply_join: None,
-                        created_at: time,
+                        record: GroupRecord {
+                            group_id: c.group_id.clone(),
+                            group_type: c.group_type,
+                            name: c.name.clone(),
+                            owner: c.owner.clone(),
+                            introduction: c.introduction.clone(),
+                            notification: c.notification.clone(),
+                            face_url: c.face_url.clone(),
+                            max_members: None,
+                            apply_join: None,
+                            created_at: time,
+                        },
                         profile_updated_at: Some(time),
                         origin: ev.origin,
                         members,
@@ -556,16 +517,16 @@ impl State {
             EventData::GroupUpdated(u) => {
                 if let Some(g) = self.groups.get_mut(&u.group_id) {
                     if let Some(v) = &u.name {
-                        g.name.clone_from(v);
+                        g.record.name.clone_from(v);
                     }
                     if let Some(v) = &u.introduction {
-                        g.introduction = Some(v.clone());
+                        g.record.introduction = Some(v.clone());
                     }
                     if let Some(v) = &u.notification {
-                        g.notification = Some(v.clone());
+                        g.record.notification = Some(v.clone());
                     }
                     if let Some(v) = &u.face_url {
-                        g.face_url = Some(v.clone());
+                        g.record.face_url = Some(v.clone());
                     }
                     g.profile_updated_at = Some(time);
                 }
@@ -599,7 +560,7 @@ impl State {
     /// Digests of every conversation (1:1 and group) with a message in `window`, sorted by key.
     pub fn digests(&self, window: Window) -> Vec<ConversationDigest> {
         let c2c = self.c2c.iter().map(|(k, msgs)| (k.clone(), msgs.as_slice()));
-        let groups = self.groups.values().map(|g| (ConversationKey::group(&g.group_id), g.messages.as_slice()));
+        let groups = self.groups.values().map(|g| (ConversationKey::group(&g.record.group_id), g.messages.as_slice()));
         let mut out: Vec<ConversationDigest> = c2c
             .chain(groups)
             .filter_map(|(key, msgs)| {
@@ -625,19 +586,7 @@ impl State {
             _ => (self.c2c.get(conversation).map(Vec::as_slice).unwrap_or_default(), None),
         };
         let mut in_window = msgs.iter().filter(|m| window.contains(m.time));
-        let messages: Vec<StoredMessage> = in_window
-            .by_ref()
-            .take(MAX_READ_MESSAGES)
-            .map(|m| StoredMessage {
-                id: m.id.clone(),
-                time: m.time,
-                from: m.from.clone(),
-                to: m.to.clone(),
-                body: m.body.clone(),
-                custom_data: m.custom_data.clone(),
-                origin: m.origin,
-            })
-            .collect();
+        let messages: Vec<StoredMessage> = in_window.by_ref().take(MAX_READ_MESSAGES).cloned().collect();
         let truncated = in_window.next().is_some();
         ConversationAnswer { conversation: conversation.clone(), messages, truncated, group }
     }
@@ -660,14 +609,14 @@ impl State {
 
 fn group_state(g: &Group) -> GroupState {
     GroupState {
-        group_id: g.group_id.clone(),
-        group_type: g.group_type,
-        name: g.name.clone(),
-        owner: g.owner.clone(),
-        introduction: g.introduction.clone(),
-        notification: g.notification.clone(),
-        face_url: g.face_url.clone(),
-        profile_updated_at: g.profile_updated_at.or(Some(g.created_at)),
+        group_id: g.record.group_id.clone(),
+        group_type: g.record.group_type,
+        name: g.record.name.clone(),
+        owner: g.record.owner.clone(),
+        introduction: g.record.introduction.clone(),
+        notification: g.record.notification.clone(),
+        face_url: g.record.face_url.clone(),
+        profile_updated_at: g.profile_updated_at.or(Some(g.record.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
         members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
     }

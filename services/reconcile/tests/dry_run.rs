@@ -1,11 +1,9 @@
 //! A pass over two real emulators without Kafka: every kind of difference is found and counted, matching copies
 //! count as identical, and nothing is written anywhere.
 
-mod common;
-
-use common::World;
 use imbridge_core::ConversationKey;
 use imbridge_core::topics::TopicNames;
+use imbridge_e2e::two_sided::{self, World};
 use imbridge_im::ImClient;
 use imbridge_reconcile::{Difference, Kind, Reconciler, Scope};
 
@@ -111,7 +109,7 @@ async fn changed_content_and_windows() {
             msg_seq: Some(1000),
             msg_random: EventId::legacy(&id).stable_u32(),
             msg_body: vec![MsgElement::text("edited")],
-            cloud_custom_data: Some(common::MARKER.into()),
+            cloud_custom_data: Some(two_sided::MARKER.into()),
             ..Default::default()
         })
         .await

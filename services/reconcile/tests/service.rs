@@ -7,15 +7,13 @@
 //! - sweep: a second service sweeps everything, skips by digest what the first sweep found identical,
 //!   records its summary on the status topic (what `imbridge status` shows), and paces IM at its quota share.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::World;
 use imbridge_core::event::C2cMessage;
 use imbridge_core::status::IngestBeat;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, Source, TimestampMs, UserId};
+use imbridge_e2e::two_sided::World;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{ConsumerConfig, KafkaConfig, Producer};
@@ -44,7 +42,7 @@ fn topics() -> TopicNames {
 fn config(w: &World, first_sweep_delay_secs: u64, sweep_interval_secs: u64) -> ReconcileConfig {
     ReconcileConfig {
         legacy_url: w.legacy.url(),
-        legacy_secret: SigningSecret::new(common::SECRET),
+        legacy_secret: SigningSecret::new(imbridge_e2e::APPLY_SECRET),
         listen: "127.0.0.1:0".parse().expect("addr"),
         group_id: imbridge_testkit::unique("reconcile-group"),
         check_delay_ms: 1_000,

@@ -6,6 +6,7 @@
 //! skips, except under `scripts/test.sh`, which sets [`REQUIRE_KAFKA_ENV`] so that nothing is skipped there.
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline fails the test;
+//! - [`unique`], [`unique_topics`]: names no other test uses;
 //! - [`prom`]: read values off a Prometheus text page;
 //! - [`process`]: imbridge parts as child processes of the built binary ([`Proc`], [`run_cli`]).
 
@@ -19,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use process::{Proc, run_cli};
+
+use imbridge_core::topics::TopicNames;
 
 /// Set (to anything but empty or `0`) by `scripts/test.sh`: a test that needs a broker and finds none fails
 /// instead of skipping, so the full run never passes by skipping.
@@ -80,6 +83,25 @@ pub fn unique(prefix: &str) -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let r: u32 = rand::random();
     format!("{prefix}-{}-{n}-{r:08x}", std::process::id())
+}
+
+/// Topic names no other test uses: every topic `<unique prefix>.<role>`, `partitions` partitions, replication 1.
+pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
+    let u = unique(prefix);
+    TopicNames {
+        legacy_events: format!("{u}.legacy.events"),
+        im_events: format!("{u}.im.events"),
+        import_accounts: format!("{u}.import.accounts"),
+        import_users: format!("{u}.import.users"),
+        import_c2c: format!("{u}.import.c2c"),
+        import_groups: format!("{u}.import.groups"),
+        dlq: format!("{u}.dlq"),
+        applied: format!("{u}.applied"),
+        conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
+        partitions,
+        replication: 1,
+    }
 }
 
 /// The repository root (tests run with the package directory as working directory).

@@ -33,9 +33,7 @@ use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use tracing::{debug, warn};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{
-    ApplyContext, RecordOutcome, envelope_of, header_i64, headers, item_failure, outcome_of, single_outcome, unexpected,
-};
+use super::{ApplyContext, RecordOutcome, header_i64, headers, item_failure, outcome_of, single_outcome, unexpected};
 
 /// IM's answers to `import_group` for a group id that is already taken: 10021 (in use), 10025 (in use and
 /// the operator is its owner). For an idempotent import both mean "already present".
@@ -412,13 +410,9 @@ impl Handler for GroupsHandler {
     }
 
     async fn handle_batch(&self, records: &[&Record]) -> BatchOutcome {
-        if let Some(out) = self.settled.take_leading(records) {
-            return out;
-        }
-        let Some(first) = records.first() else { return BatchOutcome { done: 0, next: None } };
-        let env = match envelope_of(first) {
-            Ok(e) => e,
-            Err(o) => return BatchOutcome { done: 0, next: Some(o) },
+        let (first, env) = match self.settled.first_unsettled(records) {
+            Ok(first) => first,
+            Err(out) => return out,
         };
         let single = |o: Outcome| BatchOutcome { done: 0, next: Some(o) };
         match env.event {

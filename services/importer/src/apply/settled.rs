@@ -12,7 +12,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use imbridge_core::Envelope;
 use imbridge_kafka::{BatchOutcome, Outcome, Record};
+
+use super::envelope_of;
 
 type Position = (String, i32, i64);
 
@@ -47,6 +50,18 @@ impl SettledCache {
             }
         }
         (done > 0).then_some(BatchOutcome { done, next: None })
+    }
+
+    /// The start of every batch handler: the leading records that already have a verdict are answered from
+    /// here; otherwise the first record and its envelope, which says what the batch is. `Err` is the handler's
+    /// answer.
+    pub fn first_unsettled<'r>(&self, records: &[&'r Record]) -> Result<(&'r Record, Envelope), BatchOutcome> {
+        if let Some(out) = self.take_leading(records) {
+            return Err(out);
+        }
+        let Some(first) = records.first() else { return Err(BatchOutcome { done: 0, next: None }) };
+        let env = envelope_of(first).map_err(|o| BatchOutcome { done: 0, next: Some(o) })?;
+        Ok((first, env))
     }
 
     /// Forgets everything about partitions this instance no longer owns.

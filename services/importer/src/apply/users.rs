@@ -17,7 +17,7 @@ use imbridge_im::types::sns::{FRIEND_IMPORT_MAX, FriendImportItem, FriendImportR
 use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 
 use super::settled::{SettledCache, batch_outcome};
-use super::{ApplyContext, RecordOutcome, envelope_of, item_failure, outcome_of, single_outcome, unexpected};
+use super::{ApplyContext, RecordOutcome, item_failure, outcome_of, single_outcome, unexpected};
 
 /// Applies `import.profile` and `import.friendship` records.
 #[derive(Debug)]
@@ -110,13 +110,9 @@ impl Handler for UsersHandler {
     }
 
     async fn handle_batch(&self, records: &[&Record]) -> BatchOutcome {
-        if let Some(out) = self.settled.take_leading(records) {
-            return out;
-        }
-        let Some(first) = records.first() else { return BatchOutcome { done: 0, next: None } };
-        let env = match envelope_of(first) {
-            Ok(e) => e,
-            Err(o) => return BatchOutcome { done: 0, next: Some(o) },
+        let (first, env) = match self.settled.first_unsettled(records) {
+            Ok(first) => first,
+            Err(out) => return out,
         };
         match env.event {
             Event::ImportProfile(p) => BatchOutcome { done: 0, next: Some(self.profile(p).await) },
@@ -176,7 +172,7 @@ pub fn profile_items(p: &ImportProfile) -> Vec<ProfileItem> {
     if let Some(r) = p.role {
         items.push(ProfileItem::int(tags::ROLE, u64::from(r)));
     }
-    for (name, value) in &p.custom {
+    for (name, value) in p.custom.iter().flatten() {
         items.push(ProfileItem::string(format!("{}{name}", tags::CUSTOM_PREFIX), value));
     }
     items
@@ -212,7 +208,7 @@ pub fn friend_item(f: &ImportFriendship) -> FriendImportItem {
         add_source: add_source_value(&f.add_source),
         remark: f.remark.clone(),
         remark_time: None,
-        group_name: (!f.groups.is_empty()).then(|| f.groups.clone()),
+        group_name: f.groups.clone().filter(|g| !g.is_empty()),
         add_wording: f.add_wording.clone(),
         add_time: f.added_at.map(|t| t.as_secs()),
         custom_item: None,

@@ -6,9 +6,10 @@
 //! its own lane (so only that conversation waits; others keep flowing) and spends no retry attempt: Kafka holds
 //! everything that happens meanwhile, and the lane applies it in order once the state turns `live`.
 //!
-//! The mirror reads the topic from the beginning, then follows it ([`imbridge_kafka::reader::follow`]). Until it
-//! has caught up with what existed at start no phase is known, so every live write waits for that too — never
-//! guess `live` for a conversation whose `importing` record simply has not been read yet.
+//! The mirror reads the topic from the beginning, then follows it
+//! ([`imbridge_kafka::reader::follow_forever`]). Until it has caught up with what existed at start no phase is
+//! known, so every live write waits for that too — never guess `live` for a conversation whose `importing` record
+//! simply has not been read yet.
 //!
 //! Waiting lanes hold their records in flight: if more than the consumer's `max_in_flight` events pile up
 //! behind importing conversations, polling pauses (counted as backpressure) until imports finish. Nothing is
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use imbridge_core::ConversationKey;
 use imbridge_core::state::{ConversationState, Phase};
-use imbridge_kafka::KafkaConfig;
-use imbridge_kafka::reader::{Followed, follow};
+use imbridge_kafka::reader::{Followed, follow_forever};
+use imbridge_kafka::{KafkaConfig, KafkaError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -65,50 +66,32 @@ impl ConversationStates {
 
     /// Follows the topic; on any failure starts over from the beginning (applying a record twice is harmless).
     async fn mirror(&self, kafka: KafkaConfig, topic: String, shutdown: CancellationToken) {
-        let mut attempt = 0u32;
-        while !shutdown.is_cancelled() {
-            let mut rx = match follow(&kafka, &topic, shutdown.clone(), 1024).await {
-                Ok(rx) => rx,
-                Err(e) => {
-                    attempt += 1;
-                    warn!(topic = %topic, error = %e, attempt, "cannot follow the conversation states; retrying");
-                    let backoff = Duration::from_millis((200u64 << attempt.min(6)).min(10_000));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => continue,
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-            };
-            attempt = 0;
-            let started = Instant::now();
-            while let Some(f) = rx.recv().await {
-                match f {
-                    Followed::Record(r) => {
-                        let Some(key) = r.key_str().map(str::to_owned) else { continue };
-                        match r.payload.as_deref() {
-                            None => self.set(&key, None),
-                            Some(bytes) => match serde_json::from_slice::<ConversationState>(bytes) {
-                                Ok(s) => self.set(s.conversation.as_str(), Some(s.phase)),
-                                Err(e) => warn!(key = %key, error = %e, "ignoring an unreadable conversation state"),
-                            },
-                        }
-                    }
-                    Followed::CaughtUp => {
-                        if !*self.caught_up.borrow() {
-                            let (importing, live) = self.counts();
-                            info!(
-                                importing,
-                                live,
-                                ms = started.elapsed().as_millis() as u64,
-                                "conversation states loaded"
-                            );
-                        }
-                        self.caught_up.send_replace(true);
-                        self.version.send_modify(|v| *v += 1);
-                    }
+        let started = Instant::now();
+        let retry_after = |failures: u32, e: &KafkaError| {
+            warn!(topic = %topic, error = %e, attempt = failures, "cannot follow the conversation states; retrying");
+            Duration::from_millis((200u64 << failures.min(6)).min(10_000))
+        };
+        follow_forever(&kafka, &topic, &shutdown, retry_after, |f| match f {
+            Followed::Record(r) => {
+                let Some(key) = r.key_str().map(str::to_owned) else { return };
+                match r.payload.as_deref() {
+                    None => self.set(&key, None),
+                    Some(bytes) => match serde_json::from_slice::<ConversationState>(bytes) {
+                        Ok(s) => self.set(s.conversation.as_str(), Some(s.phase)),
+                        Err(e) => warn!(key = %key, error = %e, "ignoring an unreadable conversation state"),
+                    },
                 }
             }
-        }
+            Followed::CaughtUp => {
+                if !*self.caught_up.borrow() {
+                    let (importing, live) = self.counts();
+                    info!(importing, live, ms = started.elapsed().as_millis() as u64, "conversation states loaded");
+                }
+                self.caught_up.send_replace(true);
+                self.version.send_modify(|v| *v += 1);
+            }
+        })
+        .await;
     }
 
     fn set(&self, key: &str, phase: Option<Phase>) {

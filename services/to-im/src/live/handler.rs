@@ -152,7 +152,7 @@ impl LiveHandler {
         };
         if let Some(a) = pl.lookup(&env.id) {
             if !a.persisted
-                && let Err(e) = self.ledger.persist_pending(&pl, &env, record.offset, &a.reference).await
+                && let Err(e) = self.ledger.record(&pl, &env, record.offset, &a.reference).await
             {
                 return self.failed(&env, &e);
             }

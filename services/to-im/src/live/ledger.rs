@@ -306,7 +306,7 @@ impl Ledger {
 
     /// Records that `env` (read from `source_partition` at `offset`) was applied with `reference`: in memory at
     /// once, then durably. On a write failure the in-memory entry stays unpersisted and the error is returned;
-    /// [`Ledger::persist_pending`] finishes it on the next attempt.
+    /// recording it again (the next attempt finds it applied but not persisted) finishes it.
     pub async fn record(
         &self,
         pl: &PartitionLedger,
@@ -315,21 +315,6 @@ impl Ledger {
         reference: &str,
     ) -> Result<(), ToImError> {
         pl.remember(&env.id, reference, false);
-        self.write(pl, env, offset, reference).await
-    }
-
-    /// Writes an entry that was applied but not yet written.
-    pub async fn persist_pending(
-        &self,
-        pl: &PartitionLedger,
-        env: &Envelope,
-        offset: i64,
-        reference: &str,
-    ) -> Result<(), ToImError> {
-        self.write(pl, env, offset, reference).await
-    }
-
-    async fn write(&self, pl: &PartitionLedger, env: &Envelope, offset: i64, reference: &str) -> Result<(), ToImError> {
         let entry = LedgerEntry {
             applied_at: TimestampMs::now(),
             target: TARGET_IM.to_owned(),

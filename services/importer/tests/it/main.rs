@@ -1,0 +1,5 @@
+//! The crate's integration tests in one binary (one link step), a module per concern; test names read
+//! `<module>::<test>`.
+
+mod export;
+mod produce;

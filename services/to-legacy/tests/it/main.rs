@@ -1,0 +1,6 @@
+//! The crate's integration tests in one binary (one link step), a module per concern; test names read
+//! `<module>::<test>`, helpers in `common`.
+
+mod answers;
+mod common;
+mod emulator;
