@@ -15,7 +15,6 @@ use imbridge_e2e::*;
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 use imbridge_legacy::SigningSecret;
 use imbridge_reconcile::{Deps, ReconcileConfig};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -24,27 +23,14 @@ static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 async fn chat(im: &RunningEmulator, tag: &str, n: usize, g: &mut Vec<String>, c: &mut Vec<String>) {
     for i in 0..n {
         let t = format!("{tag}-g{i:02}");
-        let random = imbridge_core::ids::stable_u32(t.as_bytes());
-        as_user(
-            im,
-            ["ann", "bob"][i % 2],
-            "group_open_http_svc/send_group_msg",
-            json!({"GroupId": "club", "Random": random, "MsgBody": im_text(&t)}),
-        )
-        .await;
+        app_user_sends_to_group(im, ["ann", "bob"][i % 2], "club", &t, imbridge_core::ids::stable_u32(t.as_bytes()))
+            .await;
         g.push(t);
         if i % 2 == 0 {
             let t = format!("{tag}-c{i:02}");
             // IM orders a second's 1:1 messages by MsgSeq: a growing one keeps the send order.
             let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            as_user(
-                im,
-                "ann",
-                "openim/sendmsg",
-                json!({"To_Account": "bob", "MsgSeq": seq,
-                "MsgRandom": imbridge_core::ids::stable_u32(t.as_bytes()), "MsgBody": im_text(&t)}),
-            )
-            .await;
+            app_user_sends_seq(im, "ann", "bob", &t, seq, imbridge_core::ids::stable_u32(t.as_bytes())).await;
             c.push(t);
         }
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -72,13 +58,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     let mut ingest = start_ingest(0);
     eventually("ingest ready", Duration::from_secs(60), || ready(ingest_addr)).await;
 
-    let im = spawn_im_with(EmulatorConfig {
-        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
-        rate_limits_enabled: false,
-        ..EmulatorConfig::default()
-    })
-    .await;
-    import_accounts(&im_client(&im), &["ann", "bob"]).await;
+    let im = im_calling_ingest(&ingest_url).await;
 
     let stop = CancellationToken::new();
     let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
@@ -101,14 +81,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     let deps = Deps::new(kafka.clone(), topics.clone(), im.client_config());
     let reconcile = imbridge_reconcile::service::start(rc, deps, stop.clone()).await.expect("reconcile");
 
-    as_user(
-        &im,
-        "ann",
-        "group_open_http_svc/create_group",
-        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
-               "MemberList": [{"Member_Account": "bob"}]}),
-    )
-    .await;
+    ann_creates_club(&im).await;
     let (mut group_sent, mut c2c_sent) = (Vec::new(), Vec::new());
     let converged = |g: usize, c: usize| {
         let legacy_url = legacy_url.clone();
