@@ -42,11 +42,13 @@ pub enum Topic {
     /// Compacted: per conversation key, whether its history is still being imported (`importing`) or live
     /// writes may apply (`live`). Written by the importer and its apply; read by to-im live apply and ingest.
     Conversations,
+    /// Compacted, one partition: services' health records (ingest heartbeats, reconcile's last sweep).
+    Status,
 }
 
 impl Topic {
     /// Every topic, in the order `[topics]` lists them.
-    pub const ALL: [Topic; 10] = [
+    pub const ALL: [Topic; 11] = [
         Topic::LegacyEvents,
         Topic::ImEvents,
         Topic::ImportAccounts,
@@ -57,6 +59,7 @@ impl Topic {
         Topic::Dlq,
         Topic::Applied,
         Topic::Conversations,
+        Topic::Status,
     ];
 
     /// The import topics, in the order their phases ([`ImportPhase`]) may start.
@@ -75,6 +78,7 @@ impl Topic {
             Topic::Dlq => "dlq",
             Topic::Applied => "applied",
             Topic::Conversations => "conversations",
+            Topic::Status => "status",
         }
     }
 
@@ -91,6 +95,7 @@ impl Topic {
             Topic::Dlq => "imbridge.dlq",
             Topic::Applied => "imbridge.applied",
             Topic::Conversations => "imbridge.conversations",
+            Topic::Status => "imbridge.status",
         }
     }
 
@@ -120,6 +125,12 @@ impl Topic {
             Topic::Conversations => TopicSpec::new(n.name(self), n.partitions.min(12))
                 .replication(n.replication)
                 .with_config("cleanup.policy", "compact"),
+            // A handful of keys (one per ingest instance, one per reconcile group): one partition keeps every
+            // reader's view in one order; compacted so a reader starting late finds each key's latest record.
+            Topic::Status => TopicSpec::new(n.name(self), 1)
+                .replication(n.replication)
+                .with_config("cleanup.policy", "compact")
+                .with_config("segment.ms", "3600000"),
         }
     }
 }
@@ -223,6 +234,7 @@ pub struct TopicNames {
     pub dlq: String,
     pub applied: String,
     pub conversations: String,
+    pub status: String,
     /// Partitions of the event and import topics when imbridge creates them (more = more parallel apply).
     pub partitions: i32,
     /// Replication factor when imbridge creates topics (1 for a single local broker, 3 in production).
@@ -242,6 +254,7 @@ impl Default for TopicNames {
             dlq: Topic::Dlq.default_name().to_owned(),
             applied: Topic::Applied.default_name().to_owned(),
             conversations: Topic::Conversations.default_name().to_owned(),
+            status: Topic::Status.default_name().to_owned(),
             partitions: 12,
             replication: 1,
         }
@@ -262,6 +275,7 @@ impl TopicNames {
             Topic::Dlq => &self.dlq,
             Topic::Applied => &self.applied,
             Topic::Conversations => &self.conversations,
+            Topic::Status => &self.status,
         }
     }
 
@@ -288,6 +302,7 @@ impl TopicNames {
             Topic::Dlq => &mut self.dlq,
             Topic::Applied => &mut self.applied,
             Topic::Conversations => &mut self.conversations,
+            Topic::Status => &mut self.status,
         };
         *slot = name;
     }

@@ -10,6 +10,7 @@
 //!   by the legacy contract's validation of the event;
 //! - [`metrics`]: events ingested by source and kind, rejections by reason, echoes, produce latency;
 //! - [`error`]: [`IngestError`], each variant with its HTTP status and a bounded reason label;
+//! - [`heartbeat`]: the beats on `imbridge.status` that tell reconciliation when callbacks may have been lost;
 //! - [`spool`]: the durable, fsynced spool IM callbacks are answered from (IM never re-sends one), and the
 //!   background forwarder that produces them to Kafka and forgets them only once acknowledged.
 //!
@@ -28,6 +29,7 @@ pub mod callback;
 pub mod config;
 pub mod dismissals;
 pub mod error;
+pub mod heartbeat;
 pub mod metrics;
 pub mod server;
 pub mod spool;
@@ -56,8 +58,8 @@ pub use metrics::Metrics;
 /// Where IM is told to send callbacks (the console's callback URL is `<ingest base URL>` + this).
 pub const IM_CALLBACK_PATH: &str = "/v1/im/callback";
 
-/// The topics ingest writes (and the one it follows for expected dismissals).
-const TOPICS: [Topic; 3] = [Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations];
+/// The topics ingest writes (events, heartbeats) and the one it follows for expected dismissals.
+const TOPICS: [Topic; 4] = [Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations, Topic::Status];
 
 /// A built ingest, not yet listening.
 #[derive(Debug, Clone)]
@@ -189,6 +191,20 @@ impl Service for Ingest {
             deps.topics.im_events.clone(),
             forwarder_stop.clone(),
         ));
+        if self.config.heartbeat_interval_ms > 0 {
+            let instance = match self.config.instance_id.as_str() {
+                "" => addr.to_string(),
+                id => id.to_owned(),
+            };
+            tasks.spawn(heartbeat::run(
+                self.state.clone(),
+                self.state.producer.clone(),
+                deps.topics.status.clone(),
+                instance,
+                Duration::from_millis(self.config.heartbeat_interval_ms),
+                deps.shutdown.clone(),
+            ));
+        }
         self.state.dismissals.follow(
             deps.kafka.clone(),
             deps.topics.conversations.clone(),

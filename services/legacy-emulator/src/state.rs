@@ -64,6 +64,9 @@ pub struct Member {
 pub struct Group {
     #[serde(flatten)]
     pub record: GroupRecord<Typed>,
+    /// When the profile (name, introduction, notification, face URL) last changed: the changing event's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_updated_at: Option<TimestampMs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     pub members: BTreeMap<UserId, Member>,
@@ -504,6 +507,7 @@ impl State {
                             apply_join: None,
                             created_at: time,
                         },
+                        profile_updated_at: Some(time),
                         origin: ev.origin,
                         members,
                         messages: Vec::new(),
@@ -524,6 +528,7 @@ impl State {
                     if let Some(v) = &u.face_url {
                         g.record.face_url = Some(v.clone());
                     }
+                    g.profile_updated_at = Some(time);
                 }
             }
             EventData::GroupDismissed(d) => {
@@ -611,6 +616,7 @@ fn group_state(g: &Group) -> GroupState {
         introduction: g.record.introduction.clone(),
         notification: g.record.notification.clone(),
         face_url: g.record.face_url.clone(),
+        profile_updated_at: g.profile_updated_at.or(Some(g.record.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
         members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
     }
