@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use imbridge_core::event::{GroupType, MemberRole};
+use imbridge_core::export::GroupProfile;
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -130,15 +131,8 @@ pub struct GroupMemberState {
 pub struct GroupState {
     pub group_id: GroupId,
     pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
+    #[serde(flatten)]
+    pub profile: GroupProfile,
     /// Sorted by user id.
     pub members: Vec<GroupMemberState>,
 }

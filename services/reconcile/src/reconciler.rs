@@ -523,6 +523,7 @@ fn im_role(role: Option<&str>) -> MemberRole {
 
 /// The profile fields that differ (absent and empty are the same: IM answers "" for unset text fields).
 fn profile_differences(l: &GroupState, i: &imbridge_im::types::group::GroupInfo) -> Vec<&'static str> {
+    let l = &l.profile;
     let norm = |s: Option<&str>| s.unwrap_or("").to_owned();
     let mut out = Vec::new();
     if norm(Some(&l.name)) != norm(i.name.as_deref()) {
