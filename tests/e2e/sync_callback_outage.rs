@@ -36,28 +36,14 @@ async fn a_broker_outage_and_a_killed_ingest_lose_no_accepted_callback() {
     let ingest_url = format!("http://{ingest_addr}");
     eventually("ingest ready", Duration::from_secs(60), || ready(ingest_addr)).await;
 
-    let im = spawn_im_with(EmulatorConfig {
-        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
-        rate_limits_enabled: false,
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let admin = im_client(&im);
-    import_accounts(&admin, &["ann", "bob"]).await;
+    let im = im_calling_ingest(&ingest_url).await;
 
     let stop = CancellationToken::new();
     let tl_cfg = sb.to_legacy_in_process();
     let tl_deps = imbridge_to_legacy::Deps::new(kafka.clone(), topics.clone()).with_im(im.client_config());
     let to_legacy = imbridge_to_legacy::start(tl_cfg, tl_deps, stop.clone()).await.expect("to-legacy");
 
-    as_user(
-        &im,
-        "ann",
-        "group_open_http_svc/create_group",
-        json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
-               "MemberList": [{"Member_Account": "bob"}]}),
-    )
-    .await;
+    ann_creates_club(&im).await;
     eventually("the group exists on legacy", Duration::from_secs(60), || group_on_legacy(&legacy_url, "club")).await;
 
     // 1. The broker is down for 30 s while app users keep sending.

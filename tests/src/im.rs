@@ -95,6 +95,37 @@ pub async fn app_user_sends(im: &RunningEmulator, from: &str, to: &str, text: &s
     v["MsgKey"].as_str().expect("IM names the message").to_owned()
 }
 
+/// An IM emulator (limits off) whose callbacks go to the ingest at `ingest_url`; ann and bob exist.
+pub async fn im_calling_ingest(ingest_url: &str) -> RunningEmulator {
+    let im = spawn_im_with(EmulatorConfig {
+        callback_url: Some(format!("{ingest_url}/v1/im/callback")),
+        rate_limits_enabled: false,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    import_accounts(&im_client(&im), &["ann", "bob"]).await;
+    im
+}
+
+/// ann creates the Public group `club` with bob, as an app user (a callback follows).
+pub async fn ann_creates_club(im: &RunningEmulator) {
+    let body = json!({"Owner_Account": "ann", "Type": "Public", "GroupId": "club", "Name": "club",
+                      "MemberList": [{"Member_Account": "bob"}]});
+    as_user(im, "ann", "group_open_http_svc/create_group", body).await;
+}
+
+/// A group message sent by an app user (`random` is IM's `Random`).
+pub async fn app_user_sends_to_group(im: &RunningEmulator, from: &str, group: &str, text: &str, random: u32) {
+    let body = json!({"GroupId": group, "Random": random, "MsgBody": im_text(text)});
+    as_user(im, from, "group_open_http_svc/send_group_msg", body).await;
+}
+
+/// A 1:1 message sent by an app user with its own `MsgSeq` (IM orders a second's 1:1 messages by it).
+pub async fn app_user_sends_seq(im: &RunningEmulator, from: &str, to: &str, text: &str, seq: u32, random: u32) {
+    let body = json!({"To_Account": to, "MsgSeq": seq, "MsgRandom": random, "MsgBody": im_text(text)});
+    as_user(im, from, "openim/sendmsg", body).await;
+}
+
 /// [`app_user_sends`] on an app whose sendmsg limit is shared with to-im: a 60007 is retried as an app would.
 pub async fn app_user_sends_retrying(im: &RunningEmulator, from: &str, to: &str, text: &str, random: u32) {
     let body = json!({"To_Account": to, "MsgRandom": random, "MsgBody": im_text(text)});

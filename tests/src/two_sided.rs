@@ -47,6 +47,17 @@ impl World {
         World { im, legacy, client, http: reqwest::Client::new(), apply, seq: std::sync::atomic::AtomicU32::new(1) }
     }
 
+    /// ann, bob, cy and dee on both sides, the group `crew` (ann, bob), and in step a message each way in
+    /// `c2c:ann:bob` and in the group.
+    pub async fn in_step(&self) {
+        self.users(&["ann", "bob", "cy", "dee"]).await;
+        self.group("crew", "ann", &["bob"]).await;
+        self.legacy_c2c("ann", "bob", "hello", true).await;
+        self.im_c2c("bob", "ann", "hi back", true).await;
+        self.legacy_group_msg("crew", "ann", "team", true).await;
+        self.im_group_msg("crew", "bob", "ok", true).await;
+    }
+
     pub fn read_client(&self) -> ReadClient {
         ReadClient::new(ReadConfig::new(self.legacy.url(), SigningSecret::new(APPLY_SECRET))).expect("read client")
     }

@@ -296,6 +296,7 @@ async fn import_phase(
         import_groups: format!("{prefix}.import.groups"),
         dlq: format!("{prefix}.dlq"),
         conversations: format!("{prefix}.conversations"),
+        status: format!("{prefix}.status"),
         partitions: o.partitions,
         ..TopicNames::default()
     };

@@ -349,6 +349,7 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         dlq: format!("{u}.dlq"),
         applied: format!("{u}.applied"),
         conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
         partitions: opts.partitions,
         ..TopicNames::default()
     };

@@ -9,6 +9,7 @@
 //! - [`export`]: the legacy export's records, as a file holds them and in the domain types;
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
+//! - [`status`]: service health records on `imbridge.status` (ingest heartbeats);
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
 //! - [`topics`]: default topic names;
 //! - [`json`]: the rule every reader of outside records applies first — the record is a JSON object.
@@ -22,6 +23,7 @@ pub mod export;
 pub mod ids;
 pub mod json;
 pub mod state;
+pub mod status;
 pub mod time;
 pub mod topics;
 

@@ -23,6 +23,8 @@ pub const IMPORT_TOPICS: [&str; 4] = [IMPORT_ACCOUNTS, IMPORT_USERS, IMPORT_C2C,
 /// Compacted: per conversation key, whether its history is still being imported (`importing`) or live
 /// writes may apply (`live`). Written by the importer and to-im's import apply; read by to-im live apply.
 pub const CONVERSATIONS: &str = "imbridge.conversations";
+/// Compacted: services' health records (ingest heartbeats, reconcile's last sweep), see `status`.
+pub const STATUS: &str = "imbridge.status";
 /// Compacted ledger of applied event ids (key = event id), checked on replay and after a crash.
 pub const APPLIED: &str = "imbridge.applied";
 
@@ -39,6 +41,7 @@ pub struct TopicNames {
     pub dlq: String,
     pub applied: String,
     pub conversations: String,
+    pub status: String,
     /// Partitions of the event and import topics when imbridge creates them (more = more parallel apply).
     pub partitions: i32,
     /// Replication factor when imbridge creates topics (1 for a single local broker, 3 in production).
@@ -57,6 +60,7 @@ impl Default for TopicNames {
             dlq: DLQ.to_owned(),
             applied: APPLIED.to_owned(),
             conversations: CONVERSATIONS.to_owned(),
+            status: STATUS.to_owned(),
             partitions: 12,
             replication: 1,
         }

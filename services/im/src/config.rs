@@ -46,7 +46,23 @@ pub struct ImConfig {
     /// Per-API call rates overriding the documented defaults, keyed by API name (e.g. `importmsg = 50`).
     /// A number is calls per second (fractions allowed); `0` or `"off"` disables limiting for that API.
     pub rate_limits: BTreeMap<Api, RateSetting>,
+    /// The fraction of each of [`RECONCILE_APIS`]' limits that belongs to `imbridge reconcile` (0 < share < 1).
+    /// Every other part paces those APIs at the rest, so reconciliation can never push live sync into 60007;
+    /// reconcile paces itself at this share (divided among its instances).
+    pub reconcile_quota_share: f64,
 }
+
+/// The read APIs reconciliation calls; their quotas are split between reconcile and everything else.
+pub const RECONCILE_APIS: [Api; 8] = [
+    Api::RecentContactGetList,
+    Api::AdminGetRoamMsg,
+    Api::GetGroupInfo,
+    Api::GroupMsgGetSimple,
+    Api::GetGroupMemberInfo,
+    Api::GetAppidGroupList,
+    Api::AccountCheck,
+    Api::PortraitGet,
+];
 
 impl Default for ImConfig {
     fn default() -> Self {
@@ -60,6 +76,7 @@ impl Default for ImConfig {
             connect_timeout_ms: 3_000,
             retry: RetryConfig::default(),
             rate_limits: BTreeMap::new(),
+            reconcile_quota_share: 0.1,
         }
     }
 }
@@ -77,14 +94,37 @@ impl fmt::Debug for ImConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("retry", &self.retry)
             .field("rate_limits", &self.rate_limits)
+            .field("reconcile_quota_share", &self.reconcile_quota_share)
             .finish()
     }
 }
 
 impl ImConfig {
-    /// The rate the client starts with for `api`: the configured override, else the documented limit.
-    pub fn rate_for(&self, api: Api) -> RateSetting {
+    /// The whole app's quota of `api`: the configured override, else the documented limit.
+    pub fn quota_for(&self, api: Api) -> RateSetting {
         self.rate_limits.get(&api).copied().unwrap_or(RateSetting::PerSec(api.documented_rate_per_sec()))
+    }
+
+    /// The rate every part but reconcile starts with for `api`: the quota, less reconcile's share of the
+    /// [`RECONCILE_APIS`].
+    pub fn rate_for(&self, api: Api) -> RateSetting {
+        self.scaled(api, 1.0 - self.reconcile_share(api))
+    }
+
+    /// The rate all of reconcile's instances together may use for `api` (its share; nothing for other APIs).
+    pub fn reconcile_rate_for(&self, api: Api) -> RateSetting {
+        self.scaled(api, self.reconcile_share(api))
+    }
+
+    fn reconcile_share(&self, api: Api) -> f64 {
+        if RECONCILE_APIS.contains(&api) { self.reconcile_quota_share } else { 0.0 }
+    }
+
+    fn scaled(&self, api: Api, by: f64) -> RateSetting {
+        match self.quota_for(api) {
+            RateSetting::PerSec(r) if r > 0.0 && by < 1.0 => RateSetting::PerSec(r * by),
+            other => other,
+        }
     }
 
     /// Checks the configuration as a whole.
@@ -112,6 +152,9 @@ impl ImConfig {
             return bad("request_timeout_ms and connect_timeout_ms must be positive".into());
         }
         self.retry.validate()?;
+        if !(self.reconcile_quota_share > 0.0 && self.reconcile_quota_share < 1.0) {
+            return bad(format!("reconcile_quota_share {} must be above 0 and below 1", self.reconcile_quota_share));
+        }
         for (api, rate) in &self.rate_limits {
             let invalid = matches!(rate, RateSetting::PerSec(r) if !r.is_finite() || *r < 0.0);
             if invalid {
@@ -233,7 +276,9 @@ mod tests {
         assert_eq!(cfg.rate_for(Api::ImportMsg), RateSetting::PerSec(50.0));
         assert_eq!(cfg.rate_for(Api::SendMsg), RateSetting::Off);
         assert_eq!(cfg.rate_for(Api::FriendGet), RateSetting::Off);
-        assert_eq!(cfg.rate_for(Api::GetAppidGroupList).per_sec(), Some(0.5));
+        assert_eq!(cfg.quota_for(Api::GetAppidGroupList).per_sec(), Some(0.5));
+        // A read API: reconcile's share (0.1 by default) is kept out of everyone else's rate.
+        assert!((cfg.rate_for(Api::GetAppidGroupList).per_sec().unwrap_or(0.0) - 0.45).abs() < 1e-9);
         assert_eq!(cfg.rate_for(Api::MultiAccountImport).per_sec(), Some(100.0));
         assert!(!format!("{cfg:?}").contains("\"k\""), "secret must be redacted");
     }
@@ -259,5 +304,22 @@ mod tests {
         assert_eq!(r.backoff_ceiling_ms(4), 800);
         assert_eq!(r.backoff_ceiling_ms(5), 1000);
         assert_eq!(r.backoff_ceiling_ms(80), 1000);
+    }
+
+    #[test]
+    fn reconcile_has_its_own_share_of_the_read_apis_only() {
+        let mut c = ImConfig::default();
+        c.rate_limits.insert(Api::GetGroupInfo, RateSetting::PerSec(100.0));
+        c.rate_limits.insert(Api::AdminGetRoamMsg, RateSetting::Off);
+        let per_sec = |r: RateSetting| r.per_sec().unwrap_or(-1.0);
+        assert!((per_sec(c.rate_for(Api::GetGroupInfo)) - 90.0).abs() < 1e-9);
+        assert!((per_sec(c.reconcile_rate_for(Api::GetGroupInfo)) - 10.0).abs() < 1e-9);
+        // Not a read API: all of it for the others, nothing for reconcile.
+        assert_eq!(per_sec(c.rate_for(Api::SendMsg)), 200.0);
+        assert_eq!(c.rate_for(Api::AdminGetRoamMsg), RateSetting::Off);
+        c.reconcile_quota_share = 1.0;
+        c.sdkappid = 1;
+        c.secret_key = "k".into();
+        assert!(c.validate().is_err());
     }
 }

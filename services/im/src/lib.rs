@@ -31,7 +31,7 @@ pub use api::Api;
 pub use body::{MsgElement, from_im_body, to_im_body};
 pub use callback::{Callback, CallbackAuthError, CallbackQuery, verify_callback_query};
 pub use client::ImClient;
-pub use config::{ImConfig, RateSetting, RetryConfig};
+pub use config::{ImConfig, RECONCILE_APIS, RateSetting, RetryConfig};
 pub use error::ImError;
 pub use metrics::Metrics;
 pub use sigcache::UserSigCache;

@@ -53,6 +53,11 @@ pub struct IngestConfig {
     /// Size at which the spool starts a new segment file, in bytes; a segment is deleted once Kafka has
     /// acknowledged all of it.
     pub spool_segment_bytes: u64,
+    /// How often ingest writes its heartbeat to `topics.status`, in milliseconds (0: never). Reconciliation
+    /// reads the beats to check at once what was touched while ingest was down or refused callbacks.
+    pub heartbeat_interval_ms: u64,
+    /// This instance's name in its heartbeats; keep it stable across restarts. Empty: the listen address.
+    pub instance_id: String,
 }
 
 impl Default for IngestConfig {
@@ -72,6 +77,8 @@ impl Default for IngestConfig {
             spool_dir: PathBuf::from("data/ingest-spool"),
             spool_max_bytes: 256 * 1024 * 1024,
             spool_segment_bytes: 8 * 1024 * 1024,
+            heartbeat_interval_ms: 5_000,
+            instance_id: String::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //!   by the legacy contract's validation of the event;
 //! - [`metrics`]: events ingested by source and kind, rejections by reason, echoes, produce latency;
 //! - [`error`]: [`IngestError`], each variant with its HTTP status and a bounded reason label;
+//! - [`heartbeat`]: the beats on `imbridge.status` that tell reconciliation when callbacks may have been lost;
 //! - [`spool`]: the durable, fsynced spool IM callbacks are answered from (IM never re-sends one), and the
 //!   background forwarder that produces them to Kafka and forgets them only once acknowledged.
 //!
@@ -27,6 +28,7 @@ pub mod callback;
 pub mod config;
 pub mod dismissals;
 pub mod error;
+pub mod heartbeat;
 pub mod metrics;
 pub mod server;
 pub mod spool;
@@ -172,7 +174,7 @@ impl Service {
                     match topology::ensure(
                         &admin,
                         topics,
-                        &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations],
+                        &[Topic::LegacyEvents, Topic::ImEvents, Topic::Conversations, Topic::Status],
                     )
                     .await
                     {
@@ -280,6 +282,20 @@ pub async fn spawn(config: IngestConfig, deps: Deps) -> Result<RunningIngest, In
         service.state.topics.im_events.clone(),
         forwarder_stop.clone(),
     ));
+    if service.config.heartbeat_interval_ms > 0 {
+        let instance = match service.config.instance_id.as_str() {
+            "" => local.to_string(),
+            id => id.to_owned(),
+        };
+        tasks.spawn(heartbeat::run(
+            service.state.clone(),
+            service.state.producer.clone(),
+            service.state.topics.status.clone(),
+            instance,
+            Duration::from_millis(service.config.heartbeat_interval_ms),
+            shutdown.clone(),
+        ));
+    }
     service.state.dismissals.follow(
         service.kafka.clone(),
         service.state.topics.conversations.clone(),

@@ -27,6 +27,7 @@ pub enum Topic {
     Dlq,
     Applied,
     Conversations,
+    Status,
 }
 
 impl Topic {
@@ -43,6 +44,7 @@ impl Topic {
             Topic::Dlq => &n.dlq,
             Topic::Applied => &n.applied,
             Topic::Conversations => &n.conversations,
+            Topic::Status => &n.status,
         }
     }
 
@@ -64,6 +66,12 @@ impl Topic {
             Topic::Conversations => TopicSpec::new(self.name(n), n.partitions.min(12))
                 .replication(n.replication)
                 .with_config("cleanup.policy", "compact"),
+            // A handful of keys (one per ingest instance, one per reconcile group): one partition keeps every
+            // reader's view in one order; compacted so a reader starting late finds each key's latest record.
+            Topic::Status => TopicSpec::new(self.name(n), 1)
+                .replication(n.replication)
+                .with_config("cleanup.policy", "compact")
+                .with_config("segment.ms", "3600000"),
         }
     }
 }

@@ -21,7 +21,10 @@ use axum::{Json, Router};
 use imbridge_core::event::{Gender, GroupType, ImportFriendship, ImportProfile, LeaveReason, MemberRole};
 use imbridge_core::export::GroupProfile;
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
-use imbridge_legacy::read::{CONVERSATION_PATH, ConversationRequest, DIGESTS_PATH, DigestsAnswer, DigestsRequest};
+use imbridge_legacy::read::{
+    ACCOUNTS_PATH, AccountState, AccountsAnswer, AccountsRequest, CONVERSATION_PATH, ConversationRequest, DIGESTS_PATH,
+    DigestsAnswer, DigestsRequest, MAX_READ_ACCOUNTS,
+};
 use imbridge_legacy::{ContractEvent, ErrorsBody, IndexedError, Origin, parse_batch};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,7 @@ pub(crate) fn router(em: LegacyEmulator) -> Router {
         .route("/v1/apply", post(apply))
         .route(DIGESTS_PATH, post(read_digests))
         .route(CONVERSATION_PATH, post(read_conversation))
+        .route(ACCOUNTS_PATH, post(read_accounts))
         .route("/api/users", post(create_user).get(list_users))
         .route("/api/users/{user_id}", get(get_user))
         .route("/api/users/{user_id}/friends", get(list_friends))
@@ -145,9 +149,14 @@ async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes
         Ok(ev) => ev,
         Err(e) => return (StatusCode::BAD_REQUEST, Json::<ErrorsBody>(e.to_body())).into_response(),
     };
+    let fault = em.next_apply_fault();
+    if fault == crate::config::ApplyFault::Fail {
+        tracing::info!("apply: injected failure");
+        return ApiError(StatusCode::SERVICE_UNAVAILABLE, "injected failure (apply_faults)".into()).into_response();
+    }
     let echo_webhooks = em.config().echo_webhooks;
     let webhooks = em.webhooks_enabled();
-    em.write(|s| {
+    let answer = em.write(|s| {
         let mut answer = ApplyAnswer { applied: 0, duplicates: 0, errors: Vec::new() };
         for (index, ev) in events.iter().enumerate() {
             match s.apply(ev) {
@@ -169,7 +178,13 @@ async fn apply(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes
         }
         let status = if answer.applied == 0 { StatusCode::CONFLICT } else { StatusCode::OK };
         (status, Json(answer)).into_response()
-    })
+    });
+    if let crate::config::ApplyFault::Stall(d) = fault {
+        // Applied, but the caller hears nothing before its timeout: its retry must be a no-op.
+        tracing::info!(stall_ms = d.as_millis() as u64, "apply: injected stall after applying");
+        tokio::time::sleep(d).await;
+    }
+    answer
 }
 
 /// Verifies a contract read request (same secrets as apply), then parses its body.
@@ -196,6 +211,23 @@ async fn read_conversation(State(em): State<LegacyEmulator>, headers: HeaderMap,
     }
     let answer = em.read(|s| s.read_conversation(&req.conversation, req.window()));
     Ok(Json(answer).into_response())
+}
+
+async fn read_accounts(State(em): State<LegacyEmulator>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let req: AccountsRequest = signed_read(&em, &headers, &body)?;
+    if req.user_ids.is_empty() || req.user_ids.len() > MAX_READ_ACCOUNTS {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("user_ids must hold 1 to {MAX_READ_ACCOUNTS} users")));
+    }
+    let mut accounts: Vec<AccountState> = em.read(|s| {
+        req.user_ids
+            .iter()
+            .filter_map(|u| s.users.get(u))
+            .map(|u| AccountState { user_id: u.user_id.clone(), nick: u.nick.clone(), face_url: u.face_url.clone() })
+            .collect()
+    });
+    accounts.sort_by(|a, b| a.user_id.as_str().cmp(b.user_id.as_str()));
+    accounts.dedup_by(|a, b| a.user_id == b.user_id);
+    Ok(Json(AccountsAnswer { accounts }).into_response())
 }
 
 // ---- users and friends -----------------------------------------------------------------------------

@@ -45,6 +45,49 @@ pub struct LegacyEmulatorConfig {
     pub seed_dir: Option<PathBuf>,
     /// Prefix of the ids the emulator assigns to its own events and groups (`<prefix>-<n>`).
     pub id_prefix: String,
+    /// Faults injected on `/v1/apply` (after the signature and batch checks), for tests of imbridge against a
+    /// failing legacy side. Off by default.
+    pub apply_faults: ApplyFaults,
+}
+
+/// Seeded, reproducible faults on `/v1/apply`: each request draws once, from `seed` and its sequence number.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplyFaults {
+    /// Fraction of requests answered `503` without applying anything.
+    pub fail_rate: f64,
+    /// Fraction of requests applied, then answered only after `stall_ms`: past the caller's timeout, the
+    /// caller sees a failure although the events were applied (its retry must be deduplicated).
+    pub stall_rate: f64,
+    /// How long a stalled answer waits, in milliseconds.
+    pub stall_ms: u64,
+    pub seed: u64,
+}
+
+impl ApplyFaults {
+    /// What request number `n` suffers.
+    pub fn draw(&self, n: u64) -> ApplyFault {
+        if self.fail_rate <= 0.0 && self.stall_rate <= 0.0 {
+            return ApplyFault::None;
+        }
+        let x =
+            f64::from(imbridge_core::ids::stable_u32(format!("{}:{n}", self.seed).as_bytes())) / f64::from(u32::MAX);
+        if x < self.fail_rate {
+            ApplyFault::Fail
+        } else if x < self.fail_rate + self.stall_rate {
+            ApplyFault::Stall(std::time::Duration::from_millis(self.stall_ms))
+        } else {
+            ApplyFault::None
+        }
+    }
+}
+
+/// One request's fate under [`ApplyFaults`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyFault {
+    None,
+    Fail,
+    Stall(std::time::Duration),
 }
 
 impl Default for LegacyEmulatorConfig {
@@ -64,6 +107,7 @@ impl Default for LegacyEmulatorConfig {
             state_flush_ms: 500,
             seed_dir: None,
             id_prefix: "lg".into(),
+            apply_faults: ApplyFaults::default(),
         }
     }
 }
@@ -86,9 +130,36 @@ impl LegacyEmulatorConfig {
         if self.id_prefix.is_empty() || self.id_prefix.len() > 16 || self.id_prefix.contains(char::is_control) {
             return bad("id_prefix must be 1-16 bytes without control characters");
         }
+        let f = &self.apply_faults;
+        let rate = |r: f64| (0.0..=1.0).contains(&r);
+        if !rate(f.fail_rate) || !rate(f.stall_rate) || f.fail_rate + f.stall_rate > 1.0 {
+            return bad("apply_faults: fail_rate and stall_rate must be fractions summing to at most 1");
+        }
         if self.webhook_timeout_ms == 0 || self.state_flush_ms == 0 {
             return bad("webhook_timeout_ms and state_flush_ms must be positive");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_faults_draw_their_share_reproducibly() {
+        let f = ApplyFaults { fail_rate: 0.1, stall_rate: 0.05, stall_ms: 10, seed: 3 };
+        let draws: Vec<ApplyFault> = (0..10_000).map(|n| f.draw(n)).collect();
+        let fails = draws.iter().filter(|d| **d == ApplyFault::Fail).count();
+        let stalls = draws.iter().filter(|d| matches!(d, ApplyFault::Stall(_))).count();
+        assert!((800..1200).contains(&fails), "{fails}");
+        assert!((350..650).contains(&stalls), "{stalls}");
+        assert_eq!(draws, (0..10_000).map(|n| f.draw(n)).collect::<Vec<_>>());
+        assert_eq!(ApplyFaults::default().draw(1), ApplyFault::None);
+        let bad = LegacyEmulatorConfig {
+            apply_faults: ApplyFaults { fail_rate: 0.7, stall_rate: 0.5, ..ApplyFaults::default() },
+            ..LegacyEmulatorConfig::default()
+        };
+        assert!(bad.validate().is_err());
     }
 }

@@ -240,7 +240,7 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         }
         state.groups.insert(
             r.group_id.clone(),
-            Group { record: r, origin: None, members: BTreeMap::new(), messages: Vec::new() },
+            Group { record: r, profile_updated_at: None, origin: None, members: BTreeMap::new(), messages: Vec::new() },
         );
         counts.groups += 1;
         Ok(())

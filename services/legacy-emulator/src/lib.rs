@@ -50,6 +50,8 @@ struct Inner {
     dirty: AtomicBool,
     outbox_ready: tokio::sync::Notify,
     verifier: Verifier,
+    /// `/v1/apply` requests seen, numbering the fault draws.
+    apply_requests: std::sync::atomic::AtomicU64,
 }
 
 impl LegacyEmulator {
@@ -76,6 +78,7 @@ impl LegacyEmulator {
                 dirty: AtomicBool::new(false),
                 outbox_ready: tokio::sync::Notify::new(),
                 verifier,
+                apply_requests: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -87,6 +90,12 @@ impl LegacyEmulator {
 
     pub fn config(&self) -> &LegacyEmulatorConfig {
         &self.inner.config
+    }
+
+    /// The injected fault of the next `/v1/apply` request (`apply_faults`).
+    pub(crate) fn next_apply_fault(&self) -> config::ApplyFault {
+        let n = self.inner.apply_requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.config.apply_faults.draw(n)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -64,6 +64,9 @@ pub struct Member {
 pub struct Group {
     #[serde(flatten)]
     pub record: GroupRecord<Typed>,
+    /// When the profile (name, introduction, notification, face URL) last changed: the changing event's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_updated_at: Option<TimestampMs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     pub members: BTreeMap<UserId, Member>,
@@ -496,6 +499,7 @@ impl State {
                             apply_join: None,
                             created_at: time,
                         },
+                        profile_updated_at: Some(time),
                         origin: ev.origin,
                         members,
                         messages: Vec::new(),
@@ -517,6 +521,7 @@ impl State {
                     if let Some(v) = &u.face_url {
                         p.face_url = Some(v.clone());
                     }
+                    g.profile_updated_at = Some(time);
                 }
             }
             EventData::GroupDismissed(d) => {
@@ -600,6 +605,7 @@ fn group_state(g: &Group) -> GroupState {
         group_id: g.record.group_id.clone(),
         group_type: g.record.group_type,
         profile: g.record.profile.clone(),
+        profile_updated_at: g.profile_updated_at.or(Some(g.record.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
         members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
     }

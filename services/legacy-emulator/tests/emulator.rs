@@ -846,3 +846,36 @@ async fn signed_reads_give_digests_messages_and_group_state() {
     }
     em.shutdown().await.expect("shutdown");
 }
+
+/// `apply_faults`: an injected failure is a 503 that applied nothing; an injected stall applies, then answers
+/// past the caller's timeout, so the caller's retry is a duplicate.
+#[tokio::test]
+async fn apply_faults_fail_or_stall_after_applying() {
+    use imbridge_legacy_emulator::config::ApplyFaults;
+
+    let fail =
+        LegacyEmulatorConfig { apply_faults: ApplyFaults { fail_rate: 1.0, ..ApplyFaults::default() }, ..config(None) };
+    let em = spawn(fail).await.expect("spawn");
+    let h = Http::new(&em);
+    users(&h, &["ann", "bob"]).await;
+    let err = apply_client(&em, APPLY_SECRET).send_once(&im_events()).await.expect_err("injected failure");
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(h.get("/api/stats").await["applied"], 0, "nothing applied");
+
+    let stall = LegacyEmulatorConfig {
+        apply_faults: ApplyFaults { stall_rate: 1.0, stall_ms: 1_500, ..ApplyFaults::default() },
+        ..config(None)
+    };
+    let em = spawn(stall).await.expect("spawn");
+    let h = Http::new(&em);
+    users(&h, &["ann", "bob"]).await;
+    let mut cfg = ApplyConfig::new(em.apply_url(), SigningSecret::new(APPLY_SECRET));
+    cfg.timeout_ms = 300;
+    let client = ApplyClient::new(cfg, &prometheus::Registry::new()).expect("client");
+    assert!(client.send_once(&im_events()).await.is_err(), "the answer comes after the timeout");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.get("/api/stats").await["applied"] != 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the stalled batch was applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -24,6 +24,10 @@ use crate::signature::{self, SigningSecret};
 
 /// Digests of every conversation with a message in a window.
 pub const DIGESTS_PATH: &str = "/v1/read/digests";
+/// The accounts and profiles of the users asked for.
+pub const ACCOUNTS_PATH: &str = "/v1/read/accounts";
+/// Most users one accounts request may name.
+pub const MAX_READ_ACCOUNTS: usize = 1_000;
 /// One conversation's messages (and group state) in a window.
 pub const CONVERSATION_PATH: &str = "/v1/read/conversation";
 /// Most messages one conversation read returns; `truncated` says when more were in the window.
@@ -119,6 +123,30 @@ pub struct StoredMessage {
     pub origin: Option<Origin>,
 }
 
+/// `POST /v1/read/accounts` body: the users to look up (1 to [`MAX_READ_ACCOUNTS`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsRequest {
+    pub user_ids: Vec<UserId>,
+}
+
+/// One account as the legacy system holds it: the profile fields IM also has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_url: Option<String>,
+}
+
+/// `POST /v1/read/accounts` answer: the users asked for that exist, sorted by user id (an unknown one is left
+/// out, not an error).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountsAnswer {
+    pub accounts: Vec<AccountState>,
+}
+
 /// A group member and its role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMemberState {
@@ -133,6 +161,10 @@ pub struct GroupState {
     pub group_type: GroupType,
     #[serde(flatten)]
     pub profile: GroupProfile,
+    /// When the profile (name, introduction, notification, face URL) last changed. Optional: with it,
+    /// reconciliation repairs a profile difference from the side that changed last; without, it reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_updated_at: Option<TimestampMs>,
     /// Sorted by user id.
     pub members: Vec<GroupMemberState>,
 }
@@ -270,6 +302,16 @@ impl ReadClient {
             &ConversationRequest { conversation: conversation.clone(), since: window.since, until: window.until },
         )
         .await
+    }
+
+    /// The accounts and profiles of `users` (any number: asked in chunks of [`MAX_READ_ACCOUNTS`]).
+    pub async fn accounts(&self, users: &[UserId]) -> Result<Vec<AccountState>, ReadError> {
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(MAX_READ_ACCOUNTS) {
+            let a: AccountsAnswer = self.post(ACCOUNTS_PATH, &AccountsRequest { user_ids: chunk.to_vec() }).await?;
+            out.extend(a.accounts);
+        }
+        Ok(out)
     }
 
     async fn post<Q: Serialize, A: serde::de::DeserializeOwned>(&self, path: &str, req: &Q) -> Result<A, ReadError> {

@@ -14,10 +14,12 @@
 //! reported only.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use imbridge_core::event::{C2cMessage, GroupMessage, MemberRole};
+use imbridge_core::event::{C2cMessage, GroupMessage, GroupUpdated, MemberRole};
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
+use imbridge_im::types::account::{ProfileValue, tags};
 use imbridge_im::types::recentcontact::{SESSION_C2C, SESSION_GROUP};
 use imbridge_im::{ImClient, ImError, from_im_body};
 use imbridge_kafka::Producer;
@@ -27,6 +29,7 @@ use imbridge_legacy::{ReadClient, Window};
 use prometheus::Registry;
 
 use crate::compare::{Msg, compare, decode_marker, im_identity_of_legacy_id, legacy_identity};
+use crate::digest::{self, Digest, DigestMemory};
 use crate::error::ReconcileError;
 use crate::report::{Difference, Finding, Kind, Report};
 
@@ -44,11 +47,34 @@ const CONTENT_DIFFERS: &str = "content differs under the same identity; an event
 const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
 const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
 const GROUP_STATE: &str = "group state differences are reported only";
+const ACCOUNTS: &str = "accounts are created by the import (or by to-im on first sight with import_unknown_accounts)";
+const PROFILES: &str = "no live event carries a user profile";
+const PROFILE_TIMES: &str = "which side changed the profile last is unknown (no or equal change times)";
 const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
 const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
 
 /// IM answers these for history of something that cannot exist (unknown operator or peer, unknown group).
 const IM_NOTHING: &[i64] = &[90008, 90003, 70107, 10010, 10015];
+
+/// Which conversations an instance takes: its share of a scaled service (by the key's partition).
+#[derive(Clone)]
+pub struct Owner(Arc<dyn Fn(&ConversationKey) -> bool + Send + Sync>);
+
+impl Owner {
+    pub fn new(f: impl Fn(&ConversationKey) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn owns(&self, key: &ConversationKey) -> bool {
+        (self.0)(key)
+    }
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Owner(..)")
+    }
+}
 
 /// What to compare.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +83,33 @@ pub struct Scope {
     pub conversations: Vec<ConversationKey>,
     /// Window start (Unix ms); `None` compares everything.
     pub since: Option<TimestampMs>,
+    /// Discover widely: the users of every legacy conversation of all time (not only the window's) have their
+    /// IM conversation lists read, and IM's own group list is read, so a chat only IM knows is found even when
+    /// its users were quiet on legacy (outages, sweeps).
+    pub wide: bool,
+    /// Only the conversations this owner takes (discovered ones; explicit ones are always taken).
+    pub owner: Option<Owner>,
+    /// With a window over all time: skip conversations whose digests are unchanged since found identical, and
+    /// remember the ones found identical now.
+    pub digests: Option<Arc<DigestMemory>>,
+}
+
+/// How a conversation was checked.
+enum Checked {
+    /// Read in full; the digests seen, when digest skipping applies.
+    Full(Option<Digest>),
+    /// Skipped: its digests are unchanged since it was found identical.
+    ByDigest,
+}
+
+/// What discovery learnt besides the conversations: the digests it read on the way.
+#[derive(Debug, Default)]
+struct Discovered {
+    keys: BTreeSet<ConversationKey>,
+    /// Legacy `(count, hash)` of every conversation with legacy messages in the window.
+    legacy: HashMap<ConversationKey, (u64, String)>,
+    /// Latest message time (s) of 1:1 conversations in the users' IM conversation lists.
+    im_c2c: HashMap<ConversationKey, u64>,
 }
 
 /// Everything a pass needs. The IM client should have its own registry, so [`Report::im_calls`] counts only
@@ -101,36 +154,172 @@ impl Reconciler {
         let dry_run = dry_run || self.producer.is_none();
         let mut report = Report { dry_run, since_ms: scope.since.map(|t| t.0), ..Report::default() };
         let window = Window::since(scope.since);
-        let conversations = if scope.conversations.is_empty() {
-            self.discover(window, &mut report).await?
+        let found = if scope.conversations.is_empty() {
+            let mut found = self.discover(window, scope.wide, &mut report).await?;
+            if let Some(owner) = &scope.owner {
+                found.keys.retain(|k| owner.owns(k));
+            }
+            found
         } else {
-            scope.conversations.iter().cloned().collect()
+            Discovered { keys: scope.conversations.iter().cloned().collect(), ..Discovered::default() }
         };
-        for key in &conversations {
+        // Digests describe all of a conversation; a windowed read cannot be compared with them.
+        let memory = scope.digests.as_deref().filter(|_| scope.since.is_none() && scope.conversations.is_empty());
+        for key in &found.keys {
+            let findings_before = report.findings.len();
+            let legacy_digest = found.legacy.get(key).cloned();
             let result = match key.as_str().split_once(':') {
-                Some(("c2c", _)) => self.c2c(key, window, dry_run, &mut report).await,
-                Some(("group", g)) => self.group(key, &GroupId::new_unchecked(g), window, dry_run, &mut report).await,
+                Some(("c2c", _)) => {
+                    let digest = memory
+                        .and(found.im_c2c.get(key))
+                        .map(|t| Digest { legacy: legacy_digest.clone(), im: digest::im_c2c(*t) });
+                    match (&digest, memory) {
+                        (Some(d), Some(m)) if m.unchanged(key, d) => Ok(Checked::ByDigest),
+                        _ => self.c2c(key, window, dry_run, &mut report).await.map(|()| Checked::Full(digest)),
+                    }
+                }
+                Some(("group", g)) => {
+                    let skip = memory.map(|m| (m, legacy_digest));
+                    self.group(key, &GroupId::new_unchecked(g), window, dry_run, &mut report, skip).await
+                }
                 _ => Err(ReconcileError::Config(format!("{key} is not a c2c or group conversation"))),
             };
             match result {
-                Ok(()) => report.conversations_checked += 1,
+                Ok(Checked::ByDigest) => {
+                    report.conversations_checked += 1;
+                    report.identical_by_digest += 1;
+                    report.checked_keys.push(key.to_string());
+                }
+                Ok(Checked::Full(digest)) => {
+                    report.conversations_checked += 1;
+                    report.checked_keys.push(key.to_string());
+                    if let Some(m) = memory {
+                        m.record(key, digest.filter(|_| report.findings.len() == findings_before));
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(conversation = %key, error = %e, "cannot reconcile conversation");
                     report.errors.push((key.to_string(), e.to_string()));
+                    if let Some(m) = memory {
+                        m.record(key, None);
+                    }
                 }
+            }
+        }
+        if scope.conversations.is_empty() {
+            let mut users: BTreeSet<UserId> = found.keys.iter().flat_map(c2c_users).collect();
+            if let Some(owner) = &scope.owner {
+                users.retain(|u| owner.owns(&ConversationKey::user(u)));
+            }
+            let users: Vec<UserId> = users.into_iter().take(self.max_users).collect();
+            if let Err(e) = self.accounts(&users, dry_run, &mut report).await {
+                tracing::warn!(error = %e, "cannot compare accounts");
+                report.errors.push(("accounts".into(), e.to_string()));
             }
         }
         report.im_calls = im_requests(&self.im_registry) - calls_before;
         Ok(report)
     }
 
-    /// The conversations with activity in the window on either side.
-    async fn discover(&self, window: Window, report: &mut Report) -> Result<BTreeSet<ConversationKey>, ReconcileError> {
+    /// Accounts and the profile fields both sides hold, for `users`: `account_check` and `portrait_get` on IM,
+    /// the accounts read endpoint on legacy. Reported only: no live event creates an account or sets a profile.
+    async fn accounts(&self, users: &[UserId], dry_run: bool, report: &mut Report) -> Result<(), ReconcileError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        report.legacy_calls += users.len().div_ceil(imbridge_legacy::read::MAX_READ_ACCOUNTS) as u64;
+        let legacy: HashMap<String, imbridge_legacy::read::AccountState> =
+            self.legacy.accounts(users).await?.into_iter().map(|a| (a.user_id.to_string(), a)).collect();
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        let on_im: BTreeSet<String> = self
+            .im
+            .check_accounts(&ids)
+            .await?
+            .into_iter()
+            .filter(|i| i.result_code == 0 && i.account_status == "Imported")
+            .map(|i| i.user_id)
+            .collect();
+        let both: Vec<String> = ids.iter().filter(|u| legacy.contains_key(*u) && on_im.contains(*u)).cloned().collect();
+        let mut profiles = HashMap::new();
+        for chunk in both.chunks(imbridge_im::types::account::PORTRAIT_GET_MAX) {
+            let req = imbridge_im::types::account::PortraitGetReq {
+                to_account: chunk.to_vec(),
+                tag_list: vec![tags::NICK.into(), tags::IMAGE.into()],
+            };
+            for p in self.im.portrait_get(&req).await?.user_profile_item.into_iter().filter(|p| p.result_code == 0) {
+                let text = |tag| match p.get(tag) {
+                    Some(ProfileValue::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                profiles.insert(p.to_account.clone(), (text(tags::NICK), text(tags::IMAGE)));
+            }
+        }
+        let key = ConversationKey::user;
+        for u in users {
+            let id = u.to_string();
+            report.checked_keys.push(key(u).to_string());
+            let row = report.row(Kind::Accounts);
+            row.checked += 1;
+            let difference = match (legacy.get(&id), on_im.contains(&id)) {
+                (Some(_), true) => {
+                    row.identical += 1;
+                    None
+                }
+                (Some(_), false) => Some(Difference::MissingInIm),
+                (None, true) => Some(Difference::MissingInLegacy),
+                (None, false) => {
+                    row.identical += 1;
+                    None
+                }
+            };
+            if let Some(d) = difference {
+                self.finding(report, Kind::Accounts, d, &key(u), &id, Err(ACCOUNTS), dry_run).await?;
+            }
+            let (Some(l), Some((nick, image))) = (legacy.get(&id), profiles.get(&id)) else { continue };
+            let row = report.row(Kind::Profiles);
+            row.checked += 1;
+            let mut fields = Vec::new();
+            if l.nick.as_deref().unwrap_or("") != nick {
+                fields.push("nick");
+            }
+            if l.face_url.as_deref().unwrap_or("") != image {
+                fields.push("face_url");
+            }
+            if fields.is_empty() {
+                report.row(Kind::Profiles).identical += 1;
+            }
+            for f in fields {
+                let item = format!("{id}:{f}");
+                self.finding(report, Kind::Profiles, Difference::Different, &key(u), &item, Err(PROFILES), dry_run)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The conversations with activity in the window on either side (see [`Scope::wide`]).
+    async fn discover(&self, window: Window, wide: bool, report: &mut Report) -> Result<Discovered, ReconcileError> {
         report.legacy_calls += 1;
         let digests = self.legacy.digests(window).await?;
-        let mut keys: BTreeSet<ConversationKey> = digests.conversations.into_iter().map(|d| d.conversation).collect();
+        let mut found = Discovered::default();
+        for d in digests.conversations {
+            found.legacy.insert(d.conversation.clone(), (d.count, d.hash));
+            found.keys.insert(d.conversation);
+        }
+        let mut user_keys: Vec<ConversationKey> = found.keys.iter().cloned().collect();
+        if wide && window.since.is_some() {
+            report.legacy_calls += 1;
+            user_keys = self
+                .legacy
+                .digests(Window::default())
+                .await?
+                .conversations
+                .into_iter()
+                .map(|d| d.conversation)
+                .collect();
+        }
         let mut users = BTreeSet::new();
-        for k in &keys {
+        for k in &user_keys {
             if let Some(("c2c", rest)) = k.as_str().split_once(':') {
                 // Keys are `c2c:<a>:<b>`; a user id may hold ':', but both halves are users either way.
                 if let Some((a, b)) = rest.split_once(':') {
@@ -150,16 +339,33 @@ impl Reconciler {
             for item in list.into_iter().filter(|i| i.msg_time as i64 >= since_s) {
                 match (item.kind, item.to_account, item.group_id) {
                     (SESSION_C2C, Some(peer), _) => {
-                        keys.insert(ConversationKey::c2c(&uid, &UserId::new_unchecked(peer)));
+                        let key = ConversationKey::c2c(&uid, &UserId::new_unchecked(peer));
+                        let t = found.im_c2c.entry(key.clone()).or_default();
+                        *t = (*t).max(item.msg_time);
+                        found.keys.insert(key);
                     }
                     (SESSION_GROUP, _, Some(g)) if item.msg_time > 0 => {
-                        keys.insert(ConversationKey::group(&GroupId::new_unchecked(g)));
+                        found.keys.insert(ConversationKey::group(&GroupId::new_unchecked(g)));
                     }
                     _ => {}
                 }
             }
         }
-        Ok(keys)
+        if wide {
+            let groups = self.im.all_group_ids(None).await?;
+            if window.since.is_none() {
+                found.keys.extend(groups.iter().map(|g| ConversationKey::group(&GroupId::new_unchecked(g.as_str()))));
+            } else {
+                // Only the groups with a message or a change in the window.
+                for i in self.im.group_infos(&groups, None).await? {
+                    let t = i.last_msg_time.unwrap_or(0).max(i.last_info_time.unwrap_or(0));
+                    if i.error_code == 0 && t >= since_s {
+                        found.keys.insert(ConversationKey::group(&GroupId::new_unchecked(i.group_id.as_str())));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn c2c(
@@ -268,11 +474,21 @@ impl Reconciler {
         window: Window,
         dry_run: bool,
         report: &mut Report,
-    ) -> Result<(), ReconcileError> {
-        report.legacy_calls += 1;
-        let legacy = self.legacy.conversation(key, window).await?;
+        skip: Option<(&DigestMemory, Option<(u64, String)>)>,
+    ) -> Result<Checked, ReconcileError> {
         let info = self.im.group_infos(&[group_id.to_string()], None).await?;
         let info = info.into_iter().next().filter(|i| i.error_code == 0);
+        let digest = match (&skip, &info) {
+            (Some((_, legacy)), Some(i)) => Some(Digest { legacy: legacy.clone(), im: digest::im_group(i) }),
+            _ => None,
+        };
+        if let (Some((memory, _)), Some(d)) = (&skip, &digest)
+            && memory.unchanged(key, d)
+        {
+            return Ok(Checked::ByDigest);
+        }
+        report.legacy_calls += 1;
+        let legacy = self.legacy.conversation(key, window).await?;
         // Profile and existence.
         let profile = report.row(Kind::GroupProfile);
         profile.checked += 1;
@@ -301,7 +517,22 @@ impl Reconciler {
                 if fields.is_empty() {
                     profile.identical += 1;
                 }
+                // The side that changed its profile last is right (see `profile_repair`); the owner is not a
+                // profile field an event can set.
+                let (owner, fields): (Vec<&str>, Vec<&str>) = fields.into_iter().partition(|f| *f == "owner");
+                let mut repaired_by: Option<EventId> = None;
                 for f in fields {
+                    match &repaired_by {
+                        Some(id) => self.also_repaired(report, Kind::GroupProfile, key, f, id, dry_run),
+                        None => {
+                            let repair = profile_repair(key, group_id, l, i);
+                            repaired_by = repair.as_ref().ok().map(|e| e.id.clone());
+                            self.finding(report, Kind::GroupProfile, Difference::Different, key, f, repair, dry_run)
+                                .await?;
+                        }
+                    }
+                }
+                for f in owner {
                     self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
                         .await?;
                 }
@@ -427,7 +658,32 @@ impl Reconciler {
             self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
                 .await?;
         }
-        Ok(())
+        Ok(Checked::Full(digest))
+    }
+
+    /// Counts one more profile difference that the event `id`, produced for another field, repairs too.
+    fn also_repaired(
+        &self,
+        report: &mut Report,
+        kind: Kind,
+        key: &ConversationKey,
+        item: &str,
+        id: &EventId,
+        dry_run: bool,
+    ) {
+        let row = report.row(kind);
+        row.different += 1;
+        if !dry_run {
+            row.repaired += 1;
+        }
+        report.findings.push(Finding {
+            conversation: key.to_string(),
+            kind,
+            difference: Difference::Different,
+            item: item.to_owned(),
+            repair_event: Some(id.to_string()),
+            not_repaired: dry_run.then(|| "dry run".into()),
+        });
     }
 
     /// Counts one difference and, unless this is a dry run, produces its repair event.
@@ -498,6 +754,14 @@ impl Reconciler {
     }
 }
 
+/// The two users of a `c2c:<a>:<b>` key (none for other keys).
+fn c2c_users(k: &ConversationKey) -> Vec<UserId> {
+    match k.as_str().strip_prefix("c2c:").and_then(|rest| rest.split_once(':')) {
+        Some((a, b)) => vec![UserId::new_unchecked(a), UserId::new_unchecked(b)],
+        None => Vec::new(),
+    }
+}
+
 fn legacy_msg(m: &StoredMessage) -> Msg {
     let (identity, legacy_origin) = match im_identity_of_legacy_id(&m.id) {
         Some(id) => (id.to_owned(), false),
@@ -511,6 +775,59 @@ fn legacy_msg(m: &StoredMessage) -> Msg {
         body: m.body.clone(),
         custom_data: m.custom_data.clone(),
     }
+}
+
+/// The repair of a group profile difference: the side that changed its profile last is right, known from
+/// legacy's `profile_updated_at` (ms) and IM's `LastInfoTime` (s). A copy is applied when it arrives, so the side
+/// that received a change always shows the later time; only a change that never arrived leaves the side that
+/// made it later. Within the same second (IM's resolution) the answer is unknown: reported only.
+fn profile_repair(
+    key: &ConversationKey,
+    group_id: &GroupId,
+    l: &GroupState,
+    i: &imbridge_im::types::group::GroupInfo,
+) -> Result<Envelope, &'static str> {
+    let (Some(legacy_ms), Some(im_s)) = (l.profile_updated_at, i.last_info_time) else { return Err(PROFILE_TIMES) };
+    let text = |s: Option<&str>| Some(s.unwrap_or("").to_owned());
+    let (source, time, update) = if legacy_ms.0 >= im_s.saturating_add(1).saturating_mul(1000) {
+        let u = GroupUpdated {
+            group_id: group_id.clone(),
+            operator: None,
+            name: Some(l.profile.name.clone()),
+            introduction: text(l.profile.introduction.as_deref()),
+            notification: text(l.profile.notification.as_deref()),
+            face_url: text(l.profile.face_url.as_deref()),
+        };
+        (Source::Legacy, legacy_ms, u)
+    } else if im_s.saturating_mul(1000) > legacy_ms.0 {
+        let u = GroupUpdated {
+            group_id: group_id.clone(),
+            operator: None,
+            name: text(i.name.as_deref()),
+            introduction: text(i.introduction.as_deref()),
+            notification: text(i.notification.as_deref()),
+            face_url: text(i.face_url.as_deref()),
+        };
+        (Source::Im, TimestampMs(im_s.saturating_mul(1000)), u)
+    } else {
+        return Err(PROFILE_TIMES);
+    };
+    // Ids from the winning side's change time: a repeated repair of the same change is the same event.
+    let id = match source {
+        Source::Legacy => EventId::legacy(&format!("reconcile:{group_id}:profile:{}", time.0)),
+        Source::Im => {
+            let change = serde_json::to_vec(&update).unwrap_or_default();
+            EventId::im_group_event(group_id, "reconcile.profile", time.0, &change)
+        }
+    };
+    Ok(Envelope {
+        id,
+        source,
+        conversation: key.clone(),
+        time,
+        recorded_at: Some(TimestampMs::now()),
+        event: Event::GroupUpdated(update),
+    })
 }
 
 fn im_role(role: Option<&str>) -> MemberRole {

@@ -4,20 +4,31 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What is compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     C2cMessages,
     GroupMessages,
     GroupProfile,
     GroupMembers,
+    /// A user's account exists.
+    Accounts,
+    /// A user's profile fields both sides hold (nick, face URL).
+    Profiles,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::C2cMessages, Kind::GroupMessages, Kind::GroupProfile, Kind::GroupMembers];
+    pub const ALL: [Kind; 6] = [
+        Kind::C2cMessages,
+        Kind::GroupMessages,
+        Kind::GroupProfile,
+        Kind::GroupMembers,
+        Kind::Accounts,
+        Kind::Profiles,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +36,8 @@ impl Kind {
             Kind::GroupMessages => "group_messages",
             Kind::GroupProfile => "group_profile",
             Kind::GroupMembers => "group_members",
+            Kind::Accounts => "accounts",
+            Kind::Profiles => "profiles",
         }
     }
 }
@@ -52,7 +65,8 @@ impl Difference {
 }
 
 /// One row of the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Row {
     /// Items compared (messages, groups, members).
     pub checked: u64,
@@ -96,6 +110,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since_ms: Option<i64>,
     pub conversations_checked: u64,
+    /// Of those, conversations not read in full because their digests on both sides were unchanged since a
+    /// check found them identical.
+    pub identical_by_digest: u64,
     /// IM REST requests this pass made (retries included).
     pub im_calls: u64,
     /// Legacy read requests this pass made.
@@ -104,6 +121,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Conversations that could not be compared, with the reason.
     pub errors: Vec<(String, String)>,
+    /// Every conversation compared (read in full or identical by digest), for the service's bookkeeping.
+    #[serde(skip)]
+    pub checked_keys: Vec<String>,
 }
 
 impl Report {
@@ -157,8 +177,9 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "conversations checked: {}, IM calls: {}, legacy reads: {}, errors: {}{}",
+            "conversations checked: {} (identical by digest: {}), IM calls: {}, legacy reads: {}, errors: {}{}",
             self.conversations_checked,
+            self.identical_by_digest,
             self.im_calls,
             self.legacy_calls,
             self.errors.len(),

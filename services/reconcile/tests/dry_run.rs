@@ -22,13 +22,8 @@ fn reconciler(w: &World) -> Reconciler {
 #[tokio::test]
 async fn finds_every_kind_of_difference_and_writes_nothing() {
     let w = World::start().await;
-    w.users(&["ann", "bob", "cy", "dee"]).await;
-    w.group("crew", "ann", &["bob"]).await;
     // In step: two copies each way.
-    w.legacy_c2c("ann", "bob", "hello", true).await;
-    w.im_c2c("bob", "ann", "hi back", true).await;
-    w.legacy_group_msg("crew", "ann", "team", true).await;
-    w.im_group_msg("crew", "bob", "ok", true).await;
+    w.in_step().await;
     // One side only.
     let lost_on_im = w.legacy_c2c("ann", "bob", "dropped by to-im", false).await;
     let lost_on_legacy = w.im_c2c("cy", "ann", "callback dropped", false).await;
@@ -77,7 +72,11 @@ async fn finds_every_kind_of_difference_and_writes_nothing() {
     assert_eq!(writes(&before.1), writes(&after.1));
 
     // One conversation only, and the JSON report says the same as the table.
-    let one = Scope { conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")], since: None };
+    let one = Scope {
+        conversations: vec![ConversationKey::parse("c2c:ann:cy").expect("key")],
+        since: None,
+        ..Scope::default()
+    };
     let report = r.reconcile_once(&one, true).await.expect("pass");
     assert_eq!(report.conversations_checked, 1);
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
@@ -125,6 +124,108 @@ async fn changed_content_and_windows() {
 
     // A window after everything: nothing to compare, and no IM conversation list either.
     let later = TimestampMs(TimestampMs::now().0 + 3_600_000);
-    let report = r.reconcile_once(&Scope { conversations: Vec::new(), since: Some(later) }, true).await.expect("pass");
+    let report = r
+        .reconcile_once(&Scope { conversations: Vec::new(), since: Some(later), ..Scope::default() }, true)
+        .await
+        .expect("pass");
     assert_eq!((report.conversations_checked, report.im_calls, report.legacy_calls), (0, 0, 1));
+}
+
+/// A group profile difference is repaired from the side that changed its profile last (legacy's
+/// `profile_updated_at` against IM's `LastInfoTime`), with an event of that side's origin; the owner is never.
+#[tokio::test]
+async fn group_profile_the_side_that_changed_last_wins() {
+    use imbridge_im::types::group::ModifyGroupBaseInfoReq;
+    use serde_json::json;
+
+    let w = World::start().await;
+    w.users(&["ann", "bob"]).await;
+    w.group("crew", "ann", &["bob"]).await;
+    let one = Scope { conversations: vec![ConversationKey::parse("group:crew").expect("key")], ..Scope::default() };
+    let profile = |r: &imbridge_reconcile::Report| -> Vec<(String, Option<String>)> {
+        r.findings
+            .iter()
+            .filter(|f| f.kind == Kind::GroupProfile)
+            .map(|f| (f.item.clone(), f.repair_event.clone()))
+            .collect()
+    };
+    // IM keeps second resolution: the next change must fall in a later second to be known as later.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let resp = w
+        .http
+        .patch(format!("{}/api/groups/crew", w.legacy.url()))
+        .json(&json!({"name": "Crew (renamed on legacy)"}))
+        .send()
+        .await
+        .expect("patch");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let r = reconciler(&w).reconcile_once(&one, true).await.expect("pass");
+    let p = profile(&r);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, "name");
+    assert!(p[0].1.as_deref().is_some_and(|e| e.starts_with("legacy:reconcile:crew:profile:")), "{p:?}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    w.client
+        .modify_group_base_info(&ModifyGroupBaseInfoReq {
+            group_id: "crew".into(),
+            introduction: Some("changed on IM".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("modify on im");
+    let r = reconciler(&w).reconcile_once(&one, true).await.expect("pass");
+    let p = profile(&r);
+    // IM changed last: its whole profile is right, for every differing field, in one event.
+    assert_eq!(p.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["name", "introduction"], "{p:?}");
+    assert!(p.iter().all(|(_, e)| e.as_deref().is_some_and(|e| e.starts_with("im:gevt:crew:reconcile.profile:"))));
+    assert_eq!(p[0].1, p[1].1, "one event repairs both");
+    assert_eq!(r.kinds[&Kind::GroupProfile].different, 2);
+}
+
+/// Accounts and profiles of the users of the conversations found: an account on one side only, and a nick that
+/// differs, are reported (no live event creates an account or sets a profile).
+#[tokio::test]
+async fn accounts_and_profiles_are_compared() {
+    use imbridge_im::types::account::AccountImportReq;
+    use serde_json::json;
+
+    let w = World::start().await;
+    w.users(&["ann", "bob"]).await;
+    // eve is on legacy only; fay on IM only; ann's nick differs.
+    w.legacy_post("/api/users", json!({"user_id": "eve"})).await;
+    w.client
+        .account_import(&AccountImportReq { user_id: "fay".into(), nick: None, face_url: None })
+        .await
+        .expect("fay");
+    w.client
+        .account_import(&AccountImportReq { user_id: "ann".into(), nick: Some("Ann on IM".into()), face_url: None })
+        .await
+        .expect("ann's nick");
+    w.legacy_c2c("ann", "bob", "hello", true).await;
+    w.legacy_c2c("eve", "ann", "from legacy only", false).await;
+    w.im_c2c("fay", "bob", "from IM only", false).await;
+    let report = reconciler(&w).reconcile_once(&Scope::default(), true).await.expect("pass");
+    println!("{}", report.table());
+    let found: Vec<(Kind, Difference, &str)> = report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Accounts | Kind::Profiles))
+        .map(|f| (f.kind, f.difference, f.item.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        // In user id order.
+        [
+            (Kind::Profiles, Difference::Different, "ann:nick"),
+            (Kind::Accounts, Difference::MissingInIm, "eve"),
+            (Kind::Accounts, Difference::MissingInLegacy, "fay"),
+        ],
+        "{}",
+        report.table()
+    );
+    let a = report.kinds[&Kind::Accounts];
+    assert_eq!((a.checked, a.identical, a.missing_in_im, a.missing_in_legacy), (4, 2, 1, 1));
+    let p = report.kinds[&Kind::Profiles];
+    assert_eq!((p.checked, p.identical, p.different), (2, 1, 1));
 }

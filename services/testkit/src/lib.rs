@@ -98,6 +98,7 @@ pub fn unique_topics(prefix: &str, partitions: i32) -> TopicNames {
         dlq: format!("{u}.dlq"),
         applied: format!("{u}.applied"),
         conversations: format!("{u}.conversations"),
+        status: format!("{u}.status"),
         partitions,
         replication: 1,
     }

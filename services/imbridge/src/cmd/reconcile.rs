@@ -1,14 +1,16 @@
-//! `imbridge reconcile --once`: one reconciliation pass — compare legacy and IM per conversation and group,
-//! produce repair events onto the pipeline's topics (unless `--dry-run`), print the per-kind table, and
-//! optionally write the JSON report. The work is in `imbridge_reconcile`.
+//! `imbridge reconcile`: the continuous reconciliation service (activity, outages, sweeps; until SIGTERM), or
+//! with `--once` one pass — compare legacy and IM per conversation and group, produce repair events onto the
+//! pipeline's topics (unless `--dry-run`), print the per-kind table, and optionally write the JSON report.
+//! The work is in `imbridge_reconcile`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use imbridge_core::{ConversationKey, TimestampMs};
-use imbridge_reconcile::{Metrics, Reconciler, Scope};
+use imbridge_reconcile::{Metrics, Reconciler, Scope, Trigger};
 
 use crate::cmd::GlobalArgs;
 use crate::config;
@@ -16,21 +18,27 @@ use crate::config;
 /// Options of `imbridge reconcile`.
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// Run one pass and exit (required for now: the continuous service mode is not built yet).
+    /// Run one pass and exit. Without it: the service (activity checks, outage checks, sweeps) until SIGTERM.
     #[arg(long)]
     pub once: bool,
+    /// Service: address of /metrics, /healthz, /readyz (`reconcile.listen`).
+    #[arg(long, conflicts_with = "once")]
+    pub listen: Option<SocketAddr>,
+    /// Service: consumer group (`reconcile.group_id`).
+    #[arg(long, conflicts_with = "once")]
+    pub group: Option<String>,
     /// Compare only messages from this time on (RFC 3339 or Unix milliseconds). Default: everything.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", requires = "once")]
     pub since: Option<String>,
     /// Compare only this conversation (`c2c:<a>:<b>` or `group:<id>`); repeatable. Default: every conversation
     /// active in the window on either side.
-    #[arg(long = "conversation", value_name = "KEY")]
+    #[arg(long = "conversation", value_name = "KEY", requires = "once")]
     pub conversations: Vec<String>,
     /// Report the differences without producing any repair event.
-    #[arg(long)]
+    #[arg(long, requires = "once")]
     pub dry_run: bool,
     /// Also write the JSON report to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "once")]
     pub report: Option<PathBuf>,
     /// Base URL of the legacy read endpoints (`reconcile.legacy_url`).
     #[arg(long)]
@@ -40,12 +48,26 @@ pub struct ReconcileArgs {
 /// Exit status: 0 when every difference found was repaired (or none was found), 1 otherwise (a dry run that
 /// found any, differences no event can repair, conversations that could not be compared).
 pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    if !args.once {
-        bail!("only `imbridge reconcile --once` exists so far; the continuous service mode is not built yet");
-    }
-    let mut c = config::load(global.config.as_deref())?.config;
-    if let Some(u) = args.legacy_url {
+    let loaded = config::load(global.config.as_deref())?;
+    let mut c = loaded.config;
+    if let Some(u) = args.legacy_url.clone() {
         c.reconcile.legacy_url = u;
+    }
+    if !args.once {
+        if let Some(a) = args.listen {
+            c.reconcile.listen = a;
+        }
+        if let Some(g) = args.group {
+            c.reconcile.group_id = g;
+        }
+        tracing::info!(
+            config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,
+            legacy_url = %c.reconcile.legacy_url, "starting reconcile"
+        );
+        let shutdown = imbridge_telemetry::shutdown_token();
+        let deps = imbridge_reconcile::Deps::new(c.kafka, c.topics, c.im);
+        imbridge_reconcile::service::run(c.reconcile, deps, shutdown).await.context("reconcile")?;
+        return Ok(ExitCode::SUCCESS);
     }
     c.reconcile.validate()?;
     let since = args.since.as_deref().map(TimestampMs::parse).transpose().map_err(anyhow::Error::msg)?;
@@ -59,10 +81,13 @@ pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let im_registry = prometheus::Registry::new();
+    let im = imbridge_im::ImClient::new(&c.im, &im_registry).context("im client")?;
+    // One process: all of reconcile's share of IM's quotas.
+    imbridge_reconcile::quota::apply(&im, &c.im, 1.0);
     let producer =
         if args.dry_run { None } else { Some(imbridge_kafka::Producer::new(&c.kafka).context("kafka producer")?) };
     let reconciler = Reconciler {
-        im: imbridge_im::ImClient::new(&c.im, &im_registry).context("im client")?,
+        im,
         im_registry,
         legacy: imbridge_legacy::ReadClient::new(c.reconcile.read_config()).context("legacy read client")?,
         producer,
@@ -71,8 +96,8 @@ pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     };
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry).context("metrics")?;
-    let report = reconciler.reconcile_once(&Scope { conversations, since }, args.dry_run).await?;
-    metrics.record(&report);
+    let report = reconciler.reconcile_once(&Scope { conversations, since, ..Scope::default() }, args.dry_run).await?;
+    metrics.record(Trigger::Once, &report);
     print!("{}", report.table());
     if let Some(path) = &args.report {
         std::fs::write(path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;

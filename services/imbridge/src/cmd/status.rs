@@ -1,5 +1,6 @@
 //! `imbridge status`: per consumer group (the live groups and the import phases) its members, committed and end
-//! offsets and lag per partition; DLQ depth and parked conversations; conversations per migration phase.
+//! offsets and lag per partition; DLQ depth and parked conversations; conversations per migration phase; the
+//! last reconciliation sweep of every reconcile instance.
 
 use std::process::ExitCode;
 
@@ -57,10 +58,16 @@ pub async fn run(args: StatusArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
             .collect::<anyhow::Result<_>>()?
     };
     let report = imbridge_to_im::status::collect(&cfg.kafka, &cfg.topics, &groups, conversation.as_ref()).await?;
+    let sweeps = imbridge_reconcile::sweep::last_sweeps(&cfg.kafka, &cfg.topics.status).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("reconcile_sweeps".into(), serde_json::to_value(&sweeps)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.render());
+        print!("{}", imbridge_reconcile::sweep::render(&sweeps));
     }
     Ok(ExitCode::SUCCESS)
 }

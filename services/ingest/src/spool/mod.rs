@@ -255,6 +255,16 @@ impl Spool {
         Ok(Self { state, tx })
     }
 
+    /// Failed attempts to produce spooled records since the spool was opened (Kafka unavailable).
+    pub fn produce_failures(&self) -> u64 {
+        self.state.metrics.produce_failures.get()
+    }
+
+    /// The spool's directory (ingest keeps its heartbeat file beside the segments).
+    pub fn dir(&self) -> &Path {
+        &self.state.settings.dir
+    }
+
     /// Stores one record durably; returns its sequence number once it (and everything before it) is fsynced.
     pub async fn append(&self, key: &str, payload: Vec<u8>) -> Result<u64, SpoolError> {
         if self.state.closed.load(Ordering::Acquire) {

@@ -2,6 +2,7 @@
 //! `<module>::<test>`, helpers in `common`.
 
 mod common;
+mod heartbeat;
 mod im_callbacks;
 mod legacy;
 mod spool;

@@ -92,8 +92,10 @@ async fn reset_moves_offsets_only_when_the_group_is_stopped() {
     stop.cancel();
     run.await.expect("join").expect("run");
     assert_eq!(second.n.load(Ordering::SeqCst), expect);
-    let first = second.offsets.lock().expect("lock").get(&0).and_then(|v| v.first()).copied();
-    assert_eq!(first, Some(p0_mid));
+    // Lanes of different keys run concurrently, so the lowest offset seen, not the first recorded, is where the
+    // replay began.
+    let lowest = second.offsets.lock().expect("lock").get(&0).and_then(|v| v.iter().min()).copied();
+    assert_eq!(lowest, Some(p0_mid), "partition 0 replays from the reset point, nothing before it");
 
     // Reset by time: a time after everything points at the end (nothing to replay).
     let future =

@@ -200,11 +200,15 @@ fn read_round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(def: &str)
 
 #[test]
 fn read_endpoint_examples_validate_and_parse() {
-    use imbridge_legacy::read::{ConversationAnswer, ConversationRequest, DigestsAnswer, DigestsRequest};
+    use imbridge_legacy::read::{
+        AccountsAnswer, AccountsRequest, ConversationAnswer, ConversationRequest, DigestsAnswer, DigestsRequest,
+    };
     read_round_trip::<DigestsRequest>("digests_request");
     read_round_trip::<DigestsAnswer>("digests_answer");
     read_round_trip::<ConversationRequest>("conversation_request");
     read_round_trip::<ConversationAnswer>("conversation_answer");
+    read_round_trip::<AccountsRequest>("accounts_request");
+    read_round_trip::<AccountsAnswer>("accounts_answer");
     // Both sides refuse an unknown request field and a user: key.
     let bad = json!({"conversation":"user:ann"});
     assert!(!errors(&read_validator("conversation_request"), &bad).is_empty());

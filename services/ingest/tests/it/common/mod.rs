@@ -28,6 +28,7 @@ pub fn topics() -> TopicNames {
     TopicNames {
         legacy_events: imbridge_testkit::unique("ingest-legacy"),
         im_events: imbridge_testkit::unique("ingest-im"),
+        status: imbridge_testkit::unique("ingest-status"),
         partitions: 3,
         ..TopicNames::default()
     }
