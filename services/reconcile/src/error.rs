@@ -16,4 +16,6 @@ pub enum ReconcileError {
     Kafka(#[from] KafkaError),
     #[error("cannot set up: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Start(#[from] imbridge_runtime::StartError),
 }

@@ -15,7 +15,7 @@
 //! evidence in headers; to-im and to-legacy apply them in conversation order and idempotently. Never a
 //! direct write.
 //!
-//! A pass runs on demand (`imbridge reconcile --once`) or continuously ([`service::run`]).
+//! A pass runs on demand (`imbridge reconcile --once`) or continuously ([`service::Reconcile`], a runtime service).
 
 pub mod activity;
 pub mod compare;
@@ -35,4 +35,4 @@ pub use error::ReconcileError;
 pub use metrics::{Metrics, Trigger};
 pub use reconciler::{Owner, Reconciler, Scope};
 pub use report::{Difference, Kind, Report, Row};
-pub use service::{Deps, RunningReconcile};
+pub use service::Reconcile;

@@ -18,15 +18,13 @@
 //! instance's part of reconcile's quota share ([`crate::quota`]), so a long sweep delays neither.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imbridge_core::status::{INGEST_KEY_PREFIX, IngestBeat};
 use imbridge_core::topics::Topic;
-use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, TimestampMs};
-use imbridge_im::{ImClient, ImConfig};
+use imbridge_im::ImClient;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
@@ -34,10 +32,10 @@ use imbridge_kafka::partitioner::partition_for_key;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::reader::{Followed, follow};
 use imbridge_kafka::topology;
-use imbridge_kafka::{KafkaConfig, OrderedConsumer, Producer};
+use imbridge_kafka::{OrderedConsumer, Producer};
 use imbridge_legacy::ReadClient;
+use imbridge_runtime::{Deps, Probe, Running, Service, StartError, probe};
 use imbridge_telemetry::Readiness;
-use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,51 +51,133 @@ use crate::reconciler::{Owner, Reconciler, Scope};
 use crate::report::{Difference, Kind, Report};
 use crate::sweep::SweepSummary;
 
-/// Readiness checks.
-pub const READY_KAFKA: &str = "kafka";
+/// Readiness checks beside the runtime's Kafka check.
 pub const READY_LEGACY: &str = "legacy";
 pub const READY_ASSIGNMENT: &str = "assignment";
 
 /// Most differences remembered for the time-to-repair measurement; beyond, new ones are not timed.
 const MAX_OPEN: usize = 100_000;
 
-/// What the service needs from the rest of the configuration.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub kafka: KafkaConfig,
-    pub topics: TopicNames,
-    pub im: ImConfig,
-    /// Where the service's metrics (and its IM client's) are registered; tests pass their own.
-    pub registry: Registry,
-}
+/// How often the readiness checks run once they pass.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
-impl Deps {
-    pub fn new(kafka: KafkaConfig, topics: TopicNames, im: ImConfig) -> Self {
-        Self { kafka, topics, im, registry: Registry::new() }
-    }
-}
-
-/// A started service.
+/// The continuous service, built and not yet started.
 #[derive(Debug)]
-pub struct RunningReconcile {
-    pub ops_addr: SocketAddr,
-    pub readiness: Readiness,
-    tasks: TaskTracker,
+pub struct Reconcile {
+    config: ReconcileConfig,
+    deps: Deps,
+    readiness: Readiness,
+    metrics: Metrics,
+    im: ImClient,
+    legacy: ReadClient,
+    producer: Producer,
+    /// The readiness probe's client for the legacy check.
+    http: reqwest::Client,
 }
 
-impl RunningReconcile {
-    /// Waits until every task stopped (after `shutdown` fired).
-    pub async fn wait(self) {
-        self.tasks.close();
-        self.tasks.wait().await;
-        info!("reconcile stopped");
+impl Service for Reconcile {
+    const NAME: &'static str = "reconcile";
+    type Config = ReconcileConfig;
+    type Error = ReconcileError;
+    type Output = ();
+
+    async fn build(config: ReconcileConfig, deps: &Deps) -> Result<Self, ReconcileError> {
+        config.validate_service()?;
+        let readiness = Readiness::with_checks(&[probe::READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT]);
+        let metrics = Metrics::new(&deps.registry).map_err(StartError::from)?;
+        let im = ImClient::new(&deps.im, &deps.registry)?;
+        let legacy = ReadClient::new(config.read_config())?;
+        let producer = Producer::new(&deps.kafka)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ReconcileError::Setup(format!("http client of the readiness probe: {e}")))?;
+        Ok(Self { config, deps: deps.clone(), readiness, metrics, im, legacy, producer, http })
     }
-}
 
-/// Runs until `shutdown` fires: the entry point of `imbridge reconcile`.
-pub async fn run(config: ReconcileConfig, deps: Deps, shutdown: CancellationToken) -> Result<(), ReconcileError> {
-    start(config, deps, shutdown).await?.wait().await;
-    Ok(())
+    /// Starts the consumer, the heartbeat follower, the check and sweep tasks, the readiness probe and the ops
+    /// server.
+    async fn start(self) -> Result<Running<(), ReconcileError>, ReconcileError> {
+        let Self { config, deps, readiness, metrics, im, legacy, producer, http } = self;
+        let shutdown = deps.shutdown.clone();
+        let partitions = ensure_topics(&deps).await?;
+        // Until an assignment arrives the instance owns nothing and calls nothing; start at the smallest share.
+        crate::quota::apply(&im, &deps.im, 1.0 / f64::from(partitions));
+        let legacy_topic = deps.topics.legacy_events.clone();
+        let activity = {
+            let (im, im_config, readiness) = (im.clone(), deps.im.clone(), readiness.clone());
+            let topic = legacy_topic.clone();
+            Arc::new(Activity::new(Duration::from_millis(config.check_delay_ms), move |assigned| {
+                let mine = assigned.iter().filter(|(t, _)| *t == topic).count();
+                crate::quota::apply(&im, &im_config, mine.max(1) as f64 / f64::from(partitions));
+                readiness.set(READY_ASSIGNMENT, !assigned.is_empty());
+            }))
+        };
+        let reconciler = Reconciler {
+            im,
+            im_registry: deps.registry.clone(),
+            legacy,
+            producer: Some(producer.clone()),
+            topics: deps.topics.clone(),
+            max_users: config.max_users,
+        };
+        let consumer = OrderedConsumer::new(
+            &deps.kafka,
+            &config.group_id,
+            &[deps.topics.legacy_events.as_str(), deps.topics.im_events.as_str()],
+            config.consumer.clone(),
+            activity.clone(),
+            DlqProducer::new(producer.clone(), deps.topics.dlq.clone()),
+            ConsumerMetrics::new(&deps.registry, "reconcile").map_err(StartError::from)?,
+        )?;
+
+        let (ops_addr, ops_task) = imbridge_runtime::serve_ops(config.listen, &deps, &readiness, None).await?;
+        let tasks = TaskTracker::new();
+        tasks.spawn(async move {
+            let _ = ops_task.await;
+        });
+        let topics = vec![deps.topics.legacy_events.clone(), deps.topics.im_events.clone(), deps.topics.status.clone()];
+        let probe = Probe::new(readiness.clone(), PROBE_EVERY)
+            .check(probe::READY_KAFKA, probe::kafka_topics(&deps.kafka, topics))
+            // The legacy read endpoints' host answers HTTP at all.
+            .check(READY_LEGACY, {
+                let url = config.legacy_url.clone();
+                move || {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move { http.get(&url).send().await.is_ok() }
+                }
+            });
+        tasks.spawn(probe.spawn(shutdown.clone()));
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            reconciler,
+            activity,
+            metrics,
+            memory: Arc::new(DigestMemory::default()),
+            partitions,
+            legacy_topic,
+            open: Mutex::new(HashMap::new()),
+        });
+        let (outages_tx, outages_rx) = mpsc::channel(256);
+        let beats = follow(&deps.kafka, &deps.topics.status, shutdown.clone(), 1024).await?;
+        tasks.spawn(watch_beats(config.clone(), beats, outages_tx, shared.metrics.clone(), shutdown.clone()));
+        tasks.spawn(check_loop(shared.clone(), outages_rx, shutdown.clone()));
+        let instance = ops_addr.to_string();
+        tasks.spawn(sweep_loop(shared.clone(), producer, deps.topics.status.clone(), instance, shutdown.clone()));
+        let consumer_stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = consumer.run(consumer_stop).await {
+                warn!(error = %e, "reconcile consumer stopped");
+            }
+        });
+        info!(%ops_addr, group = %config.group_id, partitions, "reconcile started");
+        tasks.close();
+        let task = tokio::spawn(async move {
+            tasks.wait().await;
+            Ok(())
+        });
+        Ok(Running::new(ops_addr, readiness, shutdown, task))
+    }
 }
 
 /// A difference being timed: when it was first found, and whether by a check over all time.
@@ -190,88 +270,6 @@ impl Shared {
         }
         self.metrics.open_differences.set(open.len() as i64);
     }
-}
-
-/// Starts the consumer, the heartbeat follower, the check and sweep tasks, and the ops server.
-pub async fn start(
-    config: ReconcileConfig,
-    deps: Deps,
-    shutdown: CancellationToken,
-) -> Result<RunningReconcile, ReconcileError> {
-    config.validate_service()?;
-    let readiness = Readiness::new();
-    for check in [READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT] {
-        readiness.set(check, false);
-    }
-    let metrics = Metrics::new(&deps.registry).map_err(|e| ReconcileError::Setup(format!("metrics: {e}")))?;
-    let partitions = ensure_topics(&deps).await?;
-    readiness.set(READY_KAFKA, true);
-
-    let im = ImClient::new(&deps.im, &deps.registry)?;
-    // Until an assignment arrives the instance owns nothing and calls nothing; start at the smallest share.
-    crate::quota::apply(&im, &deps.im, 1.0 / f64::from(partitions));
-    let legacy_topic = deps.topics.legacy_events.clone();
-    let activity = {
-        let (im, im_config, readiness) = (im.clone(), deps.im.clone(), readiness.clone());
-        let topic = legacy_topic.clone();
-        Arc::new(Activity::new(Duration::from_millis(config.check_delay_ms), move |assigned| {
-            let mine = assigned.iter().filter(|(t, _)| *t == topic).count();
-            crate::quota::apply(&im, &im_config, mine.max(1) as f64 / f64::from(partitions));
-            readiness.set(READY_ASSIGNMENT, !assigned.is_empty());
-        }))
-    };
-    let producer = Producer::new(&deps.kafka)?;
-    let reconciler = Reconciler {
-        im,
-        im_registry: deps.registry.clone(),
-        legacy: ReadClient::new(config.read_config())?,
-        producer: Some(producer.clone()),
-        topics: deps.topics.clone(),
-        max_users: config.max_users,
-    };
-    let consumer = OrderedConsumer::new(
-        &deps.kafka,
-        &config.group_id,
-        &[deps.topics.legacy_events.as_str(), deps.topics.im_events.as_str()],
-        config.consumer.clone(),
-        activity.clone(),
-        DlqProducer::new(producer.clone(), deps.topics.dlq.clone()),
-        ConsumerMetrics::new(&deps.registry, "reconcile")
-            .map_err(|e| ReconcileError::Setup(format!("metrics: {e}")))?,
-    )?;
-
-    let tasks = TaskTracker::new();
-    let ops = imbridge_telemetry::ops_router(deps.registry.clone(), readiness.clone());
-    let (ops_addr, ops_task) = imbridge_telemetry::serve_ops(config.listen, ops, shutdown.clone())
-        .await
-        .map_err(|e| ReconcileError::Setup(format!("cannot listen on {}: {e}", config.listen)))?;
-    tasks.spawn(async move {
-        let _ = ops_task.await;
-    });
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        reconciler,
-        activity,
-        metrics,
-        memory: Arc::new(DigestMemory::default()),
-        partitions,
-        legacy_topic,
-        open: Mutex::new(HashMap::new()),
-    });
-    let (outages_tx, outages_rx) = mpsc::channel(256);
-    let beats = follow(&deps.kafka, &deps.topics.status, shutdown.clone(), 1024).await?;
-    tasks.spawn(watch_beats(config.clone(), beats, outages_tx, shared.metrics.clone(), shutdown.clone()));
-    tasks.spawn(check_loop(shared.clone(), outages_rx, shutdown.clone()));
-    let instance = ops_addr.to_string();
-    tasks.spawn(sweep_loop(shared.clone(), producer, deps.topics.status.clone(), instance, shutdown.clone()));
-    tasks.spawn(probe_legacy(config.legacy_url.clone(), readiness.clone(), shutdown.clone()));
-    tasks.spawn(async move {
-        if let Err(e) = consumer.run(shutdown).await {
-            warn!(error = %e, "reconcile consumer stopped");
-        }
-    });
-    info!(%ops_addr, group = %config.group_id, partitions, "reconcile started");
-    Ok(RunningReconcile { ops_addr, readiness, tasks })
 }
 
 /// Creates the topics reconcile reads and writes (Kafka may still be starting) and returns the event topics'
@@ -451,25 +449,6 @@ async fn sweep_loop(
         let out = Outgoing { key: key.as_bytes(), payload: &payload, headers: &[] };
         if let Err(e) = producer.send(&status_topic, out).await {
             warn!(error = %e, "cannot record the sweep summary");
-        }
-    }
-}
-
-/// `/readyz`'s legacy check: the read endpoints' host answers HTTP at all.
-async fn probe_legacy(url: String, readiness: Readiness, shutdown: CancellationToken) {
-    let http = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "cannot create the http client of the readiness probe");
-            return;
-        }
-    };
-    loop {
-        let ok = http.get(&url).send().await.is_ok();
-        readiness.set(READY_LEGACY, ok);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }

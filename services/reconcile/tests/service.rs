@@ -19,7 +19,8 @@ use imbridge_kafka::reader::{Start, read_range};
 use imbridge_kafka::{ConsumerConfig, KafkaConfig, Producer};
 use imbridge_legacy::SigningSecret;
 use imbridge_reconcile::reconciler::{DIFFERENCE_HEADER, EVIDENCE_HEADER, ORIGIN_HEADER};
-use imbridge_reconcile::{Deps, ReconcileConfig, RunningReconcile};
+use imbridge_reconcile::{Reconcile, ReconcileConfig, ReconcileError};
+use imbridge_runtime::{Deps, Running, Service};
 use imbridge_testkit::prom::metric;
 use tokio_util::sync::CancellationToken;
 
@@ -61,13 +62,15 @@ fn config(w: &World, first_sweep_delay_secs: u64, sweep_interval_secs: u64) -> R
     }
 }
 
-async fn start(w: &World, topics: &TopicNames, cfg: ReconcileConfig, stop: &CancellationToken) -> RunningReconcile {
-    let deps = Deps::new(kafka(), topics.clone(), w.im.client_config());
-    imbridge_reconcile::service::start(cfg, deps, stop.clone()).await.expect("reconcile starts")
+async fn start(w: &World, topics: &TopicNames, cfg: ReconcileConfig, stop: &CancellationToken) -> Svc {
+    let deps = Deps::new(kafka(), topics.clone(), w.im.client_config()).with_shutdown(stop.clone());
+    Reconcile::build(cfg, &deps).await.expect("reconcile builds").start().await.expect("reconcile starts")
 }
 
-async fn metrics(r: &RunningReconcile) -> String {
-    reqwest::get(format!("http://{}/metrics", r.ops_addr)).await.expect("metrics").text().await.expect("text")
+type Svc = Running<(), ReconcileError>;
+
+async fn metrics(r: &Svc) -> String {
+    reqwest::get(format!("http://{}/metrics", r.addr)).await.expect("metrics").text().await.expect("text")
 }
 
 /// Waits until `topic` holds a reconcile repair of event `id`; returns its headers.
@@ -165,7 +168,7 @@ async fn activity_outage_and_sweeps() {
     let rate = metric(&page, "imbridge_im_rate_limit_per_second", &[("api", "get_group_info")]);
     assert!((rate - 20.0).abs() < 1e-6, "rate {rate}");
     stop.cancel();
-    svc.wait().await;
+    svc.wait().await.expect("reconcile stops");
 
     // Phase 2: sweeps every 3 s; the second skips what the first found identical.
     let stop = CancellationToken::new();
@@ -193,5 +196,5 @@ async fn activity_outage_and_sweeps() {
     println!("{table}");
     assert!(table.contains(&group));
     stop.cancel();
-    svc.wait().await;
+    svc.wait().await.expect("reconcile stops");
 }

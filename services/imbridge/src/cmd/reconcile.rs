@@ -60,14 +60,9 @@ pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         if let Some(g) = args.group {
             c.reconcile.group_id = g;
         }
-        tracing::info!(
-            config = ?loaded.file, env_overrides = ?loaded.env_overrides, bootstrap = %c.kafka.bootstrap_servers,
-            legacy_url = %c.reconcile.legacy_url, "starting reconcile"
-        );
-        let shutdown = imbridge_telemetry::shutdown_token();
-        let deps = imbridge_reconcile::Deps::new(c.kafka, c.topics, c.im);
-        imbridge_reconcile::service::run(c.reconcile, deps, shutdown).await.context("reconcile")?;
-        return Ok(ExitCode::SUCCESS);
+        tracing::info!(legacy_url = %c.reconcile.legacy_url, "reconcile service");
+        let loaded = config::Loaded { config: c, ..loaded };
+        return crate::cmd::serve::<imbridge_reconcile::Reconcile>(loaded, |c| c.reconcile.clone()).await;
     }
     c.reconcile.validate()?;
     let since = args.since.as_deref().map(TimestampMs::parse).transpose().map_err(anyhow::Error::msg)?;
