@@ -87,6 +87,34 @@ impl LegacyApplier {
     }
 
     /// A record → its envelope and contract event; a failure here can never succeed later.
+    /// Decodes a batch up to its first undecodable record, returned beside the items before it; when that is the
+    /// first, the outcome dead-letters it.
+    pub(crate) fn decode_batch(&self, records: &[&Record]) -> Result<(Vec<Item>, Option<Failure>), BatchOutcome> {
+        let mut items = Vec::with_capacity(records.len());
+        let mut poison = None;
+        for r in records {
+            match Self::decode(r) {
+                Ok(item) => items.push(item),
+                Err(f) => {
+                    poison = Some(f);
+                    break;
+                }
+            }
+        }
+        if items.is_empty() {
+            return Err(self.dead_letter(poison));
+        }
+        Ok((items, poison))
+    }
+
+    /// The outcome of a batch none of whose records can be applied.
+    pub(crate) fn dead_letter(&self, poison: Option<Failure>) -> BatchOutcome {
+        let f = poison.unwrap_or_else(|| Failure::new("malformed", "empty batch"));
+        self.metrics.events.with_label_values(&["unknown", "malformed"]).inc();
+        warn!(kind = %f.kind, reason = %f.reason, "record cannot be applied; dead-lettering it");
+        BatchOutcome { done: 0, next: Some(Outcome::DeadLetter(f)) }
+    }
+
     pub(crate) fn decode(r: &Record) -> Result<Item, Failure> {
         let env = r.envelope()?;
         let event = ContractEvent::from_im_envelope(&env).map_err(|e| Failure::from_error(&ApplyError::Convert(e)))?;
@@ -204,23 +232,11 @@ impl Handler for LegacyApplier {
         if let Some(order) = &self.order {
             return self.handle_sequenced(order, records).await;
         }
-        let mut items = Vec::with_capacity(records.len());
-        let mut poison = None;
-        for r in records {
-            match Self::decode(r) {
-                Ok(item) => items.push(item),
-                Err(f) => {
-                    poison = Some(f);
-                    break;
-                }
-            }
-        }
-        let Some(first) = items.first() else {
-            let f = poison.unwrap_or_else(|| Failure::new("malformed", "empty batch"));
-            self.metrics.events.with_label_values(&["unknown", "malformed"]).inc();
-            warn!(kind = %f.kind, reason = %f.reason, "record cannot be applied; dead-lettering it");
-            return BatchOutcome { done: 0, next: Some(Outcome::DeadLetter(f)) };
+        let (items, poison) = match self.decode_batch(records) {
+            Ok(decoded) => decoded,
+            Err(dead) => return dead,
         };
+        let Some(first) = items.first() else { return self.dead_letter(None) };
         let span = info_span!("apply", conversation = %first.env.conversation, first_event_id = %first.env.id, events = items.len());
         let events: Vec<ContractEvent> = items.iter().map(|i| i.event.clone()).collect();
         self.metrics.batch_events.observe(events.len() as f64);

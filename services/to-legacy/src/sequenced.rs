@@ -39,23 +39,11 @@ enum Halt {
 
 impl LegacyApplier {
     pub(crate) async fn handle_sequenced(&self, r: &Resequencer, records: &[&Record]) -> BatchOutcome {
-        let mut items = Vec::with_capacity(records.len());
-        let mut poison = None;
-        for rec in records {
-            match Self::decode(rec) {
-                Ok(item) => items.push(item),
-                Err(f) => {
-                    poison = Some(f);
-                    break;
-                }
-            }
-        }
-        let Some(first) = items.first() else {
-            let f = poison.unwrap_or_else(|| Failure::new("malformed", "empty batch"));
-            self.metrics.events.with_label_values(&["unknown", "malformed"]).inc();
-            warn!(kind = %f.kind, reason = %f.reason, "record cannot be applied; dead-lettering it");
-            return BatchOutcome { done: 0, next: Some(Outcome::DeadLetter(f)) };
+        let (mut items, poison) = match self.decode_batch(records) {
+            Ok(decoded) => decoded,
+            Err(dead) => return dead,
         };
+        let Some(first) = items.first() else { return self.dead_letter(None) };
         let conv = first.env.conversation.as_str().to_owned();
         let group = first.env.conversation.group_id().is_some();
         let partition = records.first().map(|r| r.partition).unwrap_or_default();

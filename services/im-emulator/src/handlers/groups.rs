@@ -251,6 +251,23 @@ fn after(cfg: &EmulatorConfig, t: u64, bound: u64) -> bool {
     if cfg.strict_import_times { t > bound } else { t >= bound }
 }
 
+/// An import call's body: its object, `GroupId`, and the list under `key`, which must hold 1 to `max` items (or
+/// the call fails with `code`).
+fn import_request<'a>(
+    body: &'a Value,
+    key: &str,
+    max: usize,
+    code: i64,
+) -> Result<(&'a crate::fields::Obj, &'a str, &'a Vec<Value>), ApiError> {
+    let o = object(body, PARSE)?;
+    let gid = req_str(o, "GroupId", BAD)?;
+    let list = req_array(o, key, BAD)?;
+    if list.is_empty() || list.len() > max {
+        return Err(ApiError::new(code, format!("{key} must hold 1 to {max} items")));
+    }
+    Ok((o, gid, list))
+}
+
 /// `import_group_member`: per-member `Result` 0 failed, 1 imported, 2 already a member. `JoinTime` must be
 /// after the group's creation and not in the future; `UnreadMsgNum` is clamped to the group's message count.
 pub(super) fn import_group_member(
@@ -259,15 +276,7 @@ pub(super) fn import_group_member(
     ctx: &Ctx,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let o = object(body, PARSE)?;
-    let gid = req_str(o, "GroupId", BAD)?;
-    let list = req_array(o, "MemberList", BAD)?;
-    if list.is_empty() || list.len() > cfg.limits.import_group_member_max {
-        return Err(ApiError::new(
-            10005,
-            format!("MemberList must hold 1 to {} members", cfg.limits.import_group_member_max),
-        ));
-    }
+    let (_, gid, list) = import_request(body, "MemberList", cfg.limits.import_group_member_max, 10005)?;
     let g = group(st, gid)?;
     if g.group_type == "AVChatRoom" {
         return Err(ApiError::new(10007, "AVChatRoom groups have no importable members"));
@@ -316,13 +325,8 @@ pub(super) fn import_group_msg(
     ctx: &Ctx,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let o = object(body, PARSE)?;
-    let gid = req_str(o, "GroupId", BAD)?;
-    let list = req_array(o, "MsgList", BAD)?;
+    let (o, gid, list) = import_request(body, "MsgList", cfg.limits.import_group_msg_max, BAD)?;
     let _ = opt_u64(o, "RecentContactFlag", BAD)?;
-    if list.is_empty() || list.len() > cfg.limits.import_group_msg_max {
-        return Err(ApiError::new(BAD, format!("MsgList must hold 1 to {} messages", cfg.limits.import_group_msg_max)));
-    }
     let g = group(st, gid)?;
     if g.group_type == "AVChatRoom" {
         return Err(ApiError::new(10007, "AVChatRoom groups do not support importing messages"));
