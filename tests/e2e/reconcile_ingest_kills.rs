@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use imbridge_e2e::*;
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 use imbridge_legacy::SigningSecret;
-use imbridge_reconcile::{Deps, ReconcileConfig};
+use imbridge_reconcile::{Reconcile, ReconcileConfig};
 use tokio_util::sync::CancellationToken;
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -77,8 +77,8 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     };
     rc.consumer.session_timeout_ms = 10_000;
     rc.consumer.drain_timeout_ms = 2_000;
-    let deps = Deps::new(kafka.clone(), topics.clone(), im.client_config());
-    let reconcile = imbridge_reconcile::service::start(rc, deps, stop.clone()).await.expect("reconcile");
+    let rc_deps = deps(&kafka, &topics, im.client_config(), &stop);
+    let reconcile = start_service::<Reconcile>(rc, &rc_deps).await;
 
     ann_creates_club(&im).await;
     let (mut group_sent, mut c2c_sent) = (Vec::new(), Vec::new());
@@ -142,7 +142,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     assert_eq!(legacy_texts(&legacy_url, "/api/groups/club/messages").await, group_sent);
     assert_eq!(legacy_texts(&legacy_url, "/api/c2c/ann/bob/messages").await, c2c_sent);
 
-    let page = scrape(reconcile.ops_addr).await;
+    let page = scrape(reconcile.addr).await;
     let outages = metric(&page, "imbridge_reconcile_outages_total", &[("cause", "restart")]);
     let repaired = metric(&page, "imbridge_reconcile_repaired_total", &[]);
     let im_calls = metric(&page, "imbridge_reconcile_im_calls_total", &[]);
@@ -159,7 +159,7 @@ async fn outages_of_a_killed_ingest_are_repaired_from_its_heartbeats() {
     );
 
     stop.cancel();
-    reconcile.wait().await;
+    reconcile.wait().await.expect("reconcile stops");
     to_legacy.wait().await.expect("to-legacy stops");
     ingest.terminate();
 }
