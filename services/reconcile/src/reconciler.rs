@@ -21,14 +21,15 @@ use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_im::types::account::{ProfileValue, tags};
 use imbridge_im::types::recentcontact::{SESSION_C2C, SESSION_GROUP};
-use imbridge_im::{ImClient, ImError, from_im_body};
+
+use imbridge_im::{ImClient, ImError, MsgElement, from_im_body};
 use imbridge_kafka::Producer;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_legacy::read::{GroupState, StoredMessage};
 use imbridge_legacy::{ReadClient, Window};
 use prometheus::Registry;
 
-use crate::compare::{Msg, compare, decode_marker, im_identity_of_legacy_id, legacy_identity};
+use crate::compare::{MessageDiff, Msg, compare, decode_marker, im_identity_of_legacy_id, legacy_identity};
 use crate::digest::{self, Digest, DigestMemory};
 use crate::error::ReconcileError;
 use crate::report::{Difference, Finding, Kind, Report};
@@ -390,29 +391,13 @@ impl Reconciler {
         let r: Vec<Msg> = im
             .iter()
             .map(|m| {
-                let (identity, legacy_origin, custom_data) = match decode_marker(m.cloud_custom_data.as_deref()) {
-                    Some(cd) => (format!("legacy:{}:{}", m.from_account, m.msg_random), true, cd),
-                    None => (
-                        EventId::im_c2c(&UserId::new_unchecked(m.from_account.as_str()), &m.msg_key).to_string(),
-                        false,
-                        m.cloud_custom_data.clone().filter(|s| !s.is_empty()),
-                    ),
-                };
-                Msg {
-                    identity,
-                    native_id: m.msg_key.clone(),
-                    legacy_origin,
-                    from: m.from_account.clone(),
-                    body: from_im_body(&m.msg_body).unwrap_or_default(),
-                    custom_data,
-                }
+                let from = &m.from_account;
+                let im_id = || EventId::im_c2c(&UserId::new_unchecked(from.as_str()), &m.msg_key).to_string();
+                let marker = (m.cloud_custom_data.as_deref(), m.msg_random);
+                im_msg(from, marker, &m.msg_body, m.msg_key.clone(), im_id)
             })
             .collect();
-        let diff = compare(&l, &r);
-        let row = report.row(Kind::C2cMessages);
-        row.checked += (l.len() + diff.missing_in_legacy.len()) as u64;
-        row.identical += diff.identical as u64;
-        row.out_of_order += u64::from(diff.out_of_order);
+        let diff = compare_counted(report, Kind::C2cMessages, &l, &r);
         for &li in &diff.missing_in_im {
             let m = &legacy.messages[li];
             let repair = if !l[li].legacy_origin {
@@ -582,29 +567,12 @@ impl Reconciler {
         let r: Vec<Msg> = im_msgs
             .iter()
             .map(|m| {
-                let (identity, legacy_origin, custom_data) = match decode_marker(m.cloud_custom_data.as_deref()) {
-                    Some(cd) => (format!("legacy:{}:{}", m.from_account, m.msg_random), true, cd),
-                    None => (
-                        EventId::im_group_message(group_id, m.msg_seq).to_string(),
-                        false,
-                        m.cloud_custom_data.clone().filter(|s| !s.is_empty()),
-                    ),
-                };
-                Msg {
-                    identity,
-                    native_id: m.msg_seq.to_string(),
-                    legacy_origin,
-                    from: m.from_account.clone(),
-                    body: from_im_body(&m.msg_body).unwrap_or_default(),
-                    custom_data,
-                }
+                let im_id = || EventId::im_group_message(group_id, m.msg_seq).to_string();
+                let marker = (m.cloud_custom_data.as_deref(), m.msg_random);
+                im_msg(&m.from_account, marker, &m.msg_body, m.msg_seq.to_string(), im_id)
             })
             .collect();
-        let diff = compare(&l, &r);
-        let row = report.row(Kind::GroupMessages);
-        row.checked += (l.len() + diff.missing_in_legacy.len()) as u64;
-        row.identical += diff.identical as u64;
-        row.out_of_order += u64::from(diff.out_of_order);
+        let diff = compare_counted(report, Kind::GroupMessages, &l, &r);
         for &li in &diff.missing_in_im {
             let m = &legacy.messages[li];
             // A group IM lacks entirely cannot take a message; its creation is reported above.
@@ -760,6 +728,40 @@ fn c2c_users(k: &ConversationKey) -> Vec<UserId> {
         Some((a, b)) => vec![UserId::new_unchecked(a), UserId::new_unchecked(b)],
         None => Vec::new(),
     }
+}
+
+/// An IM message as compared. A copy of a legacy message carries the marker in its custom data (`marker`: the
+/// custom data and the message's random) and is known by the legacy identity; one written on IM by `im_identity`.
+fn im_msg(
+    from: &str,
+    marker: (Option<&str>, impl std::fmt::Display),
+    body: &[MsgElement],
+    native_id: String,
+    im_identity: impl FnOnce() -> String,
+) -> Msg {
+    let (ccd, random) = marker;
+    let (identity, legacy_origin, custom_data) = match decode_marker(ccd) {
+        Some(cd) => (format!("legacy:{from}:{random}"), true, cd),
+        None => (im_identity(), false, ccd.filter(|s| !s.is_empty()).map(str::to_owned)),
+    };
+    Msg {
+        identity,
+        native_id,
+        legacy_origin,
+        from: from.to_owned(),
+        body: from_im_body(body).unwrap_or_default(),
+        custom_data,
+    }
+}
+
+/// Compares one conversation's messages on both sides and counts what was checked in `kind`'s row.
+fn compare_counted(report: &mut Report, kind: Kind, legacy: &[Msg], im: &[Msg]) -> MessageDiff {
+    let diff = compare(legacy, im);
+    let row = report.row(kind);
+    row.checked += (legacy.len() + diff.missing_in_legacy.len()) as u64;
+    row.identical += diff.identical as u64;
+    row.out_of_order += u64::from(diff.out_of_order);
+    diff
 }
 
 fn legacy_msg(m: &StoredMessage) -> Msg {
