@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::error::ToImError;
-use crate::live::handler::{QuotaShare, READY_CONVERSATIONS};
+use crate::live::handler::{QuotaShare, READY_ASSIGNMENT, READY_CONVERSATIONS};
 use crate::live::{Applier, ConversationStates, DismissalNotices, Ledger, LiveConfig, LiveHandler, LiveMetrics};
 
 pub use imbridge_runtime::probe::{READY_IM, READY_KAFKA};
@@ -128,15 +128,15 @@ impl ToIm {
         let quota = source_partitions
             .filter(|_| live.share_quota_by_partitions)
             .map(|n| QuotaShare::new(self.im.clone(), deps.im.clone(), usize::try_from(n).unwrap_or(1)));
-        let handler = Arc::new(LiveHandler::new(
-            deps.topics.legacy_events.clone(),
-            ledger.clone(),
-            states.clone(),
+        let handler = Arc::new(LiveHandler {
+            source_topic: deps.topics.legacy_events.clone(),
+            ledger: ledger.clone(),
+            states: states.clone(),
             applier,
-            self.metrics.clone(),
-            self.readiness.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
             quota,
-        ));
+        });
         Ok(Live { handler, ledger, states, producer })
     }
 
@@ -213,7 +213,7 @@ impl Service for ToIm {
 
     async fn build(config: ToImConfig, deps: &Deps) -> Result<Self, ToImError> {
         config.live.validate()?;
-        let readiness = Readiness::with_checks(&[READY_KAFKA, READY_IM, READY_CONVERSATIONS]);
+        let readiness = Readiness::with_checks(&[READY_KAFKA, READY_IM, READY_CONVERSATIONS, READY_ASSIGNMENT]);
         let im = ImClient::new(&deps.im, &deps.registry)?;
         let metrics = LiveMetrics::new(&deps.registry).map_err(|e| ToImError::Config(format!("metrics: {e}")))?;
         Ok(Self { config, deps: deps.clone(), im, metrics, readiness })

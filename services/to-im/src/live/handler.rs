@@ -54,13 +54,14 @@ pub const READY_CONVERSATIONS: &str = "conversation_states";
 /// Applies live legacy events to IM. See the module docs.
 #[derive(Debug)]
 pub struct LiveHandler {
-    source_topic: String,
-    ledger: Arc<Ledger>,
-    states: Arc<ConversationStates>,
-    applier: Applier,
-    metrics: LiveMetrics,
-    readiness: Readiness,
-    quota: Option<QuotaShare>,
+    pub(crate) source_topic: String,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) states: Arc<ConversationStates>,
+    pub(crate) applier: Applier,
+    pub(crate) metrics: LiveMetrics,
+    /// Registered with [`READY_ASSIGNMENT`] not ready: set once the first partitions are assigned.
+    pub(crate) readiness: Readiness,
+    pub(crate) quota: Option<QuotaShare>,
 }
 
 /// This instance's share of IM's per-app quotas: assigned partitions / all partitions of the source topic.
@@ -100,19 +101,6 @@ impl QuotaShare {
 }
 
 impl LiveHandler {
-    pub fn new(
-        source_topic: String,
-        ledger: Arc<Ledger>,
-        states: Arc<ConversationStates>,
-        applier: Applier,
-        metrics: LiveMetrics,
-        readiness: Readiness,
-        quota: Option<QuotaShare>,
-    ) -> Self {
-        readiness.set(READY_ASSIGNMENT, false);
-        Self { source_topic, ledger, states, applier, metrics, readiness, quota }
-    }
-
     fn partitions_of(&self, tps: &[(String, i32)]) -> Vec<i32> {
         tps.iter().filter(|(t, _)| *t == self.source_topic).map(|(_, p)| *p).collect()
     }
