@@ -7,7 +7,8 @@
 //! - the broker is stopped for 20 s once (ingest spools, the apply services wait);
 //! - to-im and to-legacy are killed with `kill -9` once each and restarted;
 //! - IM drops 10% of its callbacks and fails 5% of REST calls (500s and timeouts), the whole run long;
-//! - legacy's apply endpoint fails 10% of requests with a 503.
+//! - legacy's apply endpoint fails 10% of requests: 7% with a 503, 3% applied but answered only after
+//!   to-legacy's timeout.
 //!
 //! Then `imbridge reconcile --once` passes (at most six, each after the pipeline settled) repair what was lost,
 //! and both systems must hold the same thing for every conversation and group: the same messages, none twice on
@@ -269,7 +270,8 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         ingest_url: Some(format!("http://{ingest_addr}")),
         webhook_secret: SigningSecret::new(WEBHOOK_SECRET),
         echo_webhooks: true,
-        apply_faults: ApplyFaults { fail_rate: 0.10, seed: 12, ..ApplyFaults::default() },
+        // 7% answered 503, 3% applied but answered after to-legacy's 3 s timeout (its retry must be deduplicated).
+        apply_faults: ApplyFaults { fail_rate: 0.07, stall_rate: 0.03, stall_ms: 4_000, seed: 12 },
         ..LegacyEmulatorConfig::default()
     })
     .await;
@@ -280,6 +282,7 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
     im.emulator().set_callback_url(Some(&format!("http://{ingest_addr}/v1/im/callback"))).expect("callback url");
 
     sb.config.to_legacy.apply_url = legacy.apply_url();
+    sb.config.to_legacy.request_timeout_ms = 3_000;
     sb.config.reconcile.legacy_url = legacy_url.clone();
     sb.config.reconcile.legacy_secret = SigningSecret::new(APPLY_SECRET);
     let config = sb.write_config("imbridge");
