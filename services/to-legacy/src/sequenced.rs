@@ -284,8 +284,8 @@ impl LegacyApplier {
 }
 
 impl LegacyApplier {
-    /// Orders a member's join and exit that IM stamped with the same millisecond as IM's membership now implies
-    /// ([`order::ties`]). Without an IM client, or when IM cannot be read, arrival order stands (logged).
+    /// Orders changes of one member or profile field that IM stamped with the same millisecond as IM's state
+    /// now implies ([`order::ties`]). Without an IM client, or when IM cannot be read, arrival order stands.
     async fn settle_ties(&self, r: &Resequencer, conv: &str, items: &[Item], planned: &mut [usize]) {
         let ties = order::ties::find(planned, |i| &items[i].env);
         if ties.is_empty() {
@@ -293,20 +293,18 @@ impl LegacyApplier {
         }
         let group = conv.strip_prefix("group:").and_then(|g| GroupId::parse(g).ok());
         let (Some(filler), Some(group)) = (&r.filler, group) else {
-            warn!(conversation = %conv, "a join and an exit in one millisecond and no IM client to ask; arrival order");
+            warn!(conversation = %conv, ?ties, "group changes in one millisecond and no IM client to ask; arrival order");
             return;
         };
-        match filler.members(&group).await {
-            Ok(members) => {
+        match filler.now(&group).await {
+            Ok(now) => {
                 for tie in &ties {
-                    order::ties::settle(planned, tie, &members, |i| &items[i].env);
-                    info!(conversation = %conv, member = %tie.member, in_im = members.contains(&tie.member),
-                        "a join and an exit in one millisecond; ordered by IM's membership");
+                    order::ties::settle(planned, tie, &now, |i| &items[i].env);
+                    info!(conversation = %conv, subject = ?tie.subject, "group changes in one millisecond; ordered by IM's state");
                 }
             }
             Err(e) => {
-                warn!(conversation = %conv, error = %e, "a join and an exit in one millisecond; IM's membership \
-                    unreadable, arrival order");
+                warn!(conversation = %conv, error = %e, "group changes in one millisecond; IM unreadable, arrival order");
             }
         }
     }

@@ -3,21 +3,21 @@
 //! `im:gmsg:<group>:<seq>`, same payload), so legacy cannot tell a filled message from a delivered one and a late
 //! callback for it is a harmless duplicate.
 //!
-//! The same reader answers the one other question callbacks cannot: a group's membership now
-//! ([`GapFiller::members`]).
+//! The same reader answers the one other question callbacks cannot: how the group is now
+//! ([`GapFiller::now`]), when two of its changes carry the same millisecond.
 //!
 //! A seq IM's history does not return, or returns as a system notice, a hole (expired, deleted) or a recalled
 //! message, is skipped, never waited for: whether group tips consume seqs visible to REST history is not
 //! documented, and either way such a seq carries nothing to sync. Messages sent by imbridge's admin identity or
 //! carrying the origin marker are imbridge's own echoes and are skipped as ingest would have dropped them.
 
-use std::collections::HashSet;
-
 use imbridge_core::event::GroupMessage;
 use imbridge_core::{Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_im::origin::has_origin_marker;
 use imbridge_im::types::group::{GroupMsg, GroupMsgGetSimpleReq};
 use imbridge_im::{ImClient, ImError, from_im_body};
+
+use super::ties::ImNow;
 
 /// The most seqs one `group_msg_get_simple` call returns (documented).
 const PAGE: u64 = 20;
@@ -82,11 +82,23 @@ impl GapFiller {
         Ok(out)
     }
 
-    /// The group's members as IM has them now: what decides a join and an exit IM stamped with the same
+    /// The group as IM shows it now (members, profile fields): what decides changes IM stamped with the same
     /// millisecond ([`super::ties`]).
-    pub async fn members(&self, group: &GroupId) -> Result<HashSet<String>, ImError> {
+    pub async fn now(&self, group: &GroupId) -> Result<ImNow, ImError> {
         let list = self.client.all_group_members(group.as_str(), Some(vec!["Member_Account".to_owned()])).await?;
-        Ok(list.into_iter().map(|m| m.member_account).collect())
+        let info = self.client.group_infos(&[group.as_str().to_owned()], None).await?;
+        let mut now = ImNow { members: list.into_iter().map(|m| m.member_account).collect(), ..Default::default() };
+        if let Some(i) = info.into_iter().next() {
+            for (name, value) in [
+                ("name", i.name),
+                ("introduction", i.introduction),
+                ("notification", i.notification),
+                ("face_url", i.face_url),
+            ] {
+                now.fields.insert(name, value.unwrap_or_default());
+            }
+        }
+        Ok(now)
     }
 
     /// The event a callback for `m` would have become; `None` for what has nothing to sync.
