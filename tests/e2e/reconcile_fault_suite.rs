@@ -12,7 +12,7 @@
 //!
 //! Then `imbridge reconcile --once` passes (at most six, each after the pipeline settled) repair what was lost,
 //! and both systems must hold the same thing for every conversation and group: the same messages, none twice on
-//! either side, the same group profile and members.
+//! either side, the same group profile (members: see below).
 //!
 //! Groups created on IM exist before the faults start: reconcile reports a group one side lacks (an IM creation
 //! callback dropped) but does not create it, so groups created during the faults come from legacy, whose outbox
@@ -28,7 +28,7 @@
 //! them yet.
 //!
 //! The figures printed: operations, differences found per kind (first pass), repaired, time from the end of the
-//! traffic to converged, IM calls reconcile spent per 1,000 conversations checked.
+//! traffic to converged, IM calls reconcile spent per 1,000 conversations (per pass, and in all to converge).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
