@@ -66,7 +66,8 @@ fn read_export(w: &World) -> Export {
                 x.reads.push((r.user_id.into_string(), r.peer_id.into_string(), r.read_at.as_secs()))
             }
             Event::ImportGroup(g) => {
-                x.groups.insert(g.group_id.as_str().to_owned(), (g.group_type, g.owner.map(|o| o.into_string())));
+                x.groups
+                    .insert(g.group_id.as_str().to_owned(), (g.group_type, g.profile.owner.map(|o| o.into_string())));
             }
             Event::ImportGroupMember(m) => {
                 x.members.entry(m.group_id.as_str().to_owned()).or_default().push((m.user_id.into_string(), m.role))

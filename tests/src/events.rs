@@ -3,6 +3,7 @@
 use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, MembersJoined, MembersLeft,
 };
+use imbridge_core::export::GroupProfile;
 use imbridge_core::{Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 
 pub fn user(s: &str) -> UserId {
@@ -45,11 +46,7 @@ pub fn gcreate(id: &str, g: &str, owner: &str, name: &str, members: &[&str]) -> 
         Event::GroupCreated(GroupCreated {
             group_id: group(g),
             group_type: GroupType::Public,
-            name: name.to_owned(),
-            owner: Some(user(owner)),
-            introduction: None,
-            notification: None,
-            face_url: None,
+            profile: GroupProfile { owner: Some(user(owner)), ..GroupProfile::named(name) },
             members: members.iter().map(|m| user(m)).collect(),
         }),
     )

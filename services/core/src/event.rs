@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::body::Element;
-use crate::export::{AccountRecord, C2cReadRecord, FriendRecord, ProfileRecord, Typed};
+use crate::export::{AccountRecord, C2cReadRecord, FriendRecord, GroupProfile, ProfileRecord, Typed};
 use crate::ids::{ConversationKey, EventId, GroupId, UserId};
 use crate::time::TimestampMs;
 
@@ -331,15 +331,8 @@ pub struct GroupMessage {
 pub struct GroupCreated {
     pub group_id: GroupId,
     pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
+    #[serde(flatten)]
+    pub profile: GroupProfile,
     /// Initial members other than the owner.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<UserId>,
@@ -419,15 +412,8 @@ pub type ImportC2cRead = C2cReadRecord<Typed>;
 pub struct ImportGroup {
     pub group_id: GroupId,
     pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
+    #[serde(flatten)]
+    pub profile: GroupProfile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_members: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

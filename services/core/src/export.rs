@@ -197,13 +197,12 @@ pub struct C2cReadRecord<F: Form = Written> {
     pub read_at: TimestampMs,
 }
 
-/// `groups.ndjson`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A group's profile: the fields every shape of a group holds alike, flattened into each (`groups.ndjson`, the
+/// `group.created` and `import.group` events, the legacy read endpoint's group state). Id and type stay with each
+/// shape, because `groups.ndjson` calls the type `type` where the others say `group_type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound = "")]
-pub struct GroupRecord<F: Form = Written> {
-    pub group_id: F::GroupId,
-    #[serde(rename = "type")]
-    pub group_type: F::GroupType,
+pub struct GroupProfile<F: Form = Typed> {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<F::UserId>,
@@ -213,6 +212,33 @@ pub struct GroupRecord<F: Form = Written> {
     pub notification: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_url: Option<String>,
+}
+
+impl<F: Form> GroupProfile<F> {
+    /// A profile with only a name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into(), owner: None, introduction: None, notification: None, face_url: None }
+    }
+
+    /// The same profile in another form, its owner converted by `owner`.
+    pub fn try_into_form<G: Form, E>(
+        self,
+        owner: impl FnOnce(F::UserId) -> Result<G::UserId, E>,
+    ) -> Result<GroupProfile<G>, E> {
+        let Self { name, owner: o, introduction, notification, face_url } = self;
+        Ok(GroupProfile { name, owner: o.map(owner).transpose()?, introduction, notification, face_url })
+    }
+}
+
+/// `groups.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct GroupRecord<F: Form = Written> {
+    pub group_id: F::GroupId,
+    #[serde(rename = "type")]
+    pub group_type: F::GroupType,
+    #[serde(flatten)]
+    pub profile: GroupProfile<F>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_members: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -203,19 +203,11 @@ impl Emulator {
     }
 
     /// One REST call: a JSON body for an HTTP 200 answer, unless a fault was injected.
-    pub(crate) async fn rest(
-        &self,
-        is_post: bool,
-        query: &HashMap<String, String>,
-        service: &str,
-        command: &str,
-        client_ip: &str,
-        body: &[u8],
-    ) -> RestAnswer {
-        let key = format!("{service}/{command}");
+    pub(crate) async fn rest(&self, call: &HttpCall<'_>) -> RestAnswer {
+        let key = call.key();
         let api = Api::from_key(&key).filter(|a| a.is_rest());
         let family = api.map(Api::family);
-        let (result, fault) = self.rest_inner(api, is_post, query, client_ip, body).await;
+        let (result, fault) = self.rest_inner(api, call).await;
         let code = result.as_ref().err().map_or(0, |e| e.code);
         self.inner.stats.request(
             api.map_or("unknown", Api::key),
@@ -240,15 +232,8 @@ impl Emulator {
         }
     }
 
-    async fn rest_inner(
-        &self,
-        api: Option<Api>,
-        is_post: bool,
-        query: &HashMap<String, String>,
-        client_ip: &str,
-        body: &[u8],
-    ) -> (Result<Value, ApiError>, Option<RestFault>) {
-        let api = match self.rest_gate(api, is_post, query) {
+    async fn rest_inner(&self, api: Option<Api>, call: &HttpCall<'_>) -> (Result<Value, ApiError>, Option<RestFault>) {
+        let api = match self.rest_gate(api, call.is_post, call.query) {
             Ok(api) => api,
             Err(e) => return (Err(e), None),
         };
@@ -265,7 +250,7 @@ impl Emulator {
             }
             Some((RestFailureKind::Timeout, true)) | None => {}
         }
-        (self.rest_apply(api, query, client_ip, body).await, fault)
+        (self.rest_apply(api, call.query, call.client_ip, call.body).await, fault)
     }
 
     /// The request gate: method, query, sdkappid, UserSig, admin, known API.
@@ -310,32 +295,17 @@ impl Emulator {
     }
 
     /// One simulated-client call.
-    pub(crate) async fn client(
-        &self,
-        is_post: bool,
-        query: &HashMap<String, String>,
-        service: &str,
-        command: &str,
-        client_ip: &str,
-        body: &[u8],
-    ) -> Value {
-        let key = format!("{service}/{command}");
-        let api = Api::from_key(&key).filter(|a| a.client_allowed());
+    pub(crate) async fn client(&self, call: &HttpCall<'_>) -> Value {
+        let api = Api::from_key(&call.key()).filter(|a| a.client_allowed());
         let family = api.map(Api::family);
-        let result = self.client_inner(api, is_post, query, client_ip, body).await;
+        let result = self.client_inner(api, call).await;
         let code = result.as_ref().err().map_or(0, |e| e.code);
         self.inner.stats.request(&format!("client:{}", api.map_or("unknown", Api::key)), code, false);
         envelope(family, result)
     }
 
-    async fn client_inner(
-        &self,
-        api: Option<Api>,
-        is_post: bool,
-        query: &HashMap<String, String>,
-        client_ip: &str,
-        body: &[u8],
-    ) -> Result<Value, ApiError> {
+    async fn client_inner(&self, api: Option<Api>, call: &HttpCall<'_>) -> Result<Value, ApiError> {
+        let HttpCall { is_post, query, client_ip, body, .. } = *call;
         if !is_post {
             return Err(ApiError::new(60008, "only POST is supported"));
         }
@@ -390,6 +360,24 @@ impl Emulator {
         }
         drop(st);
         result
+    }
+}
+
+/// One call to `/v4/<service>/<command>`, as the REST and the simulated-client entries both read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpCall<'a> {
+    pub is_post: bool,
+    pub query: &'a HashMap<String, String>,
+    pub service: &'a str,
+    pub command: &'a str,
+    pub client_ip: &'a str,
+    pub body: &'a [u8],
+}
+
+impl HttpCall<'_> {
+    /// `service/command`, the key [`Api::from_key`] reads.
+    fn key(&self) -> String {
+        format!("{}/{}", self.service, self.command)
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Emulator;
-use crate::emulator::RestAnswer;
+use crate::emulator::{HttpCall, RestAnswer};
 use crate::faults::Faults;
 
 /// Bodies above this are refused before parsing; IM's own message limit (8 KB) is enforced per API.
@@ -48,6 +48,12 @@ struct Raw {
     body: Result<Vec<u8>, String>,
 }
 
+impl Raw {
+    fn call<'a>(&'a self, service: &'a str, command: &'a str, body: &'a [u8]) -> HttpCall<'a> {
+        HttpCall { is_post: self.is_post, query: &self.query, service, command, client_ip: &self.client_ip, body }
+    }
+}
+
 async fn read(req: Request) -> Raw {
     let is_post = req.method() == Method::POST;
     let query = Query::<HashMap<String, String>>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
@@ -70,7 +76,7 @@ async fn rest(State(emu): State<Emulator>, Path((service, command)): Path<(Strin
         Ok(b) => b,
         Err(why) => return too_large(why),
     };
-    match emu.rest(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await {
+    match emu.rest(&raw.call(&service, &command, body)).await {
         RestAnswer::Json(v) => Json(v).into_response(),
         RestAnswer::Http500 => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal server error (injected fault)\n").into_response()
@@ -103,7 +109,7 @@ async fn client(
         Ok(b) => b,
         Err(why) => return too_large(why),
     };
-    Json(emu.client(raw.is_post, &raw.query, &service, &command, &raw.client_ip, body).await).into_response()
+    Json(emu.client(&raw.call(&service, &command, body)).await).into_response()
 }
 
 /// Paths under `/v4/` that are not `service/command` are a bad resource (HTTP 200, 60009); anything else is 404.

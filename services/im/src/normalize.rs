@@ -32,6 +32,7 @@ use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, LeaveReason, MembersJoined,
     MembersLeft,
 };
+use imbridge_core::export::GroupProfile;
 use imbridge_core::{Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 
 use crate::body::from_im_body;
@@ -340,11 +341,13 @@ fn group_created(c: &GroupAfterCreateGroup) -> Result<Option<Event>, String> {
     Ok(Some(Event::GroupCreated(GroupCreated {
         group_id: group(&c.group_id)?,
         group_type,
-        name: c.name.clone(),
-        owner,
-        introduction: nonempty(&c.introduction),
-        notification: nonempty(&c.notification),
-        face_url: nonempty(&c.face_url),
+        profile: GroupProfile {
+            name: c.name.clone(),
+            owner,
+            introduction: nonempty(&c.introduction),
+            notification: nonempty(&c.notification),
+            face_url: nonempty(&c.face_url),
+        },
         members,
     })))
 }

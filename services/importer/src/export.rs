@@ -18,6 +18,7 @@ pub use imbridge_core::export::{
     AccountRecord, C2cMessageRecord, C2cReadRecord, ExportKind, FriendRecord, GroupMemberRecord, GroupMessageRecord,
     GroupRecord, ProfileRecord,
 };
+use imbridge_core::export::{GroupProfile, Written};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -213,6 +214,11 @@ pub fn parse_record<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, Fie
             let field = if parent.is_empty() { name.to_owned() } else { format!("{parent}.{name}") };
             return FieldError::new(field, "required field is missing");
         }
+        if parent.is_empty()
+            && let Some(field) = flattened_field(line)
+        {
+            return FieldError::new(field, message);
+        }
         FieldError::new(parent, message)
     })?;
     // Trailing garbage after the object (`{…} x`) is not one record per line.
@@ -220,6 +226,16 @@ pub fn parse_record<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, Fie
         FieldError::new("", format!("not valid JSON: {} (column {})", strip_position(&e.to_string()), e.column()))
     })?;
     Ok(value)
+}
+
+/// Where in a flattened part a line goes wrong. serde buffers a `#[serde(flatten)]` part and reads it after the rest
+/// of the record, so its errors arrive without a path; the one part the export records flatten is the group
+/// profile, so reading the line as that alone names the field.
+fn flattened_field(line: &str) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let e = serde_path_to_error::deserialize::<_, GroupProfile<Written>>(&mut de).err()?;
+    let path = e.path().to_string();
+    (path != ".").then_some(path)
 }
 
 fn strip_position(message: &str) -> String {
@@ -253,6 +269,24 @@ mod tests {
         assert!(e.message.starts_with("not valid JSON"), "{e}");
         let e = parse_record::<AccountRecord>(r#"{"user_id":"a"} {"#).unwrap_err();
         assert!(e.message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_field_of_the_shared_group_profile() {
+        let line = |fields: &str| format!(r#"{{"group_id":"g1","type":"Public",{fields}"created_at":1}}"#);
+        let e = parse_record::<GroupRecord>(&line(r#""name":7,"#)).unwrap_err();
+        assert_eq!(e.field, "name", "{e}");
+        assert!(e.message.contains("invalid type"), "{e}");
+        let e = parse_record::<GroupRecord>(&line(r#""name":"G","owner":["ann"],"#)).unwrap_err();
+        assert_eq!(e.field, "owner", "{e}");
+        let e = parse_record::<GroupRecord>(&line(r#""name":"G","face_url":false,"#)).unwrap_err();
+        assert_eq!(e.field, "face_url", "{e}");
+        let e = parse_record::<GroupRecord>(&line("")).unwrap_err();
+        assert_eq!(e, FieldError::new("name", "required field is missing"));
+        let e = parse_record::<GroupRecord>(&line(r#""name":"G","max_members":"many","#)).unwrap_err();
+        assert_eq!(e.field, "max_members", "{e}");
+        let r: GroupRecord = parse_record(&line(r#""name":"G","owner":"ann","x":1,"#)).expect("valid");
+        assert_eq!((r.profile.name.as_str(), r.profile.owner.as_deref()), ("G", Some("ann")));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use imbridge_core::TimestampMs;
 use imbridge_core::body::ExportElement;
 use imbridge_core::event::{AllowType, ApplyJoin, Gender, MemberRole};
 use imbridge_core::export::{
-    AccountRecord, C2cMessageRecord, C2cReadRecord, FriendRecord, GroupMemberRecord, GroupMessageRecord, GroupRecord,
-    ProfileRecord,
+    AccountRecord, C2cMessageRecord, C2cReadRecord, FriendRecord, GroupMemberRecord, GroupMessageRecord, GroupProfile,
+    GroupRecord, ProfileRecord,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -460,11 +460,13 @@ pub fn generate(dir: &Path, o: &GenerateOptions) -> Result<Generated, Error> {
             let v: GroupRecord = GroupRecord {
                 group_id: id.clone(),
                 group_type: group_type.to_owned(),
-                name,
-                owner: Some(users[owner].clone()),
-                introduction: rng.chance(60).then(|| format!("the {} group", *rng.pick(&ADJ))),
-                notification: rng.chance(40).then(|| "be kind; no spam".to_owned()),
-                face_url: rng.chance(50).then(|| format!("https://cdn.example.com/g/{g}.png")),
+                profile: GroupProfile {
+                    name,
+                    owner: Some(users[owner].clone()),
+                    introduction: rng.chance(60).then(|| format!("the {} group", *rng.pick(&ADJ))),
+                    notification: rng.chance(40).then(|| "be kind; no spam".to_owned()),
+                    face_url: rng.chance(50).then(|| format!("https://cdn.example.com/g/{g}.png")),
+                },
                 max_members: rng.chance(50).then(|| *rng.pick(&[200, 500, 2000])),
                 apply_join: rng
                     .chance(50)

@@ -527,11 +527,7 @@ fn group_event(r: GroupRecord) -> Result<Envelope, FieldError> {
     let e = ImportGroup {
         group_id: gid("group_id", r.group_id)?,
         group_type: parse_group_type(&r.group_type)?,
-        name: r.name,
-        owner: r.owner.map(|o| uid("owner", o)).transpose()?,
-        introduction: r.introduction,
-        notification: r.notification,
-        face_url: r.face_url,
+        profile: r.profile.try_into_form(|o| uid("owner", o))?,
         max_members: r.max_members,
         apply_join: r.apply_join,
         created_at: r.created_at,

@@ -137,7 +137,7 @@ pub fn survey(plan: &ImportPlan) -> Result<Survey, Error> {
         match &env.event {
             Event::ImportGroup(g) => {
                 s.calls.add(Api::ImportGroup, 1);
-                if let Some(o) = &g.owner {
+                if let Some(o) = &g.profile.owner {
                     owners.insert(env.conversation.clone(), o.as_str().to_owned());
                 }
             }

@@ -530,23 +530,25 @@ fn check_friend(state: &mut State, o: &ValidateOptions, _: u64, r: FriendRecord)
 fn check_group(state: &mut State, o: &ValidateOptions, line: u64, r: GroupRecord) -> Result<(), FieldError> {
     group_id("group_id", &r.group_id)?;
     let group_type = parse_group_type(&r.group_type)?;
-    not_empty("name", &r.name)?;
-    max_bytes("name", Some(&r.name), MAX_GROUP_NAME_BYTES)?;
-    max_bytes("introduction", r.introduction.as_deref(), MAX_GROUP_INTRODUCTION_BYTES)?;
-    max_bytes("notification", r.notification.as_deref(), MAX_GROUP_NOTIFICATION_BYTES)?;
-    max_bytes("face_url", r.face_url.as_deref(), MAX_GROUP_FACE_URL_BYTES)?;
+    let p = &r.profile;
+    not_empty("name", &p.name)?;
+    max_bytes("name", Some(&p.name), MAX_GROUP_NAME_BYTES)?;
+    max_bytes("introduction", p.introduction.as_deref(), MAX_GROUP_INTRODUCTION_BYTES)?;
+    max_bytes("notification", p.notification.as_deref(), MAX_GROUP_NOTIFICATION_BYTES)?;
+    max_bytes("face_url", p.face_url.as_deref(), MAX_GROUP_FACE_URL_BYTES)?;
     if r.max_members == Some(0) {
         return Err(FieldError::new("max_members", "must be at least 1"));
     }
     not_future("created_at", r.created_at, o)?;
-    if let Some(owner) = &r.owner {
+    if let Some(owner) = &r.profile.owner {
         user_id("owner", owner)?;
         account_exists(state, "owner", owner)?;
     }
     if state.groups.contains_key(&r.group_id) || state.rejected_groups.contains_key(&r.group_id) {
         return Err(FieldError::new("group_id", format!("duplicate group {:?}", r.group_id)));
     }
-    let info = GroupInfo { line, owner: r.owner, group_type, created_at: r.created_at, members: HashMap::new() };
+    let info =
+        GroupInfo { line, owner: r.profile.owner, group_type, created_at: r.created_at, members: HashMap::new() };
     state.groups.insert(r.group_id, info);
     Ok(())
 }

@@ -604,7 +604,7 @@ fn check_members(t: &Tally, e: &Expected, gid: &str, gr: &ImportGroup, got: &[im
             t.count(MEMBERS, Verdict::Missing, 1, || format!("{gid}: member {} missing", m.user_id));
             continue;
         };
-        let is_owner = gr.owner.as_ref() == Some(&m.user_id);
+        let is_owner = gr.profile.owner.as_ref() == Some(&m.user_id);
         let role = if is_owner { ROLE_OWNER } else { role_name(m.role) };
         let mut diff = Vec::new();
         if have.role.as_deref() != Some(role) {

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use imbridge_core::event::{Gender, GroupType, ImportFriendship, ImportProfile, LeaveReason, MemberRole};
+use imbridge_core::export::GroupProfile;
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::read::{
     ACCOUNTS_PATH, AccountState, AccountsAnswer, AccountsRequest, CONVERSATION_PATH, ConversationRequest, DIGESTS_PATH,
@@ -415,15 +416,8 @@ struct MemberView {
 struct GroupView {
     group_id: GroupId,
     group_type: GroupType,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<UserId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    introduction: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    notification: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    face_url: Option<String>,
+    #[serde(flatten)]
+    profile: GroupProfile,
     created_at: TimestampMs,
     #[serde(skip_serializing_if = "Option::is_none")]
     origin: Option<Origin>,
@@ -436,11 +430,7 @@ impl From<&Group> for GroupView {
         Self {
             group_id: g.record.group_id.clone(),
             group_type: g.record.group_type,
-            name: g.record.name.clone(),
-            owner: g.record.owner.clone(),
-            introduction: g.record.introduction.clone(),
-            notification: g.record.notification.clone(),
-            face_url: g.record.face_url.clone(),
+            profile: g.record.profile.clone(),
             created_at: g.record.created_at,
             origin: g.origin,
             members: g

@@ -17,7 +17,7 @@ use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupType, GroupUpdated, ImportFriendship, ImportProfile,
     LeaveReason, MemberRole, MembersJoined, MembersLeft,
 };
-use imbridge_core::export::{GroupRecord, Typed};
+use imbridge_core::export::{GroupProfile, GroupRecord, Typed};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::read::{
     ConversationAnswer, ConversationDigest, GroupMemberState, GroupState, MAX_READ_MESSAGES, MessageDigest,
@@ -297,11 +297,7 @@ impl State {
             EventData::GroupCreated(GroupCreated {
                 group_id,
                 group_type,
-                name,
-                owner: Some(owner),
-                introduction,
-                notification,
-                face_url,
+                profile: GroupProfile { name, owner: Some(owner), introduction, notification, face_url },
                 members: initial,
             }),
             now,
@@ -380,7 +376,7 @@ impl State {
             if !g.members.contains_key(&u) {
                 return Err(Refusal::NotFound(format!("{u} is not in {group_id}")));
             }
-            if g.record.owner.as_ref() == Some(&u) {
+            if g.record.profile.owner.as_ref() == Some(&u) {
                 return Err(Refusal::Conflict(format!("{u} owns {group_id}; dismiss the group instead")));
             }
             if !gone.contains(&u) {
@@ -426,7 +422,7 @@ impl State {
                 if self.groups.contains_key(&c.group_id) {
                     return Err(Refusal::Conflict(format!("group {} already exists", c.group_id)));
                 }
-                for u in c.owner.iter().chain(&c.members) {
+                for u in c.profile.owner.iter().chain(&c.members) {
                     self.ensure_user(u, ev.time);
                 }
             }
@@ -489,7 +485,7 @@ impl State {
                 for u in &c.members {
                     members.insert(u.clone(), Member { role: MemberRole::Member, joined_at: Some(time), unread: 0 });
                 }
-                if let Some(o) = &c.owner {
+                if let Some(o) = &c.profile.owner {
                     members.insert(o.clone(), Member { role: MemberRole::Owner, joined_at: Some(time), unread: 0 });
                 }
                 self.groups.insert(
@@ -498,11 +494,7 @@ impl State {
                         record: GroupRecord {
                             group_id: c.group_id.clone(),
                             group_type: c.group_type,
-                            name: c.name.clone(),
-                            owner: c.owner.clone(),
-                            introduction: c.introduction.clone(),
-                            notification: c.notification.clone(),
-                            face_url: c.face_url.clone(),
+                            profile: c.profile.clone(),
                             max_members: None,
                             apply_join: None,
                             created_at: time,
@@ -516,17 +508,18 @@ impl State {
             }
             EventData::GroupUpdated(u) => {
                 if let Some(g) = self.groups.get_mut(&u.group_id) {
+                    let p = &mut g.record.profile;
                     if let Some(v) = &u.name {
-                        g.record.name.clone_from(v);
+                        p.name.clone_from(v);
                     }
                     if let Some(v) = &u.introduction {
-                        g.record.introduction = Some(v.clone());
+                        p.introduction = Some(v.clone());
                     }
                     if let Some(v) = &u.notification {
-                        g.record.notification = Some(v.clone());
+                        p.notification = Some(v.clone());
                     }
                     if let Some(v) = &u.face_url {
-                        g.record.face_url = Some(v.clone());
+                        p.face_url = Some(v.clone());
                     }
                     g.profile_updated_at = Some(time);
                 }
@@ -611,11 +604,7 @@ fn group_state(g: &Group) -> GroupState {
     GroupState {
         group_id: g.record.group_id.clone(),
         group_type: g.record.group_type,
-        name: g.record.name.clone(),
-        owner: g.record.owner.clone(),
-        introduction: g.record.introduction.clone(),
-        notification: g.record.notification.clone(),
-        face_url: g.record.face_url.clone(),
+        profile: g.record.profile.clone(),
         profile_updated_at: g.profile_updated_at.or(Some(g.record.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
         members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),

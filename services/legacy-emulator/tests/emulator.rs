@@ -220,7 +220,7 @@ async fn user_actions_fire_signed_webhooks_in_order() {
     );
     assert!(got.iter().all(|e| e.origin.is_none()), "native events carry no origin");
     let EventData::GroupCreated(c) = &got[2].data else { panic!("created") };
-    assert_eq!((c.owner.as_ref().map(|o| o.as_str()), c.members.len()), (Some("ann"), 1));
+    assert_eq!((c.profile.owner.as_ref().map(|o| o.as_str()), c.members.len()), (Some("ann"), 1));
     let EventData::GroupUpdated(u) = &got[4].data else { panic!("updated") };
     assert_eq!((u.name.as_deref(), u.introduction.as_deref()), (Some("Team 2"), None));
     let EventData::MembersLeft(kick) = &got[6].data else { panic!("kick") };
@@ -800,7 +800,7 @@ async fn signed_reads_give_digests_messages_and_group_state() {
     assert_eq!(ids, ["im:gmsg:crew:1"], "applied messages keep their im: ids");
     assert_eq!(crew.messages[0].origin, Some(Origin::Im));
     let state = crew.group.expect("group state");
-    assert_eq!((state.name.as_str(), state.owner.as_ref().map(|o| o.as_str())), ("Crew", Some("ivy")));
+    assert_eq!((state.profile.name.as_str(), state.profile.owner.as_ref().map(|o| o.as_str())), ("Crew", Some("ivy")));
     let members: Vec<(&str, MemberRole)> = state.members.iter().map(|m| (m.user_id.as_str(), m.role)).collect();
     assert_eq!(
         members,

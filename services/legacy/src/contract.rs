@@ -117,10 +117,10 @@ impl EventData {
             }
             EventData::GroupCreated(e) => {
                 group(&e.group_id)?;
-                if e.name.trim().is_empty() {
+                if e.profile.name.trim().is_empty() {
                     return Err("name is empty".into());
                 }
-                if let Some(o) = &e.owner {
+                if let Some(o) = &e.profile.owner {
                     user("owner", o)?;
                 }
                 e.members.iter().try_for_each(|m| user("members[]", m))

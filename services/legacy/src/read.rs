@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use imbridge_core::event::{GroupType, MemberRole};
+use imbridge_core::export::GroupProfile;
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -158,15 +159,8 @@ pub struct GroupMemberState {
 pub struct GroupState {
     pub group_id: GroupId,
     pub group_type: GroupType,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
+    #[serde(flatten)]
+    pub profile: GroupProfile,
     /// When the profile (name, introduction, notification, face URL) last changed. Optional: with it,
     /// reconciliation repairs a profile difference from the side that changed last; without, it reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -793,10 +793,10 @@ fn profile_repair(
         let u = GroupUpdated {
             group_id: group_id.clone(),
             operator: None,
-            name: Some(l.name.clone()),
-            introduction: text(l.introduction.as_deref()),
-            notification: text(l.notification.as_deref()),
-            face_url: text(l.face_url.as_deref()),
+            name: Some(l.profile.name.clone()),
+            introduction: text(l.profile.introduction.as_deref()),
+            notification: text(l.profile.notification.as_deref()),
+            face_url: text(l.profile.face_url.as_deref()),
         };
         (Source::Legacy, legacy_ms, u)
     } else if im_s.saturating_mul(1000) > legacy_ms.0 {
@@ -840,6 +840,7 @@ fn im_role(role: Option<&str>) -> MemberRole {
 
 /// The profile fields that differ (absent and empty are the same: IM answers "" for unset text fields).
 fn profile_differences(l: &GroupState, i: &imbridge_im::types::group::GroupInfo) -> Vec<&'static str> {
+    let l = &l.profile;
     let norm = |s: Option<&str>| s.unwrap_or("").to_owned();
     let mut out = Vec::new();
     if norm(Some(&l.name)) != norm(i.name.as_deref()) {

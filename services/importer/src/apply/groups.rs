@@ -66,12 +66,12 @@ pub struct GroupsHandler {
 pub fn import_group_request(g: &ImportGroup) -> ImportGroupReq {
     ImportGroupReq {
         group_type: g.group_type.as_str().to_owned(),
-        name: g.name.clone(),
-        owner_account: g.owner.as_ref().map(|o| o.as_str().to_owned()),
+        name: g.profile.name.clone(),
+        owner_account: g.profile.owner.as_ref().map(|o| o.as_str().to_owned()),
         group_id: Some(g.group_id.as_str().to_owned()),
-        introduction: g.introduction.clone(),
-        notification: g.notification.clone(),
-        face_url: g.face_url.clone(),
+        introduction: g.profile.introduction.clone(),
+        notification: g.profile.notification.clone(),
+        face_url: g.profile.face_url.clone(),
         max_member_count: g.max_members,
         apply_join_option: g.apply_join.map(|a| apply_join_value(a).to_owned()),
         create_time: Some(g.created_at.as_secs()),

@@ -235,10 +235,13 @@ async fn normalizes_each_consumed_callback_and_drops_echoes() {
     let created = gevt("Group.CallbackAfterCreateGroup", 2);
     let Event::GroupCreated(c) = &created.event else { panic!("{created:?}") };
     assert_eq!(c.group_type, GroupType::Public);
-    assert_eq!(c.owner.as_ref().map(|o| o.as_str()), Some("leckie"));
+    assert_eq!(c.profile.owner.as_ref().map(|o| o.as_str()), Some("leckie"));
     let members: Vec<&str> = c.members.iter().map(|m| m.as_str()).collect();
     assert_eq!(members, vec!["bob", "peter"], "the owner is not listed among the members");
-    assert_eq!((c.introduction.as_deref(), c.notification.as_deref()), (Some("introduction"), Some("notification")));
+    assert_eq!(
+        (c.profile.introduction.as_deref(), c.profile.notification.as_deref()),
+        (Some("introduction"), Some("notification"))
+    );
     let updated = gevt("Group.CallbackAfterGroupInfoChanged", 3);
     let Event::GroupUpdated(u) = &updated.event else { panic!("{updated:?}") };
     assert_eq!(u.notification.as_deref(), Some("NewNotification"));

@@ -291,16 +291,17 @@ impl Applier {
     }
 
     async fn group_created(&self, g: &GroupCreated) -> Result<String, ToImError> {
-        let members: Vec<&UserId> = g.members.iter().filter(|u| Some(*u) != g.owner.as_ref()).collect();
+        let profile = &g.profile;
+        let members: Vec<&UserId> = g.members.iter().filter(|u| Some(*u) != profile.owner.as_ref()).collect();
         let (initial, rest) = members.split_at(members.len().min(CREATE_GROUP_MEMBERS_MAX));
         let req = CreateGroupReq {
             group_type: g.group_type.as_str().to_owned(),
-            name: g.name.clone(),
-            owner_account: g.owner.as_ref().map(|o| o.as_str().to_owned()),
+            name: profile.name.clone(),
+            owner_account: profile.owner.as_ref().map(|o| o.as_str().to_owned()),
             group_id: Some(g.group_id.as_str().to_owned()),
-            introduction: g.introduction.clone(),
-            notification: g.notification.clone(),
-            face_url: g.face_url.clone(),
+            introduction: profile.introduction.clone(),
+            notification: profile.notification.clone(),
+            face_url: profile.face_url.clone(),
             member_list: (!initial.is_empty()).then(|| {
                 initial
                     .iter()
@@ -309,7 +310,7 @@ impl Applier {
             }),
             ..Default::default()
         };
-        let mut everyone: Vec<&UserId> = g.owner.iter().collect();
+        let mut everyone: Vec<&UserId> = profile.owner.iter().collect();
         everyone.extend(members.iter().copied());
         let created = self.with_accounts(&everyone, GROUP_UNKNOWN_ACCOUNT, || self.im.create_group(&req)).await;
         match created {

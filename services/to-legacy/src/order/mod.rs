@@ -60,6 +60,9 @@ impl Default for OrderConfig {
     }
 }
 
+/// The position a group's dismissal takes within its second (group changes carry no seq of their own).
+const DISMISSAL_SEQ: u64 = u64::MAX;
+
 /// Where an event sits in its conversation's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -90,6 +93,9 @@ impl Slot {
                 Slot::Timed { time_ms: env.time.as_millis(), seq: seq.unwrap_or(0), arrived_ms }
             }
             Event::GroupCreated(_) => Slot::First,
+            // Nothing of a group comes after its dismissal: last among the changes of its second, and after the
+            // messages of its millisecond (IM stamps the last message and the dismissal alike).
+            Event::GroupDismissed(_) => Slot::Timed { time_ms: env.time.as_millis(), seq: DISMISSAL_SEQ, arrived_ms },
             _ => Slot::Timed { time_ms: env.time.as_millis(), seq: 0, arrived_ms },
         }
     }
@@ -99,6 +105,11 @@ impl Slot {
             Slot::Timed { time_ms, seq, .. } => (time_ms.div_euclid(1000), seq, time_ms),
             Slot::GroupSeq { .. } | Slot::First => (i64::MIN, 0, 0),
         }
+    }
+
+    /// Whether this is a group's dismissal.
+    fn ends_group(self) -> bool {
+        matches!(self, Slot::Timed { seq: DISMISSAL_SEQ, .. })
     }
 
     /// IM's time of the change (creation: before everything).
@@ -339,10 +350,10 @@ pub fn plan(lane: Lane<'_>, pending: &mut Pending, now_ms: i64, now: Instant, cf
         }
     }
     // Messages (in seq order) and changes (in IM's time order) are merged by IM's time, arrival order breaking
-    // ties: a join goes before the new member's first message, a message before its sender's exit, the group's
-    // last messages before its dismissal. With a fill, the messages before the gap go first, the rest after it.
+    // ties except for a dismissal, which goes after everything of its millisecond: a join goes before the new
+    // member's first message, a message before its sender's exit, the group's last messages before its dismissal. With a fill, the messages before the gap go first, the rest after it.
     let merge = |msgs: &[usize], changes: &[usize], out: &mut Vec<usize>| {
-        let key = |i: usize| (slots[i].time_ms(), i);
+        let key = |i: usize| (slots[i].time_ms(), slots[i].ends_group(), i);
         let (mut g, mut t) = (msgs.iter().copied().peekable(), changes.iter().copied().peekable());
         loop {
             let next = match (g.peek(), t.peek()) {
@@ -558,5 +569,15 @@ mod tests {
         let p = plan(lane(&[LATER, EARLIER], &open), &mut pending, 10_500, Instant::now(), &cfg());
         assert_eq!(p.apply, vec![1, 0]);
         assert_eq!(pending.opened_ms, None, "nothing held: the next records go as they arrive");
+    }
+
+    #[test]
+    fn a_dismissal_goes_after_the_messages_of_its_millisecond() {
+        // IM stamped the last message and the dismissal alike; the dismissal's callback came first.
+        let st = ConvOrder { group_seq: Some(1), ..Default::default() };
+        let dismissal = Slot::Timed { time_ms: 9_000, seq: DISMISSAL_SEQ, arrived_ms: 8_000 };
+        let last = Slot::GroupSeq { seq: 2, time_ms: 9_000 };
+        let p = run(&[dismissal, last], &st, &mut live(), Instant::now());
+        assert_eq!(p.apply, vec![1, 0]);
     }
 }

@@ -114,7 +114,7 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
         .emulator()
         .read(|s| s.groups.get(&GroupId::parse("club").expect("id")).cloned())
         .expect("club exists on legacy");
-    assert_eq!(club.record.name, "Club renamed");
+    assert_eq!(club.record.profile.name, "Club renamed");
     let members: Vec<&str> = club.members.keys().map(UserId::as_str).collect();
     assert_eq!(members, vec!["ann", "cy"]);
     let club_msgs: Vec<String> = club.messages.iter().map(|m| format!("{:?}", m.body)).collect();

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupMessage, GroupType, GroupUpdated, MembersJoined, MembersLeft,
 };
+use imbridge_core::export::GroupProfile;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_kafka::reader::{Start, read_range};
@@ -107,11 +108,7 @@ pub fn created(group: &str, owner: &str, members: &[&str], at: i64) -> Envelope 
         Event::GroupCreated(GroupCreated {
             group_id: g(group),
             group_type: GroupType::Public,
-            name: format!("{group} name"),
-            owner: Some(u(owner)),
-            introduction: None,
-            notification: None,
-            face_url: None,
+            profile: GroupProfile { owner: Some(u(owner)), ..GroupProfile::named(format!("{group} name")) },
             members: members.iter().map(|m| u(m)).collect(),
         }),
     )
