@@ -13,6 +13,7 @@ mod ops_demo_check;
 mod ops_observe;
 mod ops_replay;
 mod ops_scale;
+mod reconcile_fault_suite;
 mod reconcile_ingest_kills;
 mod reconcile_repair;
 mod sync_callback_faults;
