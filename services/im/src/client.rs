@@ -495,11 +495,11 @@ impl ImClient {
             if page.complete_flag == 1 {
                 return Ok(out);
             }
-            let next = (page.time_stamp, page.start_index, page.top_time_stamp, page.top_start_index);
-            if next == (req.time_stamp, req.start_index, req.top_time_stamp, req.top_start_index) {
+            let next = page.cursor;
+            if next == req.cursor {
                 return Err(no_progress(Api::RecentContactGetList, format!("cursor stuck at {next:?}")));
             }
-            (req.time_stamp, req.start_index, req.top_time_stamp, req.top_start_index) = next;
+            req.cursor = next;
         }
     }
 

@@ -15,11 +15,10 @@ pub const SESSION_C2C: u32 = 1;
 /// `SessionItem.Type` of a group conversation.
 pub const SESSION_GROUP: u32 = 2;
 
-/// `get_list` request: every field is required; both cursors are 0 for the first page.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RecentContactGetListReq {
-    #[serde(rename = "From_Account")]
-    pub from_account: String,
+/// Where a `get_list` page starts: the ordinary and the pinned list's cursors. A response's cursor is the next
+/// request's; all 0 for the first page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecentContactCursor {
     #[serde(rename = "TimeStamp")]
     pub time_stamp: u64,
     #[serde(rename = "StartIndex")]
@@ -28,6 +27,15 @@ pub struct RecentContactGetListReq {
     pub top_time_stamp: u64,
     #[serde(rename = "TopStartIndex")]
     pub top_start_index: u64,
+}
+
+/// `get_list` request: every field is required.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecentContactGetListReq {
+    #[serde(rename = "From_Account")]
+    pub from_account: String,
+    #[serde(flatten)]
+    pub cursor: RecentContactCursor,
     #[serde(rename = "AssistFlags")]
     pub assist_flags: u32,
 }
@@ -73,12 +81,6 @@ pub struct RecentContactGetListResp {
     /// 1 when the list is complete.
     #[serde(rename = "CompleteFlag")]
     pub complete_flag: u32,
-    #[serde(rename = "TimeStamp")]
-    pub time_stamp: u64,
-    #[serde(rename = "StartIndex")]
-    pub start_index: u64,
-    #[serde(rename = "TopTimeStamp")]
-    pub top_time_stamp: u64,
-    #[serde(rename = "TopStartIndex")]
-    pub top_start_index: u64,
+    #[serde(flatten)]
+    pub cursor: RecentContactCursor,
 }
