@@ -29,9 +29,9 @@ use std::time::Duration;
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{Element, Envelope, TimestampMs};
 use imbridge_e2e::*;
+use imbridge_im::Api;
 use imbridge_im::ImClient;
 use imbridge_im::config::RateSetting;
-use imbridge_im::{Api, from_im_body};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -48,20 +48,7 @@ enum Side {
     Im,
 }
 
-/// One group as either system shows it, in a shared shape.
-#[derive(Debug, Clone, PartialEq)]
-struct GroupSnap {
-    group_type: String,
-    name: String,
-    introduction: String,
-    notification: String,
-    face_url: String,
-    owner: String,
-    /// Member → role (`owner`, `admin`, `member`).
-    members: BTreeMap<String, String>,
-    /// (sender, body) in the system's order; IM's join/leave notices left out.
-    messages: Vec<(String, Vec<Element>)>,
-}
+use imbridge_demo::GroupSnap;
 
 type Msgs = Vec<(String, Vec<Element>)>;
 
@@ -76,6 +63,8 @@ struct Cluster {
     to_im_group: String,
     to_legacy_group: String,
     im: ImClient,
+    /// Both systems as the demo reads them: the snapshots compared here are the demo's.
+    systems: imbridge_demo::Systems,
     http: reqwest::Client,
     procs: Mutex<BTreeMap<&'static str, Proc>>,
     sigs: std::sync::Mutex<BTreeMap<String, String>>,
@@ -182,6 +171,19 @@ impl Cluster {
         for api in [Api::AdminGetRoamMsg, Api::GroupMsgGetSimple, Api::GetGroupInfo, Api::GetGroupMemberInfo] {
             im.set_rate(api, RateSetting::PerSec(150.0));
         }
+        let systems = imbridge_demo::Systems::new(imbridge_demo::Endpoints {
+            legacy_url: legacy_url.clone(),
+            im: app.im.clone(),
+            kafka: app.kafka.clone(),
+            topics: app.topics.clone(),
+            to_im_group: to_im_group.clone(),
+            to_legacy_group: to_legacy_group.clone(),
+            // Only the readers are used here, never the in-flight check that scrapes these.
+            ingest_metrics: String::new(),
+            to_im_metrics: String::new(),
+            to_legacy_metrics: String::new(),
+        })
+        .expect("systems");
         let c = Arc::new(Cluster {
             dir,
             topics,
@@ -193,6 +195,7 @@ impl Cluster {
             to_im_group,
             to_legacy_group,
             im,
+            systems,
             http: reqwest::Client::new(),
             procs: Mutex::new(procs),
             sigs: Default::default(),
@@ -267,35 +270,11 @@ impl Cluster {
     }
 
     async fn legacy_c2c(&self, a: &str, b: &str) -> Msgs {
-        let v = self.legacy(reqwest::Method::GET, &format!("/api/c2c/{a}/{b}/messages"), None).await;
-        messages_of(&v["messages"])
+        self.systems.legacy_c2c(a, b).await.expect("legacy c2c")
     }
 
     async fn legacy_group(&self, g: &str) -> Option<GroupSnap> {
-        let r = self.http.get(format!("{}/api/groups/{g}", self.legacy_url)).send().await.expect("legacy group");
-        if r.status() == reqwest::StatusCode::NOT_FOUND {
-            return None;
-        }
-        let v: Value = r.json().await.expect("group json");
-        let msgs = self.legacy(reqwest::Method::GET, &format!("/api/groups/{g}/messages"), None).await;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-        Some(GroupSnap {
-            group_type: s("group_type"),
-            name: s("name"),
-            introduction: s("introduction"),
-            notification: s("notification"),
-            face_url: s("face_url"),
-            owner: s("owner"),
-            members: v["members"]
-                .as_array()
-                .expect("members")
-                .iter()
-                .map(|m| {
-                    (m["user_id"].as_str().expect("user").to_owned(), m["role"].as_str().expect("role").to_lowercase())
-                })
-                .collect(),
-            messages: messages_of(&msgs),
-        })
+        self.systems.legacy_group(g).await.expect("legacy group")
     }
 
     async fn legacy_group_ids(&self) -> BTreeSet<String> {
@@ -349,43 +328,11 @@ impl Cluster {
     }
 
     async fn im_c2c(&self, a: &str, b: &str) -> Msgs {
-        let msgs = self.im.c2c_history(a, b, 0, TimestampMs::now().as_secs() + 30 * 86_400).await.expect("c2c history");
-        msgs.iter().map(|m| (m.from_account.clone(), from_im_body(&m.msg_body).expect("canonical body"))).collect()
+        self.systems.im_c2c(a, b).await.expect("IM c2c")
     }
 
     async fn im_group(&self, g: &str) -> Option<GroupSnap> {
-        let info = self.im.group_infos(&[g.to_owned()], None).await.expect("group info").into_iter().next()?;
-        if info.error_code != 0 {
-            return None;
-        }
-        let members = self
-            .im
-            .all_group_members(g, Some(vec!["Role".into()]))
-            .await
-            .expect("members")
-            .into_iter()
-            .map(|m| (m.member_account, m.role.unwrap_or_default().to_lowercase()))
-            .collect();
-        let messages = self
-            .im
-            .group_history(g, false)
-            .await
-            .expect("group history")
-            .into_iter()
-            .filter(|m| m.is_system_msg != Some(1))
-            .map(|m| (m.from_account.clone(), from_im_body(&m.msg_body).expect("canonical body")))
-            .collect();
-        let s = |o: Option<String>| o.unwrap_or_default();
-        Some(GroupSnap {
-            group_type: s(info.group_type),
-            name: s(info.name),
-            introduction: s(info.introduction),
-            notification: s(info.notification),
-            face_url: s(info.face_url),
-            owner: s(info.owner_account),
-            members,
-            messages,
-        })
+        self.systems.im_group(g).await.expect("IM group")
     }
 
     async fn im_group_ids(&self) -> BTreeSet<String> {
@@ -491,19 +438,6 @@ impl Cluster {
             dismissed_texts
         );
     }
-}
-
-fn messages_of(v: &Value) -> Msgs {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|m| {
-                    let body: Vec<Element> = serde_json::from_value(m["body"].clone()).expect("canonical body");
-                    (m["from"].as_str().expect("from").to_owned(), body)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn text_body(s: &str) -> Value {
