@@ -30,6 +30,11 @@ pub struct World {
     pub seq: std::sync::atomic::AtomicU32,
 }
 
+/// The time ingest gives an IM message: the callback's `EventTime` (ms, when it was sent), within `MsgTime`'s second.
+fn callback_time(msg_time_s: i64) -> i64 {
+    imbridge_core::TimestampMs::now().0.max(msg_time_s * 1000)
+}
+
 fn text(t: &str) -> Value {
     json!([{ "type": "text", "text": t }])
 }
@@ -149,9 +154,11 @@ impl World {
             .expect("send on im");
         let id = EventId::im_c2c(&UserId::new_unchecked(from), &sent.msg_key).to_string();
         if copy {
-            self.apply_one(json!({"id": id, "type": "c2c.message", "time": sent.msg_time * 1000, "origin": "im",
-                "from": from, "to": to, "body": text(t)}))
-                .await;
+            self.apply_one(
+                json!({"id": id, "type": "c2c.message", "time": callback_time(sent.msg_time), "origin": "im",
+                "from": from, "to": to, "body": text(t)}),
+            )
+            .await;
         }
         id
     }
@@ -190,9 +197,11 @@ impl World {
             .expect("send on im");
         if copy {
             let id = format!("im:gmsg:{group}:{}", sent.msg_seq);
-            self.apply_one(json!({"id": id, "type": "group.message", "time": sent.msg_time * 1000, "origin": "im",
-                "group_id": group, "from": from, "body": text(t)}))
-                .await;
+            self.apply_one(
+                json!({"id": id, "type": "group.message", "time": callback_time(sent.msg_time), "origin": "im",
+                "group_id": group, "from": from, "body": text(t)}),
+            )
+            .await;
         }
         sent.msg_seq
     }
@@ -201,7 +210,8 @@ impl World {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn apply_one(&self, v: Value) {
+    /// Applies one contract event on legacy as to-legacy would.
+    pub async fn apply_one(&self, v: Value) {
         let ev = ContractEvent::from_value(&v).expect("valid event");
         self.apply.apply(&[ev], &CancellationToken::new()).await.expect("apply");
     }

@@ -246,7 +246,7 @@ fn is_avchatroom(group_type: &str) -> bool {
 }
 
 /// IM's group type names, including the newer aliases (`Work` = Private, `Meeting` = ChatRoom).
-fn group_type(s: &str) -> Option<GroupType> {
+pub fn group_type(s: &str) -> Option<GroupType> {
     match s {
         "Private" | "Work" => Some(GroupType::Private),
         "Public" => Some(GroupType::Public),

@@ -240,7 +240,14 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         }
         state.groups.insert(
             r.group_id.clone(),
-            Group { record: r, profile_updated_at: None, origin: None, members: BTreeMap::new(), messages: Vec::new() },
+            Group {
+                record: r,
+                profile_updated_at: None,
+                origin: None,
+                members: BTreeMap::new(),
+                departed: BTreeMap::new(),
+                messages: Vec::new(),
+            },
         );
         counts.groups += 1;
         Ok(())
@@ -249,7 +256,12 @@ pub fn read_export(state: &mut State, dir: &Path, id_prefix: &str) -> Result<Exp
         let g = state.groups.get_mut(&r.group_id).ok_or_else(|| format!("group_id: no group {}", r.group_id))?;
         g.members.insert(
             r.user_id,
-            Member { role: r.role.unwrap_or_default(), joined_at: r.joined_at, unread: r.unread.unwrap_or(0) },
+            Member {
+                role: r.role.unwrap_or_default(),
+                joined_at: r.joined_at,
+                unread: r.unread.unwrap_or(0),
+                origin: None,
+            },
         );
         counts.group_members += 1;
         Ok(())

@@ -20,8 +20,8 @@ use imbridge_core::event::{
 use imbridge_core::export::{GroupProfile, GroupRecord, Typed};
 use imbridge_core::{ConversationKey, Element, GroupId, TimestampMs, UserId};
 use imbridge_legacy::read::{
-    ConversationAnswer, ConversationDigest, GroupMemberState, GroupState, MAX_READ_MESSAGES, MessageDigest,
-    StoredMessage, Window,
+    ConversationAnswer, ConversationDigest, DepartedMember, GroupMemberState, GroupState, MAX_READ_MESSAGES,
+    MessageDigest, StoredMessage, Window,
 };
 use imbridge_legacy::{ContractEvent, EventData, Origin};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,17 @@ pub struct Member {
     pub joined_at: Option<TimestampMs>,
     /// Messages from others since this member last read the group.
     pub unread: u32,
+    /// Who made the membership (`im`: imbridge applied it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// A former member's last leave, kept so the read endpoint can say which side changed a membership last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Departed {
+    pub left_at: TimestampMs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 /// A group: its export line (profile, type, creation) and what the emulator keeps beside it.
@@ -70,6 +81,10 @@ pub struct Group {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
     pub members: BTreeMap<UserId, Member>,
+    /// Former members (not members now) and their last leave.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub departed: BTreeMap<UserId, Departed>,
+    /// In the conversation's order: by time, ties in the order stored (see [`insert_in_order`]).
     pub messages: Vec<Message>,
 }
 
@@ -100,6 +115,9 @@ pub struct State {
     /// reader → peer → read up to.
     pub reads: BTreeMap<UserId, BTreeMap<UserId, TimestampMs>>,
     pub groups: BTreeMap<GroupId, Group>,
+    /// Dismissed groups and when, so a read can say a group is gone on purpose.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dismissed: BTreeMap<GroupId, TimestampMs>,
     /// Ids of every event applied through `/v1/apply`: the idempotency record.
     pub applied_ids: BTreeSet<String>,
     /// Webhook events not yet accepted by ingest, oldest first.
@@ -452,15 +470,18 @@ impl State {
         match &ev.data {
             EventData::C2cMessage(m) => {
                 let key = ConversationKey::c2c(&m.from, &m.to);
-                self.c2c.entry(key).or_default().push(Message {
-                    id: ev.id.clone(),
-                    from: m.from.clone(),
-                    to: Some(m.to.clone()),
-                    time,
-                    body: m.body.clone(),
-                    custom_data: m.custom_data.clone(),
-                    origin: ev.origin,
-                });
+                insert_in_order(
+                    self.c2c.entry(key).or_default(),
+                    Message {
+                        id: ev.id.clone(),
+                        from: m.from.clone(),
+                        to: Some(m.to.clone()),
+                        time,
+                        body: m.body.clone(),
+                        custom_data: m.custom_data.clone(),
+                        origin: ev.origin,
+                    },
+                );
             }
             EventData::GroupMessage(m) => {
                 if let Some(g) = self.groups.get_mut(&m.group_id) {
@@ -469,25 +490,30 @@ impl State {
                             member.unread = member.unread.saturating_add(1);
                         }
                     }
-                    g.messages.push(Message {
-                        id: ev.id.clone(),
-                        from: m.from.clone(),
-                        to: None,
-                        time,
-                        body: m.body.clone(),
-                        custom_data: m.custom_data.clone(),
-                        origin: ev.origin,
-                    });
+                    insert_in_order(
+                        &mut g.messages,
+                        Message {
+                            id: ev.id.clone(),
+                            from: m.from.clone(),
+                            to: None,
+                            time,
+                            body: m.body.clone(),
+                            custom_data: m.custom_data.clone(),
+                            origin: ev.origin,
+                        },
+                    );
                 }
             }
             EventData::GroupCreated(c) => {
                 let mut members = BTreeMap::new();
+                let member = |role| Member { role, joined_at: Some(time), unread: 0, origin: ev.origin };
                 for u in &c.members {
-                    members.insert(u.clone(), Member { role: MemberRole::Member, joined_at: Some(time), unread: 0 });
+                    members.insert(u.clone(), member(MemberRole::Member));
                 }
                 if let Some(o) = &c.profile.owner {
-                    members.insert(o.clone(), Member { role: MemberRole::Owner, joined_at: Some(time), unread: 0 });
+                    members.insert(o.clone(), member(MemberRole::Owner));
                 }
+                self.dismissed.remove(&c.group_id);
                 self.groups.insert(
                     c.group_id.clone(),
                     Group {
@@ -502,6 +528,7 @@ impl State {
                         profile_updated_at: Some(time),
                         origin: ev.origin,
                         members,
+                        departed: BTreeMap::new(),
                         messages: Vec::new(),
                     },
                 );
@@ -525,15 +552,19 @@ impl State {
                 }
             }
             EventData::GroupDismissed(d) => {
-                self.groups.remove(&d.group_id);
+                if self.groups.remove(&d.group_id).is_some() {
+                    self.dismissed.insert(d.group_id.clone(), time);
+                }
             }
             EventData::MembersJoined(j) => {
                 if let Some(g) = self.groups.get_mut(&j.group_id) {
                     for u in &j.members {
+                        g.departed.remove(u);
                         g.members.entry(u.clone()).or_insert(Member {
                             role: MemberRole::Member,
                             joined_at: Some(time),
                             unread: 0,
+                            origin: ev.origin,
                         });
                     }
                 }
@@ -541,7 +572,9 @@ impl State {
             EventData::MembersLeft(l) => {
                 if let Some(g) = self.groups.get_mut(&l.group_id) {
                     for u in &l.members {
-                        g.members.remove(u);
+                        if g.members.remove(u).is_some() {
+                            g.departed.insert(u.clone(), Departed { left_at: time, origin: ev.origin });
+                        }
                     }
                 }
             }
@@ -581,7 +614,8 @@ impl State {
         let mut in_window = msgs.iter().filter(|m| window.contains(m.time));
         let messages: Vec<StoredMessage> = in_window.by_ref().take(MAX_READ_MESSAGES).cloned().collect();
         let truncated = in_window.next().is_some();
-        ConversationAnswer { conversation: conversation.clone(), messages, truncated, group }
+        let dismissed_at = conversation.group_id().and_then(|g| self.dismissed.get(&g).copied());
+        ConversationAnswer { conversation: conversation.clone(), messages, truncated, group, dismissed_at }
     }
 
     /// Totals for `/api/stats`.
@@ -607,8 +641,31 @@ fn group_state(g: &Group) -> GroupState {
         profile: g.record.profile.clone(),
         profile_updated_at: g.profile_updated_at.or(Some(g.record.created_at)),
         // A BTreeMap iterates in key order: members come sorted by user id, as the contract says.
-        members: g.members.iter().map(|(u, m)| GroupMemberState { user_id: u.clone(), role: m.role }).collect(),
+        members: g
+            .members
+            .iter()
+            .map(|(u, m)| GroupMemberState {
+                user_id: u.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+                origin: m.origin,
+            })
+            .collect(),
+        origin: g.origin,
+        departed: g
+            .departed
+            .iter()
+            .map(|(u, d)| DepartedMember { user_id: u.clone(), left_at: d.left_at, origin: d.origin })
+            .collect(),
     }
+}
+
+/// Stores a message at its place in the conversation's order, which the contract fixes: by message time, ties
+/// in the order stored. A message that arrives late (a repair, a retried copy) lands where its time puts it,
+/// not last; appending stays the common case.
+fn insert_in_order(msgs: &mut Vec<Message>, m: Message) {
+    let pos = msgs.partition_point(|x| x.time <= m.time);
+    msgs.insert(pos, m);
 }
 
 /// What `/api/stats` answers.

@@ -147,11 +147,29 @@ pub struct AccountsAnswer {
     pub accounts: Vec<AccountState>,
 }
 
-/// A group member and its role.
+/// A group member and its role, with the evidence reconciliation decides a member on one side only from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMemberState {
     pub user_id: UserId,
     pub role: MemberRole,
+    /// When this membership began (the joining event's time). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<TimestampMs>,
+    /// Who made the membership: `im` when imbridge applied it (copied from IM), absent when legacy's own users
+    /// did. Optional; without it a member IM lacks is reported, not repaired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// A former member: the last time they left the group, and who removed them. Optional in the answer; with it,
+/// reconciliation can tell "left on legacy, the leave never reached IM" from "joined on IM, the join never
+/// reached legacy".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartedMember {
+    pub user_id: UserId,
+    pub left_at: TimestampMs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 /// A group's profile and members as the legacy system holds them now.
@@ -167,10 +185,17 @@ pub struct GroupState {
     pub profile_updated_at: Option<TimestampMs>,
     /// Sorted by user id.
     pub members: Vec<GroupMemberState>,
+    /// Who created the group (`im`: imbridge applied it). Optional, as on members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// Users who were members and are not now, sorted by user id, each with their last leave. Optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departed: Vec<DepartedMember>,
 }
 
 /// `POST /v1/read/conversation` answer. An unknown conversation is an empty answer, not a 404: "legacy has
-/// nothing" is exactly what reconciliation needs to learn.
+/// nothing" is exactly what reconciliation needs to learn. Messages are in the conversation's order, which the
+/// contract fixes: by message time, then by the order they were stored (see docs/legacy-contract.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationAnswer {
     pub conversation: ConversationKey,
@@ -182,6 +207,10 @@ pub struct ConversationAnswer {
     /// For a group that exists: its state now (not as of the window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupState>,
+    /// For a group that no longer exists because it was dismissed: when. Optional; with it, a group IM still
+    /// has is dismissed there instead of being created on legacy again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dismissed_at: Option<TimestampMs>,
 }
 
 /// The digest hash: SHA-256 over, per message in order, `<id>\n<time ms>\n<from>\n<body as compact JSON>\n`,

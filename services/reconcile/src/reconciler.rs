@@ -9,14 +9,15 @@
 //! Repairs never write to either system. A message one side lacks becomes the event that side's apply service
 //! would have received, with the id the source's own identifiers give it (`legacy:<id>`,
 //! `im:c2c:<from>:<MsgKey>`, `im:gmsg:<group>:<MsgSeq>`): a repair of something still in flight is the same event
-//! twice, which the apply services' idempotency absorbs. Differences that no event can fix (changed content, a
-//! copy whose original is gone, group profile and member differences, whose right side is unknown here) are
+//! twice, which the apply services' idempotency absorbs. A group or a member one side lacks is created or
+//! removed by [`crate::presence`]'s rule ([`crate::group_state`]); a group profile by its change times.
+//! Differences that no event can fix (changed content, a copy whose original is gone, roles, the owner) are
 //! reported only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use imbridge_core::event::{C2cMessage, GroupMessage, GroupUpdated, MemberRole};
+use imbridge_core::event::{C2cMessage, GroupMessage, GroupUpdated};
 use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_im::types::account::{ProfileValue, tags};
@@ -47,12 +48,12 @@ pub const ORIGIN_RECONCILE: &str = "reconcile";
 const CONTENT_DIFFERS: &str = "content differs under the same identity; an event with that id would be deduplicated";
 const COPY_OF_GONE_IM: &str = "a copy of an IM message whose original is gone from IM";
 const COPY_OF_GONE_LEGACY: &str = "a copy of a legacy message whose original is gone from legacy";
-const GROUP_STATE: &str = "group state differences are reported only";
+pub(crate) const GROUP_STATE: &str = "group state differences are reported only";
 const ACCOUNTS: &str = "accounts are created by the import (or by to-im on first sight with import_unknown_accounts)";
 const PROFILES: &str = "no live event carries a user profile";
 const PROFILE_TIMES: &str = "which side changed the profile last is unknown (no or equal change times)";
-const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see group_profile)";
-const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see group_profile)";
+const NO_GROUP_ON_IM: &str = "the group does not exist on IM (see groups)";
+const NO_GROUP_ON_LEGACY: &str = "the group does not exist on legacy (see groups)";
 
 /// IM answers these for history of something that cannot exist (unknown operator or peer, unknown group).
 const IM_NOTHING: &[i64] = &[90008, 90003, 70107, 10010, 10015];
@@ -474,80 +475,36 @@ impl Reconciler {
         }
         report.legacy_calls += 1;
         let legacy = self.legacy.conversation(key, window).await?;
-        // Profile and existence.
-        let profile = report.row(Kind::GroupProfile);
-        profile.checked += 1;
-        match (&legacy.group, &info) {
-            (None, None) => profile.identical += 1,
-            (Some(_), None) => {
-                let g = group_id.to_string();
-                self.finding(report, Kind::GroupProfile, Difference::MissingInIm, key, &g, Err(GROUP_STATE), dry_run)
-                    .await?;
+        // Existence first: a group one side lacks is created there (or removed from the other) before its
+        // messages, which then follow the creation on the same key.
+        let exists = self.group_existence(report, key, group_id, &legacy, info.as_ref(), dry_run).await?;
+        if let (Some(l), Some(i)) = (&legacy.group, &info) {
+            let fields = profile_differences(l, i);
+            let profile = report.row(Kind::GroupProfile);
+            profile.checked += 1;
+            if fields.is_empty() {
+                profile.identical += 1;
             }
-            (None, Some(_)) => {
-                let g = group_id.to_string();
-                self.finding(
-                    report,
-                    Kind::GroupProfile,
-                    Difference::MissingInLegacy,
-                    key,
-                    &g,
-                    Err(GROUP_STATE),
-                    dry_run,
-                )
-                .await?;
-            }
-            (Some(l), Some(i)) => {
-                let fields = profile_differences(l, i);
-                if fields.is_empty() {
-                    profile.identical += 1;
-                }
-                // The side that changed its profile last is right (see `profile_repair`); the owner is not a
-                // profile field an event can set.
-                let (owner, fields): (Vec<&str>, Vec<&str>) = fields.into_iter().partition(|f| *f == "owner");
-                let mut repaired_by: Option<EventId> = None;
-                for f in fields {
-                    match &repaired_by {
-                        Some(id) => self.also_repaired(report, Kind::GroupProfile, key, f, id, dry_run),
-                        None => {
-                            let repair = profile_repair(key, group_id, l, i);
-                            repaired_by = repair.as_ref().ok().map(|e| e.id.clone());
-                            self.finding(report, Kind::GroupProfile, Difference::Different, key, f, repair, dry_run)
-                                .await?;
-                        }
+            // The side that changed its profile last is right (see `profile_repair`); the owner is not a
+            // profile field an event can set.
+            let (owner, fields): (Vec<&str>, Vec<&str>) = fields.into_iter().partition(|f| *f == "owner");
+            let mut repaired_by: Option<EventId> = None;
+            for f in fields {
+                match &repaired_by {
+                    Some(id) => self.also_repaired(report, Kind::GroupProfile, key, f, id, dry_run),
+                    None => {
+                        let repair = profile_repair(key, group_id, l, i);
+                        repaired_by = repair.as_ref().ok().map(|e| e.id.clone());
+                        self.finding(report, Kind::GroupProfile, Difference::Different, key, f, repair, dry_run)
+                            .await?;
                     }
                 }
-                for f in owner {
-                    self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
-                        .await?;
-                }
             }
-        }
-        // Members, when both sides have the group.
-        if let (Some(l), Some(_)) = (&legacy.group, &info) {
-            let im_members = self.im.all_group_members(group_id.as_str(), None).await?;
-            let im_roles: HashMap<&str, MemberRole> =
-                im_members.iter().map(|m| (m.member_account.as_str(), im_role(m.role.as_deref()))).collect();
-            let legacy_roles: HashMap<&str, MemberRole> =
-                l.members.iter().map(|m| (m.user_id.as_str(), m.role)).collect();
-            let mut findings = Vec::new();
-            let row = report.row(Kind::GroupMembers);
-            for (u, role) in &legacy_roles {
-                row.checked += 1;
-                match im_roles.get(u) {
-                    None => findings.push((Difference::MissingInIm, (*u).to_owned())),
-                    Some(r) if r != role => findings.push((Difference::Different, (*u).to_owned())),
-                    Some(_) => row.identical += 1,
-                }
+            for f in owner {
+                self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
+                    .await?;
             }
-            for u in im_roles.keys().filter(|u| !legacy_roles.contains_key(*u)) {
-                row.checked += 1;
-                findings.push((Difference::MissingInLegacy, (*u).to_owned()));
-            }
-            findings.sort();
-            for (d, u) in findings {
-                self.finding(report, Kind::GroupMembers, d, key, &u, Err(GROUP_STATE), dry_run).await?;
-            }
+            self.members(report, key, group_id, l, dry_run).await?;
         }
         // Messages: `NextMsgSeq` 1 means none were ever sent, so the history read is skipped.
         let since_s = window.since.map_or(0, |t| t.0.div_euclid(1000));
@@ -575,10 +532,10 @@ impl Reconciler {
         let diff = compare_counted(report, Kind::GroupMessages, &l, &r);
         for &li in &diff.missing_in_im {
             let m = &legacy.messages[li];
-            // A group IM lacks entirely cannot take a message; its creation is reported above.
+            // A group IM lacks and reconcile does not create there cannot take a message.
             let repair = if !l[li].legacy_origin {
                 Err(COPY_OF_GONE_IM)
-            } else if info.is_none() {
+            } else if !exists.im {
                 Err(NO_GROUP_ON_IM)
             } else {
                 Ok(Envelope {
@@ -601,7 +558,7 @@ impl Reconciler {
             let m = &im_msgs[ii];
             let repair = if r[ii].legacy_origin {
                 Err(COPY_OF_GONE_LEGACY)
-            } else if legacy.group.is_none() {
+            } else if !exists.legacy {
                 Err(NO_GROUP_ON_LEGACY)
             } else {
                 Ok(Envelope {
@@ -666,6 +623,22 @@ impl Reconciler {
         repair: Result<Envelope, &'static str>,
         dry_run: bool,
     ) -> Result<(), ReconcileError> {
+        self.finding_with(report, kind, difference, key, item, repair, dry_run, serde_json::Value::Null).await
+    }
+
+    /// [`Self::finding`] with the evidence the repair rests on (each side's view), put in the evidence header.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finding_with(
+        &self,
+        report: &mut Report,
+        kind: Kind,
+        difference: Difference,
+        key: &ConversationKey,
+        item: &str,
+        repair: Result<Envelope, &'static str>,
+        dry_run: bool,
+        seen: serde_json::Value,
+    ) -> Result<(), ReconcileError> {
         let row = report.row(kind);
         match difference {
             Difference::MissingInIm => row.missing_in_im += 1,
@@ -693,11 +666,14 @@ impl Reconciler {
                     Source::Legacy => &self.topics.legacy_events,
                     Source::Im => &self.topics.im_events,
                 };
-                let evidence = serde_json::json!({
+                let mut evidence = serde_json::json!({
                     "conversation": key.as_str(), "kind": kind.as_str(), "item": item,
                     "checked_at": TimestampMs::now().0,
-                })
-                .to_string();
+                });
+                if !seen.is_null() {
+                    evidence["seen"] = seen;
+                }
+                let evidence = evidence.to_string();
                 let payload = env.to_json();
                 let headers: [(&str, &[u8]); 3] = [
                     (ORIGIN_HEADER, ORIGIN_RECONCILE.as_bytes()),
@@ -830,14 +806,6 @@ fn profile_repair(
         recorded_at: Some(TimestampMs::now()),
         event: Event::GroupUpdated(update),
     })
-}
-
-fn im_role(role: Option<&str>) -> MemberRole {
-    match role {
-        Some("Owner") => MemberRole::Owner,
-        Some("Admin") => MemberRole::Admin,
-        _ => MemberRole::Member,
-    }
 }
 
 /// The profile fields that differ (absent and empty are the same: IM answers "" for unset text fields).

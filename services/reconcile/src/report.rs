@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     C2cMessages,
     GroupMessages,
+    /// A group exists on both sides (or on neither).
+    Groups,
     GroupProfile,
     GroupMembers,
     /// A user's account exists.
@@ -21,9 +23,10 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::C2cMessages,
         Kind::GroupMessages,
+        Kind::Groups,
         Kind::GroupProfile,
         Kind::GroupMembers,
         Kind::Accounts,
@@ -34,6 +37,7 @@ impl Kind {
         match self {
             Kind::C2cMessages => "c2c_messages",
             Kind::GroupMessages => "group_messages",
+            Kind::Groups => "groups",
             Kind::GroupProfile => "group_profile",
             Kind::GroupMembers => "group_members",
             Kind::Accounts => "accounts",

@@ -229,3 +229,73 @@ async fn accounts_and_profiles_are_compared() {
     let p = report.kinds[&Kind::Profiles];
     assert_eq!((p.checked, p.identical, p.different), (2, 1, 1));
 }
+
+#[tokio::test]
+async fn members_and_groups_on_one_side_only_are_decided_from_evidence() {
+    use imbridge_im::types::group::CreateGroupReq;
+    use serde_json::json;
+    let w = World::start().await;
+    w.in_step().await;
+    // IM's JoinTime and legacy's leave are compared in whole seconds: the kick below must fall in a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // dee joined on IM, the callback lost: IM is right.
+    w.im_only_member("crew", "dee").await;
+    // cy joined on IM and reached legacy (imbridge applied it), then left IM with the callback lost: IM is right.
+    w.apply_one(json!({"id": "im:gevt:crew:join:1:x", "type": "group.members_joined", "time": 1_000, "origin": "im",
+        "group_id": "crew", "members": ["cy"]}))
+        .await;
+    // bob was kicked on legacy after he joined IM, and the kick never reached IM: legacy is right.
+    w.legacy_post("/api/groups/crew/kick", json!({"operator": "ann", "members": ["bob"]})).await;
+    w.group("club", "ann", &[]).await;
+    w.legacy_group_msg("club", "ann", "in step", true).await;
+    // dee joined club on legacy and the join never reached IM: legacy is right.
+    w.legacy_post("/api/groups/club/members", json!({"operator": "ann", "members": ["dee"]})).await;
+    // A group legacy made that never reached IM, and one IM made whose creation callback was lost.
+    w.legacy_post("/api/groups", json!({"group_id": "lgonly", "name": "lgonly", "owner": "ann", "members": ["bob"]}))
+        .await;
+    w.legacy_group_msg("lgonly", "ann", "legacy only", false).await;
+    w.client
+        .create_group(&CreateGroupReq {
+            group_type: "Public".into(),
+            name: "imonly".into(),
+            owner_account: Some("ann".into()),
+            group_id: Some("imonly".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("create group");
+    let seq = w.im_group_msg("imonly", "ann", "im only", false).await;
+
+    let report = reconciler(&w).reconcile_once(&Scope::default(), true).await.expect("pass");
+    println!("{}", report.table());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let repair = |conversation: &str, kind: Kind, item: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.conversation == conversation && f.kind == kind && f.item == item)
+            .unwrap_or_else(|| panic!("{conversation} {item}: {:#?}", report.findings))
+            .repair_event
+            .clone()
+            .unwrap_or_default()
+    };
+    assert!(repair("group:crew", Kind::GroupMembers, "dee").starts_with("im:gevt:crew:reconcile.join:"));
+    assert!(repair("group:crew", Kind::GroupMembers, "cy").starts_with("im:gevt:crew:reconcile.leave:"));
+    assert!(repair("group:crew", Kind::GroupMembers, "bob").starts_with("legacy:reconcile:crew:leave:bob:"));
+    assert!(repair("group:club", Kind::GroupMembers, "dee").starts_with("legacy:reconcile:club:join:dee:"));
+    assert_eq!(repair("group:lgonly", Kind::Groups, "lgonly"), "legacy:reconcile:lgonly:create");
+    assert!(repair("group:imonly", Kind::Groups, "imonly").starts_with("im:gevt:imonly:reconcile.create:"));
+    // The created group's messages follow its creation.
+    assert_eq!(repair("group:imonly", Kind::GroupMessages, &seq.to_string()), format!("im:gmsg:imonly:{seq}"));
+    let groups = report.kinds[&Kind::Groups];
+    assert_eq!((groups.missing_in_im, groups.missing_in_legacy), (1, 1));
+    let m = report.kinds[&Kind::GroupMembers];
+    assert_eq!(
+        (m.missing_in_im, m.missing_in_legacy),
+        (2, 2),
+        "cy and dee (club) on legacy only, bob and dee on IM only"
+    );
+    assert_eq!((groups.checked, groups.identical), (4, 2), "crew and club on both sides");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(json["kinds"]["groups"]["missing_in_legacy"], 1);
+}
