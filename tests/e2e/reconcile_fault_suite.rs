@@ -11,21 +11,22 @@
 //!   to-legacy's timeout.
 //!
 //! Then `imbridge reconcile --once` passes (at most six, each after the pipeline settled) repair what was lost,
-//! and both systems must hold the same thing for every conversation and group: the same messages, none twice on
-//! either side, the same group profile (members: see below).
+//! and both systems must hold the same thing for every conversation and group: the same messages in the same
+//! order, none twice on either side, the same group profile and the same members; and the last pass finds no
+//! difference at all.
 //!
-//! Groups created on IM exist before the faults start: reconcile reports a group one side lacks (an IM creation
-//! callback dropped) but does not create it, so groups created during the faults come from legacy, whose outbox
-//! retries its webhooks.
+//! Both apps write in the same conversations: every user writes from their own app (ann… on IM, lea… on
+//! legacy), to any other user, and each group has a writer on each app. People answer what they see: a user
+//! writes in a conversation only once its last message is visible on their app, and at least a second later
+//! ([`TURN`]), so the conversation has one order both systems can show (IM orders by its seconds then its
+//! sequence, legacy by message time; neither reorders what it stored). A message lost on its way only delays the
+//! other app's users; reconcile's repair then lands at its time's place on legacy.
 //!
-//! Order. Each 1:1 conversation and each group is driven from one side only (its users are on one app), so
-//! neither system can legitimately order two of its messages differently; both apps' traffic runs at once over
-//! different conversations. A repair cannot restore order everywhere: a repaired message is applied now, and
-//! legacy appends (a 1:1 message IM's dropped callback lost lands last on legacy), IM gives a repaired group
-//! message the next MsgSeq. So order is asserted for every conversation no pass had to repair messages in, and
-//! for a repaired one only the set of messages (each exactly once); the figures say how many were which. Group
-//! members are compared and their differences printed, not asserted: reconcile reports them, it does not repair
-//! them yet.
+//! Groups: each is managed (renames, joins and kicks of the floaters) from its owner's app; both apps create
+//! groups during the faults. The traffic touches a group only once both apps show it: an IM group whose creation
+//! callback was lost gets none (the events of a group legacy does not know are dead-lettered, parking the
+//! group until an operator re-drives it, reconcile's creation with them), so reconcile must create it on legacy
+//! with its profile and members.
 //!
 //! The figures printed: operations, differences found per kind (first pass), repaired, time from the end of the
 //! traffic to converged, IM calls reconcile spent per 1,000 conversations (per pass, and in all to converge).
@@ -45,17 +46,41 @@ use serde_json::{Value, json};
 
 const IM_USERS: [&str; 4] = ["ann", "bob", "cy", "dee"];
 const LEGACY_USERS: [&str; 4] = ["lea", "leo", "liz", "lou"];
-/// Users who join and leave groups (on either side).
+/// Users who join and leave groups (on the group's home side).
 const FLOATERS: [&str; 2] = ["eve", "fay"];
 /// How long the traffic runs; the faults are scheduled inside it.
 const TRAFFIC: Duration = Duration::from_secs(75);
 const MAX_PASSES: usize = 6;
+/// A reply waits this long after the message it follows became visible to its writer, so the two fall in
+/// different seconds on both systems (IM orders a second's messages by its own sequence, legacy by time).
+const TURN: Duration = Duration::from_millis(1_100);
 
-/// A conversation or group driven from one side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One of the two apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Side {
     Im,
     Legacy,
+}
+
+/// The app a user writes from.
+fn side_of(user: &str) -> Side {
+    if IM_USERS.contains(&user) { Side::Im } else { Side::Legacy }
+}
+
+/// The last message of a conversation, and when each app first showed it.
+#[derive(Debug)]
+struct Last {
+    text: String,
+    seen: BTreeMap<Side, Instant>,
+}
+
+/// A group: the app that manages it (its owner's: renames, joins, kicks) and its two writers, one per app.
+#[derive(Debug)]
+struct Group {
+    home: Side,
+    writers: [&'static str; 2],
+    /// Both apps show it: only then does the traffic touch it (see the module comment).
+    on_both: bool,
 }
 
 /// What the traffic made, for the comparison: every 1:1 pair and group it touched.
@@ -63,8 +88,13 @@ enum Side {
 struct Made {
     ops: u64,
     failed_ops: u64,
+    /// Picks skipped because the conversation's last message was not yet visible to the writer.
+    waited: u64,
     pairs: BTreeSet<(String, String)>,
-    groups: BTreeMap<String, Side>,
+    groups: BTreeMap<String, Group>,
+    last: BTreeMap<String, Last>,
+    /// The apps each conversation was written from.
+    sides: BTreeMap<String, BTreeSet<Side>>,
 }
 
 /// POSTs/PATCHes to legacy's user API; the answer's success.
@@ -77,60 +107,134 @@ async fn im_call(im: &RunningEmulator, user: &str, api: &str, body: Value) -> bo
     app_call(im, user, api, &body).await["ErrorCode"] == 0
 }
 
-/// One random operation by the users of `side`.
-async fn operate(
+/// The texts `side` shows for `key` now; `None` when it did not answer (IM's injected faults).
+async fn texts_on(admin: &imbridge_im::ImClient, legacy: &str, side: Side, key: &str) -> Option<Vec<String>> {
+    let (kind, rest) = key.split_once(':')?;
+    match (side, kind) {
+        (Side::Legacy, "c2c") => {
+            let (a, b) = rest.split_once(':')?;
+            Some(legacy_texts(legacy, &format!("/api/c2c/{a}/{b}/messages")).await)
+        }
+        (Side::Legacy, _) => Some(legacy_texts(legacy, &format!("/api/groups/{rest}/messages")).await),
+        (Side::Im, "c2c") => {
+            let (a, b) = rest.split_once(':')?;
+            let max = imbridge_core::TimestampMs::now().as_secs() + 86_400;
+            let msgs = admin.c2c_history(a, b, 0, max).await.ok()?;
+            Some(msgs.iter().map(|m| body_text(&m.msg_body)).collect())
+        }
+        (Side::Im, _) => {
+            let msgs = admin.group_history(rest, false).await.ok()?;
+            Some(msgs.iter().filter(|m| m.is_system_msg != Some(1)).map(|m| body_text(&m.msg_body)).collect())
+        }
+    }
+}
+
+/// Whether a user of `side` may write in `key` now: people answer what they see. The conversation's last
+/// message must be visible on the writer's app, for at least [`TURN`]. So both systems can hold one order
+/// (neither reorders what it stored), and a message lost on its way only delays the other app's users.
+async fn may_write(admin: &imbridge_im::ImClient, legacy: &str, made: &mut Made, key: &str, side: Side) -> bool {
+    let Some(last) = made.last.get(key) else { return true };
+    if let Some(at) = last.seen.get(&side) {
+        return at.elapsed() >= TURN;
+    }
+    let text = last.text.clone();
+    if texts_on(admin, legacy, side, key).await.is_some_and(|t| t.contains(&text)) {
+        made.last.get_mut(key).expect("last").seen.insert(side, Instant::now());
+    }
+    false
+}
+
+/// Records a message written in `key` from `side`.
+fn wrote(made: &mut Made, key: &str, side: Side, text: String) {
+    made.last.insert(key.to_owned(), Last { text, seen: BTreeMap::from([(side, Instant::now())]) });
+    made.sides.entry(key.to_owned()).or_default().insert(side);
+}
+
+/// One message by `from`, from their app, to a user (`Ok`) or a group (`Err`); its success. `n` orders an IM
+/// app's 1:1 sends (IM orders a second's messages by MsgSeq).
+#[allow(clippy::too_many_arguments)]
+async fn send(
     im: &RunningEmulator,
     legacy: &str,
     http: &reqwest::Client,
+    from: &str,
+    to: Result<&str, &str>,
+    text: &str,
+    n: u64,
+) -> bool {
+    match (side_of(from), to) {
+        (Side::Im, Ok(b)) => {
+            let random = imbridge_core::ids::stable_u32(text.as_bytes());
+            let body = json!({"To_Account": b, "MsgSeq": n + 1, "MsgRandom": random, "MsgBody": im_text(text)});
+            im_call(im, from, "openim/sendmsg", body).await
+        }
+        (Side::Legacy, Ok(b)) => {
+            let body = json!({"from": from, "to": b, "body": [{"type": "text", "text": text}]});
+            legacy_call(http, legacy, reqwest::Method::POST, "/api/messages", body).await
+        }
+        (Side::Im, Err(g)) => {
+            let random = imbridge_core::ids::stable_u32(text.as_bytes());
+            let body = json!({"GroupId": g, "Random": random, "MsgBody": im_text(text)});
+            im_call(im, from, "group_open_http_svc/send_group_msg", body).await
+        }
+        (Side::Legacy, Err(g)) => {
+            let body = json!({"from": from, "body": [{"type": "text", "text": text}]});
+            legacy_call(http, legacy, reqwest::Method::POST, &format!("/api/groups/{g}/messages"), body).await
+        }
+    }
+}
+
+/// One random operation: a 1:1 message between any two users (each from their own app), a group message by
+/// one of a group's writers, or a change of a group by its owner on the group's home app.
+async fn operate(
+    im: &RunningEmulator,
+    admin: &imbridge_im::ImClient,
+    legacy: &str,
+    http: &reqwest::Client,
     rng: &mut StdRng,
-    side: Side,
     made: &mut Made,
 ) {
     let n = made.ops;
-    let users: &[&str] = if side == Side::Im { &IM_USERS } else { &LEGACY_USERS };
-    let groups: Vec<String> = made.groups.iter().filter(|(_, s)| **s == side).map(|(g, _)| g.clone()).collect();
+    let everyone: Vec<&str> = IM_USERS.iter().chain(&LEGACY_USERS).copied().collect();
+    let groups: Vec<String> = made.groups.iter().filter(|(_, g)| g.on_both).map(|(g, _)| g.clone()).collect();
     let roll = rng.random_range(0..100);
-    let ok = if roll < 50 {
-        let (a, b) = (users[rng.random_range(0..users.len())], users[rng.random_range(0..users.len())]);
+    let ok = if roll < 50 || groups.is_empty() {
+        let (a, b) = (everyone[rng.random_range(0..everyone.len())], everyone[rng.random_range(0..everyone.len())]);
         if a == b {
             return;
         }
-        let t = format!("c2c-{n:04}-{a}-{b}");
         let (x, y) = if a < b { (a, b) } else { (b, a) };
+        let key = format!("c2c:{x}:{y}");
+        if !may_write(admin, legacy, made, &key, side_of(a)).await {
+            made.waited += 1;
+            return;
+        }
+        let t = format!("c2c-{n:04}-{a}-{b}");
         made.pairs.insert((x.to_owned(), y.to_owned()));
-        match side {
-            Side::Im => {
-                let random = imbridge_core::ids::stable_u32(t.as_bytes());
-                let body = json!({"To_Account": b, "MsgSeq": n + 1, "MsgRandom": random,
-                                  "MsgBody": im_text(&t)});
-                im_call(im, a, "openim/sendmsg", body).await
-            }
-            Side::Legacy => {
-                let body = json!({"from": a, "to": b, "body": [{"type": "text", "text": t}]});
-                legacy_call(http, legacy, reqwest::Method::POST, "/api/messages", body).await
-            }
+        let ok = send(im, legacy, http, a, Ok(b), &t, n).await;
+        if ok {
+            wrote(made, &key, side_of(a), t);
         }
-    } else if roll < 85 || groups.is_empty() {
-        let Some(g) = groups.get(rng.random_range(0..groups.len().max(1))) else { return };
-        // The two founders never leave: they write.
-        let from = users[(rng.random_range(0..2) + g.len()) % 2];
+        ok
+    } else if roll < 85 {
+        let g = groups[rng.random_range(0..groups.len())].clone();
+        let from = made.groups[&g].writers[rng.random_range(0..2)];
+        let key = format!("group:{g}");
+        if !may_write(admin, legacy, made, &key, side_of(from)).await {
+            made.waited += 1;
+            return;
+        }
         let t = format!("grp-{n:04}-{g}-{from}");
-        match side {
-            Side::Im => {
-                let random = imbridge_core::ids::stable_u32(t.as_bytes());
-                let body = json!({"GroupId": g, "Random": random, "MsgBody": im_text(&t)});
-                im_call(im, from, "group_open_http_svc/send_group_msg", body).await
-            }
-            Side::Legacy => {
-                let body = json!({"from": from, "body": [{"type": "text", "text": t}]});
-                legacy_call(http, legacy, reqwest::Method::POST, &format!("/api/groups/{g}/messages"), body).await
-            }
+        let ok = send(im, legacy, http, from, Err(&g), &t, n).await;
+        if ok {
+            wrote(made, &key, side_of(from), t);
         }
+        ok
     } else {
         let g = groups[rng.random_range(0..groups.len())].clone();
-        let owner = users[0];
+        let (home, owner) = (made.groups[&g].home, made.groups[&g].writers[0]);
         let floater = FLOATERS[rng.random_range(0..FLOATERS.len())];
-        match (rng.random_range(0..3), side) {
+        match (rng.random_range(0..3), home) {
             (0, Side::Im) => {
                 let body = json!({"GroupId": g, "Name": format!("{g} r{n}"), "Introduction": format!("intro {n}")});
                 im_call(im, owner, "group_open_http_svc/modify_group_base_info", body).await
@@ -164,35 +268,76 @@ async fn operate(
     }
 }
 
-/// A group created by the first two users of `side`.
-async fn create_group(im: &RunningEmulator, legacy: &str, http: &reqwest::Client, side: Side, g: &str) {
+/// A group created on `side` by its owner, with a writer from the other app (and a third user) as members.
+async fn create_group(im: &RunningEmulator, legacy: &str, http: &reqwest::Client, side: Side, g: &str, made: &mut Made) {
+    let (owner, writer, third) = match side {
+        Side::Im => (IM_USERS[0], LEGACY_USERS[2], IM_USERS[1]),
+        Side::Legacy => (LEGACY_USERS[0], IM_USERS[2], LEGACY_USERS[1]),
+    };
     let ok = match side {
         Side::Im => {
-            let body = json!({"Owner_Account": IM_USERS[0], "Type": "Public", "GroupId": g, "Name": g,
-                              "MemberList": [{"Member_Account": IM_USERS[1]}]});
-            im_call(im, IM_USERS[0], "group_open_http_svc/create_group", body).await
+            let body = json!({"Owner_Account": owner, "Type": "Public", "GroupId": g, "Name": g,
+                              "MemberList": [{"Member_Account": writer}, {"Member_Account": third}]});
+            im_call(im, owner, "group_open_http_svc/create_group", body).await
         }
         Side::Legacy => {
-            let body = json!({"group_id": g, "name": g, "owner": LEGACY_USERS[0], "members": [LEGACY_USERS[1]]});
+            let body = json!({"group_id": g, "name": g, "owner": owner, "members": [writer, third]});
             legacy_call(http, legacy, reqwest::Method::POST, "/api/groups", body).await
         }
     };
     assert!(ok, "group {g} created on {side:?}");
+    made.groups.insert(g.to_owned(), Group { home: side, writers: [owner, writer], on_both: false });
+    made.ops += 1;
 }
 
-/// One conversation as both systems show it.
+/// Marks the groups both apps now show (IM's answer may be an injected fault: asked again next time).
+async fn see_groups(admin: &imbridge_im::ImClient, legacy: &RunningLegacyEmulator, made: &mut Made) {
+    let pending: Vec<String> = made.groups.iter().filter(|(_, g)| !g.on_both).map(|(g, _)| g.clone()).collect();
+    if pending.is_empty() {
+        return;
+    }
+    let Ok(infos) = admin.group_infos(&pending, None).await else { return };
+    for i in infos.into_iter().filter(|i| i.error_code == 0) {
+        if legacy_group(legacy, &i.group_id).is_some()
+            && let Some(g) = made.groups.get_mut(&i.group_id)
+        {
+            g.on_both = true;
+        }
+    }
+}
+
+/// A group's (name, introduction) and sorted members.
+type GroupView = Option<((String, String), Vec<String>)>;
+
+/// One conversation as both systems show it: messages in order, and a group's profile and members.
 #[derive(Debug, PartialEq)]
 struct Both {
     legacy: Vec<String>,
     im: Vec<String>,
+    legacy_group: GroupView,
+    im_group: GroupView,
 }
 
 async fn c2c_both(im: &imbridge_im::ImClient, legacy: &str, a: &str, b: &str) -> Both {
-    Both { legacy: legacy_texts(legacy, &format!("/api/c2c/{a}/{b}/messages")).await, im: c2c_texts(im, a, b).await }
+    Both {
+        legacy: legacy_texts(legacy, &format!("/api/c2c/{a}/{b}/messages")).await,
+        im: c2c_texts(im, a, b).await,
+        legacy_group: None,
+        im_group: None,
+    }
 }
 
-async fn group_both(im: &imbridge_im::ImClient, legacy: &str, g: &str) -> Both {
-    Both { legacy: legacy_texts(legacy, &format!("/api/groups/{g}/messages")).await, im: group_texts(im, g).await }
+async fn group_both(im: &imbridge_im::ImClient, legacy: &RunningLegacyEmulator, g: &str) -> Both {
+    let im_group = match group_profile(im, g).await {
+        Some(p) => Some((p, group_members(im, g).await.unwrap_or_default())),
+        None => None,
+    };
+    Both {
+        legacy: legacy_texts(&legacy.url(), &format!("/api/groups/{g}/messages")).await,
+        im: group_texts(im, g).await,
+        legacy_group: legacy_group(legacy, g),
+        im_group,
+    }
 }
 
 /// A group's (name, introduction) and sorted members on legacy.
@@ -215,7 +360,7 @@ async fn snapshot(im: &imbridge_im::ImClient, legacy: &RunningLegacyEmulator, ma
         out.insert(format!("c2c:{a}:{b}"), c2c_both(im, &url, a, b).await);
     }
     for g in made.groups.keys() {
-        out.insert(format!("group:{g}"), group_both(im, &url, g).await);
+        out.insert(format!("group:{g}"), group_both(im, legacy, g).await);
     }
     out
 }
@@ -297,8 +442,14 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
 
     let mut made = Made::default();
     for (g, side) in [("imclub", Side::Im), ("imteam", Side::Im), ("lgclub", Side::Legacy), ("lgteam", Side::Legacy)] {
-        create_group(&im, &legacy_url, &http, side, g).await;
-        made.groups.insert(g.to_owned(), side);
+        create_group(&im, &legacy_url, &http, side, g, &mut made).await;
+    }
+    made.ops = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !made.groups.values().all(|g| g.on_both) {
+        assert!(Instant::now() < deadline, "the first groups on both sides: {:?}", made.groups);
+        see_groups(&admin, &legacy, &mut made).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     im.emulator()
         .set_faults(Faults {
@@ -350,21 +501,22 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         })
     };
 
-    // Both apps' traffic: each operation by one side's users, about 5 a second.
+    // Both apps' traffic, about 5 operations a second; both apps create groups during the faults.
     let mut rng = StdRng::seed_from_u64(12);
     let traffic_start = Instant::now();
-    let mut created = 0;
+    let mut created = [0, 0];
     while traffic_start.elapsed() < TRAFFIC {
-        let side = if rng.random_bool(0.5) { Side::Im } else { Side::Legacy };
-        // New groups come from legacy: a group whose creation callback IM dropped is reported, not repaired.
-        if side == Side::Legacy && rng.random_range(0..50) == 0 && created < 3 {
-            let g = format!("lgnew{created}");
-            create_group(&im, &legacy_url, &http, side, &g).await;
-            made.groups.insert(g, side);
-            made.ops += 1;
-            created += 1;
+        see_groups(&admin, &legacy, &mut made).await;
+        if rng.random_range(0..40) == 0 {
+            let side = if rng.random_bool(0.5) { Side::Im } else { Side::Legacy };
+            let k = &mut created[side as usize];
+            if *k < 3 {
+                let g = format!("{}new{k}", if side == Side::Im { "im" } else { "lg" });
+                create_group(&im, &legacy_url, &http, side, &g, &mut made).await;
+                *k += 1;
+            }
         }
-        operate(&im, &legacy_url, &http, &mut rng, side, &mut made).await;
+        operate(&im, &admin, &legacy_url, &http, &mut rng, &mut made).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (mut ingest, mut to_im, mut to_legacy, fault_log) = faults.await.expect("fault schedule");
@@ -374,11 +526,11 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
 
     // Reconcile until a pass finds nothing it can repair.
     let before = settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
-    let differing_before = before.values().filter(|b| b.legacy != b.im).count();
+    let differing_before = before.values().filter(|b| b.legacy != b.im || b.legacy_group != b.im_group).count();
     let mut first: Option<Value> = None;
-    let mut repaired_in: BTreeSet<String> = BTreeSet::new();
+    let mut repaired_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let (mut repaired, mut im_calls, mut checked, mut passes) = (0u64, 0u64, 0u64, 0usize);
-    let mut last_member_findings: Vec<Value>;
+    let mut left: Vec<Value>;
     loop {
         assert!(passes < MAX_PASSES, "not converged after {MAX_PASSES} reconcile passes");
         passes += 1;
@@ -389,57 +541,41 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         im_calls += r["im_calls"].as_u64().unwrap_or(0);
         checked += r["conversations_checked"].as_u64().unwrap_or(0);
         let findings = r["findings"].as_array().cloned().unwrap_or_default();
-        // Member differences are reported only; order is reported (as row counts), not repaired.
-        let (members, others): (Vec<Value>, Vec<Value>) = findings
-            .into_iter()
-            .filter(|f| f["difference"] != "out_of_order")
-            .partition(|f| f["kind"] == "group_members");
-        for f in &others {
+        let mut produced = 0;
+        for f in &findings {
             if f["repair_event"].is_string() && f["not_repaired"].is_null() {
-                repaired += 1;
-                if f["kind"] == "c2c_messages" || f["kind"] == "group_messages" {
-                    repaired_in.insert(f["conversation"].as_str().unwrap_or_default().to_owned());
-                }
+                produced += 1;
+                *repaired_by_kind.entry(f["kind"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
             }
         }
-        last_member_findings = members;
+        repaired += produced;
         first.get_or_insert(r.clone());
+        left = findings;
         let errors = r["errors"].as_array().map_or(0, Vec::len);
-        if others.is_empty() && errors == 0 {
+        if produced == 0 && errors == 0 {
             break;
         }
         settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
     }
     let converged = traffic_end.elapsed();
+    assert!(left.is_empty(), "differences no repair could fix: {left:#?}");
 
     let rest_faults: u64 = im.emulator().stats().rest_faults.values().flat_map(|k| k.values()).sum();
-    // Faults off for the test's own reads; then every conversation and group compared.
+    // Faults off for the test's own reads; then every conversation and group compared: the same messages in the
+    // same order, none twice, and for a group the same profile and members.
     im.emulator().set_faults(Faults::default()).expect("faults off");
     let after = settle(&admin, &legacy, &made, Duration::from_secs(30)).await;
-    let mut in_order = 0;
     for (key, b) in &after {
-        let (mut l, mut i) = (b.legacy.clone(), b.im.clone());
         let unique = |v: &Vec<String>| v.iter().collect::<BTreeSet<_>>().len() == v.len();
-        assert!(unique(&l), "{key}: a duplicate on legacy: {l:?}");
-        assert!(unique(&i), "{key}: a duplicate on IM: {i:?}");
-        if repaired_in.contains(key) {
-            l.sort();
-            i.sort();
-            assert_eq!(l, i, "{key}: the same messages on both sides (repaired, order not asserted)");
-        } else {
-            assert_eq!(l, i, "{key}: the same messages in the same order on both sides");
-            in_order += 1;
+        assert!(unique(&b.legacy), "{key}: a duplicate on legacy: {:?}", b.legacy);
+        assert!(unique(&b.im), "{key}: a duplicate on IM: {:?}", b.im);
+        assert_eq!(b.legacy, b.im, "{key}: the same messages in the same order on both sides");
+        if key.starts_with("group:") {
+            assert!(b.legacy_group.is_some(), "{key} on legacy");
+            assert_eq!(b.legacy_group, b.im_group, "{key}: the same profile and members on both sides");
         }
     }
-    let mut member_differences = Vec::new();
-    for g in made.groups.keys() {
-        let (profile, members) = legacy_group(&legacy, g).unwrap_or_else(|| panic!("{g} on legacy"));
-        assert_eq!(group_profile(&admin, g).await, Some(profile), "group {g}: the same profile");
-        let im_members = group_members(&admin, g).await.unwrap_or_default();
-        if im_members != members {
-            member_differences.push(format!("{g}: legacy {members:?}, IM {im_members:?}"));
-        }
-    }
+    let mixed = made.sides.values().filter(|s| s.len() == 2).count();
 
     let first = first.expect("one pass");
     let kinds: Vec<String> = first["kinds"]
@@ -457,23 +593,24 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         .unwrap_or_default();
     let conversations = after.len();
     println!(
-        "figures: {} operations ({} refused or failed at the source) over {} conversations and groups; faults: {}; \
-         IM dropped {dropped} callbacks and failed {rest_faults} REST calls (traffic and reconcile); after the \
-         traffic {differing_before} conversations differed; first pass: {}; repaired {repaired} in {passes} \
-         passes; converged {converged:.1?} after the traffic ended; {in_order} conversations in the same order, \
-         {} repaired (set compared); reconcile IM calls {im_calls} for {checked} conversation checks ({:.0} per \
-         1,000 conversations checked; {:.0} per 1,000 conversations to converge); group member differences \
-         left: {:?} ({} member findings)",
+        "figures: {} operations ({} refused or failed at the source; {} picks waited for their turn) over {} \
+         conversations and groups ({mixed} written from both apps; groups created on IM {}, on legacy {} during \
+         the faults); faults: {}; IM dropped {dropped} callbacks and failed {rest_faults} REST calls (traffic and \
+         reconcile); after the traffic {differing_before} conversations and groups differed; first pass: {}; \
+         repaired {repaired} ({repaired_by_kind:?}) in {passes} passes; converged {converged:.1?} after the \
+         traffic ended; every conversation in the same order and every group with the same members; reconcile IM \
+         calls {im_calls} for {checked} conversation checks ({:.0} per 1,000 conversations checked; {:.0} per \
+         1,000 conversations to converge)",
         made.ops,
         made.failed_ops,
+        made.waited,
         conversations,
+        created[0],
+        created[1],
         fault_log.join("; "),
         kinds.join("; "),
-        repaired_in.len(),
         im_calls as f64 * 1000.0 / checked.max(1) as f64,
         im_calls as f64 * 1000.0 / conversations.max(1) as f64,
-        member_differences,
-        last_member_findings.len(),
     );
 
     for p in [&mut ingest, &mut to_im, &mut to_legacy] {

@@ -91,7 +91,10 @@ pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     };
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry).context("metrics")?;
-    let report = reconciler.reconcile_once(&Scope { conversations, since, ..Scope::default() }, args.dry_run).await?;
+    // Without named conversations, IM's own group list is read too: a group only IM has, with no message yet
+    // (its creation callback lost), is found like one with activity.
+    let scope = Scope { wide: conversations.is_empty(), conversations, since, ..Scope::default() };
+    let report = reconciler.reconcile_once(&scope, args.dry_run).await?;
     metrics.record(Trigger::Once, &report);
     print!("{}", report.table());
     if let Some(path) = &args.report {
