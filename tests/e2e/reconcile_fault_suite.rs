@@ -269,7 +269,14 @@ async fn operate(
 }
 
 /// A group created on `side` by its owner, with a writer from the other app (and a third user) as members.
-async fn create_group(im: &RunningEmulator, legacy: &str, http: &reqwest::Client, side: Side, g: &str, made: &mut Made) {
+async fn create_group(
+    im: &RunningEmulator,
+    legacy: &str,
+    http: &reqwest::Client,
+    side: Side,
+    g: &str,
+    made: &mut Made,
+) {
     let (owner, writer, third) = match side {
         Side::Im => (IM_USERS[0], LEGACY_USERS[2], IM_USERS[1]),
         Side::Legacy => (LEGACY_USERS[0], IM_USERS[2], LEGACY_USERS[1]),

@@ -126,7 +126,7 @@ impl Slot {
 pub struct Plan {
     /// Batch indices to apply, in this order.
     pub apply: Vec<usize>,
-    /// Batch indices finished without applying (duplicates of applied seqs).
+    /// Batch indices finished without applying (a seq twice in the batch).
     pub duplicates: Vec<usize>,
     /// A gap whose wait is over: seqs `from..=to` must be read from IM before `apply` continues past it.
     pub fill: Option<(u64, u64)>,
@@ -283,9 +283,15 @@ pub fn plan(lane: Lane<'_>, pending: &mut Pending, now_ms: i64, now: Instant, cf
     }
     if let Some(mut next) = expected {
         let mut above = Vec::new();
+        let first = next;
         for (q, i) in seqs {
-            if q < next {
+            if q < next && q >= first {
                 out.duplicates.push(i);
+            } else if q < next {
+                // Below what was applied: a redelivery, or a message that was skipped (a gap IM could not fill)
+                // and comes back as a reconcile repair. Legacy deduplicates by id and keeps a conversation in
+                // message-time order (the contract), so it is applied, not dropped: a repair lands in place.
+                group_apply.push(i);
             } else if q == next && above.is_empty() {
                 group_apply.push(i);
                 next += 1;
@@ -420,8 +426,9 @@ mod tests {
         let st = ConvOrder { group_seq: Some(3), ..Default::default() };
         let slots = [msg(5), msg(4), msg(3), msg(5), msg(6)];
         let p = run(&slots, &st, &mut live(), Instant::now());
-        assert_eq!(p.apply, vec![1, 0, 4]);
-        assert_eq!(p.duplicates.len(), 2, "{p:?}");
+        // Seq 3 is below what was applied: applied again (legacy deduplicates it, or places a repaired one).
+        assert_eq!(p.apply, vec![2, 1, 0, 4]);
+        assert_eq!(p.duplicates.len(), 1, "{p:?}");
         assert_eq!(p.wait, None);
         assert_eq!(p.fill, None);
     }
