@@ -14,6 +14,7 @@ mod ops_observe;
 mod ops_replay;
 mod ops_scale;
 mod reconcile_fault_suite;
+mod reconcile_group_state;
 mod reconcile_ingest_kills;
 mod reconcile_repair;
 mod sync_callback_faults;

@@ -534,6 +534,11 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
     let traffic_end = Instant::now();
     let stats = im.emulator().stats();
     let dropped: u64 = stats.callbacks_dropped.values().sum();
+    // Every callback IM did not deliver, by command: dropped on purpose, or failed (ingest down).
+    let mut lost = stats.callbacks_dropped.clone();
+    for (k, v) in &stats.callbacks_failed {
+        *lost.entry(k.clone()).or_default() += v;
+    }
 
     // Reconcile until a pass finds nothing it can repair.
     let before = settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
@@ -607,11 +612,11 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         "figures: {} operations ({} refused or failed at the source; {} picks waited for their turn) over {} \
          conversations and groups ({mixed} written from both apps; groups created on IM {}, on legacy {} during \
          the faults); faults: {}; IM dropped {dropped} callbacks and failed {rest_faults} REST calls (traffic and \
-         reconcile); after the traffic {differing_before} conversations and groups differed; first pass: {}; \
-         repaired {repaired} ({repaired_by_kind:?}) in {passes} passes; converged {converged:.1?} after the \
-         traffic ended; every conversation in the same order and every group with the same members; reconcile IM \
-         calls {im_calls} for {checked} conversation checks ({:.0} per 1,000 conversations checked; {:.0} per \
-         1,000 conversations to converge)",
+         reconcile); callbacks lost by command {lost:?}; after the traffic {differing_before} conversations and \
+         groups differed; first pass: {}; repaired {repaired} ({repaired_by_kind:?}) in {passes} passes; \
+         converged {converged:.1?} after the traffic ended; every conversation in the same order and every group \
+         with the same members; reconcile IM calls {im_calls} for {checked} conversation checks ({:.0} per 1,000 \
+         conversations checked; {:.0} per 1,000 conversations to converge)",
         made.ops,
         made.failed_ops,
         made.waited,
