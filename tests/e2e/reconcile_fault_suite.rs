@@ -19,8 +19,8 @@
 //! legacy), to any other user, and each group has a writer on each app. People answer what they see: a user
 //! writes in a conversation only once its last message is visible on their app, and at least a second later
 //! ([`TURN`]), so the conversation has one order both systems can show (IM orders by its seconds then its
-//! sequence, legacy by message time; neither reorders what it stored). A message lost on its way only delays the
-//! other app's users; reconcile's repair then lands at its time's place on legacy.
+//! sequence, legacy by its seconds then the order it stored them). A message lost on its way only delays the
+//! other app's users; reconcile's repair then lands in its second on legacy.
 //!
 //! Groups: each is managed (renames, joins and kicks of the floaters) from its owner's app; both apps create
 //! groups during the faults. The traffic touches a group only once both apps show it: an IM group whose creation
@@ -52,7 +52,7 @@ const FLOATERS: [&str; 2] = ["eve", "fay"];
 const TRAFFIC: Duration = Duration::from_secs(75);
 const MAX_PASSES: usize = 6;
 /// A reply waits this long after the message it follows became visible to its writer, so the two fall in
-/// different seconds on both systems (IM orders a second's messages by its own sequence, legacy by time).
+/// different seconds on both systems (IM orders a second's messages by its own sequence, legacy by arrival).
 const TURN: Duration = Duration::from_millis(1_100);
 
 /// One of the two apps.
@@ -470,8 +470,10 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         .expect("faults");
 
     // The faults, on their own schedule while the traffic runs.
+    // Which ingest outage is under way (0: none), so the traffic can make a member change IM cannot report.
+    let outage = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let faults = {
-        let (sb, config, broker) = (sb.clone(), config.clone(), broker.clone());
+        let (sb, config, broker, outage) = (sb.clone(), config.clone(), broker.clone(), outage.clone());
         tokio::spawn(async move {
             let at = Instant::now();
             let until = |s: u64| tokio::time::sleep_until((at + Duration::from_secs(s)).into());
@@ -480,8 +482,10 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
             for (n, (kill_at, down)) in [(5u64, 6u64), (24, 8), (60, 10)].into_iter().enumerate() {
                 until(kill_at).await;
                 ingest.kill9();
+                outage.store(n + 1, std::sync::atomic::Ordering::SeqCst);
                 log.push(format!("ingest kill -9 at {kill_at} s, down {down} s"));
                 until(kill_at + down).await;
+                outage.store(0, std::sync::atomic::Ordering::SeqCst);
                 ingest = sb.start(&config, &["ingest"], &format!("ingest-{}", n + 1));
                 if n == 0 {
                     until(15).await;
@@ -512,8 +516,28 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
     let mut rng = StdRng::seed_from_u64(12);
     let traffic_start = Instant::now();
     let mut created = [0, 0];
+    let mut outage_changes = 0;
     while traffic_start.elapsed() < TRAFFIC {
         see_groups(&admin, &legacy, &mut made).await;
+        // In each ingest outage, imclub's owner adds or kicks the floater fay on IM: the callback is lost for
+        // sure, so reconcile must decide the member from evidence (an IM-only join; a copied membership IM ended).
+        let o = outage.load(std::sync::atomic::Ordering::SeqCst);
+        if o > outage_changes {
+            outage_changes = o;
+            let on_im =
+                admin.all_group_members("imclub", None).await.map(|m| m.iter().any(|m| m.member_account == "fay"));
+            if let Ok(on_im) = on_im {
+                let ok = if on_im {
+                    let body = json!({"GroupId": "imclub", "MemberToDel_Account": ["fay"]});
+                    im_call(&im, IM_USERS[0], "group_open_http_svc/delete_group_member", body).await
+                } else {
+                    let body = json!({"GroupId": "imclub", "MemberList": [{"Member_Account": "fay"}]});
+                    im_call(&im, IM_USERS[0], "group_open_http_svc/add_group_member", body).await
+                };
+                made.ops += 1;
+                made.failed_ops += u64::from(!ok);
+            }
+        }
         if rng.random_range(0..40) == 0 {
             let side = if rng.random_bool(0.5) { Side::Im } else { Side::Legacy };
             let k = &mut created[side as usize];

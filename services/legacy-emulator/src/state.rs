@@ -84,7 +84,7 @@ pub struct Group {
     /// Former members (not members now) and their last leave.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub departed: BTreeMap<UserId, Departed>,
-    /// In the conversation's order: by time, ties in the order stored (see [`insert_in_order`]).
+    /// In the conversation's order: by time's second, then in the order stored (see [`insert_in_order`]).
     pub messages: Vec<Message>,
 }
 
@@ -660,11 +660,14 @@ fn group_state(g: &Group) -> GroupState {
     }
 }
 
-/// Stores a message at its place in the conversation's order, which the contract fixes: by message time, ties
-/// in the order stored. A message that arrives late (a repair, a retried copy) lands where its time puts it,
-/// not last; appending stays the common case.
+/// Stores a message at its place in the conversation's order, which the contract fixes: by message time in whole
+/// seconds, then in the order stored. Seconds are the resolution both systems share (IM's history gives whole
+/// seconds, its callbacks milliseconds): a finer key would put a message read back from IM's history before one
+/// of the same second that it followed. A message that arrives late (a repair, a filled gap) lands at the end of
+/// its second, not last; appending stays the common case.
 fn insert_in_order(msgs: &mut Vec<Message>, m: Message) {
-    let pos = msgs.partition_point(|x| x.time <= m.time);
+    let second = m.time.0.div_euclid(1000);
+    let pos = msgs.partition_point(|x| x.time.0.div_euclid(1000) <= second);
     msgs.insert(pos, m);
 }
 
