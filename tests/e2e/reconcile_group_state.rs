@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use imbridge_e2e::two_sided::World;
 use imbridge_e2e::*;
-use imbridge_im::types::group::CreateGroupReq;
+use imbridge_im::types::group::{CreateGroupReq, GroupSpec};
 use imbridge_legacy::SigningSecret;
 use serde_json::{Value, json};
 
@@ -48,15 +48,17 @@ async fn reconcile_repairs_members_and_groups_one_side_lacks() {
     // legacy made that never reached IM.
     w.client
         .create_group(&CreateGroupReq {
-            group_type: "Public".into(),
-            name: "IM only".into(),
-            owner_account: Some("ann".into()),
-            group_id: Some("imonly".into()),
+            group: GroupSpec {
+                group_type: "Public".into(),
+                name: "IM only".into(),
+                owner_account: Some("ann".into()),
+                group_id: Some("imonly".into()),
+                ..Default::default()
+            },
             member_list: Some(vec![imbridge_im::types::group::CreateGroupMember {
                 member_account: "bob".into(),
                 ..Default::default()
             }]),
-            ..Default::default()
         })
         .await
         .expect("create group");

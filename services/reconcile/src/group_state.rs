@@ -58,7 +58,7 @@ fn members_joined(group_id: &GroupId, user: &str) -> MembersJoined {
 }
 
 fn envelope(key: &ConversationKey, id: EventId, source: Source, time: TimestampMs, event: Event) -> Envelope {
-    Envelope { id, source, conversation: key.clone(), time, recorded_at: Some(TimestampMs::now()), event }
+    Envelope::recorded_now(id, source, key.clone(), time, event)
 }
 
 /// An IM-origin lifecycle event's id, from the group, what it repairs and the evidence time.

@@ -232,7 +232,7 @@ async fn accounts_and_profiles_are_compared() {
 
 #[tokio::test]
 async fn members_and_groups_on_one_side_only_are_decided_from_evidence() {
-    use imbridge_im::types::group::CreateGroupReq;
+    use imbridge_im::types::group::{CreateGroupReq, GroupSpec};
     use serde_json::json;
     let w = World::start().await;
     w.in_step().await;
@@ -256,10 +256,13 @@ async fn members_and_groups_on_one_side_only_are_decided_from_evidence() {
     w.legacy_group_msg("lgonly", "ann", "legacy only", false).await;
     w.client
         .create_group(&CreateGroupReq {
-            group_type: "Public".into(),
-            name: "imonly".into(),
-            owner_account: Some("ann".into()),
-            group_id: Some("imonly".into()),
+            group: GroupSpec {
+                group_type: "Public".into(),
+                name: "imonly".into(),
+                owner_account: Some("ann".into()),
+                group_id: Some("imonly".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await
