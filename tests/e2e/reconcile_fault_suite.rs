@@ -534,6 +534,10 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
                     let body = json!({"GroupId": "imclub", "MemberList": [{"Member_Account": "fay"}]});
                     im_call(&im, IM_USERS[0], "group_open_http_svc/add_group_member", body).await
                 };
+                eprintln!(
+                    "ingest outage {o}: fay {} imclub on IM: {ok}",
+                    if on_im { "kicked from" } else { "added to" }
+                );
                 made.ops += 1;
                 made.failed_ops += u64::from(!ok);
             }
@@ -567,6 +571,12 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
     // Reconcile until a pass finds nothing it can repair.
     let before = settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
     let differing_before = before.values().filter(|b| b.legacy != b.im || b.legacy_group != b.im_group).count();
+    let members_before: Vec<String> = before
+        .iter()
+        .filter(|(_, b)| b.legacy_group.as_ref().map(|g| &g.1) != b.im_group.as_ref().map(|g| &g.1))
+        .map(|(k, b)| format!("{k}: legacy {:?}, IM {:?}", b.legacy_group, b.im_group))
+        .collect();
+    eprintln!("group members differing after the traffic: {members_before:?}");
     let mut first: Option<Value> = None;
     let mut repaired_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let (mut repaired, mut im_calls, mut checked, mut passes) = (0u64, 0u64, 0u64, 0usize);
