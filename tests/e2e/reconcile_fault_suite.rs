@@ -568,6 +568,10 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         *lost.entry(k.clone()).or_default() += v;
     }
 
+    // The apply services up again (a consumer that lost the broker can take minutes to rejoin on this loaded
+    // machine): reconciling while one is down would only produce repairs nothing applies.
+    let services_ready = || async move { ready(to_im_addr).await && ready(to_legacy_addr).await };
+    eventually("to-im and to-legacy ready after the faults", Duration::from_secs(300), services_ready).await;
     // Reconcile until a pass finds nothing it can repair.
     let before = settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
     let differing_before = before.values().filter(|b| b.legacy != b.im || b.legacy_group != b.im_group).count();
@@ -605,6 +609,7 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         if produced == 0 && errors == 0 {
             break;
         }
+        eventually("to-im and to-legacy ready", Duration::from_secs(300), services_ready).await;
         settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
     }
     let converged = traffic_end.elapsed();
