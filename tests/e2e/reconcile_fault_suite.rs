@@ -19,8 +19,9 @@
 //! legacy), to any other user, and each group has a writer on each app. People answer what they see: a user
 //! writes in a conversation only once its last message is visible on their app, and at least a second later
 //! ([`TURN`]), so the conversation has one order both systems can show (IM orders by its seconds then its
-//! sequence, legacy by its seconds then the order it stored them). A message lost on its way only delays the
-//! other app's users; reconcile's repair then lands in its second on legacy.
+//! sequence, legacy in the order it stored them). A message lost on its way only delays the other app's users;
+//! reconcile's repair then lands on legacy before the next message from IM (the contract places a late message
+//! by its time among its own system's).
 //!
 //! Groups: each is managed (renames, joins and kicks of the floaters) from its owner's app; both apps create
 //! groups during the faults. The traffic touches a group only once both apps show it: an IM group whose creation

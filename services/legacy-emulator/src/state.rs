@@ -84,7 +84,7 @@ pub struct Group {
     /// Former members (not members now) and their last leave.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub departed: BTreeMap<UserId, Departed>,
-    /// In the conversation's order: by time's second, then in the order stored (see [`insert_in_order`]).
+    /// In the conversation's order (see [`insert_in_order`]).
     pub messages: Vec<Message>,
 }
 
@@ -660,14 +660,25 @@ fn group_state(g: &Group) -> GroupState {
     }
 }
 
-/// Stores a message at its place in the conversation's order, which the contract fixes: by message time in whole
-/// seconds, then in the order stored. Seconds are the resolution both systems share (IM's history gives whole
-/// seconds, its callbacks milliseconds): a finer key would put a message read back from IM's history before one
-/// of the same second that it followed. A message that arrives late (a repair, a filled gap) lands at the end of
-/// its second, not last; appending stays the common case.
+/// Stores a message at its place in the conversation's order, which the contract fixes: in the order stored,
+/// except that a message is placed before the first message *from the same system* (legacy's own, or copies of
+/// IM's) whose time falls in a later second. One system's times share a clock, so a late message (a repair, a
+/// filled gap) lands where it belongs among its own system's; across the two systems only arrival order means
+/// anything (their clocks differ). Seconds: IM's history gives whole seconds, its callbacks milliseconds.
 fn insert_in_order(msgs: &mut Vec<Message>, m: Message) {
     let second = m.time.0.div_euclid(1000);
-    let pos = msgs.partition_point(|x| x.time.0.div_euclid(1000) <= second);
+    let from_im = m.origin == Some(Origin::Im);
+    let mut pos = msgs.len();
+    // The same system's messages are already in this order, so the scan stops at the first one not later.
+    for (i, x) in msgs.iter().enumerate().rev() {
+        if (x.origin == Some(Origin::Im)) == from_im {
+            if x.time.0.div_euclid(1000) > second {
+                pos = i;
+            } else {
+                break;
+            }
+        }
+    }
     msgs.insert(pos, m);
 }
 

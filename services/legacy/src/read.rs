@@ -195,7 +195,7 @@ pub struct GroupState {
 
 /// `POST /v1/read/conversation` answer. An unknown conversation is an empty answer, not a 404: "legacy has
 /// nothing" is exactly what reconciliation needs to learn. Messages are in the conversation's order, which the
-/// contract fixes: by message time in whole seconds, then in the order stored (see docs/legacy-contract.md).
+/// contract fixes: as stored, each placed by its time among its own system's messages (docs/legacy-contract.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationAnswer {
     pub conversation: ConversationKey,

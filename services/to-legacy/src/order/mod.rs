@@ -289,8 +289,8 @@ pub fn plan(lane: Lane<'_>, pending: &mut Pending, now_ms: i64, now: Instant, cf
                 out.duplicates.push(i);
             } else if q < next {
                 // Below what was applied: a redelivery, or a message that was skipped (a gap IM could not fill)
-                // and comes back as a reconcile repair. Legacy deduplicates by id and keeps a conversation by
-                // message time in seconds (the contract), so it is applied, not dropped: a repair lands in its second.
+                // and comes back as a reconcile repair. Legacy deduplicates by id and places a message by its time
+                // among IM's (the contract's order), so it is applied, not dropped: a repair lands in place.
                 group_apply.push(i);
             } else if q == next && above.is_empty() {
                 group_apply.push(i);
