@@ -571,6 +571,8 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
 
     // The apply services up again (a consumer that lost the broker can take minutes to rejoin on this loaded
     // machine): reconciling while one is down would only produce repairs nothing applies.
+    // The restarted processes' own ops addresses (a restart may listen elsewhere).
+    let (to_im_addr, to_legacy_addr) = (to_im.to_im_ops().await, to_legacy.to_legacy_ops().await);
     let services_ready = || async move { ready(to_im_addr).await && ready(to_legacy_addr).await };
     eventually("to-im and to-legacy ready after the faults", Duration::from_secs(300), services_ready).await;
     // Reconcile until a pass finds nothing it can repair.
