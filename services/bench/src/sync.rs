@@ -571,14 +571,15 @@ async fn im_app_call(
     api: &str,
     body: &Value,
 ) -> Result<Value, ToImError> {
-    let e = im.emulator();
-    let url = format!(
-        "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
-        im.base_url(),
-        e.config().sdkappid,
-        e.usersig(user)
-    );
-    let v: Value = http.post(url).json(body).send().await.map_err(bench_err)?.json().await.map_err(bench_err)?;
+    let v: Value = http
+        .post(im.client_url(user, api))
+        .json(body)
+        .send()
+        .await
+        .map_err(bench_err)?
+        .json()
+        .await
+        .map_err(bench_err)?;
     if v["ErrorCode"] != 0 {
         return Err(bench_err(format!("im {api}: {v}")));
     }
