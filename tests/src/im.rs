@@ -65,14 +65,15 @@ pub async fn import_accounts(im: &ImClient, users: &[&str]) {
 /// `user` calls a client API (`openim/sendmsg`, `group_open_http_svc/send_group_msg`, …) through the
 /// emulator's simulated app client; returns IM's answer whatever its `ErrorCode`.
 pub async fn app_call(im: &RunningEmulator, user: &str, api: &str, body: &Value) -> Value {
-    let e = im.emulator();
-    let url = format!(
-        "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
-        im.base_url(),
-        e.config().sdkappid,
-        e.usersig(user)
-    );
-    reqwest::Client::new().post(url).json(body).send().await.expect("im client").json().await.expect("json")
+    reqwest::Client::new()
+        .post(im.client_url(user, api))
+        .json(body)
+        .send()
+        .await
+        .expect("im client")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// [`app_call`] that must succeed; returns IM's answer.

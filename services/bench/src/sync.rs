@@ -6,19 +6,29 @@
 //! configured broker with topics of their own. Two measuring pass-through proxies sit in front of the targets
 //! (to-im → proxy → IM, to-legacy → proxy → legacy apply) and note when each write was answered.
 //!
-//! What is measured, per message (1:1 text messages):
-//! - **legacy → IM**: from the legacy system answering its user's `POST /api/messages` (source accepted) to IM
-//!   answering to-im's `sendmsg` for it (other side applied) — webhook outbox, ingest, Kafka, to-im, IM;
-//! - **IM → legacy**: from IM answering a new-app user's send (client simulation) to the legacy system answering
-//!   to-legacy's apply containing it — IM's callback, ingest, Kafka, to-legacy, legacy.
+//! Traffic is mixed, over many conversations: of every ten events, five are 1:1 text messages (over
+//! `conversations` pairs), four group text messages and one group rename (over `groups` groups of three members
+//! each, created on the source side before the clock starts and carried over by the pipeline itself).
+//! What is measured, per event:
+//! - **legacy → IM**: from the legacy system answering its user's write (`POST /api/messages`,
+//!   `/api/groups/{id}/messages`, `PATCH /api/groups/{id}`: source accepted) to IM answering to-im's call for it
+//!   (`sendmsg`, `send_group_msg`, `modify_group_base_info`: other side applied) — webhook outbox, ingest, Kafka,
+//!   to-im, IM;
+//! - **IM → legacy**: from IM answering a new-app user's send or rename (client simulation) to the legacy system
+//!   answering to-legacy's apply containing it — IM's callbacks (8 in flight, as IM delivers them), ingest's
+//!   spool, Kafka, to-legacy's resequencer, legacy.
 //!
-//! Per direction: p50/p95/p99/max at a steady offered rate, then the maximum sustained rate (a burst offered as
-//! fast as the source accepts it, divided by the time until its last message was applied). Beside them: the raw
+//! Per direction: p50/p95/p99/max at a steady offered rate (`--rate`, or with `--paced F` the fraction F of the
+//! direction's raw ceiling, measured first), then the maximum sustained rate (a burst offered as fast as the
+//! source accepts it, divided by the time until its last event was applied). Beside them: the raw
 //! ceiling of the target measured directly with the same concurrency (IM `sendmsg` calls/s; legacy apply
 //! requests/s with one event each). By default the emulator enforces no quotas and to-im applies none, so the
 //! pipeline's own ceiling shows; `--im-quota` keeps IM's documented per-API limits (200/s for `sendmsg`) on both,
 //! and the raw ceiling is still measured without imbridge's pacing (one attempt per call, only IM's answers
 //! count), so it shows what IM's quota lets through.
+//!
+//! CPU seconds of the whole process (pipeline, emulators and load generator together) per 1,000 burst events and
+//! the process's peak RSS are printed with each direction; `bench backlog` measures each service alone.
 //!
 //! A run that measured nothing — a message never applied, a phase without a single arrival, a ceiling of 0 — is
 //! reported by [`BenchReport::problems`] and the command exits non-zero.
@@ -37,14 +47,14 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use imbridge_core::event::C2cMessage;
 use imbridge_core::topics::TopicNames;
-use imbridge_core::{Element, Envelope, Event, EventId, Source, TimestampMs, UserId};
+use imbridge_core::{Element, Envelope, Event, EventId, GroupId, Source, TimestampMs, UserId};
 use imbridge_im::config::RateSetting;
 use imbridge_im::types::account::{AccountImportReq, MultiAccountImportReq};
 use imbridge_im::types::c2c::{FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, SendMsgReq};
 use imbridge_im::{Api, ImClient, ImConfig, MsgElement};
 use imbridge_kafka::KafkaConfig;
 use imbridge_legacy::{ApplyClient, ApplyConfig, ContractEvent, SigningSecret};
-use imbridge_telemetry::bench::{Latencies, LatencySummary};
+use imbridge_telemetry::bench::{Latencies, LatencySummary, cpu_times, peak_rss_mib};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -69,8 +79,13 @@ pub struct BenchOptions {
     pub partitions: i32,
     /// 1:1 conversations per direction (lanes that can apply concurrently).
     pub conversations: usize,
+    /// Groups per direction (each another lane).
+    pub groups: usize,
     /// Offered rate of the latency phase, messages per second.
     pub steady_rate: u32,
+    /// With a value: the latency phase offers this fraction of the direction's raw ceiling instead of
+    /// `steady_rate` (the ceiling is then measured first).
+    pub paced_fraction: Option<f64>,
     /// Length of the latency phase, seconds.
     pub steady_secs: u64,
     /// Messages of the throughput burst.
@@ -89,7 +104,9 @@ impl Default for BenchOptions {
             kafka: KafkaConfig::default(),
             partitions: 12,
             conversations: 50,
+            groups: 20,
             steady_rate: 50,
+            paced_fraction: None,
             steady_secs: 10,
             burst: 2_000,
             concurrency: 32,
@@ -117,6 +134,10 @@ pub struct DirectionReport {
     /// What the target answers when called directly.
     pub ceiling_label: String,
     pub ceiling_per_sec: f64,
+    /// CPU seconds of this process per 1,000 burst events (`None`: /proc unreadable).
+    pub cpu_secs_per_1000: Option<f64>,
+    /// Peak RSS of this process so far, MiB.
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// The whole run.
@@ -132,13 +153,19 @@ impl BenchReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "imbridge bench sync — broker {}, {} partitions, {} conversations per direction, IM quotas {}",
+            "imbridge bench sync — broker {}, {} partitions, {} 1:1 conversations and {} groups per direction, IM \
+             quotas {}",
             o.kafka.bootstrap_servers,
             o.partitions,
             o.conversations,
+            o.groups,
             if o.im_quota { "on (documented limits)" } else { "off (raw)" }
         );
-        let _ = writeln!(s, "end-to-end = source accepted → other side applied (1:1 text messages)\n");
+        let _ = writeln!(
+            s,
+            "end-to-end = source accepted → other side applied (per 10 events: 5 1:1 messages, 4 group messages, 1 \
+             group rename)\n"
+        );
         for d in &self.directions {
             let _ = writeln!(s, "{}", d.name);
             let _ = writeln!(
@@ -162,7 +189,13 @@ impl BenchReport {
             } else {
                 "no call succeeded: no ratio".to_owned()
             };
-            let _ = writeln!(s, "  raw ceiling ({}): {:.0}/s — {ratio}\n", d.ceiling_label, d.ceiling_per_sec);
+            let _ = writeln!(s, "  raw ceiling ({}): {:.0}/s — {ratio}", d.ceiling_label, d.ceiling_per_sec);
+            let _ = writeln!(
+                s,
+                "  process CPU {} per 1,000 burst events, peak RSS {}\n",
+                d.cpu_secs_per_1000.map_or_else(|| "-".to_owned(), |c| format!("{c:.2} s")),
+                d.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.0} MiB"))
+            );
         }
         s
     }
@@ -246,12 +279,21 @@ fn note(p: &Proxy, path: &str, status: u16, req: &Bytes, resp: &Bytes, at: Insta
     let mut keys = Vec::new();
     if p.legacy {
         if (200..300).contains(&status) || status == 409 {
-            keys.extend(
-                q["events"].as_array().into_iter().flatten().filter_map(|e| e["id"].as_str().map(str::to_owned)),
-            );
+            for e in q["events"].as_array().into_iter().flatten() {
+                keys.extend(e["id"].as_str().map(str::to_owned));
+                if e["type"] == "group.updated" {
+                    keys.extend(e["name"].as_str().map(|n| format!("n:{n}")));
+                }
+            }
         }
-    } else if path.ends_with("/openim/sendmsg") && a["ErrorCode"] == 0 {
-        keys.extend(q["MsgRandom"].as_u64().map(|r| format!("r{r}")));
+    } else if a["ErrorCode"] == 0 {
+        if path.ends_with("/openim/sendmsg") {
+            keys.extend(q["MsgRandom"].as_u64().map(|r| format!("r{r}")));
+        } else if path.ends_with("/send_group_msg") {
+            keys.extend(q["Random"].as_u64().map(|r| format!("r{r}")));
+        } else if path.ends_with("/modify_group_base_info") {
+            keys.extend(q["Name"].as_str().map(|n| format!("n:{n}")));
+        }
     }
     if let Ok(mut m) = p.arrivals.lock() {
         for k in keys {
@@ -293,6 +335,27 @@ struct Pipeline {
     shutdown: CancellationToken,
     http: reqwest::Client,
     users: Vec<String>,
+    /// Groups by the side they were created on: (group id, owner).
+    legacy_groups: Vec<(String, String)>,
+    im_groups: Vec<(String, String)>,
+}
+
+/// What one event of the mixed traffic is.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    C2c(&'a (String, String)),
+    GroupMessage(&'a (String, String)),
+    GroupRename(&'a (String, String)),
+}
+
+/// The `i`-th event of a phase: of every ten, five 1:1 messages, four group messages, one group rename.
+fn target<'a>(p: &'a Pipeline, pairs: &'a [(String, String)], legacy_to_im: bool, i: usize) -> Target<'a> {
+    let groups = if legacy_to_im { &p.legacy_groups } else { &p.im_groups };
+    match (i % 10, groups.is_empty()) {
+        (0..5, _) | (_, true) => Target::C2c(&pairs[(i / 2) % pairs.len()]),
+        (5..9, false) => Target::GroupMessage(&groups[i % groups.len()]),
+        _ => Target::GroupRename(&groups[(i / 10) % groups.len()]),
+    }
 }
 
 /// Runs the benchmark; see the module docs.
@@ -300,34 +363,41 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
     let p = start(opts).await?;
     let pairs: Vec<(String, String)> =
         (0..opts.conversations).map(|i| (p.users[2 * i].clone(), p.users[2 * i + 1].clone())).collect();
-    // Warm-up, not measured: one message per conversation each way, so connections are open, every partition's
-    // ledger is loaded and every lane exists before the clock starts.
+    // Warm-up, not measured: the groups are carried over (their creation went first), then ten events per lane
+    // each way, so connections are open, every partition's ledger is loaded and every lane exists before the
+    // clock starts.
     for legacy_to_im in [true, false] {
-        measure(&p, &pairs, legacy_to_im, Load::Burst(pairs.len()), opts).await?;
+        let (_, sent, lost, _, _) = measure(&p, &pairs, legacy_to_im, Load::Burst(10 * pairs.len()), opts).await?;
+        if lost > 0 {
+            return Err(bench_err(format!("warm-up: {lost} of {sent} events never applied")));
+        }
     }
     let mut directions = Vec::new();
     for legacy_to_im in [true, false] {
         let name = if legacy_to_im { "legacy → IM" } else { "IM → legacy" };
-        info!(direction = name, "latency phase");
+        let measured_first =
+            if opts.paced_fraction.is_some() { Some(ceiling(&p, opts, legacy_to_im).await?) } else { None };
+        let steady_rate = match (opts.paced_fraction, &measured_first) {
+            (Some(f), Some((_, c))) => (c * f).round().max(1.0) as u32,
+            _ => opts.steady_rate,
+        };
+        info!(direction = name, steady_rate, "latency phase");
         let (lat, sent, lost, _, _) =
-            measure(&p, &pairs, legacy_to_im, Load::Steady(opts.steady_rate, opts.steady_secs), opts).await?;
+            measure(&p, &pairs, legacy_to_im, Load::Steady(steady_rate, opts.steady_secs), opts).await?;
         info!(direction = name, "throughput phase");
+        let cpu_before = cpu_times(None);
         let (_, burst_sent, burst_lost, offered, sustained) =
             measure(&p, &pairs, legacy_to_im, Load::Burst(opts.burst), opts).await?;
-        info!(direction = name, "raw ceiling");
-        let (ceiling_label, ceiling) = if legacy_to_im {
-            let label = if opts.im_quota {
-                "IM sendmsg called directly, no client pacing; the emulator enforces IM's 200/s quota"
-            } else {
-                "IM sendmsg called directly"
-            };
-            (label.to_owned(), im_ceiling(&p, opts).await?)
-        } else {
-            ("legacy apply called directly, 1 event per request".to_owned(), legacy_ceiling(&p, opts).await?)
+        let cpu_secs_per_1000 = cpu_times(None)
+            .zip(cpu_before)
+            .map(|(now, before)| now.since(&before).own_secs * 1000.0 / burst_sent.max(1) as f64);
+        let (ceiling_label, ceiling_per_sec) = match measured_first {
+            Some(c) => c,
+            None => ceiling(&p, opts, legacy_to_im).await?,
         };
         directions.push(DirectionReport {
             name,
-            steady_rate: opts.steady_rate,
+            steady_rate,
             steady_sent: sent,
             steady_lost: lost,
             latency: lat,
@@ -336,11 +406,28 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
             burst_offered_per_sec: offered,
             sustained_per_sec: sustained,
             ceiling_label,
-            ceiling_per_sec: ceiling,
+            ceiling_per_sec,
+            cpu_secs_per_1000,
+            peak_rss_mib: peak_rss_mib(None),
         });
     }
     stop(p).await;
     Ok(BenchReport { options: opts.clone(), directions })
+}
+
+/// The raw ceiling of the direction's target: (what was called, calls/s).
+async fn ceiling(p: &Pipeline, opts: &BenchOptions, legacy_to_im: bool) -> Result<(String, f64), ToImError> {
+    info!(legacy_to_im, "raw ceiling");
+    Ok(if legacy_to_im {
+        let label = if opts.im_quota {
+            "IM sendmsg called directly, no client pacing; the emulator enforces IM's 200/s quota"
+        } else {
+            "IM sendmsg called directly"
+        };
+        (label.to_owned(), im_ceiling(p, opts).await?)
+    } else {
+        ("legacy apply called directly, 1 event per request".to_owned(), legacy_ceiling(p, opts).await?)
+    })
 }
 
 async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
@@ -392,10 +479,28 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         let r = http.post(format!("{}/api/users", legacy.url())).json(&json!({"user_id": u})).send().await;
         r.map_err(bench_err)?.error_for_status().map_err(bench_err)?;
     }
+    // Groups of three: created on their source side; the pipeline creates them on the other.
+    let members = |g: usize| {
+        let n = users.len();
+        (users[(3 * g) % n].clone(), users[(3 * g + 1) % n].clone(), users[(3 * g + 2) % n].clone())
+    };
+    let mut legacy_groups = Vec::new();
+    let mut im_groups = Vec::new();
     let admin = ImClient::new(&im.client_config(), &prometheus::Registry::new())?;
     for chunk in users.chunks(100) {
         let list = chunk.iter().map(|u| AccountImportReq { user_id: u.clone(), nick: None, face_url: None }).collect();
         admin.multiaccount_import(&MultiAccountImportReq { accounts: None, account_list: Some(list) }).await?;
+    }
+    for g in 0..opts.groups {
+        let (owner, m1, m2) = members(g);
+        let id = format!("bench-lg{g:04}");
+        let r = http
+            .post(format!("{}/api/groups", legacy.url()))
+            .json(&json!({"group_id": id, "name": id, "owner": owner, "members": [m1, m2]}))
+            .send()
+            .await;
+        r.map_err(bench_err)?.error_for_status().map_err(bench_err)?;
+        legacy_groups.push((id, owner));
     }
 
     let mut im_cfg: ImConfig = im.client_config();
@@ -434,7 +539,51 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(Pipeline { im, legacy, ingest, to_im, to_legacy, im_arrivals, legacy_arrivals, shutdown, http, users })
+    for g in 0..opts.groups {
+        let (owner, m1, m2) = members(g);
+        let id = format!("bench-ig{g:04}");
+        let body = json!({"Owner_Account": owner, "Type": "Public", "GroupId": id, "Name": id,
+                          "MemberList": [{"Member_Account": m1}, {"Member_Account": m2}]});
+        im_app_call(&http, &im, &owner, "group_open_http_svc/create_group", &body).await?;
+        im_groups.push((id, owner));
+    }
+    Ok(Pipeline {
+        im,
+        legacy,
+        ingest,
+        to_im,
+        to_legacy,
+        im_arrivals,
+        legacy_arrivals,
+        shutdown,
+        http,
+        users,
+        legacy_groups,
+        im_groups,
+    })
+}
+
+/// An IM client API call as `user` (an app user of the new app); IM's answer, which must be a success.
+async fn im_app_call(
+    http: &reqwest::Client,
+    im: &imbridge_im_emulator::RunningEmulator,
+    user: &str,
+    api: &str,
+    body: &Value,
+) -> Result<Value, ToImError> {
+    let v: Value = http
+        .post(im.client_url(user, api))
+        .json(body)
+        .send()
+        .await
+        .map_err(bench_err)?
+        .json()
+        .await
+        .map_err(bench_err)?;
+    if v["ErrorCode"] != 0 {
+        return Err(bench_err(format!("im {api}: {v}")));
+    }
+    Ok(v)
 }
 
 async fn stop(p: Pipeline) {
@@ -454,40 +603,72 @@ enum Load {
     Burst(usize),
 }
 
-/// Sends one message from the source side; returns the arrival key and when the source accepted it.
+/// Sends one event from the source side; returns the arrival key and when the source accepted it.
 async fn send_one(
     p: &Pipeline,
-    pair: &(String, String),
+    target: Target<'_>,
     legacy_to_im: bool,
     n: u64,
 ) -> Result<(String, Instant), ToImError> {
     let text = format!("bench {n}");
     if legacy_to_im {
-        let r = p
-            .http
-            .post(format!("{}/api/messages", p.legacy.url()))
-            .json(&json!({"from": pair.0, "to": pair.1, "body": [{"type": "text", "text": text}]}))
-            .send()
-            .await
-            .map_err(bench_err)?;
+        let legacy = p.legacy.url();
+        let (req, rename) = match target {
+            Target::C2c(pair) => (
+                p.http
+                    .post(format!("{legacy}/api/messages"))
+                    .json(&json!({"from": pair.0, "to": pair.1, "body": [{"type": "text", "text": text}]})),
+                None,
+            ),
+            Target::GroupMessage((group, owner)) => (
+                p.http
+                    .post(format!("{legacy}/api/groups/{group}/messages"))
+                    .json(&json!({"from": owner, "body": [{"type": "text", "text": text}]})),
+                None,
+            ),
+            Target::GroupRename((group, owner)) => {
+                let name = format!("bench-name-{n}");
+                let req = p
+                    .http
+                    .patch(format!("{legacy}/api/groups/{group}"))
+                    .json(&json!({"operator": owner, "name": name}));
+                (req, Some(name))
+            }
+        };
+        let r = req.send().await.map_err(bench_err)?;
         let v: Value = r.error_for_status().map_err(bench_err)?.json().await.map_err(bench_err)?;
         let accepted = Instant::now();
+        if let Some(name) = rename {
+            return Ok((format!("n:{name}"), accepted));
+        }
         let id = v["id"].as_str().ok_or_else(|| bench_err("legacy answered no id"))?;
         Ok((format!("r{}", EventId::legacy(id).stable_u32()), accepted))
     } else {
-        let sig = p.im.emulator().usersig(&pair.1);
-        let url = format!(
-            "{}/emulator/client/v4/openim/sendmsg?sdkappid={}&identifier={}&usersig={sig}&platform=Android",
-            p.im.base_url(),
-            p.im.emulator().config().sdkappid,
-            pair.1
-        );
-        let body = json!({"To_Account": pair.0, "MsgRandom": rand::random::<u32>(), "MsgSeq": n as u32 + 1,
-                          "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]});
-        let v: Value = p.http.post(url).json(&body).send().await.map_err(bench_err)?.json().await.map_err(bench_err)?;
-        let accepted = Instant::now();
-        let key = v["MsgKey"].as_str().filter(|_| v["ErrorCode"] == 0).ok_or_else(|| bench_err(format!("im: {v}")))?;
-        Ok((EventId::im_c2c(&UserId::new_unchecked(&pair.1), key).as_str().to_owned(), accepted))
+        let body = [json!({"MsgType": "TIMTextElem", "MsgContent": {"Text": text}})];
+        match target {
+            Target::C2c(pair) => {
+                let req = json!({"To_Account": pair.0, "MsgRandom": rand::random::<u32>(), "MsgSeq": n as u32 + 1,
+                                 "MsgBody": body});
+                let v = im_app_call(&p.http, &p.im, &pair.1, "openim/sendmsg", &req).await?;
+                let accepted = Instant::now();
+                let key = v["MsgKey"].as_str().ok_or_else(|| bench_err(format!("im: {v}")))?;
+                Ok((EventId::im_c2c(&UserId::new_unchecked(&pair.1), key).as_str().to_owned(), accepted))
+            }
+            Target::GroupMessage((group, owner)) => {
+                let req = json!({"GroupId": group, "Random": rand::random::<u32>(), "MsgBody": body});
+                let v = im_app_call(&p.http, &p.im, owner, "group_open_http_svc/send_group_msg", &req).await?;
+                let accepted = Instant::now();
+                let seq = v["MsgSeq"].as_u64().ok_or_else(|| bench_err(format!("im: {v}")))?;
+                let id = EventId::im_group_message(&GroupId::new_unchecked(group), seq);
+                Ok((id.as_str().to_owned(), accepted))
+            }
+            Target::GroupRename((group, owner)) => {
+                let name = format!("bench-name-{n}");
+                let req = json!({"GroupId": group, "Name": name});
+                im_app_call(&p.http, &p.im, owner, "group_open_http_svc/modify_group_base_info", &req).await?;
+                Ok((format!("n:{name}"), Instant::now()))
+            }
+        }
     }
 }
 
@@ -517,8 +698,8 @@ async fn measure(
             loop {
                 tokio::select! {
                     _ = tick.tick(), if i < total => {
-                        let pair = &pairs[(i as usize) % pairs.len()];
-                        inflight.push(send_one(p, pair, legacy_to_im, next()));
+                        let t = target(p, pairs, legacy_to_im, i as usize);
+                        inflight.push(send_one(p, t, legacy_to_im, next()));
                         i += 1;
                     }
                     Some(r) = inflight.next(), if !inflight.is_empty() => {
@@ -540,8 +721,8 @@ async fn measure(
                         if i >= n {
                             break;
                         }
-                        let pair = &pairs[i % pairs.len()];
-                        let (key, at) = send_one(p, pair, legacy_to_im, next()).await?;
+                        let t = target(p, pairs, legacy_to_im, i);
+                        let (key, at) = send_one(p, t, legacy_to_im, next()).await?;
                         acc.lock().map_err(|_| bench_err("lock"))?.push((key, at));
                     }
                     Ok::<(), ToImError>(())
@@ -691,6 +872,8 @@ mod tests {
             sustained_per_sec: 800.0,
             ceiling_label: "IM sendmsg called directly".into(),
             ceiling_per_sec: ceiling,
+            cpu_secs_per_1000: Some(1.5),
+            peak_rss_mib: Some(120.0),
         }
     }
 

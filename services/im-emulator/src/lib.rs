@@ -65,6 +65,17 @@ impl RunningEmulator {
         format!("http://{}", self.addr)
     }
 
+    /// The URL at which `user` (an app user, with a valid UserSig) calls `api` (`openim/sendmsg`, …) through
+    /// the simulated client, as a new-app user's device would.
+    pub fn client_url(&self, user: &str, api: &str) -> String {
+        format!(
+            "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
+            self.base_url(),
+            self.emulator.config().sdkappid,
+            self.emulator.usersig(user)
+        )
+    }
+
     /// The emulator behind the server (state, clock, stats, UserSigs).
     pub fn emulator(&self) -> &Emulator {
         &self.emulator

@@ -83,6 +83,12 @@ impl KafkaConfig {
             ("enable.partition.eof", "false"),
             // Feeds the per-partition lag gauge (see the consumer context's `stats`).
             ("statistics.interval.ms", "5000"),
+            // The memory bound of a consumer facing a backlog: librdkafka prefetches up to 64 MiB (and 100,000
+            // records per partition) by default, which alone would exceed a service's budget; 16 MiB of
+            // prefetched records is still many fetches' worth at the rates the handlers apply.
+            ("queued.max.messages.kbytes", "16384"),
+            ("queued.min.messages", "10000"),
+            ("fetch.max.bytes", "16777216"),
         ] {
             if c.get(k).is_none() {
                 c.set(k, v);

@@ -112,6 +112,9 @@ impl ToLegacyConfig {
             // Held records keep their lane's in-flight permits: long holds would stall the poll loop.
             return bad("to_legacy.order.gap_wait_ms and reorder_window_ms must be at most 60000".into());
         }
+        if self.order.reorder_window_min_ms > self.order.reorder_window_ms {
+            return bad("to_legacy.order.reorder_window_min_ms must be at most reorder_window_ms".into());
+        }
         self.consumer.validate().map_err(|e| ToLegacyError::Config(format!("to_legacy.consumer: {e}")))
     }
 }

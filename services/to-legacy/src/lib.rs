@@ -92,7 +92,13 @@ impl ToLegacy {
                 .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
             Some(order::GapFiller::new(client, deps.im.admin_identifier.clone()))
         };
-        Ok(sequenced::Resequencer { cfg: config.order.clone(), store, filler, memory: order::Memory::default() })
+        Ok(sequenced::Resequencer {
+            cfg: config.order.clone(),
+            store,
+            filler,
+            memory: order::Memory::default(),
+            jitter: order::Jitter::default(),
+        })
     }
 
     /// The events counted by outcome (`applied`, `duplicate`, `rejected`, `malformed`).

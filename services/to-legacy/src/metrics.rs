@@ -3,7 +3,7 @@
 //! (`imbridge_legacy_apply_requests_total`). Labels are bounded: event kinds, outcome words, error kinds built from
 //! HTTP status codes.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and timings of one to-legacy service.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Events the resequencer finished without applying, by `reason`: `duplicate` (a seq already applied, a
     /// callback delivered twice) or `stale` (every change in it is older than one already applied).
     pub resequenced: IntCounterVec,
+    /// The adaptive reorder window now in force (`order.reorder_window_min_ms` … `reorder_window_ms`).
+    pub reorder_window_ms: IntGauge,
 }
 
 impl Metrics {
@@ -66,6 +68,11 @@ impl Metrics {
             Opts::new("imbridge_to_legacy_resequenced_total", "events finished without applying, by reason"),
             &["reason"],
         )?;
+        let reorder_window_ms = IntGauge::new(
+            "imbridge_to_legacy_reorder_window_ms",
+            "how long 1:1 messages and group changes are held now (adaptive, from IM's delivery spread)",
+        )?;
+        registry.register(Box::new(reorder_window_ms.clone()))?;
         registry.register(Box::new(gaps_detected.clone()))?;
         registry.register(Box::new(gaps_filled.clone()))?;
         registry.register(Box::new(gap_messages.clone()))?;
@@ -85,6 +92,7 @@ impl Metrics {
             gaps_filled,
             gap_messages,
             resequenced,
+            reorder_window_ms,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Resequencer {
     /// `None` without an `[im]` client: a gap past its wait is skipped (logged and counted), never waited for.
     pub filler: Option<GapFiller>,
     pub memory: Memory,
+    /// The measured spread of IM's delivery delays: how long timed events are held.
+    pub jitter: order::Jitter,
 }
 
 /// Why a call stopped early.
@@ -64,9 +66,15 @@ impl LegacyApplier {
             .collect();
         let mut wait = None;
         let mut halt = None;
+        let now_ms = TimestampMs::now().as_millis();
+        let cfg = OrderConfig {
+            reorder_window_ms: r.jitter.window_ms(r.cfg.reorder_window_min_ms, r.cfg.reorder_window_ms, now_ms),
+            ..r.cfg.clone()
+        };
+        self.metrics.reorder_window_ms.set(cfg.reorder_window_ms as i64);
         loop {
             let lane = Lane { slots: &slots, finished: &finished, state: &state, group };
-            let mut plan = order::plan(lane, &mut pending, TimestampMs::now().as_millis(), Instant::now(), &r.cfg);
+            let mut plan = order::plan(lane, &mut pending, TimestampMs::now().as_millis(), Instant::now(), &cfg);
             self.settle_ties(r, &conv, &items, &mut plan.apply).await;
             if let Some((from, to)) = plan.gap_detected {
                 self.metrics.gaps_detected.inc();
@@ -122,6 +130,9 @@ impl LegacyApplier {
         let mut done = 0;
         while done < n && finished[done] && !pending.rejected.contains_key(items[done].env.id.as_str()) {
             pending.applied.remove(items[done].env.id.as_str());
+            // Each record once, when it leaves the lane.
+            let env = &items[done].env;
+            r.jitter.observe(env.time.as_millis(), env.recorded_at.unwrap_or(env.time).as_millis(), now_ms);
             done += 1;
         }
         let next = if done == n {

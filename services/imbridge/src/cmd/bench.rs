@@ -47,9 +47,16 @@ pub struct SyncBench {
     /// 1:1 conversations per direction.
     #[arg(long, default_value_t = 50)]
     pub conversations: usize,
-    /// Offered rate of the latency phase, messages per second.
+    /// Groups per direction (of every ten events, four are group messages and one a group rename).
+    #[arg(long, default_value_t = 20)]
+    pub groups: usize,
+    /// Offered rate of the latency phase, events per second.
     #[arg(long, default_value_t = 50)]
     pub rate: u32,
+    /// Pace the latency phase at this fraction of the direction's raw ceiling (measured first) instead of
+    /// `--rate`: `--paced 0.2` is the "p99 at 20% of the ceiling" measurement.
+    #[arg(long, value_parser = fraction)]
+    pub paced: Option<f64>,
     /// Length of the latency phase, seconds.
     #[arg(long, default_value_t = 10)]
     pub secs: u64,
@@ -132,7 +139,9 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 kafka: kafka_config(global, b.bootstrap)?,
                 partitions: b.partitions,
                 conversations: b.conversations,
+                groups: b.groups,
                 steady_rate: b.rate,
+                paced_fraction: b.paced,
                 steady_secs: b.secs,
                 burst: b.burst,
                 concurrency: b.concurrency,
@@ -177,6 +186,14 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
             print!("{}", report.render());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// A fraction in (0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction between 0 (excluded) and 1")),
     }
 }
 

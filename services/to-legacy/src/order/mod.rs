@@ -27,6 +27,7 @@
 //! when several ingest instances or a replayed spool deliver the same callback again.
 
 pub mod gap;
+pub mod jitter;
 pub mod store;
 pub mod ties;
 
@@ -38,6 +39,7 @@ use imbridge_core::{Envelope, Event, Failure};
 use serde::{Deserialize, Serialize};
 
 pub use gap::{Filled, GapFiller};
+pub use jitter::Jitter;
 pub use store::{ConvOrder, OrderStore, PartitionOrder};
 
 /// `[to_legacy.order]`: how long gaps and reorderings are waited for.
@@ -49,14 +51,20 @@ pub struct OrderConfig {
     pub enabled: bool,
     /// How long a group's missing seq is waited for before it is read from IM, in milliseconds.
     pub gap_wait_ms: u64,
-    /// How long after ingest received it a 1:1 message or group lifecycle event is held so that earlier ones
-    /// delayed in flight can still go first, in milliseconds.
+    /// The longest a 1:1 message or group lifecycle event is held after ingest received it so that earlier ones
+    /// delayed in flight can still go first, in milliseconds: the window of a fresh instance, and the cap of the
+    /// adaptive one ([`jitter`]).
     pub reorder_window_ms: u64,
+    /// The shortest hold, in milliseconds, to which the adaptive window adds the measured spread of IM's delivery
+    /// delays. It covers what the measure cannot see: two callbacks spooled by ingest in the other order than
+    /// they were stamped, and records of one lane reaching to-legacy in different fetches. Equal to
+    /// `reorder_window_ms`: a fixed window.
+    pub reorder_window_min_ms: u64,
 }
 
 impl Default for OrderConfig {
     fn default() -> Self {
-        Self { enabled: true, gap_wait_ms: 2_000, reorder_window_ms: 1_000 }
+        Self { enabled: true, gap_wait_ms: 2_000, reorder_window_ms: 1_000, reorder_window_min_ms: 20 }
     }
 }
 
@@ -398,7 +406,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> OrderConfig {
-        OrderConfig { enabled: true, gap_wait_ms: 1000, reorder_window_ms: 500 }
+        OrderConfig { enabled: true, gap_wait_ms: 1000, reorder_window_ms: 500, reorder_window_min_ms: 500 }
     }
 
     /// A lane offered since long before any of these tests' records arrived.
