@@ -165,6 +165,11 @@ impl ImClient {
         self.inner.limits.effective(api)
     }
 
+    /// Waits for a slot of `api` as a call would, without calling: for benches and tests of the pacing.
+    pub async fn wait_for_slot(&self, api: Api) -> Duration {
+        self.inner.limits.acquire(api).await
+    }
+
     /// Calls let through and time spent waiting for one API so far (the coordinator's demand estimate).
     pub fn usage(&self, api: Api) -> Usage {
         self.inner.limits.usage(api)
