@@ -74,7 +74,7 @@ impl Default for QuotaConfig {
             coordinate: true,
             period_ms: 1000,
             expire_ms: 3500,
-            utilisation: 0.97,
+            utilisation: 0.98,
             startup_share: 0.05,
             headroom: 0.05,
             live_burst_ms: 200,
@@ -542,7 +542,7 @@ mod tests {
         }
         let import_rate = import_im.effective_rate(Api::ImportMsg).per_sec().unwrap_or(0.0);
         let live_rate = live_im.effective_rate(Api::ImportMsg).per_sec().unwrap_or(0.0);
-        assert!(import_rate > 90.0 && import_rate + live_rate <= 97.0 + 1e-9, "{import_rate} + {live_rate}");
+        assert!(import_rate > 90.0 && import_rate + live_rate <= 98.0 + 1e-9, "{import_rate} + {live_rate}");
         // The live instance dies: its announcement is dropped as stale and import takes its share.
         {
             let mut all = board.all.lock().unwrap_or_else(|p| p.into_inner());
@@ -557,7 +557,7 @@ mod tests {
             import.round(1.0);
         }
         let alone = import_im.effective_rate(Api::ImportMsg).per_sec().unwrap_or(0.0);
-        assert!((alone - 97.0).abs() < 1e-9, "{alone}");
+        assert!((alone - 98.0).abs() < 1e-9, "{alone}");
         // The board goes away: once its own announcement is stale, import falls back to the small share.
         board.down.store(true, std::sync::atomic::Ordering::Relaxed);
         import.started = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or(import.started);
