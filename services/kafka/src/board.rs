@@ -192,17 +192,7 @@ async fn follow(
                 }
                 // librdkafka reconnects by itself; notices simply age meanwhile.
                 Some(Err(e)) => warn!(topic = %topic, error = %e, "board poll error"),
-                None if !behind.is_empty() => {
-                    if let Ok(pos) = consumer.position() {
-                        for e in pos.elements() {
-                            if let Offset::Offset(o) = e.offset()
-                                && behind.get(&e.partition()).is_some_and(|high| o >= *high)
-                            {
-                                behind.remove(&e.partition());
-                            }
-                        }
-                    }
-                }
+                None if !behind.is_empty() => crate::reader::drop_reached(&consumer, &mut behind),
                 None => {}
             }
         }
