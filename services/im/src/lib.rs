@@ -36,6 +36,6 @@ pub use callback::{Callback, CallbackAuthError, CallbackQuery, verify_callback_q
 pub use client::ImClient;
 pub use config::{ImConfig, RECONCILE_APIS, RateSetting, RetryConfig};
 pub use error::ImError;
-pub use quota::{AllocationSource, Priority, QuotaConfig};
 pub use metrics::Metrics;
+pub use quota::{AllocationSource, Priority, QuotaConfig};
 pub use sigcache::UserSigCache;

@@ -359,12 +359,8 @@ impl Coordinator {
             .collect();
         for i in 0..self.tracks.len() {
             let t = &self.tracks[i];
-            let mut claims = vec![Claim {
-                instance: self.instance.clone(),
-                priority: self.priority,
-                want: t.want,
-                rate: t.rate,
-            }];
+            let mut claims =
+                vec![Claim { instance: self.instance.clone(), priority: self.priority, want: t.want, rate: t.rate }];
             for s in &others {
                 if let Some(d) = s.announcement.demands.iter().find(|d| d.api == t.api) {
                     claims.push(Claim {
@@ -472,8 +468,7 @@ mod tests {
     #[test]
     fn increases_only_take_what_is_free() {
         // History runs at 97 of 97; live arrives wanting 30: history drops at once, live waits for that.
-        let claims =
-            vec![claim("live", Priority::Live, 30.0, 5.0), claim("import", Priority::History, 200.0, 92.0)];
+        let claims = vec![claim("live", Priority::Live, 30.0, 5.0), claim("import", Priority::History, 200.0, 92.0)];
         let targets = allocate(97.0, &claims);
         assert_eq!(targets, vec![30.0, 67.0]);
         assert_eq!(step(97.0, &claims, &targets, 1), 67.0, "decreases are immediate");
@@ -528,7 +523,8 @@ mod tests {
         let board = Arc::new(Board::default());
         let (live_im, cfg) = client();
         let (import_im, _) = client();
-        let mut live = Coordinator::new(&live_im, &cfg, Priority::Live, &[Api::ImportMsg], "live".into(), board.clone());
+        let mut live =
+            Coordinator::new(&live_im, &cfg, Priority::Live, &[Api::ImportMsg], "live".into(), board.clone());
         let mut import =
             Coordinator::new(&import_im, &cfg, Priority::History, &[Api::ImportMsg], "import".into(), board.clone());
         // Start-up: history at its small share, live at its static rate.

@@ -111,7 +111,8 @@ impl Board {
             debug!(topic = %self.topic, "previous notice still in flight; skipping this one");
             return;
         }
-        let (producer, topic, inner, key) = (self.producer.clone(), self.topic.clone(), self.inner.clone(), key.to_vec());
+        let (producer, topic, inner, key) =
+            (self.producer.clone(), self.topic.clone(), self.inner.clone(), key.to_vec());
         tokio::spawn(async move {
             let r = producer.send(&topic, Outgoing { key: &key, payload: &payload, headers: &[] }).await;
             if let Err(e) = r {

@@ -134,7 +134,8 @@ impl Service for Reconcile {
 
         let (ops_addr, ops_task) = imbridge_runtime::serve_ops(config.listen, &deps, &readiness, None).await?;
         // Repair comes after live sync and before history in the shared quotas; held until the ops server stops.
-        let quota = imbridge_runtime::quota::coordinate(&deps, &im_for_quota, "reconcile", Priority::Repair, &RECONCILE_APIS)?;
+        let quota =
+            imbridge_runtime::quota::coordinate(&deps, &im_for_quota, "reconcile", Priority::Repair, &RECONCILE_APIS)?;
         let tasks = TaskTracker::new();
         tasks.spawn(async move {
             let _quota = quota;

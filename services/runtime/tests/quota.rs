@@ -58,7 +58,8 @@ async fn coordinators_on_the_broker_converge_by_priority_and_hand_out_a_dead_ins
     let (live, repair, history) = (client(), client(), client());
     let live_q = coordinate(&deps, &live, "live", Priority::Live, &[Api::ImportMsg]).expect("live").expect("on");
     let repair_q = coordinate(&deps, &repair, "repair", Priority::Repair, &[Api::ImportMsg]).expect("r").expect("on");
-    let history_q = coordinate(&deps, &history, "import", Priority::History, &[Api::ImportMsg]).expect("h").expect("on");
+    let history_q =
+        coordinate(&deps, &history, "import", Priority::History, &[Api::ImportMsg]).expect("h").expect("on");
     // Before anything is known, history and repair start at the small start-up share.
     assert_eq!(history.effective_rate(Api::ImportMsg), RateSetting::PerSec(5.0));
 
