@@ -44,11 +44,14 @@ pub enum Topic {
     Conversations,
     /// Compacted, one partition: services' health records (ingest heartbeats, reconcile's last sweep).
     Status,
+    /// One partition, seconds of retention: every IM caller's demand announcements, from which each computes
+    /// the same split of IM's per-app quotas (`docs/quotas.md`).
+    Quota,
 }
 
 impl Topic {
     /// Every topic, in the order `[topics]` lists them.
-    pub const ALL: [Topic; 11] = [
+    pub const ALL: [Topic; 12] = [
         Topic::LegacyEvents,
         Topic::ImEvents,
         Topic::ImportAccounts,
@@ -60,6 +63,7 @@ impl Topic {
         Topic::Applied,
         Topic::Conversations,
         Topic::Status,
+        Topic::Quota,
     ];
 
     /// The import topics, in the order their phases ([`ImportPhase`]) may start.
@@ -79,6 +83,7 @@ impl Topic {
             Topic::Applied => "applied",
             Topic::Conversations => "conversations",
             Topic::Status => "status",
+            Topic::Quota => "quota",
         }
     }
 
@@ -96,6 +101,7 @@ impl Topic {
             Topic::Applied => "imbridge.applied",
             Topic::Conversations => "imbridge.conversations",
             Topic::Status => "imbridge.status",
+            Topic::Quota => "imbridge.quota",
         }
     }
 
@@ -131,6 +137,12 @@ impl Topic {
                 .replication(n.replication)
                 .with_config("cleanup.policy", "compact")
                 .with_config("segment.ms", "3600000"),
+            // Readers start a few seconds back and announcements are stale after seconds: a minute of retention
+            // in one-minute segments keeps the topic tiny.
+            Topic::Quota => TopicSpec::new(n.name(self), 1)
+                .replication(n.replication)
+                .with_config("retention.ms", "60000")
+                .with_config("segment.ms", "60000"),
         }
     }
 }
@@ -235,6 +247,7 @@ pub struct TopicNames {
     pub applied: String,
     pub conversations: String,
     pub status: String,
+    pub quota: String,
     /// Partitions of the event and import topics when imbridge creates them (more = more parallel apply).
     pub partitions: i32,
     /// Replication factor when imbridge creates topics (1 for a single local broker, 3 in production).
@@ -255,6 +268,7 @@ impl Default for TopicNames {
             applied: Topic::Applied.default_name().to_owned(),
             conversations: Topic::Conversations.default_name().to_owned(),
             status: Topic::Status.default_name().to_owned(),
+            quota: Topic::Quota.default_name().to_owned(),
             partitions: 12,
             replication: 1,
         }
@@ -276,6 +290,7 @@ impl TopicNames {
             Topic::Applied => &self.applied,
             Topic::Conversations => &self.conversations,
             Topic::Status => &self.status,
+            Topic::Quota => &self.quota,
         }
     }
 
@@ -303,6 +318,7 @@ impl TopicNames {
             Topic::Applied => &mut self.applied,
             Topic::Conversations => &mut self.conversations,
             Topic::Status => &mut self.status,
+            Topic::Quota => &mut self.quota,
         };
         *slot = name;
     }

@@ -26,7 +26,7 @@ use crate::api::Api;
 use crate::config::{ImConfig, RateSetting, RetryConfig};
 use crate::error::{ImError, USERSIG_EXPIRED};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{Grant, RateLimits, Usage};
 use crate::sigcache::UserSigCache;
 use crate::types::EmptyResp;
 use crate::types::Envelope;
@@ -144,12 +144,35 @@ impl ImClient {
     pub fn set_rate(&self, api: Api, rate: RateSetting) {
         tracing::info!(api = api.as_str(), rate = ?rate, "im rate limit changed");
         self.inner.limits.set(api, rate);
+        let rate = self.inner.limits.effective(api);
         self.inner.metrics.rate_limit.with_label_values(&[api.as_str()]).set(rate.per_sec().unwrap_or(0.0));
     }
 
-    /// The current call rate of one API.
+    /// The static call rate of one API (what it is paced at while no quota grant is in force).
     pub fn rate(&self, api: Api) -> RateSetting {
         self.inner.limits.get(api)
+    }
+
+    /// Puts the quota coordinator's grant for one API in force (`None`: back to the static rate).
+    pub fn grant(&self, api: Api, grant: Option<Grant>) {
+        self.inner.limits.grant(api, grant);
+        let rate = self.inner.limits.effective(api);
+        self.inner.metrics.rate_limit.with_label_values(&[api.as_str()]).set(rate.per_sec().unwrap_or(0.0));
+    }
+
+    /// The call rate in force for one API: the coordinator's grant if there is one, else the static rate.
+    pub fn effective_rate(&self, api: Api) -> RateSetting {
+        self.inner.limits.effective(api)
+    }
+
+    /// Waits for a slot of `api` as a call would, without calling: for benches and tests of the pacing.
+    pub async fn wait_for_slot(&self, api: Api) -> Duration {
+        self.inner.limits.acquire(api).await
+    }
+
+    /// Calls let through and time spent waiting for one API so far (the coordinator's demand estimate).
+    pub fn usage(&self, api: Api) -> Usage {
+        self.inner.limits.usage(api)
     }
 
     /// Calls any API with any body: rate limit, retries and envelope checks included. The typed methods

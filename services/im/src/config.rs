@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::api::Api;
 use crate::error::ImError;
+use crate::quota::QuotaConfig;
 
 /// Connection, identity and pacing of the IM client.
 #[derive(Clone, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct ImConfig {
     /// Every other part paces those APIs at the rest, so reconciliation can never push live sync into 60007;
     /// reconcile paces itself at this share (divided among its instances).
     pub reconcile_quota_share: f64,
+    /// `[im.quota]`: sharing each quota with every other imbridge process of the app (`docs/quotas.md`).
+    pub quota: QuotaConfig,
 }
 
 /// The read APIs reconciliation calls; their quotas are split between reconcile and everything else.
@@ -77,6 +80,7 @@ impl Default for ImConfig {
             retry: RetryConfig::default(),
             rate_limits: BTreeMap::new(),
             reconcile_quota_share: 0.1,
+            quota: QuotaConfig::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl fmt::Debug for ImConfig {
             .field("retry", &self.retry)
             .field("rate_limits", &self.rate_limits)
             .field("reconcile_quota_share", &self.reconcile_quota_share)
+            .field("quota", &self.quota)
             .finish()
     }
 }
@@ -155,6 +160,7 @@ impl ImConfig {
         if !(self.reconcile_quota_share > 0.0 && self.reconcile_quota_share < 1.0) {
             return bad(format!("reconcile_quota_share {} must be above 0 and below 1", self.reconcile_quota_share));
         }
+        self.quota.validate().map_err(ImError::Config)?;
         for (api, rate) in &self.rate_limits {
             let invalid = matches!(rate, RateSetting::PerSec(r) if !r.is_finite() || *r < 0.0);
             if invalid {

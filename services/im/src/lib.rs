@@ -11,7 +11,9 @@
 //! - [`normalize`]: callback → canonical event, echo detection (the mirror of the legacy crate's `convert`);
 //! - [`origin`]: imbridge's origin marker in `CloudCustomData` (what to-im writes, ingest and reconcile read);
 //! - [`error`]: [`ImError`] and its retry / dead-letter classification;
-//! - [`ratelimit`], [`metrics`]: per-API token buckets and the client's Prometheus metrics.
+//! - [`ratelimit`], [`metrics`]: per-API pacing schedules and the client's Prometheus metrics;
+//! - [`quota`]: one quota per API per app shared by every imbridge process, with priorities (the allocation rule
+//!   and the [`quota::Coordinator`]; the announcements travel through an [`quota::AllocationSource`]).
 
 pub mod api;
 pub mod body;
@@ -22,6 +24,7 @@ pub mod error;
 pub mod metrics;
 pub mod normalize;
 pub mod origin;
+pub mod quota;
 pub mod ratelimit;
 pub mod sigcache;
 pub mod types;
@@ -34,4 +37,5 @@ pub use client::ImClient;
 pub use config::{ImConfig, RECONCILE_APIS, RateSetting, RetryConfig};
 pub use error::ImError;
 pub use metrics::Metrics;
+pub use quota::{AllocationSource, Priority, QuotaConfig};
 pub use sigcache::UserSigCache;

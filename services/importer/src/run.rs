@@ -29,7 +29,7 @@ use crate::apply::{ApplyContext, ApplyStats, ConversationStates, RecordOutcome, 
 use imbridge_core::state::Phase;
 use imbridge_core::topics::{ImportPhase, Topic, TopicNames};
 use imbridge_core::{EventKind, TimestampMs};
-use imbridge_im::{Api, ImClient, ImConfig};
+use imbridge_im::{Api, ImClient, ImConfig, Priority};
 use imbridge_kafka::Producer;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::{self, DlqProducer};
@@ -190,7 +190,28 @@ struct Run<'a> {
     consumers: Vec<(ImportPhase, ConsumerTask)>,
     consumers_stop: CancellationToken,
     produce_stop: CancellationToken,
+    /// This run's share of IM's quotas, as history (lowest priority); held for the run's lifetime.
+    _quota: Option<imbridge_runtime::quota::Coordination>,
 }
+
+/// The IM APIs an import calls (its apply and verify), whose quotas it shares with the other parts.
+pub const IMPORT_APIS: [Api; 15] = [
+    Api::MultiAccountImport,
+    Api::AccountCheck,
+    Api::PortraitSet,
+    Api::PortraitGet,
+    Api::FriendImport,
+    Api::FriendGet,
+    Api::ImportMsg,
+    Api::AdminSetMsgRead,
+    Api::ImportGroup,
+    Api::ImportGroupMember,
+    Api::ImportGroupMsg,
+    Api::SetUnreadMsgNum,
+    Api::GetGroupInfo,
+    Api::GroupMsgGetSimple,
+    Api::AdminGetRoamMsg,
+];
 
 impl<'a> Run<'a> {
     async fn new(
@@ -204,6 +225,7 @@ impl<'a> Run<'a> {
         let admin = Admin::new(&deps.kafka)?;
         let producer = Producer::new(&deps.kafka)?;
         let im = ImClient::new(&deps.im, &deps.registry)?;
+        let quota = imbridge_runtime::quota::coordinate(deps, &im, "import", Priority::History, &IMPORT_APIS)?;
         let stats = match &options.stats {
             Some(s) => s.clone(),
             None => ApplyStats::new(&deps.registry).map_err(|e| Error::Run(format!("metrics: {e}")))?,
@@ -253,6 +275,7 @@ impl<'a> Run<'a> {
             consumers: Vec::new(),
             consumers_stop: CancellationToken::new(),
             produce_stop: CancellationToken::new(),
+            _quota: quota,
         })
     }
 

@@ -12,10 +12,12 @@
 //!   from a time through a handler;
 //! - [`reader`]: reading a topic range without a consumer group (DLQ tools, replay, ledgers);
 //! - [`topology`]: every topic imbridge creates, with one spec each (partitions, retention, compaction);
+//! - [`board`]: a notice board on a short-retention topic (every instance posts its latest notice, reads all);
 //! - [`bench`]: `imbridge bench kafka`, our producer → ordered consumer beside Kafka's own perf tools.
 
 pub mod admin;
 pub mod bench;
+pub mod board;
 pub mod config;
 pub mod consumer;
 pub mod dlq;

@@ -161,19 +161,7 @@ pub async fn follow(
                     // Broker unreachable and similar: librdkafka reconnects; keep polling.
                     tracing::warn!(topic = %topic, error = %e, "follower poll error");
                 }
-                None if !behind.is_empty() => {
-                    // The last offsets below a watermark can be gaps (compaction, transaction markers): a
-                    // partition whose fetch position reached its watermark is caught up even without a record.
-                    if let Ok(pos) = consumer.position() {
-                        for e in pos.elements() {
-                            if let Offset::Offset(o) = e.offset()
-                                && behind.get(&e.partition()).is_some_and(|high| o >= *high)
-                            {
-                                behind.remove(&e.partition());
-                            }
-                        }
-                    }
-                }
+                None if !behind.is_empty() => drop_reached(&consumer, &mut behind),
                 None => {}
             }
         }
@@ -207,6 +195,21 @@ pub async fn follow_forever(
         failures = 0;
         while let Some(f) = rx.recv().await {
             each(f);
+        }
+    }
+}
+
+/// Forgets the partitions of `behind` (partition → high watermark to reach) whose fetch position reached their
+/// watermark. The last offsets below a watermark can be gaps (compaction, transaction markers): such a partition
+/// is caught up even though no record at the watermark will ever arrive.
+pub(crate) fn drop_reached(consumer: &BaseConsumer, behind: &mut std::collections::HashMap<i32, i64>) {
+    if let Ok(pos) = consumer.position() {
+        for e in pos.elements() {
+            if let Offset::Offset(o) = e.offset()
+                && behind.get(&e.partition()).is_some_and(|high| o >= *high)
+            {
+                behind.remove(&e.partition());
+            }
         }
     }
 }

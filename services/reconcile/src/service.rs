@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use imbridge_core::status::{INGEST_KEY_PREFIX, IngestBeat};
 use imbridge_core::topics::Topic;
 use imbridge_core::{ConversationKey, TimestampMs};
-use imbridge_im::ImClient;
+use imbridge_im::{ImClient, Priority, RECONCILE_APIS};
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
@@ -113,6 +113,7 @@ impl Service for Reconcile {
                 readiness.set(READY_ASSIGNMENT, !assigned.is_empty());
             }))
         };
+        let im_for_quota = im.clone();
         let reconciler = Reconciler {
             im,
             im_registry: deps.registry.clone(),
@@ -132,8 +133,12 @@ impl Service for Reconcile {
         )?;
 
         let (ops_addr, ops_task) = imbridge_runtime::serve_ops(config.listen, &deps, &readiness, None).await?;
+        // Repair comes after live sync and before history in the shared quotas; held until the ops server stops.
+        let quota =
+            imbridge_runtime::quota::coordinate(&deps, &im_for_quota, "reconcile", Priority::Repair, &RECONCILE_APIS)?;
         let tasks = TaskTracker::new();
         tasks.spawn(async move {
+            let _quota = quota;
             let _ = ops_task.await;
         });
         let topics = vec![deps.topics.legacy_events.clone(), deps.topics.im_events.clone(), deps.topics.status.clone()];

@@ -63,7 +63,11 @@ fn config(w: &World, first_sweep_delay_secs: u64, sweep_interval_secs: u64) -> R
 }
 
 async fn start(w: &World, topics: &TopicNames, cfg: ReconcileConfig, stop: &CancellationToken) -> Svc {
-    let deps = Deps::new(kafka(), topics.clone(), w.im.client_config()).with_shutdown(stop.clone());
+    // The static split under test: reconcile's own share of the read APIs. Shared quotas (`[im.quota]`) replace it
+    // while coordinating and are tested with the coordinator (runtime's quota test, `imbridge bench quota`).
+    let mut im = w.im.client_config();
+    im.quota.coordinate = false;
+    let deps = Deps::new(kafka(), topics.clone(), im).with_shutdown(stop.clone());
     Reconcile::build(cfg, &deps).await.expect("reconcile builds").start().await.expect("reconcile starts")
 }
 

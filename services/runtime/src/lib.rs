@@ -7,12 +7,14 @@
 //!   constructs every part (clients, handler, metrics) without waiting on the network, [`Service::start`] serves
 //!   or consumes in the background and returns a [`Running`] handle once it does;
 //! - [`run`]: build, start, wait for shutdown — the body of every service command;
+//! - [`quota`]: IM quota coordination over Kafka, started by every part that calls IM;
 //! - [`probe`]: the one readiness loop behind every `/readyz`, with the checks services share.
 //!
 //! `imbridge replay` and `imbridge bench` build a service the same way and take the part they need from it (the
 //! handler), so what they exercise is what runs.
 
 pub mod probe;
+pub mod quota;
 
 use std::future::Future;
 use std::net::SocketAddr;

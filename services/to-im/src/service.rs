@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbridge_core::topics::Topic;
-use imbridge_im::ImClient;
+use imbridge_im::{ImClient, Priority};
 use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::error::ToImError;
-use crate::live::handler::{QuotaShare, READY_ASSIGNMENT, READY_CONVERSATIONS};
+use crate::live::handler::{LIVE_APIS, QuotaShare, READY_ASSIGNMENT, READY_CONVERSATIONS};
 use crate::live::{Applier, ConversationStates, DismissalNotices, Ledger, LiveConfig, LiveHandler, LiveMetrics};
 
 pub use imbridge_runtime::probe::{READY_IM, READY_KAFKA};
@@ -226,7 +226,12 @@ impl Service for ToIm {
         let (addr, _ops) = imbridge_runtime::serve_ops(self.config.listen, &deps, &self.readiness, None).await?;
         info!(%addr, "to-im ops endpoints listening");
         let readiness = self.readiness.clone();
-        let task = tokio::spawn(self.consume(consumer_metrics));
+        // Live first: this instance's share of every quota it calls, held for as long as it consumes.
+        let quota = imbridge_runtime::quota::coordinate(&deps, &self.im, "to-im", Priority::Live, &LIVE_APIS)?;
+        let task = tokio::spawn(async move {
+            let _quota = quota;
+            self.consume(consumer_metrics).await
+        });
         Ok(Running::new(addr, readiness, deps.shutdown, task))
     }
 }

@@ -34,6 +34,32 @@ pub enum BenchWhat {
     /// Real-time sync end to end, both directions: latency (source accepted → other side applied) at a steady
     /// rate, maximum sustained rate, beside the target's raw request ceiling measured in the same run.
     Sync(SyncBench),
+    /// One quota per IM API shared by live sync, a repair sweep and a bulk import running at once (priorities
+    /// live, repair, history; coordination on the broker): live latency alone and shared, each API's calls/s per
+    /// part as a fraction of its quota, and the emulator's 60007 answers.
+    Quota(QuotaBench),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaBench {
+    /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    pub bootstrap: Option<String>,
+    /// Measured seconds of each phase (live alone, then all three at once).
+    #[arg(long, default_value_t = 20)]
+    pub secs: u64,
+    /// Unmeasured seconds for the parts to converge before the shared phase is measured.
+    #[arg(long, default_value_t = 5)]
+    pub settle_secs: u64,
+    /// Live importmsg calls per second.
+    #[arg(long, default_value_t = 40)]
+    pub live_rate: u32,
+    /// Live admin_getroammsg calls per second.
+    #[arg(long, default_value_t = 5)]
+    pub live_read_rate: u32,
+    /// Concurrent callers of the import and of the repair sweep each.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +189,19 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 work_dir: std::env::temp_dir().join(format!("imbridge-bench-import-{}", std::process::id())),
             };
             let report = imbridge_bench::import::run(&opts).await?;
+            print!("{}", report.render());
+            Ok(verdict(&report.problems()))
+        }
+        BenchWhat::Quota(b) => {
+            let opts = imbridge_bench::quota::BenchOptions {
+                kafka: kafka_config(global, b.bootstrap)?,
+                secs: b.secs,
+                settle_secs: b.settle_secs,
+                live_rate: b.live_rate,
+                live_read_rate: b.live_read_rate,
+                concurrency: b.concurrency,
+            };
+            let report = imbridge_bench::quota::run(&opts).await?;
             print!("{}", report.render());
             Ok(verdict(&report.problems()))
         }

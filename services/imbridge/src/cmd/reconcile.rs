@@ -79,6 +79,16 @@ pub async fn run(args: ReconcileArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     let im = imbridge_im::ImClient::new(&c.im, &im_registry).context("im client")?;
     // One process: all of reconcile's share of IM's quotas.
     imbridge_reconcile::quota::apply(&im, &c.im, 1.0);
+    // With [im.quota] coordinate, the sweep shares the quotas with the running parts, as repair.
+    let deps = imbridge_runtime::Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone());
+    let _quota = imbridge_runtime::quota::coordinate(
+        &deps,
+        &im,
+        "reconcile",
+        imbridge_im::Priority::Repair,
+        &imbridge_im::RECONCILE_APIS,
+    )
+    .context("im quota coordination")?;
     let producer =
         if args.dry_run { None } else { Some(imbridge_kafka::Producer::new(&c.kafka).context("kafka producer")?) };
     let reconciler = Reconciler {
