@@ -8,6 +8,7 @@
 //!   records into one signed request (`Idempotency-Key`, `"origin":"im"`, ids from the envelope) and reads the
 //!   answer: 2xx/409 applied, 400/422 dead-letter the named event, 429/5xx/timeouts retry;
 //! - [`metrics`]: events by kind and outcome, apply latency, end-to-end latency, retries, batch sizes;
+//! - [`side`]: [`Side`], the old system written to — one [`imbridge_core::apply::OldSide`] adapter per kind;
 //! - [`error`]: [`ToLegacyError`], the crate's one error type;
 //! - [`replay`]: `imbridge replay --conversation`: one conversation's IM events again, through the same handler.
 //!
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod order;
 pub mod replay;
 pub mod sequenced;
+pub mod side;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,13 +46,14 @@ pub use error::ToLegacyError;
 pub use handler::{LegacyApplier, READY_ASSIGNMENT, READY_LEGACY};
 pub use imbridge_runtime::probe::READY_KAFKA;
 pub use metrics::Metrics;
+pub use side::{Side, SideError};
 
 /// A built to-legacy: its apply client and metrics, not yet consuming.
 #[derive(Debug)]
 pub struct ToLegacy {
     config: ToLegacyConfig,
     deps: Deps,
-    client: ApplyClient,
+    side: Side,
     metrics: Metrics,
     readiness: Readiness,
 }
@@ -60,17 +63,9 @@ impl ToLegacy {
     /// [`ToLegacy::resequencer`]).
     pub fn applier(&self, order: Option<sequenced::Resequencer>) -> Arc<LegacyApplier> {
         let c = &self.config;
-        let (client, metrics, readiness) = (self.client.clone(), self.metrics.clone(), self.readiness.clone());
+        let (side, metrics, readiness) = (self.side.clone(), self.metrics.clone(), self.readiness.clone());
         let shutdown = self.deps.shutdown.clone();
-        LegacyApplier::new(
-            client,
-            c.retry.clone(),
-            c.batch_max_events,
-            metrics,
-            readiness,
-            shutdown,
-            order.map(Arc::new),
-        )
+        LegacyApplier::new(side, c.retry.clone(), c.batch_max_events, metrics, readiness, shutdown, order.map(Arc::new))
     }
 
     /// The resequencer: its durable state on the applied-ledger topic (`partitions` of it) and, with `[im]`
@@ -186,8 +181,8 @@ impl Service for ToLegacy {
         apply.connect_timeout_ms = config.connect_timeout_ms;
         // The handler drives retries itself (send_once), so the client's own loop is never used.
         apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
-        let client = ApplyClient::new(apply, &deps.registry)?;
-        Ok(Self { config, deps: deps.clone(), client, metrics, readiness })
+        let side = Side::Legacy(ApplyClient::new(apply, &deps.registry)?);
+        Ok(Self { config, deps: deps.clone(), side, metrics, readiness })
     }
 
     async fn start(self) -> Result<Running<RunStats, ToLegacyError>, ToLegacyError> {
