@@ -8,11 +8,14 @@
 //! and what to do with a refused event. Every call must be idempotent per event id: a batch is offered again
 //! after a transient failure, a crash or a replay, and what already landed must not land twice.
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::disposition::{Classify, Failure};
 use crate::event::Envelope;
+use crate::ids::GroupId;
 
 /// What an [`OldSide::apply_once`] that succeeded did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,4 +48,15 @@ pub trait OldSide: Send + Sync {
 
     /// Whether the failure means the old side cannot be reached at all (for readiness).
     fn unreachable(&self, error: &Self::Error) -> bool;
+}
+
+/// Tells ingest, before a group is destroyed, that the dismissal is imbridge's own: IM's callback for it names no
+/// operator, so ingest could not otherwise tell it from a user's (to-im and to-legacy announce on the
+/// conversations topic).
+pub trait AnnounceDismissal: Send + Sync + fmt::Debug {
+    /// Returns once the announcement is durable.
+    fn announce<'a>(
+        &'a self,
+        group: &'a GroupId,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 }
