@@ -274,6 +274,12 @@ impl Applier {
         Ok(found)
     }
 
+    /// Whether the app holds the group (not dismissed).
+    pub async fn group_exists(&self, group: &imbridge_core::GroupId) -> Result<bool, ApplyError> {
+        let infos = self.im.group_infos(&[group.as_str().to_owned()], None).await?;
+        Ok(infos.first().is_some_and(|i| i.error_code == 0))
+    }
+
     /// Walks a group's history from the newest message down to `since` looking for `Random` from `from`.
     async fn group_has(&self, group: &str, from: &str, random: u32, since: i64) -> Result<Option<String>, ApplyError> {
         let mut req_seq: Option<u64> = None;
@@ -592,6 +598,16 @@ impl OldSide for ImApp {
                 && let Some(found) = self.applier.find_applied(env).await?
             {
                 debug!(event_id = %env.id, reference = %found, "already on the old app; not sent again");
+                continue;
+            }
+            // A group that exists was created by an earlier attempt (or a replay's first run): `create_group` with
+            // every member is atomic up to its member limit, so nothing is left to do — not even re-adding members
+            // who have left since, which a replay of the creation would otherwise do until their exit is replayed.
+            if let Event::GroupCreated(g) = &env.event
+                && g.members.len() <= CREATE_GROUP_MEMBERS_MAX
+                && self.applier.group_exists(&g.group_id).await?
+            {
+                debug!(event_id = %env.id, group = %g.group_id, "group already on the old app; not created again");
                 continue;
             }
             duplicate = false;
