@@ -139,7 +139,12 @@ struct Expected {
 impl Group {
     fn new(id: &str, mut members: Vec<&str>) -> Group {
         members.sort();
-        Group { id: id.to_owned(), name: id.to_owned(), members: members.into_iter().map(str::to_owned).collect(), texts: vec![] }
+        Group {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            members: members.into_iter().map(str::to_owned).collect(),
+            texts: vec![],
+        }
     }
 
     fn join(&mut self, u: &str) {
@@ -150,6 +155,12 @@ impl Group {
     fn leave(&mut self, u: &str) {
         self.members.retain(|m| m != u);
     }
+}
+
+/// Sleeps into the next wall-clock second.
+async fn next_second() {
+    let ms = imbridge_core::TimestampMs::now().as_millis();
+    tokio::time::sleep(Duration::from_millis((1_000 - ms.rem_euclid(1_000)) as u64 + 20)).await;
 }
 
 async fn spawn_app(sb: &Sandbox, sdkappid: u64, token: &str, serial_callbacks: bool) -> RunningEmulator {
@@ -212,7 +223,10 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     // One group created on each app, with members of both.
     let mut want = Expected {
         c2c: vec![vec![]; PAIRS],
-        groups: vec![Group::new("g-old", vec!["o0", "o1", "n0", "n1"]), Group::new("g-new", vec!["n0", "n1", "o0", "o1"])],
+        groups: vec![
+            Group::new("g-old", vec!["o0", "o1", "n0", "n1"]),
+            Group::new("g-new", vec!["n0", "n1", "o0", "o1"]),
+        ],
     };
     let create = |owner: &str, id: &str, members: [&str; 3]| {
         json!({"Owner_Account": owner, "Type": "Public", "GroupId": id, "Name": id,
@@ -224,6 +238,9 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
 
     let mut n = 0u32;
     for round in 0..ROUNDS {
+        // People answer what they read: a turn starts in a later second than the one it answers (IM orders 1:1
+        // messages by the second, then by MsgSeq, and a client's MsgSeq and imbridge's copies' are unrelated).
+        next_second().await;
         // Each conversation's turn: the app that speaks alternates per round (and differs between conversations).
         for i in 0..PAIRS {
             let (o, nu) = pair(i);
@@ -231,13 +248,20 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
             let (from, to) = if app == App::Old { (&o, &nu) } else { (&nu, &o) };
             for k in 0..2 {
                 let text = format!("{from}→{to} r{round}.{k}");
-                app_user_sends(apps.emulator(app), from, to, &text, 10_000 + n).await;
+                // A client numbers its messages (IM orders a second's 1:1 messages by MsgSeq).
+                app_user_sends_seq(apps.emulator(app), from, to, &text, 1 + n, 10_000 + n).await;
                 want.c2c[i].push(text);
                 n += 1;
             }
         }
         for (g, owner_app) in [(0, App::Old), (1, App::New)] {
-            let app = if round % 2 == 0 { owner_app } else if owner_app == App::Old { App::New } else { App::Old };
+            let app = if round % 2 == 0 {
+                owner_app
+            } else if owner_app == App::Old {
+                App::New
+            } else {
+                App::Old
+            };
             // The owners never leave: o0 speaks on the old app, n0 on the new one.
             let from = if app == App::Old { "o0" } else { "n0" };
             let id = want.groups[g].id.clone();
@@ -327,5 +351,9 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     })
     .await;
     apps.hold(&want).await.unwrap_or_else(|e| panic!("a replay changed an app: {e}"));
-    assert_eq!(apps.copies_sent(), before, "a replay sent messages again (old sendmsg, old group, new sendmsg, new group)");
+    assert_eq!(
+        apps.copies_sent(),
+        before,
+        "a replay sent messages again (old sendmsg, old group, new sendmsg, new group)"
+    );
 }
