@@ -31,6 +31,11 @@ pub struct Metrics {
     pub resequenced: IntCounterVec,
     /// The adaptive reorder window now in force (`order.reorder_window_min_ms` … `reorder_window_ms`).
     pub reorder_window_ms: IntGauge,
+    /// When the old side is an IM app: history lookups before a message is sent to it, by result (`found`:
+    /// already there, not sent again; `absent`).
+    pub history_checks: IntCounterVec,
+    /// When the old side is an IM app: accounts of the new app imported into the old one on first sight.
+    pub accounts_imported: IntCounter,
 }
 
 impl Metrics {
@@ -73,6 +78,16 @@ impl Metrics {
             "how long 1:1 messages and group changes are held now (adaptive, from IM's delivery spread)",
         )?;
         registry.register(Box::new(reorder_window_ms.clone()))?;
+        let history_checks = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_history_checks_total", "old IM app history lookups before a send"),
+            &["result"],
+        )?;
+        let accounts_imported = IntCounter::new(
+            "imbridge_to_legacy_accounts_imported_total",
+            "accounts imported into the old IM app on first sight",
+        )?;
+        registry.register(Box::new(history_checks.clone()))?;
+        registry.register(Box::new(accounts_imported.clone()))?;
         registry.register(Box::new(gaps_detected.clone()))?;
         registry.register(Box::new(gaps_filled.clone()))?;
         registry.register(Box::new(gap_messages.clone()))?;
@@ -93,6 +108,16 @@ impl Metrics {
             gap_messages,
             resequenced,
             reorder_window_ms,
+            history_checks,
+            accounts_imported,
         })
+    }
+
+    /// The counters of the IM applier, when the old side is an IM app.
+    pub fn apply(&self) -> imbridge_im::apply::ApplyMetrics {
+        imbridge_im::apply::ApplyMetrics {
+            crash_checks: self.history_checks.clone(),
+            accounts_imported: self.accounts_imported.clone(),
+        }
     }
 }
