@@ -19,10 +19,6 @@ pub struct ExportConfig {
 
 impl Default for ExportConfig {
     fn default() -> Self {
-        Self {
-            from_im: ImConfig::default(),
-            custom_profile_tags: Vec::new(),
-            concurrency: 16,
-        }
+        Self { from_im: ImConfig::default(), custom_profile_tags: Vec::new(), concurrency: 16 }
     }
 }

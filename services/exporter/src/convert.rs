@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use imbridge_core::TimestampMs;
 use imbridge_core::body::ExportElement;
 use imbridge_core::event::{AllowType, ApplyJoin, Gender, GroupType, MemberRole};
 use imbridge_core::export::{
-    AccountRecord, C2cMessageRecord, C2cReadRecord, FriendRecord, GroupMemberRecord, GroupMessageRecord,
-    GroupProfile, GroupRecord, ProfileRecord,
+    AccountRecord, C2cMessageRecord, C2cReadRecord, FriendRecord, GroupMemberRecord, GroupMessageRecord, GroupProfile,
+    GroupRecord, ProfileRecord,
 };
-use imbridge_core::TimestampMs;
 use imbridge_im::types::account::{ProfileValue, UserProfile, tags};
 use imbridge_im::types::c2c::RoamMsg;
 use imbridge_im::types::group::{GroupInfo, GroupMember, GroupMsg, ROLE_ADMIN, ROLE_OWNER};
@@ -69,12 +69,17 @@ fn number(v: Option<&ProfileValue>) -> Option<u32> {
 /// The account and profile records of one user's `portrait_get` answer. The nick and face belong to the
 /// account (what `account_import` sets); everything else to the profile, which is left out when empty.
 pub fn account_and_profile(p: &UserProfile, custom: &[String]) -> (AccountRecord, Option<ProfileRecord>) {
-    let account =
-        AccountRecord { user_id: p.to_account.clone(), nick: text(p.get(tags::NICK)), face_url: text(p.get(tags::IMAGE)) };
+    let account = AccountRecord {
+        user_id: p.to_account.clone(),
+        nick: text(p.get(tags::NICK)),
+        face_url: text(p.get(tags::IMAGE)),
+    };
     let gender = text(p.get(tags::GENDER))
         .and_then(|s| [Gender::Male, Gender::Female, Gender::Unknown].into_iter().find(|g| gender_value(*g) == s));
     let allow_type = text(p.get(tags::ALLOW_TYPE)).and_then(|s| {
-        [AllowType::NeedConfirm, AllowType::AllowAny, AllowType::DenyAny].into_iter().find(|a| allow_type_value(*a) == s)
+        [AllowType::NeedConfirm, AllowType::AllowAny, AllowType::DenyAny]
+            .into_iter()
+            .find(|a| allow_type_value(*a) == s)
     });
     let custom: BTreeMap<String, String> = custom
         .iter()

@@ -152,12 +152,7 @@ async fn from_im(args: FromImArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         progress_every: std::time::Duration::from_secs(5),
         say: Arc::new(|s: &str| println!("{}", s.trim_end())),
     };
-    println!(
-        "exporting IM app {} ({} accounts listed) into {}",
-        im.sdkappid(),
-        accounts.len(),
-        args.dir.display()
-    );
+    println!("exporting IM app {} ({} accounts listed) into {}", im.sdkappid(), accounts.len(), args.dir.display());
     let report = imbridge_exporter::export_from_im(&args.dir, &accounts, &im, &options)
         .await
         .with_context(|| format!("exporting into {}", args.dir.display()))?;
