@@ -23,5 +23,6 @@ mod sync_convergence;
 mod sync_event_ids;
 mod sync_failures;
 mod sync_history_first;
+mod sync_im_to_im;
 mod sync_no_duplicates;
 mod sync_order_echo;

@@ -13,7 +13,7 @@ use imbridge_core::Envelope;
 use imbridge_e2e::*;
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::producer::Outgoing;
-use imbridge_to_im::live::{Applier, C2cApi, LedgerEntry, LiveMetrics};
+use imbridge_to_im::live::{Applier, C2cApi, LedgerEntry, LiveMetrics, live_msg_seq};
 
 /// Past both of IM's dedup windows.
 const PAST_DEDUP: Duration = Duration::from_secs(600);
@@ -170,7 +170,7 @@ async fn the_crash_window_is_closed_by_a_history_check() {
 
     // The state a crash leaves: the previous run applied and recorded the first events, then applied the next
     // one and died before recording it. Reproduced with to-im's own apply code and ledger format.
-    let applier = Applier::new(im.clone(), C2cApi::Sendmsg, true, 300, LiveMetrics::unregistered());
+    let applier = Applier::new(im.clone(), C2cApi::Sendmsg, true, 300, LiveMetrics::unregistered().apply_metrics());
     let producer = imbridge_kafka::Producer::new(&kafka()).expect("producer");
     let record = |env: &Envelope, (partition, offset): (i32, i64), reference: String| {
         let entry = LedgerEntry {
@@ -193,21 +193,21 @@ async fn the_crash_window_is_closed_by_a_history_check() {
                 .expect("ledger entry")
         }
     };
-    let r = applier.apply(&c2c_events[0], c2c_at[0].1).await.expect("apply w-1");
+    let r = applier.apply(&c2c_events[0], live_msg_seq(c2c_at[0].1)).await.expect("apply w-1");
     record(&c2c_events[0], c2c_at[0], r).await;
-    applier.apply(&c2c_events[1], c2c_at[1].1).await.expect("apply w-2, never recorded");
+    applier.apply(&c2c_events[1], live_msg_seq(c2c_at[1].1)).await.expect("apply w-2, never recorded");
     for i in 0..2 {
-        let r = applier.apply(&group_events[i], group_at[i].1).await.expect("apply");
+        let r = applier.apply(&group_events[i], live_msg_seq(group_at[i].1)).await.expect("apply");
         record(&group_events[i], group_at[i], r).await;
     }
-    applier.apply(&group_events[2], group_at[2].1).await.expect("apply wg-2, never recorded");
+    applier.apply(&group_events[2], live_msg_seq(group_at[2].1)).await.expect("apply wg-2, never recorded");
     im_server.emulator().advance_clock(PAST_DEDUP);
 
     // Control: past the windows IM itself would store a resent message twice.
     let control = c2c("w-control", "wc", "wa", "control");
-    applier.apply(&control, 1).await.expect("control once");
+    applier.apply(&control, live_msg_seq(1)).await.expect("control once");
     im_server.emulator().advance_clock(PAST_DEDUP);
-    applier.apply(&control, 1).await.expect("control twice");
+    applier.apply(&control, live_msg_seq(1)).await.expect("control twice");
     assert_eq!(c2c_texts(&im, "wc", "wa").await, vec!["control", "control"], "IM does not dedup past its window");
 
     let group_id = imbridge_testkit::unique("sync-window-group");

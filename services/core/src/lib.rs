@@ -10,12 +10,14 @@
 //! - [`event`]: the [`Envelope`] and every real-time [`Event`] kind plus the bulk-import records;
 //! - [`state`]: per-conversation migration state (importing / live);
 //! - [`status`]: service health records on `imbridge.status` (ingest heartbeats);
+//! - [`apply`]: [`apply::OldSide`], the seam every kind of old system is written to through;
 //! - [`disposition`]: what a failure means for the pipeline (retry, dead-letter, drop);
 //! - [`topics`]: default topic names;
 //! - [`json`]: the rule every reader of outside records applies first — the record is a JSON object.
 //!
 //! The JSON Schemas under `schemas/` describe exactly these types; `tests/schemas.rs` keeps them in step.
 
+pub mod apply;
 pub mod body;
 pub mod disposition;
 pub mod event;

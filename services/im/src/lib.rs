@@ -3,6 +3,8 @@
 //! - [`usersig`]: TLSSigAPIv2 UserSig generation and verification (also used by the emulator);
 //! - [`sigcache`]: [`UserSigCache`], the admin UserSig signed once and renewed at 80% of its lifetime;
 //! - [`config`]: [`ImConfig`] — region base URL, identity, timeouts, retry policy, per-API rates;
+//! - [`apply`]: [`apply::Applier`], canonical events → the REST calls that make an app hold them (to-im's live
+//!   apply, and [`apply::ImApp`], an IM app as the old side);
 //! - [`api`]: [`Api`], the closed set of REST APIs with their paths and documented frequency limits;
 //! - [`client`]: [`ImClient`] — one typed method per API, rate limiting, retries, paging helpers;
 //! - [`types`]: request/response bodies with IM's exact field names;
@@ -14,6 +16,7 @@
 //! - [`ratelimit`], [`metrics`]: per-API token buckets and the client's Prometheus metrics.
 
 pub mod api;
+pub mod apply;
 pub mod body;
 pub mod callback;
 pub mod client;

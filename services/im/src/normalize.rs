@@ -122,6 +122,14 @@ pub enum Normalized {
     Ignored(IgnoreReason),
 }
 
+/// An event normalized from the callback of an IM app that is the **old** side (`[old_side] kind = "im"`):
+/// the same event, as one the old side caused — source `legacy`, so it travels on the old side's topic to
+/// to-im — and with its id under `legacy:` (`legacy:im:gmsg:<GroupId>:<MsgSeq>`, …), since the two apps number
+/// their messages independently and the same MsgSeq or MsgKey on both must stay two events.
+pub fn as_old_side(env: Envelope) -> Envelope {
+    Envelope { id: EventId::legacy(env.id.as_str()), source: Source::Legacy, ..env }
+}
+
 /// Normalizes a parsed, verified callback. `received_at` is when ingest got it: the envelope's `recorded_at`,
 /// and the event time of a group lifecycle callback that carries no `EventTime` (IM documents none as
 /// optional, but a missing one must not make the id unstable within one delivery).

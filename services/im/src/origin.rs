@@ -11,12 +11,20 @@
 pub const ORIGIN_KEY: &str = "imbridge_origin";
 /// The marker's value for messages imbridge copied from legacy.
 pub const ORIGIN_LEGACY: &str = "legacy";
+/// The marker's value for messages imbridge copied from the new IM app to an old IM app.
+pub const ORIGIN_IM: &str = "im";
 /// Where a legacy `custom_data` travels inside the marked `CloudCustomData`.
 pub const CUSTOM_DATA_KEY: &str = "custom_data";
 
 /// The `CloudCustomData` of a message imbridge copies from legacy.
 pub fn encode_cloud_custom_data(custom_data: Option<&str>) -> String {
-    let marker = format!("{{\"{ORIGIN_KEY}\":\"{ORIGIN_LEGACY}\"");
+    encode_cloud_custom_data_as(ORIGIN_LEGACY, custom_data)
+}
+
+/// The `CloudCustomData` of a message imbridge copies from the side named `origin` (`legacy`, or `im` on an old
+/// IM app), the original `custom_data` carried beside the marker.
+pub fn encode_cloud_custom_data_as(origin: &str, custom_data: Option<&str>) -> String {
+    let marker = format!("{{\"{ORIGIN_KEY}\":\"{origin}\"");
     match custom_data {
         None => format!("{marker}}}"),
         // Serializing a &str cannot fail.

@@ -26,6 +26,8 @@ pub struct AppConfig {
     pub kafka: KafkaConfig,
     pub topics: TopicNames,
     pub im: ImConfig,
+    /// What the old system is: the legacy contract (default) or another IM app.
+    pub old_side: imbridge_runtime::OldSideConfig,
     pub ingest: imbridge_ingest::IngestConfig,
     pub to_legacy: imbridge_to_legacy::ToLegacyConfig,
     pub to_im: imbridge_to_im::ToImConfig,
@@ -71,6 +73,7 @@ fn validate(c: &AppConfig) -> anyhow::Result<()> {
         anyhow::bail!("kafka.bootstrap_servers is empty");
     }
     c.topics.validate().map_err(anyhow::Error::msg)?;
+    c.old_side.validate(&c.im).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(())
 }
 
@@ -379,6 +382,37 @@ mod tests {
         let (_, c) = example(false);
         assert_eq!(c.im.sdkappid, im.sdkappid);
         assert!(im.admin_identifiers.contains(&c.im.admin_identifier));
+    }
+
+    /// `load` of a file holding `text`, with no environment overrides.
+    fn load_text(text: &str) -> anyhow::Result<Loaded> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("imbridge.toml");
+        std::fs::write(&path, text).expect("write");
+        load(Some(&path))
+    }
+
+    #[test]
+    fn the_old_side_is_checked_at_load() {
+        let new_app = "[im]\nsdkappid = 1400000002\nsecret_key = \"n\"\n";
+        let old = |body: &str| format!("{new_app}[old_side]\n{body}");
+        let c = load_text(new_app).expect("no [old_side]: the legacy contract").config;
+        assert_eq!(c.old_side.kind, imbridge_runtime::OldSideKind::Legacy);
+        let c = load_text(&old(
+            "kind = \"im\"\nim_callback_token = \"t\"\n[old_side.im]\nsdkappid = 1400000001\nsecret_key = \"o\"\n",
+        ))
+        .expect("an IM old side")
+        .config;
+        assert_eq!(c.old_side.old_im().map(|i| i.sdkappid), Some(1_400_000_001));
+        let err = |body: &str| format!("{:#}", load_text(&old(body)).expect_err("refused"));
+        let e = err("kind = \"mainframe\"\n");
+        assert!(e.contains("unknown variant `mainframe`, expected `legacy` or `im`"), "{e}");
+        let e = err("kind = \"im\"\n[old_side.im]\nsecret_key = \"o\"\n");
+        assert!(e.contains("old_side.im.sdkappid is not set"), "{e}");
+        let e = err("kind = \"im\"\n[old_side.im]\nsdkappid = 1400000002\nsecret_key = \"o\"\n");
+        assert!(e.contains("also im.sdkappid"), "{e}");
+        let e = err("kind = \"im\"\n");
+        assert!(e.contains("needs an [old_side.im] section"), "{e}");
     }
 
     #[test]

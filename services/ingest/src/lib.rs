@@ -150,6 +150,14 @@ impl Service for Ingest {
                 admin_identifier: deps.im.admin_identifier.clone(),
                 rest_dismiss_is_echo: config.rest_dismiss_is_echo,
             },
+            old_app: deps.old_side.old_im().map(|old| server::OldApp {
+                sdkappid: old.sdkappid,
+                callback_token: deps.old_side.im_callback_token.clone(),
+                echo: callback::Echo {
+                    admin_identifier: old.admin_identifier.clone(),
+                    rest_dismiss_is_echo: config.rest_dismiss_is_echo,
+                },
+            }),
             metrics,
             readiness,
             produce_timeout: Duration::from_millis(config.produce_timeout_ms),
@@ -185,10 +193,14 @@ impl Service for Ingest {
             let _ = probe.await;
         });
         let forwarder_stop = CancellationToken::new();
+        let route = spool::forwarder::Route {
+            topic: deps.topics.im_events.clone(),
+            old_side_topic: deps.topics.legacy_events.clone(),
+        };
         tasks.spawn(spool::forwarder::run(
             self.state.spool.clone(),
             self.state.producer.clone(),
-            deps.topics.im_events.clone(),
+            route,
             forwarder_stop.clone(),
         ));
         if self.config.heartbeat_interval_ms > 0 {

@@ -35,6 +35,7 @@ use crate::callback::{self, Echo, Normalized};
 use crate::dismissals::ExpectedDismissals;
 use crate::error::IngestError;
 use crate::metrics::Metrics;
+use crate::spool::forwarder::OLD_SIDE_KEY_PREFIX;
 
 /// The readiness check ingest maintains.
 pub const READY_KAFKA: &str = "kafka";
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub sdkappid: u64,
     pub callback_token: Option<String>,
     pub echo: Echo,
+    /// The old side's IM app, when the old system is one: its callbacks come to the same endpoint.
+    pub old_app: Option<OldApp>,
     /// Dismissals to-im announced before making them (IM's callback for them names no operator).
     pub dismissals: Arc<ExpectedDismissals>,
     pub metrics: Metrics,
@@ -59,6 +62,15 @@ pub(crate) struct Shared {
 }
 
 pub(crate) type AppState = Arc<Shared>;
+
+/// An old IM app's identity as ingest checks it: its callbacks carry its SdkAppid, are signed with its own
+/// token, and its own admin identity's are echoes.
+#[derive(Debug)]
+pub(crate) struct OldApp {
+    pub sdkappid: u64,
+    pub callback_token: Option<String>,
+    pub echo: Echo,
+}
 
 /// How long a REST-caused dismissal callback waits for to-im's announcement to be read. to-im writes it before
 /// calling IM, so this only covers the follower's lag; other backends' REST dismissals pay this delay once.
@@ -149,7 +161,18 @@ impl Shared {
         body: Result<Bytes, BytesRejection>,
     ) -> Result<&'static str, IngestError> {
         let Query(query) = query.map_err(|r| IngestError::CallbackQuery(r.body_text()))?;
-        verify_callback_query(&query, self.sdkappid, self.callback_token.as_deref(), now_secs())?;
+        // Told apart by SdkAppid; each app's callbacks are checked with its own token. A callback of neither app
+        // fails the new app's check (403 naming the expected SdkAppid).
+        let old = self
+            .old_app
+            .as_ref()
+            .filter(|o| query.sdk_appid.as_deref().and_then(|s| s.trim().parse::<u64>().ok()) == Some(o.sdkappid));
+        let (sdkappid, token, echo) = match old {
+            Some(o) => (o.sdkappid, o.callback_token.as_deref(), &o.echo),
+            None => (self.sdkappid, self.callback_token.as_deref(), &self.echo),
+        };
+        verify_callback_query(&query, sdkappid, token, now_secs())?;
+        let app = if old.is_some() { "old_im" } else { "im" };
         let body = body_or_error(body, self.max_body_bytes)?;
         let cb = Callback::parse(&body, query.callback_command.as_deref())?;
         let received_at = TimestampMs::now();
@@ -160,17 +183,34 @@ impl Shared {
             // Matched on our own clock (receipt time), not IM's EventTime: both ends of the match are then
             // imbridge's clocks, and a skewed IM clock cannot push a real echo out of the window.
             if self.dismissals.is_own(&d.group_id, received_at.as_millis(), DISMISSAL_ANNOUNCEMENT_WAIT).await {
-                self.metrics.echoes.with_label_values(&["im", "imbridge_dismissal"]).inc();
+                self.metrics.echoes.with_label_values(&[app, "imbridge_dismissal"]).inc();
                 debug!(command = cb.command(), "echo dropped: a dismissal to-im announced");
                 return Ok("echo");
             }
         }
-        match callback::normalize(&cb, &query, &self.echo, received_at)? {
+        let normalized = match old {
+            // The old app's events go to to-im, which needs no legacy-contract check.
+            Some(_) => imbridge_im::normalize::normalize(&cb, &query, echo, received_at)
+                .map_err(|e| IngestError::CallbackInvalid { command: e.command, reason: e.reason })?,
+            None => callback::normalize(&cb, &query, echo, received_at)?,
+        };
+        match normalized {
             Normalized::Event(env) => {
+                let (env, key) = match old {
+                    Some(_) => {
+                        let env = imbridge_im::normalize::as_old_side(*env);
+                        let key = format!("{OLD_SIDE_KEY_PREFIX}{}", env.conversation.as_str());
+                        (env, key)
+                    }
+                    None => {
+                        let key = env.conversation.as_str().to_owned();
+                        (*env, key)
+                    }
+                };
                 let span = info_span!("event", event_id = %env.id, conversation = %env.conversation, kind = env.kind().as_str());
                 async {
-                    self.spool.append(env.conversation.as_str(), env.to_json()).await?;
-                    self.metrics.events.with_label_values(&[Source::Im.as_str(), env.kind().as_str()]).inc();
+                    self.spool.append(&key, env.to_json()).await?;
+                    self.metrics.events.with_label_values(&[env.source.as_str(), env.kind().as_str()]).inc();
                     debug!(command = cb.command(), "callback spooled");
                     Ok("spooled")
                 }
@@ -178,7 +218,7 @@ impl Shared {
                 .await
             }
             Normalized::Echo(reason) => {
-                self.metrics.echoes.with_label_values(&["im", reason.as_str()]).inc();
+                self.metrics.echoes.with_label_values(&[app, reason.as_str()]).inc();
                 debug!(command = cb.command(), reason = reason.as_str(), "echo dropped");
                 Ok("echo")
             }

@@ -7,6 +7,7 @@
 //! - [`admin`]: topic creation with configured partition counts, watermarks, group offsets;
 //! - [`consumer`]: the ordered consumer runner — per-key serial lanes, contiguous-prefix offset storage,
 //!   commit on revoke and shutdown, bounded everything, per-partition lag from librdkafka's statistics;
+//! - [`dismissals`]: [`dismissals::DismissalNotices`], a service's own group dismissals announced to ingest;
 //! - [`dlq`]: the dead-letter producer and its header contract;
 //! - [`replay`]: resetting a stopped consumer group to an offset, a time or the beginning, or re-applying one key
 //!   from a time through a handler;
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod consumer;
+pub mod dismissals;
 pub mod dlq;
 pub mod error;
 pub mod metrics;

@@ -15,12 +15,14 @@
 //! - [`client`]: [`ApplyClient`], the signed, classified, retrying batch POST (imbridge → legacy; the
 //!   reference emulator uses it for its webhooks too), whose [`ApplyError`] implements
 //!   [`imbridge_core::disposition::Classify`];
+//! - [`old_side`]: [`ApplyClient`] as the pipeline's [`imbridge_core::apply::OldSide`] (the default old system);
 //! - [`read`]: the signed read endpoints (per-conversation digests, a conversation's messages and group
 //!   state) that reconciliation compares with IM, and [`ReadClient`] to call them.
 
 pub mod client;
 pub mod contract;
 pub mod convert;
+pub mod old_side;
 pub mod read;
 pub mod signature;
 pub mod webhook;

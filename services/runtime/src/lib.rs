@@ -7,11 +7,13 @@
 //!   constructs every part (clients, handler, metrics) without waiting on the network, [`Service::start`] serves
 //!   or consumes in the background and returns a [`Running`] handle once it does;
 //! - [`run`]: build, start, wait for shutdown — the body of every service command;
+//! - [`old_side`]: `[old_side]`, what the system being migrated from is (the legacy contract or an IM app);
 //! - [`probe`]: the one readiness loop behind every `/readyz`, with the checks services share.
 //!
 //! `imbridge replay` and `imbridge bench` build a service the same way and take the part they need from it (the
 //! handler), so what they exercise is what runs.
 
+pub mod old_side;
 pub mod probe;
 
 use std::future::Future;
@@ -25,6 +27,7 @@ use prometheus::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use old_side::{OldSideConfig, OldSideKind};
 pub use probe::Probe;
 
 /// What every service shares: the common sections of the configuration and the process's registry and
@@ -37,6 +40,8 @@ pub struct Deps {
     pub topics: TopicNames,
     /// `[im]`: the app, its admin identity and the REST client's settings and rates.
     pub im: ImConfig,
+    /// `[old_side]`: what the old system is (the legacy contract by default, or another IM app).
+    pub old_side: OldSideConfig,
     /// Where metrics are registered and `/metrics` reads them (a test or a replay passes its own).
     pub registry: Registry,
     /// Fired on SIGTERM/Ctrl-C in the binary: every loop of the service stops, drains and returns.
@@ -54,12 +59,17 @@ impl Deps {
             // A fresh registry holds nothing that could clash.
             let _ = registry.register(Box::new(pc));
         }
-        Self { kafka, topics, im, registry, shutdown: CancellationToken::new() }
+        Self { kafka, topics, im, old_side: OldSideConfig::default(), registry, shutdown: CancellationToken::new() }
     }
 
     /// The same, stopped by `shutdown` (the binary's signal token).
     pub fn with_shutdown(self, shutdown: CancellationToken) -> Self {
         Self { shutdown, ..self }
+    }
+
+    /// The same, with `old_side` as the old system.
+    pub fn with_old_side(self, old_side: OldSideConfig) -> Self {
+        Self { old_side, ..self }
     }
 
     /// The same, registering metrics in `registry`.

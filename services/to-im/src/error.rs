@@ -28,11 +28,29 @@ pub enum ToImError {
     /// IM accepted a group message but did not store it (`MsgDropReason`, e.g. frequency control).
     #[error("group {group}: message dropped by IM: {reason}")]
     MessageDropped { group: String, reason: String },
+    /// A dismissal could not be announced to ingest before destroying the group (Kafka away).
+    #[error("cannot announce the dismissal: {0}")]
+    Announce(String),
     /// The service cannot run with this configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(transparent)]
     Start(#[from] imbridge_runtime::StartError),
+}
+
+impl From<imbridge_im::apply::ApplyError> for ToImError {
+    fn from(e: imbridge_im::apply::ApplyError) -> Self {
+        use imbridge_im::apply::ApplyError as A;
+        match e {
+            A::Im(e) => ToImError::Im(e),
+            A::UnexpectedKind { kind, source_system } => {
+                ToImError::UnexpectedKind { kind, source_system, topic: "the live topic".into() }
+            }
+            A::MembersNotAdded { group, members } => ToImError::MembersNotAdded { group, members },
+            A::MessageDropped { group, reason } => ToImError::MessageDropped { group, reason },
+            A::Announce(reason) => ToImError::Announce(reason),
+        }
+    }
 }
 
 impl Classify for ToImError {
@@ -41,7 +59,7 @@ impl Classify for ToImError {
             ToImError::Im(e) => e.disposition(),
             // Infrastructure: the broker comes back; the event is fine.
             ToImError::Kafka(_) => Disposition::Retry,
-            ToImError::MessageDropped { .. } => Disposition::Retry,
+            ToImError::MessageDropped { .. } | ToImError::Announce(_) => Disposition::Retry,
             ToImError::Decode(_)
             | ToImError::UnexpectedKind { .. }
             | ToImError::MembersNotAdded { .. }
@@ -58,6 +76,7 @@ impl Classify for ToImError {
             ToImError::UnexpectedKind { .. } => "unexpected_kind".into(),
             ToImError::MembersNotAdded { .. } => "members_not_added".into(),
             ToImError::MessageDropped { .. } => "im_message_dropped".into(),
+            ToImError::Announce(_) => "announce".into(),
             ToImError::Config(_) => "config".into(),
             ToImError::Start(_) => "start".into(),
         }

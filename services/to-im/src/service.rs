@@ -122,9 +122,9 @@ impl ToIm {
             live.c2c_api,
             live.import_unknown_accounts,
             live.history_check_slack_secs,
-            self.metrics.clone(),
+            self.metrics.apply_metrics(),
         )
-        .with_dismissal_notices(DismissalNotices::new(producer.clone(), deps.topics.conversations.clone()));
+        .with_dismissal_notices(Arc::new(DismissalNotices::new(producer.clone(), deps.topics.conversations.clone())));
         let quota = source_partitions
             .filter(|_| live.share_quota_by_partitions)
             .map(|n| QuotaShare::new(self.im.clone(), deps.im.clone(), usize::try_from(n).unwrap_or(1)));

@@ -82,6 +82,12 @@ impl Default for ToLegacyConfig {
 impl ToLegacyConfig {
     /// Checks the section as a whole; [`crate::start`] refuses to start on an invalid one.
     pub fn validate(&self) -> Result<(), ToLegacyError> {
+        self.validate_contract()?;
+        self.validate_common()
+    }
+
+    /// The legacy contract's endpoint and secret (not used when the old side is an IM app).
+    pub fn validate_contract(&self) -> Result<(), ToLegacyError> {
         let bad = |m: String| Err(ToLegacyError::Config(m));
         match reqwest::Url::parse(&self.apply_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -96,6 +102,12 @@ impl ToLegacyConfig {
         if self.apply_secret.is_empty() {
             return bad("to_legacy.apply_secret is not set (or set to_legacy.apply_secret_file)".into());
         }
+        Ok(())
+    }
+
+    /// Everything but the contract's endpoint: what every kind of old side needs.
+    pub fn validate_common(&self) -> Result<(), ToLegacyError> {
+        let bad = |m: String| Err(ToLegacyError::Config(m));
         if self.group_id.trim().is_empty() {
             return bad("to_legacy.group_id is empty".into());
         }

@@ -19,39 +19,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use imbridge_core::apply::{Applied, OldSide};
 use imbridge_core::disposition::{Classify, Disposition};
 use imbridge_core::{Envelope, Failure, TimestampMs};
 use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
-use imbridge_legacy::{ApplyClient, ApplyError, ApplyOutcome, ContractEvent, ErrorsBody, RetryPolicy};
+use imbridge_legacy::RetryPolicy;
 use imbridge_telemetry::Readiness;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::metrics::Metrics;
+use crate::side::{Side, SideError};
 
 /// Readiness check: the legacy side answers.
 pub const READY_LEGACY: &str = "legacy";
 /// Readiness check: this instance received its first partition assignment.
 pub const READY_ASSIGNMENT: &str = "assignment";
 
-/// One decoded record: the envelope (for metrics and logs) and the contract event written to legacy.
+/// One decoded record: the envelope as it came (for ids, metrics and logs) and the one written to the old
+/// side (the same, or trimmed by the resequencer of changes already overtaken).
 pub(crate) struct Item {
     pub(crate) env: Envelope,
-    pub(crate) event: ContractEvent,
+    pub(crate) event: Envelope,
 }
 
 /// Why an apply stopped before the end of its events.
 pub(crate) enum Stop {
-    /// Legacy refused the event at `index` for good.
-    Rejected { index: usize, error: ApplyError },
+    /// The old side refused the event at `index` for good.
+    Rejected { index: usize, error: SideError },
     /// Transient failures outlasted the in-call retries.
-    Transient(ApplyError),
+    Transient(SideError),
 }
 
-/// Applies IM events to legacy through the contract's apply client.
+/// Applies IM events to the old side through its adapter ([`Side`]).
 #[derive(Debug)]
 pub struct LegacyApplier {
-    client: ApplyClient,
+    side: Side,
     retry: RetryPolicy,
     batch_max: usize,
     pub(crate) metrics: Metrics,
@@ -63,10 +66,10 @@ pub struct LegacyApplier {
 }
 
 impl LegacyApplier {
-    /// `client` must not retry by itself (it is only used through `send_once`); `retry` is the in-call policy.
+    /// `side` makes one attempt per call; `retry` is the in-call policy.
     /// With `order`, records pass the resequencer first; without, they apply in offset order.
     pub fn new(
-        client: ApplyClient,
+        side: Side,
         retry: RetryPolicy,
         batch_max: usize,
         metrics: Metrics,
@@ -74,16 +77,7 @@ impl LegacyApplier {
         shutdown: CancellationToken,
         order: Option<Arc<crate::sequenced::Resequencer>>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            client,
-            retry,
-            batch_max,
-            metrics,
-            readiness,
-            shutdown,
-            assigned: AtomicBool::new(false),
-            order,
-        })
+        Arc::new(Self { side, retry, batch_max, metrics, readiness, shutdown, assigned: AtomicBool::new(false), order })
     }
 
     /// A record → its envelope and contract event; a failure here can never succeed later.
@@ -93,7 +87,7 @@ impl LegacyApplier {
         let mut items = Vec::with_capacity(records.len());
         let mut poison = None;
         for r in records {
-            match Self::decode(r) {
+            match self.decode(r) {
                 Ok(item) => items.push(item),
                 Err(f) => {
                     poison = Some(f);
@@ -115,10 +109,20 @@ impl LegacyApplier {
         BatchOutcome { done: 0, next: Some(Outcome::DeadLetter(f)) }
     }
 
-    pub(crate) fn decode(r: &Record) -> Result<Item, Failure> {
+    pub(crate) fn decode(&self, r: &Record) -> Result<Item, Failure> {
         let env = r.envelope()?;
-        let event = ContractEvent::from_im_envelope(&env).map_err(|e| Failure::from_error(&ApplyError::Convert(e)))?;
-        Ok(Item { env, event })
+        self.side.accepts(&env)?;
+        Ok(Item { event: env.clone(), env })
+    }
+
+    /// The old side this applier writes to.
+    pub fn side(&self) -> &Side {
+        &self.side
+    }
+
+    /// What the old side asked to wait before the next attempt, capped.
+    pub(crate) fn retry_after(&self, e: &SideError) -> Option<Duration> {
+        self.side.retry_after(e).map(|d| d.min(Duration::from_millis(self.retry.max_retry_after_ms)))
     }
 
     /// Waits `d`, unless shutdown began: then it never returns, so the runner cancels this lane at its drain
@@ -131,14 +135,14 @@ impl LegacyApplier {
     }
 
     /// One request with in-call retries of transient answers.
-    async fn send(&self, events: &[ContractEvent]) -> Result<ApplyOutcome, ApplyError> {
+    async fn send(&self, events: &[Envelope]) -> Result<Applied, SideError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let err = match self.client.send_once(events).await {
+            let err = match self.side.apply_once(events).await {
                 Ok(o) => {
                     self.readiness.set(READY_LEGACY, true);
-                    return Ok(ApplyOutcome { attempts: attempt, ..o });
+                    return Ok(o);
                 }
                 Err(e) => e,
             };
@@ -147,23 +151,23 @@ impl LegacyApplier {
                 self.readiness.set(READY_LEGACY, true);
                 return Err(err);
             }
-            if matches!(err, ApplyError::Connect(_) | ApplyError::Timeout(_)) {
+            if self.side.unreachable(&err) {
                 self.readiness.set(READY_LEGACY, false);
             }
             self.metrics.retries.with_label_values(&[&err.kind()]).inc();
             if attempt >= self.retry.max_attempts {
                 return Err(err);
             }
-            let wait = self.retry.delay(attempt, err.retry_after());
-            warn!(error = %err, attempt, wait_ms = wait.as_millis() as u64, "legacy apply failed; retrying");
+            let wait = self.retry.delay(attempt, self.side.retry_after(&err));
+            warn!(error = %err, attempt, wait_ms = wait.as_millis() as u64, side = self.side.name(), "old-side apply failed; retrying");
             self.wait(wait).await;
         }
     }
 
     /// Applies `events` in order. Returns the outcome label of every event of the finished prefix
     /// (`applied` or `duplicate`) and why it stopped, if it did.
-    pub(crate) async fn apply(&self, events: &[ContractEvent]) -> (Vec<&'static str>, Option<Stop>) {
-        let label = |o: &ApplyOutcome| if o.is_duplicate() { "duplicate" } else { "applied" };
+    pub(crate) async fn apply(&self, events: &[Envelope]) -> (Vec<&'static str>, Option<Stop>) {
+        let label = |o: &Applied| if o.duplicate { "duplicate" } else { "applied" };
         let err = match self.send(events).await {
             Ok(o) => return (vec![label(&o); events.len()], None),
             Err(e) if e.disposition() == Disposition::Retry => return (Vec::new(), Some(Stop::Transient(e))),
@@ -174,7 +178,7 @@ impl LegacyApplier {
         }
         // The contract: legacy applies the events before the one it names, stops, and names it. Re-sending that
         // prefix confirms it (repeats answer 409 or 2xx) instead of trusting a body we cannot verify.
-        if let Some(index) = rejected_index(&err).filter(|i| *i < events.len()) {
+        if let Some(index) = self.side.refused_index(&err).filter(|i| *i < events.len()) {
             if index == 0 {
                 return (Vec::new(), Some(Stop::Rejected { index, error: err }));
             }
@@ -209,12 +213,6 @@ impl LegacyApplier {
     }
 }
 
-/// The lowest event index a refusal body names (`{"errors":[{"index":i,…}]}`), if it names one.
-fn rejected_index(e: &ApplyError) -> Option<usize> {
-    let ApplyError::Rejected { body, .. } = e else { return None };
-    serde_json::from_str::<ErrorsBody>(body).ok()?.errors.iter().filter_map(|x| x.index).min()
-}
-
 impl Handler for LegacyApplier {
     async fn handle(&self, record: &Record) -> Outcome {
         let b = self.handle_batch(&[record]).await;
@@ -225,7 +223,7 @@ impl Handler for LegacyApplier {
     }
 
     fn batch_limit(&self) -> usize {
-        self.batch_max
+        self.batch_max.min(self.side.batch_limit()).max(1)
     }
 
     async fn handle_batch(&self, records: &[&Record]) -> BatchOutcome {
@@ -238,7 +236,7 @@ impl Handler for LegacyApplier {
         };
         let Some(first) = items.first() else { return self.dead_letter(None) };
         let span = info_span!("apply", conversation = %first.env.conversation, first_event_id = %first.env.id, events = items.len());
-        let events: Vec<ContractEvent> = items.iter().map(|i| i.event.clone()).collect();
+        let events: Vec<Envelope> = items.iter().map(|i| i.event.clone()).collect();
         self.metrics.batch_events.observe(events.len() as f64);
         let started = Instant::now();
         let (done, stop) = self.apply(&events).instrument(span).await;
@@ -271,8 +269,8 @@ impl Handler for LegacyApplier {
             }
             Some(Stop::Transient(error)) => {
                 // The runner's own backoff may be shorter than what the server asked for.
-                if let Some(ra) = error.retry_after() {
-                    self.wait(ra.min(Duration::from_millis(self.retry.max_retry_after_ms))).await;
+                if let Some(ra) = self.retry_after(&error) {
+                    self.wait(ra).await;
                 }
                 BatchOutcome { done: n, next: Some(Outcome::Retry(Failure::from_error(&error))) }
             }

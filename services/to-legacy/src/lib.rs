@@ -1,5 +1,6 @@
-//! to-legacy: applies the events seen on IM (`imbridge.im.events`, written by ingest) to the legacy system
-//! through the legacy contract's apply endpoint, per conversation in order, idempotently.
+//! to-legacy: applies the events seen on IM (`imbridge.im.events`, written by ingest) to the old system, per
+//! conversation in order, idempotently. The old system is `[old_side]`: the legacy contract's apply endpoint (the
+//! default) or another IM app's REST API ([`side`]); everything else here is the same for both.
 //!
 //! Map of the crate:
 //! - [`config`]: [`ToLegacyConfig`], the `[to_legacy]` section (apply URL and secret, batch size, retries,
@@ -8,6 +9,7 @@
 //!   records into one signed request (`Idempotency-Key`, `"origin":"im"`, ids from the envelope) and reads the
 //!   answer: 2xx/409 applied, 400/422 dead-letter the named event, 429/5xx/timeouts retry;
 //! - [`metrics`]: events by kind and outcome, apply latency, end-to-end latency, retries, batch sizes;
+//! - [`side`]: [`Side`], the old system written to — one [`imbridge_core::apply::OldSide`] adapter per kind;
 //! - [`error`]: [`ToLegacyError`], the crate's one error type;
 //! - [`replay`]: `imbridge replay --conversation`: one conversation's IM events again, through the same handler.
 //!
@@ -24,18 +26,21 @@ pub mod metrics;
 pub mod order;
 pub mod replay;
 pub mod sequenced;
+pub mod side;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use imbridge_core::topics::Topic;
+use imbridge_im::apply::{Applier, C2cApi, ImApp};
 use imbridge_kafka::consumer::RunStats;
+use imbridge_kafka::dismissals::DismissalNotices;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::{OrderedConsumer, Producer, topology};
 use imbridge_legacy::{ApplyClient, ApplyConfig, RetryPolicy};
 use imbridge_runtime::probe::{self, Probe};
-use imbridge_runtime::{Deps, Running, Service};
+use imbridge_runtime::{Deps, OldSideKind, Running, Service};
 use imbridge_telemetry::Readiness;
 use tracing::{info, warn};
 
@@ -44,15 +49,23 @@ pub use error::ToLegacyError;
 pub use handler::{LegacyApplier, READY_ASSIGNMENT, READY_LEGACY};
 pub use imbridge_runtime::probe::READY_KAFKA;
 pub use metrics::Metrics;
+pub use side::{Side, SideError};
+
+/// How far before a message's time the old IM app's history is searched for it before it is sent (clock skew
+/// between imbridge and the old app, and the time between IM's callback and the apply).
+const OLD_APP_HISTORY_SLACK_SECS: u64 = 300;
 
 /// A built to-legacy: its apply client and metrics, not yet consuming.
 #[derive(Debug)]
 pub struct ToLegacy {
     config: ToLegacyConfig,
     deps: Deps,
-    client: ApplyClient,
+    side: Side,
     metrics: Metrics,
     readiness: Readiness,
+    /// The IM client metrics, registered once when the old side is an IM app (its client and the gap filler's
+    /// share them).
+    im_metrics: Option<imbridge_im::Metrics>,
 }
 
 impl ToLegacy {
@@ -60,17 +73,9 @@ impl ToLegacy {
     /// [`ToLegacy::resequencer`]).
     pub fn applier(&self, order: Option<sequenced::Resequencer>) -> Arc<LegacyApplier> {
         let c = &self.config;
-        let (client, metrics, readiness) = (self.client.clone(), self.metrics.clone(), self.readiness.clone());
+        let (side, metrics, readiness) = (self.side.clone(), self.metrics.clone(), self.readiness.clone());
         let shutdown = self.deps.shutdown.clone();
-        LegacyApplier::new(
-            client,
-            c.retry.clone(),
-            c.batch_max_events,
-            metrics,
-            readiness,
-            shutdown,
-            order.map(Arc::new),
-        )
+        LegacyApplier::new(side, c.retry.clone(), c.batch_max_events, metrics, readiness, shutdown, order.map(Arc::new))
     }
 
     /// The resequencer: its durable state on the applied-ledger topic (`partitions` of it) and, with `[im]`
@@ -88,8 +93,11 @@ impl ToLegacy {
             warn!("no [im] credentials: group seq gaps that stay open are skipped, not read from IM");
             None
         } else {
-            let client = imbridge_im::ImClient::new(&deps.im, &deps.registry)
-                .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
+            let client = match &self.im_metrics {
+                Some(m) => imbridge_im::ImClient::with_metrics(&deps.im, m.clone()),
+                None => imbridge_im::ImClient::new(&deps.im, &deps.registry),
+            }
+            .map_err(|e| ToLegacyError::Config(format!("[im] for filling group seq gaps: {e}")))?;
             Some(order::GapFiller::new(client, deps.im.admin_identifier.clone()))
         };
         Ok(sequenced::Resequencer { cfg: config.order.clone(), store, filler, memory: order::Memory::default() })
@@ -134,12 +142,20 @@ impl ToLegacy {
             ConsumerMetrics::new(&deps.registry, "to_legacy").map_err(imbridge_runtime::StartError::from)?,
         )?;
         info!(
-            group = %config.group_id, topic = %deps.topics.im_events, apply_url = %config.apply_url,
-            "to-legacy consuming"
+            group = %config.group_id, topic = %deps.topics.im_events, old_side = self.side.name(),
+            target = %self.target(), "to-legacy consuming"
         );
         let stats = consumer.run(deps.shutdown.clone()).await?;
         info!(finished = stats.finished, dead_lettered = stats.dead_lettered, "to-legacy stopped");
         Ok(stats)
+    }
+
+    /// Where the old side is: the apply URL, or the old IM app's base URL.
+    fn target(&self) -> String {
+        match self.deps.old_side.old_im() {
+            Some(old) => format!("{} (SDKAppID {})", old.base_url, old.sdkappid),
+            None => self.config.apply_url.clone(),
+        }
     }
 
     /// `/readyz`: Kafka answers with the IM events topic, and the legacy side answers HTTP.
@@ -152,9 +168,11 @@ impl ToLegacy {
             .build()
             .map_err(|e| ToLegacyError::Config(format!("the readiness probe's http client: {e}")))?;
         // Any answer at all means the legacy side is up and reachable; the apply endpoint need not know GET.
-        let (url, healthy_only) = match &config.health_url {
-            Some(u) => (u.clone(), true),
-            None => (config.apply_url.clone(), false),
+        let (url, healthy_only) = match (&config.health_url, self.deps.old_side.old_im()) {
+            // Any HTTP answer from the old app's REST host means it is reachable.
+            (_, Some(old)) => (old.base_url.clone(), false),
+            (Some(u), None) => (u.clone(), true),
+            (None, None) => (config.apply_url.clone(), false),
         };
         let legacy = move || {
             let (http, url) = (http.clone(), url.clone());
@@ -178,23 +196,39 @@ impl Service for ToLegacy {
     type Output = RunStats;
 
     async fn build(config: ToLegacyConfig, deps: &Deps) -> Result<Self, ToLegacyError> {
-        config.validate()?;
         let readiness = Readiness::with_checks(&[READY_KAFKA, READY_LEGACY, READY_ASSIGNMENT]);
         let metrics = Metrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?;
+        if deps.old_side.kind == OldSideKind::Im {
+            config.validate_common()?;
+            let old = deps
+                .old_side
+                .old_im()
+                .ok_or_else(|| ToLegacyError::Config("old_side.kind = \"im\" needs an [old_side.im] section".into()))?;
+            let im_metrics = imbridge_im::Metrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?;
+            let client = imbridge_im::ImClient::with_metrics(old, im_metrics.clone())
+                .map_err(|e| ToLegacyError::Config(format!("[old_side.im]: {e}")))?;
+            let notices = DismissalNotices::new(Producer::new(&deps.kafka)?, deps.topics.conversations.clone());
+            let applier = Applier::new(client, C2cApi::Sendmsg, true, OLD_APP_HISTORY_SLACK_SECS, metrics.apply())
+                .with_dismissal_notices(Arc::new(notices));
+            let side = Side::Im(ImApp::new(applier));
+            info!(sdkappid = old.sdkappid, base_url = %old.base_url, "the old side is an IM app");
+            return Ok(Self { config, deps: deps.clone(), side, metrics, readiness, im_metrics: Some(im_metrics) });
+        }
+        config.validate()?;
         let mut apply = ApplyConfig::new(config.apply_url.clone(), config.apply_secret.clone());
         apply.timeout_ms = config.request_timeout_ms;
         apply.connect_timeout_ms = config.connect_timeout_ms;
         // The handler drives retries itself (send_once), so the client's own loop is never used.
         apply.retry = RetryPolicy { max_attempts: 1, ..config.retry.clone() };
-        let client = ApplyClient::new(apply, &deps.registry)?;
-        Ok(Self { config, deps: deps.clone(), client, metrics, readiness })
+        let side = Side::Legacy(ApplyClient::new(apply, &deps.registry)?);
+        Ok(Self { config, deps: deps.clone(), side, metrics, readiness, im_metrics: None })
     }
 
     async fn start(self) -> Result<Running<RunStats, ToLegacyError>, ToLegacyError> {
         let deps = self.deps.clone();
         let (addr, _ops) = imbridge_runtime::serve_ops(self.config.listen, &deps, &self.readiness, None).await?;
         self.probe()?.spawn(deps.shutdown.clone());
-        info!(%addr, apply_url = %self.config.apply_url, "to-legacy started");
+        info!(%addr, old_side = self.side.name(), target = %self.target(), "to-legacy started");
         let readiness = self.readiness.clone();
         let task = tokio::spawn(self.consume());
         Ok(Running::new(addr, readiness, deps.shutdown, task))

@@ -29,6 +29,11 @@ pub struct Metrics {
     /// Events the resequencer finished without applying, by `reason`: `duplicate` (a seq already applied, a
     /// callback delivered twice) or `stale` (every change in it is older than one already applied).
     pub resequenced: IntCounterVec,
+    /// When the old side is an IM app: history lookups before a message is sent to it, by result (`found`:
+    /// already there, not sent again; `absent`).
+    pub history_checks: IntCounterVec,
+    /// When the old side is an IM app: accounts of the new app imported into the old one on first sight.
+    pub accounts_imported: IntCounter,
 }
 
 impl Metrics {
@@ -66,6 +71,16 @@ impl Metrics {
             Opts::new("imbridge_to_legacy_resequenced_total", "events finished without applying, by reason"),
             &["reason"],
         )?;
+        let history_checks = IntCounterVec::new(
+            Opts::new("imbridge_to_legacy_history_checks_total", "old IM app history lookups before a send"),
+            &["result"],
+        )?;
+        let accounts_imported = IntCounter::new(
+            "imbridge_to_legacy_accounts_imported_total",
+            "accounts imported into the old IM app on first sight",
+        )?;
+        registry.register(Box::new(history_checks.clone()))?;
+        registry.register(Box::new(accounts_imported.clone()))?;
         registry.register(Box::new(gaps_detected.clone()))?;
         registry.register(Box::new(gaps_filled.clone()))?;
         registry.register(Box::new(gap_messages.clone()))?;
@@ -85,6 +100,16 @@ impl Metrics {
             gaps_filled,
             gap_messages,
             resequenced,
+            history_checks,
+            accounts_imported,
         })
+    }
+
+    /// The counters of the IM applier, when the old side is an IM app.
+    pub fn apply(&self) -> imbridge_im::apply::ApplyMetrics {
+        imbridge_im::apply::ApplyMetrics {
+            crash_checks: self.history_checks.clone(),
+            accounts_imported: self.accounts_imported.clone(),
+        }
     }
 }

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use imbridge_core::apply::OldSide;
 use imbridge_core::{Envelope, Event, Failure, GroupId, TimestampMs};
 use imbridge_kafka::{BatchOutcome, Outcome, Record};
-use imbridge_legacy::{ApplyError, ContractEvent};
 use tracing::{debug, error, info, warn};
 
 use crate::handler::{Item, LegacyApplier, Stop};
 use crate::order::{self, ConvOrder, GapFiller, Lane, Memory, OrderConfig, OrderStore, Pending, Slot};
+use crate::side::SideError;
 
 /// How long state of members and fields is kept: a change older than this cannot arrive any more (the IM events
 /// topic keeps a week).
@@ -160,10 +161,10 @@ impl LegacyApplier {
         for &i in order {
             match fresh(&items[i].env, state) {
                 Fresh::Unchanged => {}
-                Fresh::Trimmed(env) => match ContractEvent::from_im_envelope(&env) {
-                    Ok(ev) => items[i].event = ev,
+                Fresh::Trimmed(env) => match self.side().accepts(&env) {
+                    Ok(()) => items[i].event = *env,
                     Err(e) => {
-                        warn!(event_id = %env.id, error = %e, "a trimmed event does not convert; sending it whole")
+                        warn!(event_id = %env.id, error = %e, "a trimmed event cannot be applied; sending it whole")
                     }
                 },
                 Fresh::Stale => {
@@ -200,7 +201,7 @@ impl LegacyApplier {
             start += labels.len();
             match stop {
                 None => {}
-                Some(Stop::Transient(e)) => return Err(halt_of(&e)),
+                Some(Stop::Transient(e)) => return Err(self.halt_of(&e)),
                 Some(Stop::Rejected { error, .. }) => {
                     // `apply` confirmed the events before the refused one, so it is the next one. It is
                     // dead-lettered once it reaches the front of the lane; its place in the order is taken.
@@ -252,10 +253,12 @@ impl LegacyApplier {
         for env in &filled.events {
             let t = env.time.as_millis();
             state.group_time = Some(state.group_time.map_or(t, |s| s.max(t)));
-            let Ok(event) = ContractEvent::from_im_envelope(env) else { continue };
-            match self.apply(std::slice::from_ref(&event)).await {
+            if self.side().accepts(env).is_err() {
+                continue;
+            }
+            match self.apply(std::slice::from_ref(env)).await {
                 (_, None) => applied += 1,
-                (_, Some(Stop::Transient(e))) => return Err(halt_of(&e)),
+                (_, Some(Stop::Transient(e))) => return Err(self.halt_of(&e)),
                 (_, Some(Stop::Rejected { error, .. })) => {
                     // Not a record of ours, so nothing to dead-letter: say so loudly and go on.
                     error!(event_id = %env.id, error = %error, "legacy refused a message read from IM to fill a gap");
@@ -298,8 +301,10 @@ impl LegacyApplier {
     }
 }
 
-fn halt_of(e: &ApplyError) -> Halt {
-    Halt::Transient(Failure::from_error(e), e.retry_after().map(|d| d.min(Duration::from_secs(60))))
+impl LegacyApplier {
+    fn halt_of(&self, e: &SideError) -> Halt {
+        Halt::Transient(Failure::from_error(e), self.retry_after(e).map(|d| d.min(Duration::from_secs(60))))
+    }
 }
 
 /// An event checked against what legacy already has.

@@ -46,7 +46,7 @@ pub struct GlobalArgs {
 /// only when the caller ties it to a signal (`with_shutdown(imbridge_telemetry::shutdown_token())`): a command
 /// that does not watch it keeps Ctrl-C's default (exit).
 pub fn deps(c: &AppConfig) -> Deps {
-    Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone())
+    Deps::new(c.kafka.clone(), c.topics.clone(), c.im.clone()).with_old_side(c.old_side.clone())
 }
 
 /// Runs service `S` with its section of `loaded` (command-line overrides applied) until SIGTERM/Ctrl-C: the body

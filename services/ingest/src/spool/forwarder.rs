@@ -22,8 +22,30 @@ const WINDOW: usize = 500;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Produces spooled records to `topic` until `stop` fires. Returns when stopped.
-pub async fn run(spool: Spool, producer: Producer, topic: String, stop: CancellationToken) {
+/// Where spooled records go: `topic`, or `old_side_topic` for records spooled under [`OLD_SIDE_KEY_PREFIX`]
+/// (callbacks of an old IM app, which are the old side's events).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub topic: String,
+    pub old_side_topic: String,
+}
+
+/// Prefix of the spool key of a record bound for the old side's topic (not part of the Kafka key). A
+/// conversation key never contains `>`, so a spool written before this prefix existed reads the same.
+pub const OLD_SIDE_KEY_PREFIX: &str = "old-side>";
+
+impl Route {
+    /// The topic and Kafka key of a spooled record.
+    fn of<'a>(&'a self, key: &'a str) -> (&'a str, &'a str) {
+        match key.strip_prefix(OLD_SIDE_KEY_PREFIX) {
+            Some(k) => (&self.old_side_topic, k),
+            None => (&self.topic, key),
+        }
+    }
+}
+
+/// Produces spooled records where `route` says until `stop` fires. Returns when stopped.
+pub async fn run(spool: Spool, producer: Producer, route: Route, stop: CancellationToken) {
     let state = spool.state().clone();
     state.delete_spent();
     let mut backoff = MIN_BACKOFF;
@@ -38,7 +60,7 @@ pub async fn run(spool: Spool, producer: Producer, topic: String, stop: Cancella
         }
         let produced = tokio::select! {
             _ = stop.cancelled() => return,
-            n = produce(&state, &producer, &topic, &window) => n,
+            n = produce(&state, &producer, &route, &window) => n,
         };
         if produced > 0 {
             state.acknowledge(produced);
@@ -58,11 +80,12 @@ pub async fn run(spool: Spool, producer: Producer, topic: String, stop: Cancella
 }
 
 /// Produces `window` in order; returns how many records from its start Kafka acknowledged.
-async fn produce(state: &Arc<State>, producer: &Producer, topic: &str, window: &[super::Pending]) -> usize {
+async fn produce(state: &Arc<State>, producer: &Producer, route: &Route, window: &[super::Pending]) -> usize {
     let mut futs = Vec::with_capacity(window.len());
     for p in window {
-        match producer.enqueue(topic, Outgoing { key: p.key.as_bytes(), payload: &p.payload, headers: &[] }).await {
-            Ok(f) => futs.push(f),
+        let (topic, key) = route.of(&p.key);
+        match producer.enqueue(topic, Outgoing { key: key.as_bytes(), payload: &p.payload, headers: &[] }).await {
+            Ok(f) => futs.push((topic, f)),
             Err(e) => {
                 warn!(error = %e, seq = p.seq, "spool: kafka refused to enqueue a spooled record; retrying");
                 break;
@@ -70,7 +93,7 @@ async fn produce(state: &Arc<State>, producer: &Producer, topic: &str, window: &
         }
     }
     let mut ok = 0;
-    for (f, p) in futs.into_iter().zip(window) {
+    for ((topic, f), p) in futs.into_iter().zip(window) {
         match Producer::await_delivery(topic, f).await {
             Ok(_) => ok += 1,
             Err(e) => {

@@ -128,7 +128,8 @@ impl Forwarding {
         topology::ensure(&admin, &names, &[Topic::ImEvents]).await.expect("topic");
         let stop = CancellationToken::new();
         let producer = Producer::new(&kafka).expect("producer");
-        let task = tokio::spawn(forwarder::run(spool.clone(), producer, topic.clone(), stop.clone()));
+        let route = forwarder::Route { topic: topic.clone(), old_side_topic: topic.clone() };
+        let task = tokio::spawn(forwarder::run(spool.clone(), producer, route, stop.clone()));
         Forwarding { kafka, topic, stop, task }
     }
 

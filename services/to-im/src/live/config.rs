@@ -5,27 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ToImError;
 
-/// Which IM API carries legacy 1:1 messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum C2cApi {
-    /// `sendmsg` (the default): a real send with offline push; callbacks suppressed with
-    /// `ForbidCallbackControl`; IM deduplicates only for 120 s, so the applied ledger guards replays.
-    #[default]
-    Sendmsg,
-    /// `importmsg` with `SyncFromOldSystem` 5 (IM's live-import mode for migrations): counted as unread, never
-    /// calls back, deduplicated by IM for good on (MsgSeq, MsgRandom, MsgTimeStamp); no offline push.
-    Importmsg,
-}
-
-impl C2cApi {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            C2cApi::Sendmsg => "sendmsg",
-            C2cApi::Importmsg => "importmsg",
-        }
-    }
-}
+pub use imbridge_im::apply::C2cApi;
 
 /// The live apply's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,18 +18,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use imbridge_core::disposition::{Classify, Disposition};
-use imbridge_core::{Envelope, Event, Failure, Source, TimestampMs};
+use imbridge_core::{Envelope, Failure, Source, TimestampMs};
 use imbridge_im::config::RateSetting;
 use imbridge_im::{Api, ImConfig};
 use imbridge_kafka::{Handler, Outcome, Record};
 use imbridge_telemetry::Readiness;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::apply::Applier;
 use super::conversations::{ConversationStates, WaitOutcome};
 use super::ledger::Ledger;
 use super::metrics::LiveMetrics;
 use crate::error::ToImError;
+use imbridge_im::apply::{Applier, is_live_kind, live_msg_seq};
 
 /// The IM APIs the live apply calls: the ones whose quota an instance shares with the others of its group.
 pub const LIVE_APIS: [Api; 12] = [
@@ -176,7 +176,7 @@ impl LiveHandler {
                         return Outcome::Done;
                     }
                     Ok(None) => {}
-                    Err(e) => return self.failed(&env, &e),
+                    Err(e) => return self.failed(&env, &e.into()),
                 }
             }
             pl.mark_resumed(&env.conversation);
@@ -193,11 +193,11 @@ impl LiveHandler {
             _ = pl.revoked().cancelled() => {
                 return Outcome::Retry(Failure::new("revoked", "partition no longer assigned"));
             }
-            r = self.applier.apply(&env, record.offset) => r,
+            r = self.applier.apply(&env, live_msg_seq(record.offset)) => r,
         };
         let reference = match applied {
             Ok(r) => r,
-            Err(e) => return self.failed(&env, &e),
+            Err(e) => return self.failed(&env, &e.into()),
         };
         let kind = env.kind().as_str();
         self.metrics.apply_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
@@ -256,17 +256,4 @@ impl Handler for LiveHandler {
             self.metrics.assigned_partitions.sub(ps.len() as i64);
         }
     }
-}
-
-fn is_live_kind(e: &Event) -> bool {
-    matches!(
-        e,
-        Event::C2cMessage(_)
-            | Event::GroupMessage(_)
-            | Event::GroupCreated(_)
-            | Event::GroupUpdated(_)
-            | Event::GroupDismissed(_)
-            | Event::MembersJoined(_)
-            | Event::MembersLeft(_)
-    )
 }

@@ -38,6 +38,14 @@ pub struct LiveMetrics {
 }
 
 impl LiveMetrics {
+    /// The applier's own counters, which are these.
+    pub fn apply_metrics(&self) -> imbridge_im::apply::ApplyMetrics {
+        imbridge_im::apply::ApplyMetrics {
+            crash_checks: self.crash_checks.clone(),
+            accounts_imported: self.accounts_imported.clone(),
+        }
+    }
+
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let events = IntCounterVec::new(
             Opts::new("imbridge_to_im_events_total", "live events finished by kind and outcome"),

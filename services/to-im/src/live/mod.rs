@@ -2,8 +2,9 @@
 //!
 //! - [`config`]: [`LiveConfig`] (`[to_im.live]`): consumer group, `sendmsg` or `importmsg` for 1:1 messages,
 //!   quota sharing, unknown-account import, the ordered consumer's bounds;
-//! - [`apply`]: one event → the IM call(s), with the values IM deduplicates on derived from the event, the
-//!   origin marker in `CloudCustomData`, and the post-crash history lookup;
+//! - apply: one event → the IM call(s) is `imbridge_im::apply::Applier` (shared with to-legacy, which writes an
+//!   old IM app with it), with the values IM deduplicates on derived from the event, the origin marker in
+//!   `CloudCustomData`, and the post-crash history lookup;
 //! - [`ledger`]: the applied-events ledger on the compacted `imbridge.applied` topic — entries share their
 //!   source event's partition, so an instance loads only the partitions it is assigned;
 //! - [`conversations`]: the mirror of `imbridge.conversations` that holds live writes back until a
@@ -23,7 +24,6 @@
 //! - **Failures** — transient errors retry with backoff, permanent ones are dead-lettered and the runner parks
 //!   the conversation's later events behind them.
 
-pub mod apply;
 pub mod config;
 pub mod conversations;
 pub mod handler;
@@ -31,9 +31,11 @@ pub mod ledger;
 pub mod metrics;
 pub mod status;
 
-pub use apply::{Applier, DismissalNotices, decode_cloud_custom_data, encode_cloud_custom_data, live_msg_seq};
 pub use config::{C2cApi, LiveConfig};
 pub use conversations::ConversationStates;
 pub use handler::LiveHandler;
+pub use imbridge_im::apply::{Applier, ApplyMetrics, live_msg_seq};
+pub use imbridge_im::origin::{decode_cloud_custom_data, encode_cloud_custom_data};
+pub use imbridge_kafka::dismissals::DismissalNotices;
 pub use ledger::{Ledger, LedgerEntry};
 pub use metrics::LiveMetrics;

@@ -1,4 +1,7 @@
-//! One legacy event → the IM REST call(s) that make IM hold the same thing.
+//! One canonical event → the IM REST call(s) that make an IM app hold the same thing. to-im applies the old
+//! side's events to the new app with it; when the old side is itself an IM app, to-legacy applies the new app's
+//! events to the old one with it too ([`ImApp`]). Only the admin identity, the origin marker's value and the
+//! app differ.
 //!
 //! | event | IM | ledger `ref` |
 //! | --- | --- | --- |
@@ -10,13 +13,15 @@
 //! | `group.members_joined` | `add_group_member`, 20 per call | `done` |
 //! | `group.members_left` | `delete_group_member`, 100 per call | `done` |
 //!
-//! Every call is made as imbridge's admin identity (never `From_Account` on group changes), so IM's callbacks
+//! Every call is made as imbridge's admin identity of the app written to (never `From_Account` on group changes), so IM's callbacks
 //! for them carry `Operator_Account` = admin and ingest drops them as echoes. Messages also suppress both send
-//! callbacks (`ForbidCallbackControl`) and carry the origin marker in `CloudCustomData`.
+//! callbacks (`ForbidCallbackControl`) and carry the origin marker in `CloudCustomData` (value `legacy` on the new
+//! app, `im` on an old IM app: what the copy came from).
 //!
 //! Values IM deduplicates on are pure functions of the event, so a retried call is recognised by IM:
 //! `MsgRandom` / `Random` = [`imbridge_core::EventId::stable_u32`]; the C2C `MsgSeq` = [`live_msg_seq`] of the
-//! event's offset. IM sorts C2C messages of the same second by `MsgSeq`, so it must grow with the conversation's
+//! event's offset (to-im) or of its time (the old IM app: to-legacy applies in IM's resequenced order, whose
+//! times grow with it). IM sorts C2C messages of the same second by `MsgSeq`, so it must grow with the conversation's
 //! order: source offsets do (one conversation = one partition), and the high bit keeps live messages after
 //! imported history of the same second (the importer numbers history 1, 2, …).
 //!
@@ -25,32 +30,31 @@
 
 use std::future::Future;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use imbridge_core::apply::{AnnounceDismissal, Applied, OldSide};
+use imbridge_core::disposition::{Classify, Disposition};
 use imbridge_core::event::{
     C2cMessage, GroupCreated, GroupDismissed, GroupMessage, GroupUpdated, MembersJoined, MembersLeft,
 };
-use imbridge_core::state::{ConversationState, Phase};
-use imbridge_core::{ConversationKey, Envelope, Event, GroupId, TimestampMs, UserId};
-use imbridge_im::ImClient;
-use imbridge_im::ImError;
-use imbridge_im::to_im_body;
-use imbridge_im::types::MemberAccount;
-use imbridge_im::types::account::{ACCOUNT_IMPORTED, AccountImportReq, MULTIACCOUNT_IMPORT_MAX, MultiAccountImportReq};
-use imbridge_im::types::c2c::{
-    FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, ImportMsgReq, SYNC_LIVE, SendMsgReq,
-};
-use imbridge_im::types::group::{
+use imbridge_core::{Envelope, Event, Failure, Source, TimestampMs, UserId};
+use prometheus::{IntCounter, IntCounterVec};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::ImClient;
+use crate::ImError;
+use crate::origin::encode_cloud_custom_data_as;
+use crate::to_im_body;
+use crate::types::MemberAccount;
+use crate::types::account::{ACCOUNT_IMPORTED, AccountImportReq, MULTIACCOUNT_IMPORT_MAX, MultiAccountImportReq};
+use crate::types::c2c::{FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, ImportMsgReq, SYNC_LIVE, SendMsgReq};
+use crate::types::group::{
     ADD_GROUP_MEMBER_MAX, AddGroupMemberReq, CreateGroupMember, CreateGroupReq, DELETE_GROUP_MEMBER_MAX,
     DeleteGroupMemberReq, DestroyGroupReq, GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, ModifyGroupBaseInfoReq,
     SendGroupMsgReq,
 };
-use imbridge_kafka::producer::Outgoing;
-use imbridge_kafka::{KafkaError, Producer};
-use tracing::{debug, info};
-
-use super::config::C2cApi;
-use super::metrics::LiveMetrics;
-use crate::error::ToImError;
-pub use imbridge_im::origin::{decode_cloud_custom_data, encode_cloud_custom_data};
 
 /// Initial members per `create_group` (documented sample: 100; the rest are added afterwards).
 const CREATE_GROUP_MEMBERS_MAX: usize = 100;
@@ -71,35 +75,101 @@ pub fn live_msg_seq(offset: i64) -> u32 {
     0x8000_0000 | ((offset as u64 & 0x7fff_ffff) as u32)
 }
 
-/// Where to-im announces its own group dismissals, so ingest drops the callback IM sends back for them
-/// (`Group.CallbackAfterGroupDestroyed` names no operator; see `imbridge_core::state`).
-#[derive(Debug, Clone)]
-pub struct DismissalNotices {
-    producer: Producer,
-    topic: String,
+/// Which IM API carries 1:1 messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum C2cApi {
+    /// `sendmsg` (the default): a real send with offline push; callbacks suppressed with
+    /// `ForbidCallbackControl`; IM deduplicates only for 120 s, so the applied ledger guards replays.
+    #[default]
+    Sendmsg,
+    /// `importmsg` with `SyncFromOldSystem` 5 (IM's live-import mode for migrations): counted as unread, never
+    /// calls back, deduplicated by IM for good on (MsgSeq, MsgRandom, MsgTimeStamp); no offline push.
+    Importmsg,
 }
 
-impl DismissalNotices {
-    pub fn new(producer: Producer, conversations_topic: impl Into<String>) -> Self {
-        Self { producer, topic: conversations_topic.into() }
+impl C2cApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            C2cApi::Sendmsg => "sendmsg",
+            C2cApi::Importmsg => "importmsg",
+        }
+    }
+}
+
+/// The counters an [`Applier`] keeps, registered by the service that owns it.
+#[derive(Debug, Clone)]
+pub struct ApplyMetrics {
+    /// History checks before a send that may already have landed, by result: `found`, `absent`.
+    pub crash_checks: IntCounterVec,
+    /// Accounts imported on first sight.
+    pub accounts_imported: IntCounter,
+}
+
+impl ApplyMetrics {
+    /// Counters registered nowhere (tests, one-off tools).
+    pub fn unregistered() -> Self {
+        Self {
+            crash_checks: IntCounterVec::new(prometheus::Opts::new("crash_checks", "-"), &["result"])
+                .unwrap_or_else(|_| unreachable!("valid metric options")),
+            accounts_imported: IntCounter::new("accounts_imported", "-")
+                .unwrap_or_else(|_| unreachable!("valid metric options")),
+        }
+    }
+}
+
+/// Why an event could not be applied to an IM app.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Im(#[from] ImError),
+    /// A kind an IM app is not written with (an import record, a read mark).
+    #[error("{kind} events from {source_system} are not applied to IM live")]
+    UnexpectedKind { kind: &'static str, source_system: &'static str },
+    /// IM accepted the call but refused some members (unknown accounts that could not be imported, a full
+    /// group): retrying the same call cannot add them.
+    #[error("group {group}: members not added: {members:?}")]
+    MembersNotAdded { group: String, members: Vec<String> },
+    /// IM accepted a group message but did not store it (`MsgDropReason`, e.g. frequency control).
+    #[error("group {group}: message dropped by IM: {reason}")]
+    MessageDropped { group: String, reason: String },
+    /// The dismissal could not be announced before destroying the group (Kafka away): try again.
+    #[error("cannot announce the dismissal: {0}")]
+    Announce(String),
+}
+
+impl Classify for ApplyError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            ApplyError::Im(e) => e.disposition(),
+            ApplyError::MessageDropped { .. } | ApplyError::Announce(_) => Disposition::Retry,
+            ApplyError::UnexpectedKind { .. } | ApplyError::MembersNotAdded { .. } => Disposition::DeadLetter,
+        }
     }
 
-    /// Written (and acknowledged) before `destroy_group`, so ingest can know it by the time the callback comes.
-    async fn announce(&self, group: &GroupId) -> Result<(), KafkaError> {
-        let conversation = ConversationKey::group(group);
-        let now = TimestampMs::now();
-        let state = ConversationState {
-            conversation: conversation.clone(),
-            phase: Phase::Live,
-            updated_at: now,
-            run_id: None,
-            dismissed_by_imbridge: Some(now),
-        };
-        // Plain data with string keys: serializing cannot fail.
-        let payload = serde_json::to_vec(&state).unwrap_or_default();
-        let out = Outgoing { key: conversation.as_str().as_bytes(), payload: &payload, headers: &[] };
-        self.producer.send(&self.topic, out).await.map(|_| ())
+    fn kind(&self) -> String {
+        match self {
+            ApplyError::Im(e) => e.kind(),
+            ApplyError::UnexpectedKind { .. } => "unexpected_kind".into(),
+            ApplyError::MembersNotAdded { .. } => "members_not_added".into(),
+            ApplyError::MessageDropped { .. } => "im_message_dropped".into(),
+            ApplyError::Announce(_) => "announce".into(),
+        }
     }
+}
+
+/// Whether an event is one an IM app is written with in real time.
+pub fn is_live_kind(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::C2cMessage(_)
+            | Event::GroupMessage(_)
+            | Event::GroupCreated(_)
+            | Event::GroupUpdated(_)
+            | Event::GroupDismissed(_)
+            | Event::MembersJoined(_)
+            | Event::MembersLeft(_)
+    )
 }
 
 /// Turns events into IM calls. Cheap to clone.
@@ -109,8 +179,9 @@ pub struct Applier {
     c2c_api: C2cApi,
     import_unknown_accounts: bool,
     slack_secs: i64,
-    metrics: LiveMetrics,
-    dismissals: Option<DismissalNotices>,
+    metrics: ApplyMetrics,
+    dismissals: Option<Arc<dyn AnnounceDismissal>>,
+    origin: &'static str,
 }
 
 impl Applier {
@@ -119,7 +190,7 @@ impl Applier {
         c2c_api: C2cApi,
         import_unknown_accounts: bool,
         history_check_slack_secs: u64,
-        metrics: LiveMetrics,
+        metrics: ApplyMetrics,
     ) -> Self {
         Self {
             im,
@@ -128,12 +199,20 @@ impl Applier {
             slack_secs: i64::try_from(history_check_slack_secs).unwrap_or(i64::MAX / 2),
             metrics,
             dismissals: None,
+            origin: crate::origin::ORIGIN_LEGACY,
         }
     }
 
     /// Announces every dismissal on the conversations topic first (the service always does; tests may not).
-    pub fn with_dismissal_notices(mut self, notices: DismissalNotices) -> Self {
+    pub fn with_dismissal_notices(mut self, notices: Arc<dyn AnnounceDismissal>) -> Self {
         self.dismissals = Some(notices);
+        self
+    }
+
+    /// The origin marker's value on what this applier writes (default `legacy`: copies of the old side's
+    /// events on the new app; `im` for copies of the new app's events on an old IM app).
+    pub fn with_origin(mut self, origin: &'static str) -> Self {
+        self.origin = origin;
         self
     }
 
@@ -141,21 +220,20 @@ impl Applier {
         &self.im
     }
 
-    /// Applies one event read at `offset`; returns the ledger `ref`.
-    pub async fn apply(&self, env: &Envelope, offset: i64) -> Result<String, ToImError> {
+    /// Applies one event; a 1:1 message gets `c2c_msg_seq` as its `MsgSeq` (see the module docs). Returns the
+    /// ledger `ref`.
+    pub async fn apply(&self, env: &Envelope, c2c_msg_seq: u32) -> Result<String, ApplyError> {
         match &env.event {
-            Event::C2cMessage(m) => self.c2c_message(env, m, offset).await,
+            Event::C2cMessage(m) => self.c2c_message(env, m, c2c_msg_seq).await,
             Event::GroupMessage(m) => self.group_message(env, m).await,
             Event::GroupCreated(g) => self.group_created(g).await,
             Event::GroupUpdated(g) => self.group_updated(g).await,
             Event::GroupDismissed(g) => self.group_dismissed(g).await,
             Event::MembersJoined(m) => self.members_joined(m).await,
             Event::MembersLeft(m) => self.members_left(m).await,
-            other => Err(ToImError::UnexpectedKind {
-                kind: other.kind().as_str(),
-                source_system: env.source.as_str(),
-                topic: "the live topic".into(),
-            }),
+            other => {
+                Err(ApplyError::UnexpectedKind { kind: other.kind().as_str(), source_system: env.source.as_str() })
+            }
         }
     }
 
@@ -172,7 +250,7 @@ impl Applier {
 
     /// After a crash: whether IM already holds this message (sent by the previous run, which died before
     /// recording it). Returns its ledger `ref` if so.
-    pub async fn find_applied(&self, env: &Envelope) -> Result<Option<String>, ToImError> {
+    pub async fn find_applied(&self, env: &Envelope) -> Result<Option<String>, ApplyError> {
         let since = env.recorded_at.unwrap_or(env.time).as_secs().min(env.time.as_secs()) - self.slack_secs;
         let random = env.id.stable_u32();
         let found = match &env.event {
@@ -196,8 +274,14 @@ impl Applier {
         Ok(found)
     }
 
+    /// Whether the app holds the group (not dismissed).
+    pub async fn group_exists(&self, group: &imbridge_core::GroupId) -> Result<bool, ApplyError> {
+        let infos = self.im.group_infos(&[group.as_str().to_owned()], None).await?;
+        Ok(infos.first().is_some_and(|i| i.error_code == 0))
+    }
+
     /// Walks a group's history from the newest message down to `since` looking for `Random` from `from`.
-    async fn group_has(&self, group: &str, from: &str, random: u32, since: i64) -> Result<Option<String>, ToImError> {
+    async fn group_has(&self, group: &str, from: &str, random: u32, since: i64) -> Result<Option<String>, ApplyError> {
         let mut req_seq: Option<u64> = None;
         loop {
             let req = GroupMsgGetSimpleReq {
@@ -224,10 +308,9 @@ impl Applier {
         }
     }
 
-    async fn c2c_message(&self, env: &Envelope, m: &C2cMessage, offset: i64) -> Result<String, ToImError> {
+    async fn c2c_message(&self, env: &Envelope, m: &C2cMessage, seq: u32) -> Result<String, ApplyError> {
         let body = to_im_body(&m.body);
-        let ccd = encode_cloud_custom_data(m.custom_data.as_deref());
-        let seq = live_msg_seq(offset);
+        let ccd = encode_cloud_custom_data_as(self.origin, m.custom_data.as_deref());
         let random = env.id.stable_u32();
         let users = [&m.from, &m.to];
         match self.c2c_api {
@@ -270,7 +353,7 @@ impl Applier {
         }
     }
 
-    async fn group_message(&self, env: &Envelope, m: &GroupMessage) -> Result<String, ToImError> {
+    async fn group_message(&self, env: &Envelope, m: &GroupMessage) -> Result<String, ApplyError> {
         let req = SendGroupMsgReq {
             group_id: m.group_id.as_str().to_owned(),
             random: env.id.stable_u32(),
@@ -280,17 +363,17 @@ impl Applier {
                 FORBID_BEFORE_SEND_CALLBACK.to_owned(),
                 FORBID_AFTER_SEND_CALLBACK.to_owned(),
             ]),
-            cloud_custom_data: Some(encode_cloud_custom_data(m.custom_data.as_deref())),
+            cloud_custom_data: Some(encode_cloud_custom_data_as(self.origin, m.custom_data.as_deref())),
             ..Default::default()
         };
         let resp = self.with_accounts(&[&m.from], GROUP_UNKNOWN_ACCOUNT, || self.im.send_group_msg(&req)).await?;
         if let Some(reason) = resp.msg_drop_reason.filter(|r| !r.is_empty()) {
-            return Err(ToImError::MessageDropped { group: m.group_id.as_str().to_owned(), reason });
+            return Err(ApplyError::MessageDropped { group: m.group_id.as_str().to_owned(), reason });
         }
         Ok(resp.msg_seq.to_string())
     }
 
-    async fn group_created(&self, g: &GroupCreated) -> Result<String, ToImError> {
+    async fn group_created(&self, g: &GroupCreated) -> Result<String, ApplyError> {
         let profile = &g.profile;
         let members: Vec<&UserId> = g.members.iter().filter(|u| Some(*u) != profile.owner.as_ref()).collect();
         let (initial, rest) = members.split_at(members.len().min(CREATE_GROUP_MEMBERS_MAX));
@@ -318,7 +401,7 @@ impl Applier {
                 self.add_members(g.group_id.as_str(), rest).await?;
                 Ok("done".into())
             }
-            Err(ToImError::Im(e)) if e.code() == Some(GROUP_ID_IN_USE) => {
+            Err(ApplyError::Im(e)) if e.code() == Some(GROUP_ID_IN_USE) => {
                 // An earlier attempt landed (or the group came from the import): make sure every member is in.
                 info!(group = %g.group_id, "group exists already; adding its initial members again");
                 self.add_members(g.group_id.as_str(), &members).await?;
@@ -328,7 +411,7 @@ impl Applier {
         }
     }
 
-    async fn group_updated(&self, g: &GroupUpdated) -> Result<String, ToImError> {
+    async fn group_updated(&self, g: &GroupUpdated) -> Result<String, ApplyError> {
         let req = ModifyGroupBaseInfoReq {
             group_id: g.group_id.as_str().to_owned(),
             name: g.name.clone(),
@@ -345,9 +428,9 @@ impl Applier {
         Ok("done".into())
     }
 
-    async fn group_dismissed(&self, g: &GroupDismissed) -> Result<String, ToImError> {
+    async fn group_dismissed(&self, g: &GroupDismissed) -> Result<String, ApplyError> {
         if let Some(n) = &self.dismissals {
-            n.announce(&g.group_id).await?;
+            n.announce(&g.group_id).await.map_err(ApplyError::Announce)?;
         }
         match self.im.destroy_group(&DestroyGroupReq { group_id: g.group_id.as_str().to_owned() }).await {
             Ok(_) => Ok("done".into()),
@@ -357,13 +440,13 @@ impl Applier {
         }
     }
 
-    async fn members_joined(&self, m: &MembersJoined) -> Result<String, ToImError> {
+    async fn members_joined(&self, m: &MembersJoined) -> Result<String, ApplyError> {
         let members: Vec<&UserId> = m.members.iter().collect();
         self.add_members(m.group_id.as_str(), &members).await?;
         Ok("done".into())
     }
 
-    async fn members_left(&self, m: &MembersLeft) -> Result<String, ToImError> {
+    async fn members_left(&self, m: &MembersLeft) -> Result<String, ApplyError> {
         for chunk in m.members.chunks(DELETE_GROUP_MEMBER_MAX) {
             let req = DeleteGroupMemberReq {
                 group_id: m.group_id.as_str().to_owned(),
@@ -377,7 +460,7 @@ impl Applier {
     }
 
     /// Adds members in chunks; members IM refused are imported (when configured) and tried once more.
-    async fn add_members(&self, group: &str, members: &[&UserId]) -> Result<(), ToImError> {
+    async fn add_members(&self, group: &str, members: &[&UserId]) -> Result<(), ApplyError> {
         let mut failed: Vec<String> = Vec::new();
         for chunk in members.chunks(ADD_GROUP_MEMBER_MAX) {
             failed.extend(self.add_chunk(group, chunk.iter().map(|u| u.as_str().to_owned()).collect()).await?);
@@ -398,12 +481,12 @@ impl Applier {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(ToImError::MembersNotAdded { group: group.to_owned(), members: failed })
+            Err(ApplyError::MembersNotAdded { group: group.to_owned(), members: failed })
         }
     }
 
     /// One `add_group_member` call; returns the members IM did not add.
-    async fn add_chunk(&self, group: &str, members: Vec<String>) -> Result<Vec<String>, ToImError> {
+    async fn add_chunk(&self, group: &str, members: Vec<String>) -> Result<Vec<String>, ApplyError> {
         let req = AddGroupMemberReq {
             group_id: group.to_owned(),
             silence: None,
@@ -415,7 +498,7 @@ impl Applier {
 
     /// Runs `call`; if IM says an account it names does not exist (one of `codes`) and importing unknown
     /// accounts is on, imports `users` and runs it once more.
-    async fn with_accounts<T, F, Fut>(&self, users: &[&UserId], codes: &[i64], call: F) -> Result<T, ToImError>
+    async fn with_accounts<T, F, Fut>(&self, users: &[&UserId], codes: &[i64], call: F) -> Result<T, ApplyError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ImError>>,
@@ -431,7 +514,7 @@ impl Applier {
     }
 
     /// Imports, by id only (no profile), those of `users` IM does not know.
-    async fn import_accounts(&self, users: &[&UserId]) -> Result<(), ToImError> {
+    async fn import_accounts(&self, users: &[&UserId]) -> Result<(), ApplyError> {
         let ids: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
         let missing: Vec<UserId> = self
             .im
@@ -458,6 +541,91 @@ impl Applier {
             info!(accounts = imported, failed = ?resp.failed(), "imported unknown accounts on first sight");
         }
         Ok(())
+    }
+}
+
+/// The `MsgSeq` of a 1:1 message copied to an old IM app: the low 31 bits of its time in milliseconds under the
+/// high bit. to-legacy applies a conversation in IM's resequenced order, whose times grow with it, so same-second
+/// messages keep their order (IM sorts them by `MsgSeq`); stable across redeliveries and replays. It wraps every
+/// 24.8 days, which can misorder two messages of the one second it wraps in.
+pub fn timed_msg_seq(time: TimestampMs) -> u32 {
+    0x8000_0000 | ((time.as_millis() as u64 & 0x7fff_ffff) as u32)
+}
+
+/// Another IM app as the old side ([`OldSide`]): the new app's events are written to it by the same
+/// [`Applier`] to-im writes the new app with, as the old app's admin identity, with the origin marker `im`.
+///
+/// Idempotency without a ledger: before each message it looks for the message in the old app's history (sender
+/// and `MsgRandom`, a function of the event id) and sends it only when it is not there — so a redelivery after a
+/// crash, a retry after a lost answer and a replay from the earliest offset send nothing twice (within the
+/// `history_check_slack_secs` window and the old app's history retention). Group changes are idempotent as
+/// applied (see the module docs). One event per call: a refused event is exactly the one that was sent.
+#[derive(Debug, Clone)]
+pub struct ImApp {
+    applier: Applier,
+}
+
+impl ImApp {
+    /// `applier` writes to the old app (its client, its admin identity); its origin marker is set to `im`.
+    pub fn new(applier: Applier) -> Self {
+        Self { applier: applier.with_origin(crate::origin::ORIGIN_IM) }
+    }
+
+    pub fn applier(&self) -> &Applier {
+        &self.applier
+    }
+}
+
+impl OldSide for ImApp {
+    type Error = ApplyError;
+
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    fn accepts(&self, env: &Envelope) -> Result<(), Failure> {
+        if env.source == Source::Im && is_live_kind(&env.event) {
+            return Ok(());
+        }
+        let e = ApplyError::UnexpectedKind { kind: env.kind().as_str(), source_system: env.source.as_str() };
+        Err(Failure::from_error(&e))
+    }
+
+    async fn apply_once(&self, events: &[Envelope]) -> Result<Applied, ApplyError> {
+        let mut duplicate = !events.is_empty();
+        for env in events {
+            if self.applier.needs_history_check(env)
+                && let Some(found) = self.applier.find_applied(env).await?
+            {
+                debug!(event_id = %env.id, reference = %found, "already on the old app; not sent again");
+                continue;
+            }
+            // A group that exists was created by an earlier attempt (or a replay's first run): `create_group` with
+            // every member is atomic up to its member limit, so nothing is left to do — not even re-adding members
+            // who have left since, which a replay of the creation would otherwise do until their exit is replayed.
+            if let Event::GroupCreated(g) = &env.event
+                && g.members.len() <= CREATE_GROUP_MEMBERS_MAX
+                && self.applier.group_exists(&g.group_id).await?
+            {
+                debug!(event_id = %env.id, group = %g.group_id, "group already on the old app; not created again");
+                continue;
+            }
+            duplicate = false;
+            self.applier.apply(env, timed_msg_seq(env.time)).await?;
+        }
+        Ok(Applied { duplicate })
+    }
+
+    fn refused_index(&self, _error: &ApplyError) -> Option<usize> {
+        None
+    }
+
+    fn retry_after(&self, _error: &ApplyError) -> Option<Duration> {
+        None
+    }
+
+    fn unreachable(&self, error: &ApplyError) -> bool {
+        matches!(error, ApplyError::Im(ImError::Connect { .. } | ImError::Timeout { .. }))
     }
 }
 
