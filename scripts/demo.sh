@@ -31,7 +31,11 @@
 #   3. exports the old app (`imbridge export from-im`: accounts from the operator's list — IM cannot list them —
 #      then profiles, friends, 1:1 and group history, groups and members, within the old app's quotas), kills the
 #      export with SIGKILL in the middle of the 1:1 history and runs it again: it resumes from its checkpoint;
-#   4. imports the export into the new app (`imbridge import`) and verifies it (`imbridge verify`): PASS or FAIL.
+#   4. imports the export into the new app (`imbridge import`) and verifies it (`imbridge verify`);
+#   5. coexistence: both apps call back `imbridge ingest` (each with its own token); `imbridge to-im` applies the
+#      old app's events to the new app and `imbridge to-legacy` the new app's to the old app through its REST API
+#      ([old_side] kind = "im"); users of both apps chat in rounds (`imbridge demo traffic`) and the convergence
+#      report compares every conversation they touched on both apps (`imbridge demo check`): PASS or FAIL.
 #
 # Environment:
 #   DEMO_PROFILE    debug or release: which build to run (default: an up-to-date existing build, release first;

@@ -139,7 +139,12 @@ struct Expected {
 impl Group {
     fn new(id: &str, mut members: Vec<&str>) -> Group {
         members.sort();
-        Group { id: id.to_owned(), name: id.to_owned(), members: members.into_iter().map(str::to_owned).collect(), texts: vec![] }
+        Group {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            members: members.into_iter().map(str::to_owned).collect(),
+            texts: vec![],
+        }
     }
 
     fn join(&mut self, u: &str) {
@@ -212,7 +217,10 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     // One group created on each app, with members of both.
     let mut want = Expected {
         c2c: vec![vec![]; PAIRS],
-        groups: vec![Group::new("g-old", vec!["o0", "o1", "n0", "n1"]), Group::new("g-new", vec!["n0", "n1", "o0", "o1"])],
+        groups: vec![
+            Group::new("g-old", vec!["o0", "o1", "n0", "n1"]),
+            Group::new("g-new", vec!["n0", "n1", "o0", "o1"]),
+        ],
     };
     let create = |owner: &str, id: &str, members: [&str; 3]| {
         json!({"Owner_Account": owner, "Type": "Public", "GroupId": id, "Name": id,
@@ -237,7 +245,13 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
             }
         }
         for (g, owner_app) in [(0, App::Old), (1, App::New)] {
-            let app = if round % 2 == 0 { owner_app } else if owner_app == App::Old { App::New } else { App::Old };
+            let app = if round % 2 == 0 {
+                owner_app
+            } else if owner_app == App::Old {
+                App::New
+            } else {
+                App::Old
+            };
             // The owners never leave: o0 speaks on the old app, n0 on the new one.
             let from = if app == App::Old { "o0" } else { "n0" };
             let id = want.groups[g].id.clone();
@@ -327,5 +341,9 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     })
     .await;
     apps.hold(&want).await.unwrap_or_else(|e| panic!("a replay changed an app: {e}"));
-    assert_eq!(apps.copies_sent(), before, "a replay sent messages again (old sendmsg, old group, new sendmsg, new group)");
+    assert_eq!(
+        apps.copies_sent(),
+        before,
+        "a replay sent messages again (old sendmsg, old group, new sendmsg, new group)"
+    );
 }

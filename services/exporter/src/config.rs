@@ -1,4 +1,4 @@
-//! `[export]`: how `imbridge export from-im` reaches the old IM app and what it asks for.
+//! `[export]`: what `imbridge export from-im` asks the old IM app for, and (optionally) which app that is.
 
 use imbridge_im::ImConfig;
 use serde::{Deserialize, Serialize};
@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
-    /// The old app, read by `export from-im` (`[export.from_im]`: the same keys as `[im]`). Its quotas are
-    /// the old app's own: `rate_limits` here paces only the export.
-    pub from_im: ImConfig,
+    /// The app `export from-im` reads, when it is not `[old_side.im]` (the same keys as `[im]`): by default the
+    /// export reads the old app of `[old_side] kind = "im"`, so one section describes it for every part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_im: Option<ImConfig>,
     /// Custom profile fields to read, by name without the `Tag_Profile_Custom_` prefix: IM has no API that
     /// lists an app's custom fields (they are configured in its console).
     pub custom_profile_tags: Vec<String>,
@@ -19,6 +20,6 @@ pub struct ExportConfig {
 
 impl Default for ExportConfig {
     fn default() -> Self {
-        Self { from_im: ImConfig::default(), custom_profile_tags: Vec::new(), concurrency: 16 }
+        Self { from_im: None, custom_profile_tags: Vec::new(), concurrency: 16 }
     }
 }

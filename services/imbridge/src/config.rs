@@ -323,8 +323,6 @@ mod tests {
         d.to_legacy.apply_url = c.to_legacy.apply_url.clone();
         d.reconcile.legacy_secret = c.reconcile.legacy_secret.clone();
         d.im.sdkappid = c.im.sdkappid;
-        d.export.from_im.secret_key = c.export.from_im.secret_key.clone();
-        d.export.from_im.sdkappid = c.export.from_im.sdkappid;
         assert_eq!(toml::Value::try_from(&c).expect("c"), toml::Value::try_from(&d).expect("d"));
     }
 

@@ -31,7 +31,8 @@ pub enum ExportCommand {
     Validate(ValidateArgs),
     /// Write a deterministic, realistic sample export (optionally with bad lines).
     Generate(GenerateArgs),
-    /// Read an existing Tencent Cloud IM app (`[export.from_im]`) through its query APIs and write its export:
+    /// Read an existing Tencent Cloud IM app (`[old_side.im]`, or `[export.from_im]`) through its query APIs and
+    /// write its export:
     /// accounts (from --accounts: IM cannot list them), profiles, friends, 1:1 and group history, groups and
     /// members. Resumable: run the same command again after any interruption.
     FromIm(FromImArgs),
@@ -142,8 +143,10 @@ pub async fn run(args: ExportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
 
 async fn from_im(args: FromImArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let cfg = config::load(global.config.as_deref())?.config;
-    let im = imbridge_im::ImClient::new(&cfg.export.from_im, &prometheus::Registry::new())
-        .context("the old app's IM client ([export.from_im])")?;
+    let old = cfg.export.from_im.as_ref().or(cfg.old_side.old_im()).context(
+        "no IM app to export: set [old_side] kind = \"im\" with [old_side.im] (the old app), or [export.from_im]",
+    )?;
+    let im = imbridge_im::ImClient::new(old, &prometheus::Registry::new()).context("the old app's IM client")?;
     let accounts = imbridge_exporter::read_accounts(&args.accounts)?;
     let options = imbridge_exporter::ExportOptions {
         concurrency: args.concurrency.unwrap_or(cfg.export.concurrency),
