@@ -157,6 +157,12 @@ impl Group {
     }
 }
 
+/// Sleeps into the next wall-clock second.
+async fn next_second() {
+    let ms = imbridge_core::TimestampMs::now().as_millis();
+    tokio::time::sleep(Duration::from_millis((1_000 - ms.rem_euclid(1_000)) as u64 + 20)).await;
+}
+
 async fn spawn_app(sb: &Sandbox, sdkappid: u64, token: &str, serial_callbacks: bool) -> RunningEmulator {
     let mut config = EmulatorConfig {
         sdkappid,
@@ -232,6 +238,9 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
 
     let mut n = 0u32;
     for round in 0..ROUNDS {
+        // People answer what they read: a turn starts in a later second than the one it answers (IM orders 1:1
+        // messages by the second, then by MsgSeq, and a client's MsgSeq and imbridge's copies' are unrelated).
+        next_second().await;
         // Each conversation's turn: the app that speaks alternates per round (and differs between conversations).
         for i in 0..PAIRS {
             let (o, nu) = pair(i);
@@ -239,7 +248,8 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
             let (from, to) = if app == App::Old { (&o, &nu) } else { (&nu, &o) };
             for k in 0..2 {
                 let text = format!("{from}→{to} r{round}.{k}");
-                app_user_sends(apps.emulator(app), from, to, &text, 10_000 + n).await;
+                // A client numbers its messages (IM orders a second's 1:1 messages by MsgSeq).
+                app_user_sends_seq(apps.emulator(app), from, to, &text, 1 + n, 10_000 + n).await;
                 want.c2c[i].push(text);
                 n += 1;
             }

@@ -86,11 +86,19 @@ impl Default for IngestConfig {
 impl IngestConfig {
     /// Checks the section as a whole; [`crate::run`] refuses to start on an invalid one.
     pub fn validate(&self) -> Result<(), IngestError> {
-        let bad = |m: &str| Err(IngestError::Config(m.to_owned()));
         if self.legacy_secret.is_empty() {
             // Without a secret every webhook would be refused with 401: a deployment mistake, not a state to run in.
-            return bad("ingest.legacy_secret is not set (or set ingest.legacy_secret_file)");
+            return Err(IngestError::Config(
+                "ingest.legacy_secret is not set (or set ingest.legacy_secret_file)".into(),
+            ));
         }
+        self.validate_without_webhooks()
+    }
+
+    /// The same without the legacy webhook secret: when the old side is an IM app no legacy webhook is expected,
+    /// and without a secret every one is refused (401).
+    pub fn validate_without_webhooks(&self) -> Result<(), IngestError> {
+        let bad = |m: &str| Err(IngestError::Config(m.to_owned()));
         if self.legacy_previous_secrets.iter().any(SigningSecret::is_empty) {
             return bad("ingest.legacy_previous_secrets holds an empty secret");
         }

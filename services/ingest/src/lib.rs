@@ -120,7 +120,10 @@ impl Service for Ingest {
 
     /// Validates the configuration, creates the producer and the spool, and registers the metrics.
     async fn build(config: IngestConfig, deps: &Deps) -> Result<Self, IngestError> {
-        config.validate()?;
+        match deps.old_side.kind {
+            imbridge_runtime::OldSideKind::Legacy => config.validate()?,
+            imbridge_runtime::OldSideKind::Im => config.validate_without_webhooks()?,
+        }
         if deps.im.sdkappid == 0 {
             return Err(IngestError::Config("im.sdkappid is not set: ingest cannot check callbacks".into()));
         }

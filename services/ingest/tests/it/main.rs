@@ -5,4 +5,5 @@ mod common;
 mod heartbeat;
 mod im_callbacks;
 mod legacy;
+mod old_im_app;
 mod spool;

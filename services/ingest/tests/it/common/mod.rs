@@ -66,8 +66,18 @@ impl Ingest {
     }
 
     pub async fn start_with(config: IngestConfig, kafka: KafkaConfig, topics: TopicNames) -> Ingest {
+        Self::start_old_side(config, kafka, topics, imbridge_runtime::OldSideConfig::default()).await
+    }
+
+    /// An ingest whose old side is `old_side` (the new app is always [`SDKAPPID`] with [`ADMIN`]).
+    pub async fn start_old_side(
+        config: IngestConfig,
+        kafka: KafkaConfig,
+        topics: TopicNames,
+        old_side: imbridge_runtime::OldSideConfig,
+    ) -> Ingest {
         let im = imbridge_im::ImConfig { sdkappid: SDKAPPID, admin_identifier: ADMIN.into(), ..Default::default() };
-        let deps = Deps::new(kafka.clone(), topics.clone(), im);
+        let deps = Deps::new(kafka.clone(), topics.clone(), im).with_old_side(old_side);
         let running = imbridge_ingest::spawn(config, deps).await.expect("ingest starts");
         Ingest { running, topics, kafka, http: reqwest::Client::new() }
     }
