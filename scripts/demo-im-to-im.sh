@@ -47,8 +47,6 @@ secret_key = "$old_key"
 [ingest]
 listen = "127.0.0.1:$INGEST_PORT"
 im_callback_token = "$new_token"
-# ingest's legacy webhook endpoint needs a secret even when no legacy system calls it.
-legacy_secret = "demo-webhook-secret"
 spool_dir = "$WORK/ingest-spool"
 readiness_interval_ms = 500
 
