@@ -34,20 +34,6 @@ pub const PROFILE_TAGS: [&str; 10] = [
     tags::ROLE,
 ];
 
-/// The group fields `get_group_info` is asked for.
-pub const GROUP_FIELDS: [&str; 10] = [
-    "Type",
-    "Name",
-    "Owner_Account",
-    "Introduction",
-    "Notification",
-    "FaceUrl",
-    "MaxMemberNum",
-    "ApplyJoinOption",
-    "CreateTime",
-    "NextMsgSeq",
-];
-
 /// The member fields `get_group_member_info` is asked for.
 pub const MEMBER_FIELDS: [&str; 3] = ["Role", "JoinTime", "MsgSeq"];
 

@@ -14,7 +14,7 @@ use imbridge_core::export::{AccountRecord, ExportKind};
 use imbridge_im::ImClient;
 use imbridge_im::types::account::{ACCOUNT_IMPORTED, PORTRAIT_GET_MAX, PortraitGetReq};
 use imbridge_im::types::c2c::GetC2cUnreadMsgNumReq;
-use imbridge_im::types::group::{GET_GROUP_INFO_MAX, GroupInfoFilter};
+use imbridge_im::types::group::{GET_GROUP_INFO_MAX, GROUP_PROFILE_FIELDS, GroupInfoFilter};
 use imbridge_im::types::recentcontact::SESSION_C2C;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -368,7 +368,7 @@ async fn group_list_unit(im: &ImClient) -> Result<Unit, Error> {
 async fn groups_unit(im: &ImClient, chunk: Vec<String>) -> Result<Unit, Error> {
     let mut u = Unit::default();
     let filter = GroupInfoFilter {
-        group_base_info_filter: Some(convert::GROUP_FIELDS.map(str::to_owned).to_vec()),
+        group_base_info_filter: Some(GROUP_PROFILE_FIELDS.map(str::to_owned).to_vec()),
         ..GroupInfoFilter::default()
     };
     let infos = im.group_infos(&chunk, Some(filter)).await?;
