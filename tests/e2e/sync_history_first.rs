@@ -11,7 +11,7 @@ use imbridge_e2e::*;
 use imbridge_im::to_im_body;
 use imbridge_im::types::c2c::{ImportMsgReq, SYNC_HISTORY};
 use imbridge_im::types::group::{
-    ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember,
+    GroupSpec, ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember,
 };
 use imbridge_to_im::{ToIm, ToImConfig};
 use tokio_util::sync::CancellationToken;
@@ -105,12 +105,14 @@ async fn live_events_wait_for_their_history_then_apply_in_order() {
         im.importmsg(&req).await.expect("importmsg");
     }
     im.import_group(&ImportGroupReq {
-        group_type: "Public".into(),
-        name: "history".into(),
-        owner_account: Some("hx".into()),
-        group_id: Some("hg".into()),
+        group: GroupSpec {
+            group_type: "Public".into(),
+            name: "history".into(),
+            owner_account: Some("hx".into()),
+            group_id: Some("hg".into()),
+            ..Default::default()
+        },
         create_time: Some(now - 3600),
-        ..Default::default()
     })
     .await
     .expect("import_group");

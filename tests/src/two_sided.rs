@@ -6,7 +6,7 @@ use imbridge_core::{EventId, UserId};
 use imbridge_im::types::MemberAccount;
 use imbridge_im::types::account::MultiAccountImportReq;
 use imbridge_im::types::c2c::SendMsgReq;
-use imbridge_im::types::group::{AddGroupMemberReq, CreateGroupMember, CreateGroupReq, SendGroupMsgReq};
+use imbridge_im::types::group::{AddGroupMemberReq, CreateGroupMember, CreateGroupReq, GroupSpec, SendGroupMsgReq};
 use imbridge_im::{ImClient, MsgElement};
 use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
 use imbridge_legacy::{ApplyClient, ApplyConfig, ContractEvent, ReadClient, ReadConfig, SigningSecret};
@@ -84,17 +84,19 @@ impl World {
         self.legacy_post("/api/groups", json!({"group_id": id, "name": id, "owner": owner, "members": members})).await;
         self.client
             .create_group(&CreateGroupReq {
-                group_type: "Public".into(),
-                name: id.into(),
-                owner_account: Some(owner.into()),
-                group_id: Some(id.into()),
+                group: GroupSpec {
+                    group_type: "Public".into(),
+                    name: id.into(),
+                    owner_account: Some(owner.into()),
+                    group_id: Some(id.into()),
+                    ..Default::default()
+                },
                 member_list: Some(
                     members
                         .iter()
                         .map(|m| CreateGroupMember { member_account: (*m).into(), ..Default::default() })
                         .collect(),
                 ),
-                ..Default::default()
             })
             .await
             .expect("create group");

@@ -53,6 +53,17 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// An event imbridge accepts now (its `recorded_at`), e.g. one a repair writes.
+    pub fn recorded_now(
+        id: EventId,
+        source: Source,
+        conversation: ConversationKey,
+        time: TimestampMs,
+        event: Event,
+    ) -> Self {
+        Self { id, source, conversation, time, recorded_at: Some(TimestampMs::now()), event }
+    }
+
     pub fn kind(&self) -> EventKind {
         self.event.kind()
     }

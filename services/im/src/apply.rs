@@ -52,8 +52,8 @@ use crate::types::account::{ACCOUNT_IMPORTED, AccountImportReq, MULTIACCOUNT_IMP
 use crate::types::c2c::{FORBID_AFTER_SEND_CALLBACK, FORBID_BEFORE_SEND_CALLBACK, ImportMsgReq, SYNC_LIVE, SendMsgReq};
 use crate::types::group::{
     ADD_GROUP_MEMBER_MAX, AddGroupMemberReq, CreateGroupMember, CreateGroupReq, DELETE_GROUP_MEMBER_MAX,
-    DeleteGroupMemberReq, DestroyGroupReq, GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, ModifyGroupBaseInfoReq,
-    SendGroupMsgReq,
+    DeleteGroupMemberReq, DestroyGroupReq, GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, GroupSpec,
+    ModifyGroupBaseInfoReq, SendGroupMsgReq,
 };
 
 /// Initial members per `create_group` (documented sample: 100; the rest are added afterwards).
@@ -378,20 +378,13 @@ impl Applier {
         let members: Vec<&UserId> = g.members.iter().filter(|u| Some(*u) != profile.owner.as_ref()).collect();
         let (initial, rest) = members.split_at(members.len().min(CREATE_GROUP_MEMBERS_MAX));
         let req = CreateGroupReq {
-            group_type: g.group_type.as_str().to_owned(),
-            name: profile.name.clone(),
-            owner_account: profile.owner.as_ref().map(|o| o.as_str().to_owned()),
-            group_id: Some(g.group_id.as_str().to_owned()),
-            introduction: profile.introduction.clone(),
-            notification: profile.notification.clone(),
-            face_url: profile.face_url.clone(),
+            group: GroupSpec::of(&g.group_id, g.group_type, profile),
             member_list: (!initial.is_empty()).then(|| {
                 initial
                     .iter()
                     .map(|u| CreateGroupMember { member_account: u.as_str().to_owned(), ..Default::default() })
                     .collect()
             }),
-            ..Default::default()
         };
         let mut everyone: Vec<&UserId> = profile.owner.iter().collect();
         everyone.extend(members.iter().copied());

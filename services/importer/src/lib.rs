@@ -32,6 +32,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod survey;
+mod table;
 pub mod validate;
 pub mod verify;
 

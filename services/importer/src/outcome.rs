@@ -5,6 +5,7 @@
 //! tagged with this run's id), so they include every attempt of a resumed run; imported and already-present
 //! counts are this attempt's (earlier attempts of a resumed run applied the rest).
 
+use crate::table::{Align, Table};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -79,16 +80,20 @@ impl ImportReport {
         let mut s = String::new();
         let resumed = if self.attempts > 1 { format!(", attempt {} (resumed)", self.attempts) } else { String::new() };
         let _ = writeln!(s, "import run {} (generation {}{resumed})", self.run_id, self.generation);
-        let _ = writeln!(
-            s,
-            "{:<16} {:>9} {:>9} {:>9} {:>8} {:>9}",
-            "kind", "records", "imported", "present", "failed", "invalid"
-        );
+        const KINDS: Table = Table(&[
+            Align::Left(16),
+            Align::Right(9),
+            Align::Right(9),
+            Align::Right(9),
+            Align::Right(8),
+            Align::Right(9),
+        ]);
+        KINDS.row(&mut s, &[&"kind", &"records", &"imported", &"present", &"failed", &"invalid"], "");
         for k in &self.kinds {
-            let _ = writeln!(
-                s,
-                "{:<16} {:>9} {:>9} {:>9} {:>8} {:>9}",
-                k.kind, k.records, k.imported, k.already_present, k.failed, k.skipped_invalid
+            KINDS.row(
+                &mut s,
+                &[&k.kind, &k.records, &k.imported, &k.already_present, &k.failed, &k.skipped_invalid],
+                "",
             );
         }
         if self.attempts > 1 {

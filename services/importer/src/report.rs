@@ -3,6 +3,7 @@
 //! The same [`Report`] is printed as text for the operator and written as JSON for tooling; the import run
 //! later extends it with what was applied.
 
+use crate::table::{Align, Table};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,10 +57,11 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "export {}: {} valid, {} invalid records", self.export_dir, self.valid, self.invalid);
-        let _ = writeln!(s, "{:<16} {:<26} {:>10} {:>9}", "kind", "file", "valid", "invalid");
+        const KINDS: Table = Table(&[Align::Left(16), Align::Left(26), Align::Right(10), Align::Right(9)]);
+        KINDS.row(&mut s, &[&"kind", &"file", &"valid", &"invalid"], "");
         for k in &self.kinds {
             let file = k.file.as_deref().unwrap_or("(absent)");
-            let _ = writeln!(s, "{:<16} {:<26} {:>10} {:>9}", k.kind.as_str(), file, k.valid, k.invalid);
+            KINDS.row(&mut s, &[&k.kind.as_str(), &file, &k.valid, &k.invalid], "");
         }
         if !self.clean {
             let _ = writeln!(s, "errors:");

@@ -23,6 +23,7 @@
 //! Every comparison counts one item as matched, mismatched, missing or extra; the first differences are kept
 //! as examples. Queries run concurrently within each API's client-side quota.
 
+use crate::table::{Align, Table};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -96,23 +97,18 @@ impl VerifyReport {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{:<16} {:>9} {:>9} {:>10} {:>8} {:>7}  result",
-            "kind", "expected", "matched", "mismatched", "missing", "extra"
-        );
+        const KINDS: Table = Table(&[
+            Align::Left(16),
+            Align::Right(9),
+            Align::Right(9),
+            Align::Right(10),
+            Align::Right(8),
+            Align::Right(7),
+        ]);
+        KINDS.row(&mut s, &[&"kind", &"expected", &"matched", &"mismatched", &"missing", &"extra"], "  result");
         for k in &self.kinds {
-            let _ = writeln!(
-                s,
-                "{:<16} {:>9} {:>9} {:>10} {:>8} {:>7}  {}",
-                k.kind,
-                k.expected,
-                k.matched,
-                k.mismatched,
-                k.missing,
-                k.extra,
-                if k.is_ok() { "ok" } else { "MISMATCH" }
-            );
+            let result = if k.is_ok() { "  ok" } else { "  MISMATCH" };
+            KINDS.row(&mut s, &[&k.kind, &k.expected, &k.matched, &k.mismatched, &k.missing, &k.extra], result);
         }
         if !self.examples.is_empty() {
             let _ = writeln!(s, "differences:");
@@ -558,7 +554,8 @@ async fn groups(im: &ImClient, e: &Expected, t: &Tally, n: usize) -> Result<(), 
 }
 
 fn check_group_info(t: &Tally, gid: &str, gr: &ImportGroup, info: &imbridge_im::types::group::GroupInfo) {
-    let req = g::import_group_request(gr);
+    let import = g::import_group_request(gr);
+    let req = &import.group;
     let mut diff = Vec::new();
     let mut eq = |what: &str, want: Option<String>, have: Option<String>| {
         if want.is_some() && want != have {
@@ -573,7 +570,7 @@ fn check_group_info(t: &Tally, gid: &str, gr: &ImportGroup, info: &imbridge_im::
     eq("FaceUrl", req.face_url.clone(), info.face_url.clone());
     eq("MaxMemberNum", req.max_member_count.map(|m| m.to_string()), info.max_member_num.map(|m| m.to_string()));
     eq("ApplyJoinOption", req.apply_join_option.clone(), info.apply_join_option.clone());
-    eq("CreateTime", req.create_time.map(|c| c.to_string()), info.create_time.map(|c| c.to_string()));
+    eq("CreateTime", import.create_time.map(|c| c.to_string()), info.create_time.map(|c| c.to_string()));
     if diff.is_empty() {
         t.ok(GROUPS, 1);
     } else {

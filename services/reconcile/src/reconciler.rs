@@ -405,19 +405,18 @@ impl Reconciler {
             } else {
                 let to =
                     m.to.clone().unwrap_or_else(|| UserId::new_unchecked(if m.from.as_str() == a { b } else { a }));
-                Ok(Envelope {
-                    id: EventId::legacy(&m.id),
-                    source: Source::Legacy,
-                    conversation: key.clone(),
-                    time: m.time,
-                    recorded_at: Some(TimestampMs::now()),
-                    event: Event::C2cMessage(C2cMessage {
+                Ok(Envelope::recorded_now(
+                    EventId::legacy(&m.id),
+                    Source::Legacy,
+                    key.clone(),
+                    m.time,
+                    Event::C2cMessage(C2cMessage {
                         from: m.from.clone(),
                         to,
                         body: m.body.clone(),
                         custom_data: m.custom_data.clone(),
                     }),
-                })
+                ))
             };
             self.finding(report, Kind::C2cMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
         }
@@ -427,19 +426,18 @@ impl Reconciler {
                 Err(COPY_OF_GONE_LEGACY)
             } else {
                 let from = UserId::new_unchecked(m.from_account.as_str());
-                Ok(Envelope {
-                    id: EventId::im_c2c(&from, &m.msg_key),
-                    source: Source::Im,
-                    conversation: key.clone(),
-                    time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
-                    recorded_at: Some(TimestampMs::now()),
-                    event: Event::C2cMessage(C2cMessage {
+                Ok(Envelope::recorded_now(
+                    EventId::im_c2c(&from, &m.msg_key),
+                    Source::Im,
+                    key.clone(),
+                    TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
+                    Event::C2cMessage(C2cMessage {
                         from,
                         to: UserId::new_unchecked(m.to_account.as_str()),
                         body: r[ii].body.clone(),
                         custom_data: r[ii].custom_data.clone(),
                     }),
-                })
+                ))
             };
             self.finding(report, Kind::C2cMessages, Difference::MissingInLegacy, key, &m.msg_key, repair, dry_run)
                 .await?;
@@ -581,19 +579,18 @@ impl Reconciler {
             } else if info.is_none() {
                 Err(NO_GROUP_ON_IM)
             } else {
-                Ok(Envelope {
-                    id: EventId::legacy(&m.id),
-                    source: Source::Legacy,
-                    conversation: key.clone(),
-                    time: m.time,
-                    recorded_at: Some(TimestampMs::now()),
-                    event: Event::GroupMessage(GroupMessage {
+                Ok(Envelope::recorded_now(
+                    EventId::legacy(&m.id),
+                    Source::Legacy,
+                    key.clone(),
+                    m.time,
+                    Event::GroupMessage(GroupMessage {
                         group_id: group_id.clone(),
                         from: m.from.clone(),
                         body: m.body.clone(),
                         custom_data: m.custom_data.clone(),
                     }),
-                })
+                ))
             };
             self.finding(report, Kind::GroupMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
         }
@@ -604,19 +601,18 @@ impl Reconciler {
             } else if legacy.group.is_none() {
                 Err(NO_GROUP_ON_LEGACY)
             } else {
-                Ok(Envelope {
-                    id: EventId::im_group_message(group_id, m.msg_seq),
-                    source: Source::Im,
-                    conversation: key.clone(),
-                    time: TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
-                    recorded_at: Some(TimestampMs::now()),
-                    event: Event::GroupMessage(GroupMessage {
+                Ok(Envelope::recorded_now(
+                    EventId::im_group_message(group_id, m.msg_seq),
+                    Source::Im,
+                    key.clone(),
+                    TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
+                    Event::GroupMessage(GroupMessage {
                         group_id: group_id.clone(),
                         from: UserId::new_unchecked(m.from_account.as_str()),
                         body: r[ii].body.clone(),
                         custom_data: r[ii].custom_data.clone(),
                     }),
-                })
+                ))
             };
             let seq = m.msg_seq.to_string();
             self.finding(report, Kind::GroupMessages, Difference::MissingInLegacy, key, &seq, repair, dry_run).await?;
@@ -822,14 +818,7 @@ fn profile_repair(
             EventId::im_group_event(group_id, "reconcile.profile", time.0, &change)
         }
     };
-    Ok(Envelope {
-        id,
-        source,
-        conversation: key.clone(),
-        time,
-        recorded_at: Some(TimestampMs::now()),
-        event: Event::GroupUpdated(update),
-    })
+    Ok(Envelope::recorded_now(id, source, key.clone(), time, Event::GroupUpdated(update)))
 }
 
 fn im_role(role: Option<&str>) -> MemberRole {

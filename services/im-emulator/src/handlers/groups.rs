@@ -407,6 +407,13 @@ pub(super) fn set_unread_msg_num(st: &mut State, body: &Value) -> Result<Value, 
     Ok(json!({}))
 }
 
+/// A `MemberList` item's account: every member list names members the same way.
+fn member_account(item: &Value) -> Result<&str, ApiError> {
+    item.get("Member_Account")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::new(BAD, "MemberList items need Member_Account"))
+}
+
 /// Initial members of create_group: (account, role).
 fn parse_initial_members(
     st: &State,
@@ -421,10 +428,7 @@ fn parse_initial_members(
     let mut seen = HashSet::new();
     let mut members = Vec::new();
     for item in list {
-        let account = item
-            .get("Member_Account")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::new(BAD, "MemberList items need Member_Account"))?;
+        let account = member_account(item)?;
         let role = match item.get("Role").and_then(Value::as_str) {
             None | Some("Member") => Role::Member,
             Some("Admin") => Role::Admin,
@@ -657,10 +661,7 @@ fn parse_add(st: &State, cfg: &EmulatorConfig, ctx: &Ctx, body: &Value) -> Resul
     let mut items = Vec::new();
     let mut candidates = Vec::new();
     for item in list {
-        let account = item
-            .get("Member_Account")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::new(BAD, "MemberList items need Member_Account"))?;
+        let account = member_account(item)?;
         if account_exists(st, cfg, account)
             && !g.members.contains_key(account)
             && !candidates.iter().any(|c| c == account)
@@ -738,13 +739,7 @@ pub(super) fn add_group_member(
         }
     }
     if !added.is_empty() {
-        let list: Vec<Value> = added.iter().map(|m| json!({"Member_Account": m})).collect();
-        out.push(Pending::new(
-            "Group.CallbackAfterNewMemberJoin",
-            ctx,
-            json!({"GroupId": gid, "Type": g.group_type, "JoinType": "Invited",
-                   "Operator_Account": ctx.operator, "NewMemberList": list}),
-        ));
+        out.push(membership_callback(ctx, g, Membership::Joined("Invited"), &added));
     }
     Ok(json!({ "MemberList": results }))
 }
@@ -803,13 +798,7 @@ pub(super) fn delete_group_member(
         push_notice(cfg, g, ctx, &removed);
     }
     if !removed.is_empty() {
-        let list: Vec<Value> = removed.iter().map(|m| json!({"Member_Account": m})).collect();
-        out.push(Pending::new(
-            "Group.CallbackAfterMemberExit",
-            ctx,
-            json!({"GroupId": gid, "Type": g.group_type, "ExitType": "Kicked",
-                   "Operator_Account": ctx.operator, "ExitMemberList": list}),
-        ));
+        out.push(membership_callback(ctx, g, Membership::Exited("Kicked"), &removed));
     }
     Ok(json!({}))
 }
@@ -833,13 +822,28 @@ pub(super) fn quit_group(
     }
     g.members.remove(&ctx.operator);
     push_notice(cfg, g, ctx, std::slice::from_ref(&ctx.operator));
-    out.push(Pending::new(
-        "Group.CallbackAfterMemberExit",
-        ctx,
-        json!({"GroupId": gid, "Type": g.group_type, "ExitType": "Quit", "Operator_Account": ctx.operator,
-               "ExitMemberList": [{"Member_Account": ctx.operator}]}),
-    ));
+    out.push(membership_callback(ctx, g, Membership::Exited("Quit"), std::slice::from_ref(&ctx.operator)));
     Ok(json!({}))
+}
+
+/// A membership change as its callback names it: the `JoinType` or `ExitType` value.
+enum Membership {
+    Joined(&'static str),
+    Exited(&'static str),
+}
+
+/// `Group.CallbackAfterNewMemberJoin` / `Group.CallbackAfterMemberExit`: one payload shape, the members listed
+/// as `{"Member_Account": …}` under `NewMemberList` / `ExitMemberList`.
+fn membership_callback(ctx: &Ctx, g: &Group, change: Membership, members: &[String]) -> Pending {
+    let list: Vec<Value> = members.iter().map(|m| json!({"Member_Account": m})).collect();
+    let (command, kind_field, kind, list_field) = match change {
+        Membership::Joined(how) => ("Group.CallbackAfterNewMemberJoin", "JoinType", how, "NewMemberList"),
+        Membership::Exited(how) => ("Group.CallbackAfterMemberExit", "ExitType", how, "ExitMemberList"),
+    };
+    let mut body = json!({"GroupId": g.id, "Type": g.group_type, "Operator_Account": ctx.operator});
+    body[kind_field] = json!(kind);
+    body[list_field] = json!(list);
+    Pending::new(command, ctx, body)
 }
 
 /// `destroy_group`: the group and its history are gone (its id may be reused); fires

@@ -10,8 +10,9 @@ use imbridge_im::types::c2c::{
     AdminSetMsgReadReq, GetC2cUnreadMsgNumReq, ImportMsgReq, SYNC_HISTORY, SYNC_LIVE, SendMsgReq,
 };
 use imbridge_im::types::group::{
-    AddGroupMemberReq, CreateGroupReq, DeleteGroupMemberReq, DestroyGroupReq, GroupInfoFilter, ImportGroupMemberReq,
-    ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, SendGroupMsgReq, SetUnreadMsgNumReq,
+    AddGroupMemberReq, CreateGroupReq, DeleteGroupMemberReq, DestroyGroupReq, GroupInfoFilter, GroupSpec,
+    ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, SendGroupMsgReq,
+    SetUnreadMsgNumReq,
 };
 use imbridge_im::types::sns::{FriendImportItem, FriendImportReq};
 use imbridge_im::{Api, ImClient, MsgElement, RateSetting};
@@ -172,11 +173,13 @@ async fn groups_through_the_client() {
     let created = now - 10_000;
     let gid = c
         .import_group(&ImportGroupReq {
-            group_type: "Public".into(),
-            name: "team".into(),
-            owner_account: Some("ann".into()),
+            group: GroupSpec {
+                group_type: "Public".into(),
+                name: "team".into(),
+                owner_account: Some("ann".into()),
+                ..Default::default()
+            },
             create_time: Some(created),
-            ..Default::default()
         })
         .await
         .expect("import_group")
@@ -233,21 +236,27 @@ async fn groups_through_the_client() {
 
     let g = c
         .create_group(&CreateGroupReq {
-            group_type: "Private".into(),
-            name: "live".into(),
-            owner_account: Some("ann".into()),
-            group_id: Some("live1".into()),
-            ..Default::default()
+            group: GroupSpec {
+                group_type: "Private".into(),
+                name: "live".into(),
+                owner_account: Some("ann".into()),
+                group_id: Some("live1".into()),
+                ..Default::default()
+            },
+            member_list: None,
         })
         .await
         .expect("create");
     assert_eq!(g.group_id, "live1");
     let err = c
         .create_group(&CreateGroupReq {
-            group_type: "Private".into(),
-            name: "live".into(),
-            group_id: Some("live1".into()),
-            ..Default::default()
+            group: GroupSpec {
+                group_type: "Private".into(),
+                name: "live".into(),
+                group_id: Some("live1".into()),
+                ..Default::default()
+            },
+            member_list: None,
         })
         .await
         .expect_err("id in use");

@@ -3,6 +3,9 @@
 //! `delete_group_member`, `send_group_msg`) and reads (`get_appid_group_list`, `get_group_info`,
 //! `get_group_member_info`, `group_msg_get_simple`) (reference §6, §11.6–11.9).
 
+use imbridge_core::GroupId;
+use imbridge_core::event::GroupType;
+use imbridge_core::export::GroupProfile;
 use serde::{Deserialize, Serialize};
 
 use crate::body::MsgElement;
@@ -46,14 +49,15 @@ pub const ROLE_ADMIN: &str = "Admin";
 /// Role name of a plain member.
 pub const ROLE_MEMBER: &str = "Member";
 
-/// `import_group` request (no callback, no notification).
+/// What `import_group` and `create_group` both say of a group: one definition, flattened into each request.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ImportGroupReq {
-    /// `Private`, `Public`, `ChatRoom`, `Community` (AVChatRoom is refused with 10007).
+pub struct GroupSpec {
+    /// `Private`, `Public`, `ChatRoom`, `Community` (import_group refuses AVChatRoom with 10007).
     #[serde(rename = "Type")]
     pub group_type: String,
     #[serde(rename = "Name")]
     pub name: String,
+    /// Omitted ⇒ ownerless group.
     #[serde(rename = "Owner_Account", default, skip_serializing_if = "Option::is_none")]
     pub owner_account: Option<String>,
     #[serde(rename = "GroupId", default, skip_serializing_if = "Option::is_none")]
@@ -68,13 +72,36 @@ pub struct ImportGroupReq {
     pub max_member_count: Option<u32>,
     #[serde(rename = "ApplyJoinOption", default, skip_serializing_if = "Option::is_none")]
     pub apply_join_option: Option<String>,
-    /// Unix seconds; default the request time.
-    #[serde(rename = "CreateTime", default, skip_serializing_if = "Option::is_none")]
-    pub create_time: Option<i64>,
     #[serde(rename = "AppDefinedData", default, skip_serializing_if = "Option::is_none")]
     pub app_defined_data: Option<Vec<KeyValue>>,
     #[serde(rename = "SupportTopic", default, skip_serializing_if = "Option::is_none")]
     pub support_topic: Option<u32>,
+}
+
+impl GroupSpec {
+    /// A canonical group as IM takes it: its id, type and profile (the settings IM keeps apart are left unset).
+    pub fn of(group_id: &GroupId, group_type: GroupType, profile: &GroupProfile) -> Self {
+        Self {
+            group_type: group_type.as_str().to_owned(),
+            name: profile.name.clone(),
+            owner_account: profile.owner.as_ref().map(|o| o.as_str().to_owned()),
+            group_id: Some(group_id.as_str().to_owned()),
+            introduction: profile.introduction.clone(),
+            notification: profile.notification.clone(),
+            face_url: profile.face_url.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+/// `import_group` request (no callback, no notification).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportGroupReq {
+    #[serde(flatten)]
+    pub group: GroupSpec,
+    /// Unix seconds; default the request time.
+    #[serde(rename = "CreateTime", default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
 }
 
 /// Response of `import_group`.
@@ -218,31 +245,10 @@ pub struct SetUnreadMsgNumReq {
 /// `create_group` request (fires `Group.CallbackAfterCreateGroup`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CreateGroupReq {
-    #[serde(rename = "Type")]
-    pub group_type: String,
-    #[serde(rename = "Name")]
-    pub name: String,
-    /// Omitted ⇒ ownerless group.
-    #[serde(rename = "Owner_Account", default, skip_serializing_if = "Option::is_none")]
-    pub owner_account: Option<String>,
-    #[serde(rename = "GroupId", default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    #[serde(rename = "Introduction", default, skip_serializing_if = "Option::is_none")]
-    pub introduction: Option<String>,
-    #[serde(rename = "Notification", default, skip_serializing_if = "Option::is_none")]
-    pub notification: Option<String>,
-    #[serde(rename = "FaceUrl", default, skip_serializing_if = "Option::is_none")]
-    pub face_url: Option<String>,
-    #[serde(rename = "MaxMemberCount", default, skip_serializing_if = "Option::is_none")]
-    pub max_member_count: Option<u32>,
-    #[serde(rename = "ApplyJoinOption", default, skip_serializing_if = "Option::is_none")]
-    pub apply_join_option: Option<String>,
-    #[serde(rename = "AppDefinedData", default, skip_serializing_if = "Option::is_none")]
-    pub app_defined_data: Option<Vec<KeyValue>>,
+    #[serde(flatten)]
+    pub group: GroupSpec,
     #[serde(rename = "MemberList", default, skip_serializing_if = "Option::is_none")]
     pub member_list: Option<Vec<CreateGroupMember>>,
-    #[serde(rename = "SupportTopic", default, skip_serializing_if = "Option::is_none")]
-    pub support_topic: Option<u32>,
 }
 
 /// An initial member of `create_group`.
@@ -729,17 +735,19 @@ mod tests {
     #[test]
     fn create_modify_send() {
         let create = CreateGroupReq {
-            group_type: "Public".into(),
-            name: "TestGroup".into(),
-            owner_account: Some("leckie".into()),
-            group_id: Some("MyFirstGroup".into()),
-            app_defined_data: Some(vec![KeyValue { key: "GroupTestData1".into(), value: "xxxxx".into() }]),
+            group: GroupSpec {
+                group_type: "Public".into(),
+                name: "TestGroup".into(),
+                owner_account: Some("leckie".into()),
+                group_id: Some("MyFirstGroup".into()),
+                app_defined_data: Some(vec![KeyValue { key: "GroupTestData1".into(), value: "xxxxx".into() }]),
+                ..Default::default()
+            },
             member_list: Some(vec![CreateGroupMember {
                 member_account: "bob".into(),
                 role: Some("Admin".into()),
                 ..Default::default()
             }]),
-            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(&create).expect("ser"),

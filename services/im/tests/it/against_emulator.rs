@@ -12,9 +12,9 @@ use imbridge_im::types::c2c::{
     SendMsgReq,
 };
 use imbridge_im::types::group::{
-    AddGroupMemberReq, CreateGroupReq, DeleteGroupMemberReq, DestroyGroupReq, GroupInfoFilter, ImportGroupMemberReq,
-    ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, ModifyGroupBaseInfoReq, SendGroupMsgReq,
-    SetUnreadMsgNumReq,
+    AddGroupMemberReq, CreateGroupReq, DeleteGroupMemberReq, DestroyGroupReq, GroupInfoFilter, GroupSpec,
+    ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, ModifyGroupBaseInfoReq,
+    SendGroupMsgReq, SetUnreadMsgNumReq,
 };
 use imbridge_im::types::sns::{FriendImportItem, FriendImportReq};
 use imbridge_im::{ImClient, ImConfig, ImError, from_im_body, to_im_body};
@@ -206,12 +206,14 @@ async fn groups_import_live_and_read() {
     let t0 = now() - 7200;
     let g = c
         .import_group(&ImportGroupReq {
-            group_type: "Public".into(),
-            name: "team".into(),
-            owner_account: Some("ann".into()),
-            group_id: Some("team-1".into()),
+            group: GroupSpec {
+                group_type: "Public".into(),
+                name: "team".into(),
+                owner_account: Some("ann".into()),
+                group_id: Some("team-1".into()),
+                ..Default::default()
+            },
             create_time: Some(t0),
-            ..Default::default()
         })
         .await
         .expect("import_group");
@@ -268,11 +270,14 @@ async fn groups_import_live_and_read() {
     // Live group changes.
     let created = c
         .create_group(&CreateGroupReq {
-            group_type: "Private".into(),
-            name: "live".into(),
-            owner_account: Some("ann".into()),
-            group_id: Some("live-1".into()),
-            ..Default::default()
+            group: GroupSpec {
+                group_type: "Private".into(),
+                name: "live".into(),
+                owner_account: Some("ann".into()),
+                group_id: Some("live-1".into()),
+                ..Default::default()
+            },
+            member_list: None,
         })
         .await
         .expect("create_group");

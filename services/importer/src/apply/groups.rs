@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use imbridge_core::event::{ApplyJoin, ImportGroup, ImportGroupMember, ImportGroupMessage, MemberRole};
 use imbridge_core::{Envelope, Event, EventKind, Failure, TimestampMs};
 use imbridge_im::types::group::{
-    GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, IMPORT_GROUP_MEMBER_MAX, IMPORT_GROUP_MSG_MAX,
+    GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, GroupSpec, IMPORT_GROUP_MEMBER_MAX, IMPORT_GROUP_MSG_MAX,
     ImportGroupMemberReq, ImportGroupMsgItem, ImportGroupMsgReq, ImportGroupReq, ImportMember, MEMBER_RESULT_ALREADY,
     MEMBER_RESULT_DONE, ROLE_ADMIN, SetUnreadMsgNumReq,
 };
@@ -64,20 +64,10 @@ pub struct GroupsHandler {
 
 /// The `import_group` request for a group record.
 pub fn import_group_request(g: &ImportGroup) -> ImportGroupReq {
-    ImportGroupReq {
-        group_type: g.group_type.as_str().to_owned(),
-        name: g.profile.name.clone(),
-        owner_account: g.profile.owner.as_ref().map(|o| o.as_str().to_owned()),
-        group_id: Some(g.group_id.as_str().to_owned()),
-        introduction: g.profile.introduction.clone(),
-        notification: g.profile.notification.clone(),
-        face_url: g.profile.face_url.clone(),
-        max_member_count: g.max_members,
-        apply_join_option: g.apply_join.map(|a| apply_join_value(a).to_owned()),
-        create_time: Some(g.created_at.as_secs()),
-        app_defined_data: None,
-        support_topic: None,
-    }
+    let mut group = GroupSpec::of(&g.group_id, g.group_type, &g.profile);
+    group.max_member_count = g.max_members;
+    group.apply_join_option = g.apply_join.map(|a| apply_join_value(a).to_owned());
+    ImportGroupReq { group, create_time: Some(g.created_at.as_secs()) }
 }
 
 /// IM's `ApplyJoinOption` value.

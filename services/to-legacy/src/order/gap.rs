@@ -120,13 +120,7 @@ impl GapFiller {
             body,
             custom_data: m.cloud_custom_data.clone().filter(|s| !s.is_empty()),
         });
-        Some(Envelope {
-            id: EventId::im_group_message(group, m.msg_seq),
-            source: Source::Im,
-            conversation: event.conversation(),
-            time: TimestampMs::from_secs(m.msg_time_stamp),
-            recorded_at: Some(TimestampMs::now()),
-            event,
-        })
+        let (id, time) = (EventId::im_group_message(group, m.msg_seq), TimestampMs::from_secs(m.msg_time_stamp));
+        Some(Envelope::recorded_now(id, Source::Im, event.conversation(), time, event))
     }
 }
