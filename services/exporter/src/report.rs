@@ -38,6 +38,7 @@ pub struct Skipped {
 
 /// See the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ExportReport {
     /// Lines written per record file.
     pub written: BTreeMap<String, u64>,
@@ -49,6 +50,8 @@ pub struct ExportReport {
     pub lost_c2c_history_total: u64,
     /// Group MsgSeqs no longer returned.
     pub group_seq_holes: Vec<SeqHole>,
+    /// Runs of missing seqs, and the seqs they hold.
+    pub group_seq_holes_total: u64,
     pub group_seq_missing_total: u64,
     /// Recalled group messages (IM keeps only a placeholder).
     pub recalled_group_messages: u64,
@@ -85,9 +88,7 @@ impl ExportReport {
 
     pub fn hole(&mut self, hole: SeqHole) {
         self.group_seq_missing_total += hole.to_seq - hole.from_seq + 1;
-        if self.group_seq_holes.len() < MAX_LISTED {
-            self.group_seq_holes.push(hole);
-        }
+        push_capped(&mut self.group_seq_holes, &mut self.group_seq_holes_total, hole);
     }
 
     pub fn skip(&mut self, what: String, reason: String) {
@@ -141,7 +142,7 @@ impl ExportReport {
                 s,
                 "group messages no longer returned (holes in MsgSeq): {}{}",
                 self.group_seq_missing_total,
-                more(self.group_seq_holes.len(), self.group_seq_holes.len() as u64)
+                more(self.group_seq_holes.len(), self.group_seq_holes_total)
             );
             for h in &self.group_seq_holes {
                 let _ = writeln!(s, "  {}: seq {}..={}", h.group_id, h.from_seq, h.to_seq);
