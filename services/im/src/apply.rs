@@ -20,8 +20,7 @@
 //!
 //! Values IM deduplicates on are pure functions of the event, so a retried call is recognised by IM:
 //! `MsgRandom` / `Random` = [`imbridge_core::EventId::stable_u32`]; the C2C `MsgSeq` = [`live_msg_seq`] of the
-//! event's offset (to-im) or of its time (the old IM app: to-legacy applies in IM's resequenced order, whose
-//! times grow with it). IM sorts C2C messages of the same second by `MsgSeq`, so it must grow with the conversation's
+//! event's offset (to-im), or the original message's own `MsgSeq` (copies to an old IM app: [`copied_msg_seq`]). IM sorts C2C messages of the same second by `MsgSeq`, so it must grow with the conversation's
 //! order: source offsets do (one conversation = one partition), and the high bit keeps live messages after
 //! imported history of the same second (the importer numbers history 1, 2, …).
 //!
@@ -537,12 +536,18 @@ impl Applier {
     }
 }
 
-/// The `MsgSeq` of a 1:1 message copied to an old IM app: the low 31 bits of its time in milliseconds under the
-/// high bit. to-legacy applies a conversation in IM's resequenced order, whose times grow with it, so same-second
-/// messages keep their order (IM sorts them by `MsgSeq`); stable across redeliveries and replays. It wraps every
-/// 24.8 days, which can misorder two messages of the one second it wraps in.
-pub fn timed_msg_seq(time: TimestampMs) -> u32 {
-    0x8000_0000 | ((time.as_millis() as u64 & 0x7fff_ffff) as u32)
+/// The `MsgSeq` of a 1:1 message copied to an old IM app: the one the sender's client gave it on the new app (the
+/// first part of its `MsgKey`, `<MsgSeq>_<MsgRandom>_<MsgTime>`, in the event id `im:c2c:<from>:<MsgKey>`). IM
+/// orders a second's 1:1 messages by `MsgSeq`, so copies applied within one second keep the order the new app
+/// gives the originals — not the order of the callbacks' `EventTime`, which IM stamps when it delivers them and
+/// which concurrent callbacks can invert. Stable across redeliveries and replays. Falls back to the event time's
+/// milliseconds (under the high bit) for an id of another shape.
+pub fn copied_msg_seq(env: &Envelope) -> u32 {
+    let key = env.id.as_str().strip_prefix("im:c2c:").and_then(|rest| rest.rsplit(':').next());
+    match key.and_then(|k| k.split('_').next()).and_then(|s| s.parse::<u32>().ok()) {
+        Some(seq) => seq,
+        None => 0x8000_0000 | ((env.time.as_millis() as u64 & 0x7fff_ffff) as u32),
+    }
 }
 
 /// Another IM app as the old side ([`OldSide`]): the new app's events are written to it by the same
@@ -604,7 +609,7 @@ impl OldSide for ImApp {
                 continue;
             }
             duplicate = false;
-            self.applier.apply(env, timed_msg_seq(env.time)).await?;
+            self.applier.apply(env, copied_msg_seq(env)).await?;
         }
         Ok(Applied { duplicate })
     }
@@ -625,6 +630,25 @@ impl OldSide for ImApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_to_an_old_app_keep_the_senders_msg_seq() {
+        let env = |id: &str| Envelope {
+            id: imbridge_core::EventId::from_raw(id),
+            source: Source::Im,
+            conversation: imbridge_core::ConversationKey::c2c(&UserId::new_unchecked("a"), &UserId::new_unchecked("b")),
+            time: TimestampMs(1_700_000_000_123),
+            recorded_at: None,
+            event: Event::C2cMessage(C2cMessage {
+                from: UserId::new_unchecked("a"),
+                to: UserId::new_unchecked("b"),
+                body: vec![],
+                custom_data: None,
+            }),
+        };
+        assert_eq!(copied_msg_seq(&env("im:c2c:a:48374_2837546_1557481126")), 48_374);
+        assert_eq!(copied_msg_seq(&env("im:c2c:a:odd")), 0x8000_0000 | (1_700_000_000_123_u64 & 0x7fff_ffff) as u32);
+    }
 
     #[test]
     fn live_msg_seq_grows_with_offsets_and_sits_above_history() {

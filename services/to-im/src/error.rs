@@ -21,16 +21,9 @@ pub enum ToImError {
     /// A kind this consumer does not apply (an import record on the live topic, an IM-origin event).
     #[error("{kind} events from {source_system} do not belong on {topic}")]
     UnexpectedKind { kind: &'static str, source_system: &'static str, topic: String },
-    /// IM accepted the call but refused some members (unknown accounts that could not be imported, a full
-    /// group): retrying the same call cannot add them.
-    #[error("group {group}: members not added: {members:?}")]
-    MembersNotAdded { group: String, members: Vec<String> },
-    /// IM accepted a group message but did not store it (`MsgDropReason`, e.g. frequency control).
-    #[error("group {group}: message dropped by IM: {reason}")]
-    MessageDropped { group: String, reason: String },
-    /// A dismissal could not be announced to ingest before destroying the group (Kafka away).
-    #[error("cannot announce the dismissal: {0}")]
-    Announce(String),
+    /// The IM applier's own failures (members refused, a message dropped, a dismissal not announced).
+    #[error(transparent)]
+    Apply(imbridge_im::apply::ApplyError),
     /// The service cannot run with this configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -39,6 +32,8 @@ pub enum ToImError {
 }
 
 impl From<imbridge_im::apply::ApplyError> for ToImError {
+    /// IM's own failures stay [`ToImError::Im`] (one classification wherever they come from); a kind the applier
+    /// does not write names this consumer's topic.
     fn from(e: imbridge_im::apply::ApplyError) -> Self {
         use imbridge_im::apply::ApplyError as A;
         match e {
@@ -46,9 +41,7 @@ impl From<imbridge_im::apply::ApplyError> for ToImError {
             A::UnexpectedKind { kind, source_system } => {
                 ToImError::UnexpectedKind { kind, source_system, topic: "the live topic".into() }
             }
-            A::MembersNotAdded { group, members } => ToImError::MembersNotAdded { group, members },
-            A::MessageDropped { group, reason } => ToImError::MessageDropped { group, reason },
-            A::Announce(reason) => ToImError::Announce(reason),
+            other => ToImError::Apply(other),
         }
     }
 }
@@ -59,12 +52,10 @@ impl Classify for ToImError {
             ToImError::Im(e) => e.disposition(),
             // Infrastructure: the broker comes back; the event is fine.
             ToImError::Kafka(_) => Disposition::Retry,
-            ToImError::MessageDropped { .. } | ToImError::Announce(_) => Disposition::Retry,
-            ToImError::Decode(_)
-            | ToImError::UnexpectedKind { .. }
-            | ToImError::MembersNotAdded { .. }
-            | ToImError::Config(_)
-            | ToImError::Start(_) => Disposition::DeadLetter,
+            ToImError::Apply(e) => e.disposition(),
+            ToImError::Decode(_) | ToImError::UnexpectedKind { .. } | ToImError::Config(_) | ToImError::Start(_) => {
+                Disposition::DeadLetter
+            }
         }
     }
 
@@ -74,9 +65,7 @@ impl Classify for ToImError {
             ToImError::Kafka(e) => e.kind(),
             ToImError::Decode(_) => "malformed".into(),
             ToImError::UnexpectedKind { .. } => "unexpected_kind".into(),
-            ToImError::MembersNotAdded { .. } => "members_not_added".into(),
-            ToImError::MessageDropped { .. } => "im_message_dropped".into(),
-            ToImError::Announce(_) => "announce".into(),
+            ToImError::Apply(e) => e.kind(),
             ToImError::Config(_) => "config".into(),
             ToImError::Start(_) => "start".into(),
         }
@@ -94,9 +83,10 @@ mod tests {
         assert_eq!(im(60007).disposition(), Disposition::Retry);
         assert_eq!(im(60007).kind(), "im_60007");
         assert_eq!(im(20003).disposition(), Disposition::DeadLetter);
-        let dropped = ToImError::MessageDropped { group: "g".into(), reason: "MsgFreqCtrl".into() };
+        use imbridge_im::apply::ApplyError;
+        let dropped = ToImError::from(ApplyError::MessageDropped { group: "g".into(), reason: "MsgFreqCtrl".into() });
         assert_eq!(dropped.disposition(), Disposition::Retry);
-        let members = ToImError::MembersNotAdded { group: "g".into(), members: vec!["x".into()] };
+        let members = ToImError::from(ApplyError::MembersNotAdded { group: "g".into(), members: vec!["x".into()] });
         assert_eq!(members.disposition(), Disposition::DeadLetter);
         assert_eq!(members.kind(), "members_not_added");
     }
