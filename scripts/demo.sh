@@ -23,6 +23,20 @@
 #   7. says where the logs, config and reports are, then stops everything it started, the broker included (also
 #      on Ctrl-C or a failure).
 #
+# The second mode, `scripts/demo.sh --im-to-im`: the old system is itself a Tencent Cloud IM application.
+#   1. starts Kafka and two IM emulators with IM's frequency limits on: the old app (SDKAppID 1400000001) and the
+#      new app (1400000002), each with its own secret key;
+#   2. gives the old app a history: a generated sample (200 users, 5,000 1:1 and 2,000 group messages) imported
+#      into it through its REST import APIs, as years of use would have left it;
+#   3. exports the old app (`imbridge export from-im`: accounts from the operator's list — IM cannot list them —
+#      then profiles, friends, 1:1 and group history, groups and members, within the old app's quotas), kills the
+#      export with SIGKILL in the middle of the 1:1 history and runs it again: it resumes from its checkpoint;
+#   4. imports the export into the new app (`imbridge import`) and verifies it (`imbridge verify`);
+#   5. coexistence: both apps call back `imbridge ingest` (each with its own token); `imbridge to-im` applies the
+#      old app's events to the new app and `imbridge to-legacy` the new app's to the old app through its REST API
+#      ([old_side] kind = "im"); users of both apps chat in rounds (`imbridge demo traffic`) and the convergence
+#      report compares every conversation they touched on both apps (`imbridge demo check`): PASS or FAIL.
+#
 # Environment:
 #   DEMO_PROFILE    debug or release: which build to run (default: an up-to-date existing build, release first;
 #                   else debug, whose first build takes about 6 minutes on 2 cores)
@@ -33,7 +47,15 @@
 #   DEMO_KAFKA_PORT broker port (default 29092; the controller takes the next one)
 #   DEMO_IM_PORT, DEMO_LEGACY_PORT, DEMO_INGEST_PORT, DEMO_TO_IM_PORT, DEMO_TO_LEGACY_PORT
 #                   the emulators' and services' ports on 127.0.0.1 (default 28081, 28082, 28080, 28102, 28103)
+#   DEMO_OLD_IM_PORT the old IM app's emulator port with --im-to-im (default 28083)
 set -euo pipefail
+MODE=legacy
+case "${1:-}" in
+  "") ;;
+  --im-to-im) MODE=im-to-im ;;
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: scripts/demo.sh [--im-to-im]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 # Installs what is missing (C toolchain, OpenSSL/zlib headers, Java 17, Maven, Rust) or says how.
 source scripts/setup.sh
@@ -154,6 +176,12 @@ case "$(kafka status 2>/dev/null || true)" in
 esac
 kafka start
 KAFKA_STARTED=1
+
+if [ "$MODE" = im-to-im ]; then
+  source scripts/demo-im-to-im.sh
+  demo_im_to_im
+  exit $?
+fi
 
 # The emulator's defaults: the SDKAppID and secret key of Tencent's public READMEs, admin `administrator`.
 SDKAPPID=1400000000

@@ -4,6 +4,7 @@
 //! (`tests/src/`). Every test first takes its scenario's [`imbridge_e2e::turn`]: tests of one scenario may run
 //! side by side, scenarios never do.
 
+mod im_to_im_export;
 mod import_e2e;
 mod import_resume;
 mod import_verify_fails;

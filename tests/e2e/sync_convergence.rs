@@ -173,6 +173,7 @@ impl Cluster {
         }
         let systems = imbridge_demo::Systems::new(imbridge_demo::Endpoints {
             legacy_url: legacy_url.clone(),
+            old_im: None,
             im: app.im.clone(),
             kafka: app.kafka.clone(),
             topics: app.topics.clone(),
@@ -270,11 +271,11 @@ impl Cluster {
     }
 
     async fn legacy_c2c(&self, a: &str, b: &str) -> Msgs {
-        self.systems.legacy_c2c(a, b).await.expect("legacy c2c")
+        self.systems.old_c2c(a, b).await.expect("legacy c2c")
     }
 
     async fn legacy_group(&self, g: &str) -> Option<GroupSnap> {
-        self.systems.legacy_group(g).await.expect("legacy group")
+        self.systems.old_group(g).await.expect("legacy group")
     }
 
     async fn legacy_group_ids(&self) -> BTreeSet<String> {

@@ -13,6 +13,7 @@
 //! - [`state`]: whole-state snapshots of both emulators with a readable diff;
 //! - [`recording`]: a server that answers and records IM callbacks;
 //! - [`import`]: the world of the import scenarios (a generated export, `imbridge import`/`verify` as processes);
+//! - [`im_to_im`]: an old and a new IM app (two SDKAppIDs) and `imbridge export from-im` between them;
 //! - [`two_sided`]: two emulators holding the same chats, with messages written on one side only (also used by
 //!   the reconcile crate's own tests).
 //!
@@ -20,6 +21,7 @@
 
 pub mod events;
 pub mod im;
+pub mod im_to_im;
 pub mod import;
 pub mod legacy;
 pub mod recording;

@@ -183,7 +183,7 @@ pub async fn run(sys: Arc<Systems>, traffic: &TrafficSummary, timeout: Duration)
         let key = format!("c2c:{}:{}", p.a, p.b);
         let sent = traffic.sent.get(&key).map(Vec::as_slice).unwrap_or_default();
         let (l, i, i_rev) =
-            (sys.legacy_c2c(&p.a, &p.b).await?, sys.im_c2c(&p.a, &p.b).await?, sys.im_c2c(&p.b, &p.a).await?);
+            (sys.old_c2c(&p.a, &p.b).await?, sys.im_c2c(&p.a, &p.b).await?, sys.im_c2c(&p.b, &p.a).await?);
         let mut problem = diff("legacy", &l, "IM", &i);
         if problem.is_none() && i != i_rev {
             problem = Some(format!("IM shows {} to {} and {} to {}", i.len(), p.a, i_rev.len(), p.b));
@@ -196,7 +196,7 @@ pub async fn run(sys: Arc<Systems>, traffic: &TrafficSummary, timeout: Duration)
     for g in &traffic.groups {
         let key = format!("group:{}", g.id);
         let sent = traffic.sent.get(&key).map(Vec::as_slice).unwrap_or_default();
-        let (l, i) = (sys.legacy_group(&g.id).await?, sys.im_group(&g.id).await?);
+        let (l, i) = (sys.old_group(&g.id).await?, sys.im_group(&g.id).await?);
         let apps = match (g.created_on, g.dismissed_on) {
             (_, Some(side)) => format!("created and dismissed on the {}", side.label()),
             (Some(side), None) => format!("created on the {}", side.label()),

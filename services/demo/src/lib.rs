@@ -1,5 +1,7 @@
 //! Demo tools for a running coexistence setup: the two emulators (`imbridge emulate im`, `imbridge emulate
-//! legacy`), ingest, to-im and to-legacy on one Kafka — as `scripts/demo.sh` starts them.
+//! legacy`), ingest, to-im and to-legacy on one Kafka — as `scripts/demo.sh` starts them. The old app is the
+//! legacy emulator, or (`scripts/demo.sh --im-to-im`, `[old_side] kind = "im"`) a second IM emulator: its
+//! users then act through that emulator's client simulation and it is read through IM's REST APIs.
 //!
 //! - [`traffic::run`] (`imbridge demo traffic`): users of the old app (the legacy emulator's user API) and of the
 //!   new app (the IM emulator's client simulation) chat in 1:1 conversations and groups, create, rename, join,
@@ -25,6 +27,7 @@ use anyhow::{Context as _, bail};
 use imbridge_core::Element;
 use imbridge_core::topics::TopicNames;
 use imbridge_im::config::RateSetting;
+use imbridge_im::types::recentcontact::SESSION_C2C;
 use imbridge_im::{Api, ImClient, ImConfig, from_im_body};
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::admin::Admin;
@@ -34,8 +37,10 @@ use serde_json::{Value, json};
 /// Where everything runs (from imbridge's configuration plus the legacy emulator's URL).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    /// The legacy emulator's base URL (user API and read endpoints).
+    /// The legacy emulator's base URL (user API and read endpoints); unused when the old app is an IM app.
     pub legacy_url: String,
+    /// The old app, when it is an IM app (emulated) rather than the legacy emulator.
+    pub old_im: Option<OldIm>,
     /// IM (the emulator): REST base URL, SDKAppID, admin and secret key (also signs the simulated users' UserSigs).
     pub im: ImConfig,
     pub kafka: KafkaConfig,
@@ -47,6 +52,14 @@ pub struct Endpoints {
     pub ingest_metrics: String,
     pub to_im_metrics: String,
     pub to_legacy_metrics: String,
+}
+
+/// An IM app as the old app: its REST identity (whose key also signs its users' UserSigs) and its users (IM
+/// cannot list an app's accounts).
+#[derive(Debug, Clone)]
+pub struct OldIm {
+    pub im: ImConfig,
+    pub users: Vec<String>,
 }
 
 /// Which app a user is on.
@@ -99,18 +112,84 @@ pub struct Systems {
     pub ep: Endpoints,
     http: reqwest::Client,
     im: ImClient,
-    sigs: Mutex<HashMap<String, String>>,
+    /// The old app's client, when it is an IM app.
+    old_im: Option<ImClient>,
+    /// UserSigs by (SDKAppID, user).
+    sigs: Mutex<HashMap<(u64, String), String>>,
 }
 
 impl Systems {
     pub fn new(ep: Endpoints) -> anyhow::Result<Self> {
-        let im = ImClient::new(&ep.im, &prometheus::Registry::new()).context("IM client")?;
-        // IM's read quotas are per app and shared with the services: the demo's reads take half.
-        for api in [Api::AdminGetRoamMsg, Api::GroupMsgGetSimple, Api::GetGroupInfo, Api::GetGroupMemberInfo] {
-            im.set_rate(api, RateSetting::PerSec(100.0));
-        }
+        let reader = |c: &ImConfig| -> anyhow::Result<ImClient> {
+            let im = ImClient::new(c, &prometheus::Registry::new()).context("IM client")?;
+            // IM's read quotas are per app and shared with the services: the demo's reads take half.
+            for api in [Api::AdminGetRoamMsg, Api::GroupMsgGetSimple, Api::GetGroupInfo, Api::GetGroupMemberInfo] {
+                im.set_rate(api, RateSetting::PerSec(100.0));
+            }
+            Ok(im)
+        };
+        let im = reader(&ep.im)?;
+        let old_im = ep.old_im.as_ref().map(|o| reader(&o.im)).transpose()?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { ep, http, im, sigs: Mutex::default() })
+        Ok(Self { ep, http, im, old_im, sigs: Mutex::default() })
+    }
+
+    /// Whether the old app is an IM app.
+    pub fn old_is_im(&self) -> bool {
+        self.old_im.is_some()
+    }
+
+    fn app(&self, side: Side) -> (&ImConfig, &ImClient) {
+        match (side, &self.ep.old_im, &self.old_im) {
+            (Side::Legacy, Some(o), Some(c)) => (&o.im, c),
+            _ => (&self.ep.im, &self.im),
+        }
+    }
+
+    // ---- the old app: the legacy emulator, or an IM app ------------------------------------------------------
+
+    /// The old app's users, sorted.
+    pub async fn old_users(&self) -> anyhow::Result<Vec<String>> {
+        let Some(o) = &self.ep.old_im else { return self.legacy_users().await };
+        let mut users = o.users.clone();
+        users.sort();
+        Ok(users)
+    }
+
+    /// The old app's 1:1 conversations: (a, b, messages), a < b; an IM app gives no count (1 for "has some").
+    pub async fn old_c2c_list(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let (Some(o), Some(old)) = (&self.ep.old_im, &self.old_im) else { return self.legacy_c2c_list().await };
+        let mut out = std::collections::BTreeSet::new();
+        for u in &o.users {
+            for item in old.recent_contacts(u).await? {
+                if let Some(peer) = item.to_account.filter(|_| item.kind == SESSION_C2C) {
+                    let (a, b) = if *u < peer { (u.clone(), peer) } else { (peer, u.clone()) };
+                    out.insert((a, b, u64::from(item.msg_time > 0)));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    pub async fn old_group_ids(&self) -> anyhow::Result<Vec<String>> {
+        match &self.old_im {
+            Some(old) => Ok(old.all_group_ids(None).await?),
+            None => self.legacy_group_ids().await,
+        }
+    }
+
+    pub async fn old_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
+        match &self.old_im {
+            Some(old) => c2c_of(old, a, b).await,
+            None => self.legacy_c2c(a, b).await,
+        }
+    }
+
+    pub async fn old_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
+        match &self.old_im {
+            Some(old) => group_of(old, g).await,
+            None => self.legacy_group(g).await,
+        }
     }
 
     // ---- the old app: the legacy backend's user API and read endpoints ----------------------------------------
@@ -135,7 +214,7 @@ impl Systems {
         self.legacy(method, path, Some(&body)).await.map(drop)
     }
 
-    pub async fn legacy_users(&self) -> anyhow::Result<Vec<String>> {
+    async fn legacy_users(&self) -> anyhow::Result<Vec<String>> {
         let v = self.legacy(reqwest::Method::GET, "/api/users", None).await?;
         let mut users: Vec<String> =
             v.as_array().context("users")?.iter().filter_map(|u| u["user_id"].as_str().map(str::to_owned)).collect();
@@ -144,7 +223,7 @@ impl Systems {
     }
 
     /// Existing 1:1 conversations: (a, b, message count), a < b.
-    pub async fn legacy_c2c_list(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+    async fn legacy_c2c_list(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
         let v = self.legacy(reqwest::Method::GET, "/api/c2c", None).await?;
         Ok(v.as_array()
             .context("c2c")?
@@ -156,17 +235,17 @@ impl Systems {
             .collect())
     }
 
-    pub async fn legacy_group_ids(&self) -> anyhow::Result<Vec<String>> {
+    async fn legacy_group_ids(&self) -> anyhow::Result<Vec<String>> {
         let v = self.legacy(reqwest::Method::GET, "/api/groups", None).await?;
         Ok(v.as_array().context("groups")?.iter().filter_map(|g| g["group_id"].as_str().map(str::to_owned)).collect())
     }
 
-    pub async fn legacy_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
+    async fn legacy_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
         let v = self.legacy(reqwest::Method::GET, &format!("/api/c2c/{a}/{b}/messages"), None).await?;
         messages_of(&v["messages"])
     }
 
-    pub async fn legacy_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
+    async fn legacy_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
         let r = self.http.get(format!("{}/api/groups/{g}", self.ep.legacy_url)).send().await?;
         if r.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -194,23 +273,30 @@ impl Systems {
 
     // ---- the new app: IM's client simulation, and IM's REST read APIs -----------------------------------------
 
-    fn usersig(&self, user: &str) -> String {
+    fn usersig(&self, app: &ImConfig, user: &str) -> String {
         let mut sigs = self.sigs.lock().unwrap_or_else(|e| e.into_inner());
-        sigs.entry(user.to_owned())
+        sigs.entry((app.sdkappid, user.to_owned()))
             .or_insert_with(|| {
                 let now = imbridge_im::sigcache::unix_now_secs();
-                imbridge_im::usersig::generate(self.ep.im.sdkappid, &self.ep.im.secret_key, user, 86_400, now)
+                imbridge_im::usersig::generate(app.sdkappid, &app.secret_key, user, 86_400, now)
             })
             .clone()
     }
 
     /// A new-app user's action (`api` like `openim/sendmsg`), through IM's client simulation.
     pub async fn im_as(&self, user: &str, api: &str, body: Value) -> anyhow::Result<Value> {
+        self.app_as(Side::Im, user, api, body).await
+    }
+
+    /// An action of a user of `side`'s IM app (the old app only when it is an IM app), through that emulator's
+    /// client simulation.
+    pub async fn app_as(&self, side: Side, user: &str, api: &str, body: Value) -> anyhow::Result<Value> {
+        let (app, _) = self.app(side);
         let url = format!(
             "{}/emulator/client/v4/{api}?sdkappid={}&identifier={user}&usersig={}&platform=Android",
-            self.ep.im.base_url.trim_end_matches('/'),
-            self.ep.im.sdkappid,
-            self.usersig(user)
+            app.base_url.trim_end_matches('/'),
+            app.sdkappid,
+            self.usersig(app, user)
         );
         let v: Value = self.http.post(url).json(&body).send().await?.json().await?;
         if v["ErrorCode"] != 0 {
@@ -220,44 +306,11 @@ impl Systems {
     }
 
     pub async fn im_c2c(&self, a: &str, b: &str) -> anyhow::Result<Msgs> {
-        let now = imbridge_im::sigcache::unix_now_secs() as i64;
-        let msgs = self.im.c2c_history(a, b, 0, now + 30 * 86_400).await?;
-        msgs.iter().map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?))).collect()
+        c2c_of(&self.im, a, b).await
     }
 
     pub async fn im_group(&self, g: &str) -> anyhow::Result<Option<GroupSnap>> {
-        let Some(info) = self.im.group_infos(&[g.to_owned()], None).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        if info.error_code != 0 {
-            return Ok(None);
-        }
-        let members = self
-            .im
-            .all_group_members(g, Some(vec!["Role".into()]))
-            .await?
-            .into_iter()
-            .map(|m| (m.member_account, m.role.unwrap_or_default().to_lowercase()))
-            .collect();
-        let messages = self
-            .im
-            .group_history(g, false)
-            .await?
-            .into_iter()
-            .filter(|m| m.is_system_msg != Some(1))
-            .map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?)))
-            .collect::<anyhow::Result<Msgs>>()?;
-        let s = |o: Option<String>| o.unwrap_or_default();
-        Ok(Some(GroupSnap {
-            group_type: s(info.group_type),
-            name: s(info.name),
-            introduction: s(info.introduction),
-            notification: s(info.notification),
-            face_url: s(info.face_url),
-            owner: s(info.owner_account),
-            members,
-            messages,
-        }))
+        group_of(&self.im, g).await
     }
 
     // ---- the pipeline ---------------------------------------------------------------------------------------
@@ -268,19 +321,23 @@ impl Systems {
     /// (they restart with a service). Read in that order, so nothing in flight means every write made before the
     /// call has been applied on the other side.
     pub async fn in_flight(&self, admin: &Admin, lag: LagCheck) -> anyhow::Result<InFlight> {
-        let legacy = self.legacy(reqwest::Method::GET, "/api/stats", None).await?;
-        let im: Value = self
-            .http
-            .get(format!("{}/emulator/stats", self.ep.im.base_url.trim_end_matches('/')))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let mut f = InFlight {
-            legacy_outbox: legacy["outbox_pending"].as_u64().context("outbox_pending")?,
-            im_callbacks: im["callbacks_pending"].as_u64().context("callbacks_pending")?,
-            ..InFlight::default()
+        let callbacks_pending = |app: &ImConfig| {
+            let url = format!("{}/emulator/stats", app.base_url.trim_end_matches('/'));
+            async move {
+                let v: Value = self.http.get(url).send().await?.json().await?;
+                v["callbacks_pending"].as_u64().context("callbacks_pending")
+            }
         };
+        // The old app's queue: the legacy emulator's webhook outbox, or the old IM app's callbacks.
+        let legacy_outbox = match &self.ep.old_im {
+            Some(o) => callbacks_pending(&o.im).await?,
+            None => {
+                let legacy = self.legacy(reqwest::Method::GET, "/api/stats", None).await?;
+                legacy["outbox_pending"].as_u64().context("outbox_pending")?
+            }
+        };
+        let mut f =
+            InFlight { legacy_outbox, im_callbacks: callbacks_pending(&self.ep.im).await?, ..InFlight::default() };
         let counters = async {
             let page =
                 |url: String| async move { Ok::<_, anyhow::Error>(prom::Page::parse(&self.scrape(&url).await?)) };
@@ -381,6 +438,47 @@ impl std::fmt::Display for InFlight {
             n(self.to_legacy_lag)
         )
     }
+}
+
+/// A 1:1 conversation as an IM app holds it.
+async fn c2c_of(im: &ImClient, a: &str, b: &str) -> anyhow::Result<Msgs> {
+    let now = imbridge_im::sigcache::unix_now_secs() as i64;
+    let msgs = im.c2c_history(a, b, 0, now + 30 * 86_400).await?;
+    msgs.iter().map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?))).collect()
+}
+
+/// A group as an IM app holds it.
+async fn group_of(im: &ImClient, g: &str) -> anyhow::Result<Option<GroupSnap>> {
+    let Some(info) = im.group_infos(&[g.to_owned()], None).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    if info.error_code != 0 {
+        return Ok(None);
+    }
+    let members = im
+        .all_group_members(g, Some(vec!["Role".into()]))
+        .await?
+        .into_iter()
+        .map(|m| (m.member_account, m.role.unwrap_or_default().to_lowercase()))
+        .collect();
+    let messages = im
+        .group_history(g, false)
+        .await?
+        .into_iter()
+        .filter(|m| m.is_system_msg != Some(1))
+        .map(|m| Ok((m.from_account.clone(), from_im_body(&m.msg_body)?)))
+        .collect::<anyhow::Result<Msgs>>()?;
+    let s = |o: Option<String>| o.unwrap_or_default();
+    Ok(Some(GroupSnap {
+        group_type: s(info.group_type),
+        name: s(info.name),
+        introduction: s(info.introduction),
+        notification: s(info.notification),
+        face_url: s(info.face_url),
+        owner: s(info.owner_account),
+        members,
+        messages,
+    }))
 }
 
 fn messages_of(v: &Value) -> anyhow::Result<Msgs> {

@@ -196,7 +196,7 @@ enum Conversation {
 pub async fn run(sys: Arc<Systems>, opts: &TrafficOptions) -> anyhow::Result<TrafficSummary> {
     let admin = Admin::new(&sys.ep.kafka).context("kafka admin")?;
     let mut rng = StdRng::seed_from_u64(opts.seed);
-    let cast = Arc::new(Cast { users: sys.legacy_users().await? });
+    let cast = Arc::new(Cast { users: sys.old_users().await? });
     let (old, new) = (cast.on(Side::Legacy), cast.on(Side::Im));
     anyhow::ensure!(old.len() >= 4 && new.len() >= 4, "the legacy system needs at least 8 users");
     let mut summary = TrafficSummary {
@@ -207,7 +207,7 @@ pub async fn run(sys: Arc<Systems>, opts: &TrafficOptions) -> anyhow::Result<Tra
     };
 
     // 1:1 conversations: existing ones with history first, new pairs when there are not enough.
-    let mut existing = sys.legacy_c2c_list().await?;
+    let mut existing = sys.old_c2c_list().await?;
     existing.shuffle(&mut rng);
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (sa, sb, want) in [
@@ -242,13 +242,13 @@ pub async fn run(sys: Arc<Systems>, opts: &TrafficOptions) -> anyhow::Result<Tra
     }
 
     // Groups: existing ones, new ones on each app, and one short-lived group per app.
-    let mut ids = sys.legacy_group_ids().await?;
+    let mut ids = sys.old_group_ids().await?;
     ids.shuffle(&mut rng);
     for id in ids {
         if summary.groups.len() == opts.existing_groups {
             break;
         }
-        let Some(g) = sys.legacy_group(&id).await? else { continue };
+        let Some(g) = sys.old_group(&id).await? else { continue };
         if g.owner.is_empty() || g.members.len() < 3 {
             continue;
         }
@@ -386,15 +386,15 @@ async fn pair_turn(
         p.n += 1;
         let text = format!("[{} r{}] {from} to {to} #{}", side.label(), round + 1, p.n);
         let result = match side {
-            Side::Legacy => {
+            Side::Legacy if !sys.old_is_im() => {
                 let body = json!({"from": from, "to": to, "body": text_body(&text)});
                 sys.legacy_write(Method::POST, "/api/messages", body).await
             }
-            Side::Im => {
+            _ => {
                 p.seq += 1;
                 let body = json!({"To_Account": to, "MsgRandom": rng.random::<u32>(), "MsgSeq": p.seq,
                                   "MsgBody": im_text(&text)});
-                sys.im_as(&from, "openim/sendmsg", body).await.map(drop)
+                sys.app_as(side, &from, "openim/sendmsg", body).await.map(drop)
             }
         };
         if turn.done(side, "1:1 message", result) {
@@ -428,16 +428,16 @@ async fn group_turn(
     if let Some(name) = g.create.take() {
         let others: Vec<String> = g.members.iter().filter(|m| **m != g.owner).cloned().collect();
         let result = match side {
-            Side::Legacy => {
+            Side::Legacy if !sys.old_is_im() => {
                 let body = json!({"group_id": g.id, "group_type": "Public", "name": name, "owner": g.owner,
                                   "introduction": "created during the imbridge demo", "members": others});
                 sys.legacy_write(Method::POST, "/api/groups", body).await
             }
-            Side::Im => {
+            _ => {
                 let list: Vec<Value> = others.iter().map(|m| json!({"Member_Account": m})).collect();
                 let body = json!({"Type": "Public", "Name": name, "GroupId": g.id,
                                   "Introduction": "created during the imbridge demo", "MemberList": list});
-                sys.im_as(&g.owner, "group_open_http_svc/create_group", body).await.map(drop)
+                sys.app_as(side, &g.owner, "group_open_http_svc/create_group", body).await.map(drop)
             }
         };
         turn.done(side, "group created", result);
@@ -455,13 +455,13 @@ async fn group_turn(
             let name = format!("{short} r{}.{step}", round + 1);
             let intro = format!("renamed on the {} in round {}", side.label(), round + 1);
             let result = match side {
-                Side::Legacy => {
+                Side::Legacy if !sys.old_is_im() => {
                     let body = json!({"operator": g.owner, "name": name, "introduction": intro});
                     sys.legacy_write(Method::PATCH, &format!("/api/groups/{}", g.id), body).await
                 }
-                Side::Im => {
+                _ => {
                     let body = json!({"GroupId": g.id, "Name": name, "Introduction": intro});
-                    sys.im_as(&g.owner, "group_open_http_svc/modify_group_base_info", body).await.map(drop)
+                    sys.app_as(side, &g.owner, "group_open_http_svc/modify_group_base_info", body).await.map(drop)
                 }
             };
             turn.done(side, "group renamed", result);
@@ -470,13 +470,13 @@ async fn group_turn(
             let outsiders: Vec<&String> = cast.users.iter().filter(|u| !g.members.contains(*u)).collect();
             let Some(newcomer) = outsiders.choose(&mut rng).map(|u| (*u).clone()) else { continue };
             let result = match side {
-                Side::Legacy => {
+                Side::Legacy if !sys.old_is_im() => {
                     let body = json!({"members": [newcomer], "operator": actor});
                     sys.legacy_write(Method::POST, &format!("/api/groups/{}/members", g.id), body).await
                 }
-                Side::Im => {
+                _ => {
                     let body = json!({"GroupId": g.id, "MemberList": [{"Member_Account": newcomer}]});
-                    sys.im_as(&actor, "group_open_http_svc/add_group_member", body).await.map(drop)
+                    sys.app_as(side, &actor, "group_open_http_svc/add_group_member", body).await.map(drop)
                 }
             };
             if turn.done(side, "member joined", result) {
@@ -485,13 +485,13 @@ async fn group_turn(
         } else if roll < 25 && actor != g.owner && g.members.len() > 3 {
             // A member leaves on their own app.
             let result = match side {
-                Side::Legacy => {
+                Side::Legacy if !sys.old_is_im() => {
                     let body = json!({"user_id": actor});
                     sys.legacy_write(Method::POST, &format!("/api/groups/{}/leave", g.id), body).await
                 }
-                Side::Im => {
+                _ => {
                     let body = json!({"GroupId": g.id});
-                    sys.im_as(&actor, "group_open_http_svc/quit_group", body).await.map(drop)
+                    sys.app_as(side, &actor, "group_open_http_svc/quit_group", body).await.map(drop)
                 }
             };
             if turn.done(side, "member left", result) {
@@ -501,13 +501,13 @@ async fn group_turn(
             g.n += 1;
             let text = format!("[{} r{}] {actor} in {} #{}", side.label(), round + 1, g.id, g.n);
             let result = match side {
-                Side::Legacy => {
+                Side::Legacy if !sys.old_is_im() => {
                     let body = json!({"from": actor, "body": text_body(&text)});
                     sys.legacy_write(Method::POST, &format!("/api/groups/{}/messages", g.id), body).await
                 }
-                Side::Im => {
+                _ => {
                     let body = json!({"GroupId": g.id, "Random": rng.random::<u32>(), "MsgBody": im_text(&text)});
-                    sys.im_as(&actor, "group_open_http_svc/send_group_msg", body).await.map(drop)
+                    sys.app_as(side, &actor, "group_open_http_svc/send_group_msg", body).await.map(drop)
                 }
             };
             if turn.done(side, "group message", result) {
@@ -517,7 +517,7 @@ async fn group_turn(
     }
     if last && g.dismiss {
         let result = match side {
-            Side::Legacy => sys
+            Side::Legacy if !sys.old_is_im() => sys
                 .http
                 .delete(format!("{}/api/groups/{}", sys.ep.legacy_url, g.id))
                 .send()
@@ -525,9 +525,10 @@ async fn group_turn(
                 .and_then(reqwest::Response::error_for_status)
                 .map(drop)
                 .map_err(anyhow::Error::from),
-            Side::Im => {
-                sys.im_as(&g.owner, "group_open_http_svc/destroy_group", json!({"GroupId": g.id})).await.map(drop)
-            }
+            _ => sys
+                .app_as(side, &g.owner, "group_open_http_svc/destroy_group", json!({"GroupId": g.id}))
+                .await
+                .map(drop),
         };
         turn.done(side, "group dismissed", result);
     }

@@ -34,6 +34,7 @@ pub struct AppConfig {
     pub import: imbridge_importer::ImportConfig,
     pub console: imbridge_console::ConsoleConfig,
     pub reconcile: imbridge_reconcile::ReconcileConfig,
+    pub export: imbridge_exporter::ExportConfig,
 }
 
 /// Where the configuration came from, for `config validate` and start-up logs.

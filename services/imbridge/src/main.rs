@@ -41,7 +41,8 @@ enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Run a local emulator of a system imbridge connects (`emulate im`).
     Emulate(cmd::emulate::EmulateArgs),
-    /// Legacy export tools (`export validate DIR`, `export generate DIR`).
+    /// Export tools: `export validate DIR`, `export generate DIR`, and `export from-im DIR --accounts FILE`
+    /// (the export of an existing IM app, for a forced upgrade to a new one).
     Export(cmd::export::ExportArgs),
     /// Tencent Cloud IM tools (`im usersig`).
     Im(cmd::im::ImArgs),
@@ -82,7 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Dlq(args) => cmd::dlq::run(args, &cli.global).await,
             Command::Replay(args) => cmd::replay::run(args, &cli.global).await,
             Command::Emulate(args) => cmd::emulate::run(args).await,
-            Command::Export(args) => cmd::export::run(args),
+            Command::Export(args) => cmd::export::run(args, &cli.global).await,
             Command::Im(args) => cmd::im::run(args, &cli.global),
             Command::Import(args) => cmd::import::run(args, &cli.global).await,
             Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global).await,

@@ -36,7 +36,7 @@ use imbridge_core::event::{
 };
 use imbridge_core::{ConversationKey, Envelope, Event, TimestampMs};
 use imbridge_im::types::account::{PortraitGetReq, ProfileValue, tags};
-use imbridge_im::types::group::{GroupInfoFilter, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
+use imbridge_im::types::group::{GROUP_PROFILE_FIELDS, GroupInfoFilter, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
 use imbridge_im::types::sns::{SnsValue, tags as sns_tags};
 use imbridge_im::{ImClient, from_im_body};
 use serde::{Deserialize, Serialize};
@@ -518,22 +518,7 @@ async fn groups(im: &ImClient, e: &Expected, t: &Tally, n: usize) -> Result<(), 
     t.expect(GROUP_MESSAGES, e.messages.values().map(|v| v.len() as u64).sum());
     let ids: Vec<String> = e.groups.keys().cloned().collect();
     let filter = GroupInfoFilter {
-        group_base_info_filter: Some(
-            [
-                "Type",
-                "Name",
-                "Owner_Account",
-                "Introduction",
-                "Notification",
-                "FaceUrl",
-                "MaxMemberNum",
-                "ApplyJoinOption",
-                "CreateTime",
-                "NextMsgSeq",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        ),
+        group_base_info_filter: Some(GROUP_PROFILE_FIELDS.map(str::to_owned).to_vec()),
         ..GroupInfoFilter::default()
     };
     let infos = im.group_infos(&ids, Some(filter)).await?;

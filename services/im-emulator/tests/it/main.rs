@@ -14,3 +14,4 @@ mod groups;
 mod persistence;
 mod recentcontact;
 mod throughput;
+mod two_apps;

@@ -27,6 +27,21 @@ pub const GET_GROUP_MEMBER_INFO_PAGE: u32 = 100;
 /// Messages per `group_msg_get_simple` answer (documented).
 pub const GROUP_MSG_GET_SIMPLE_MAX: u32 = 20;
 
+/// The `GroupBaseInfoFilter` of a group's profile as an import sets it, plus `NextMsgSeq` (where its history ends):
+/// what `imbridge verify` compares and `imbridge export from-im` reads.
+pub const GROUP_PROFILE_FIELDS: [&str; 10] = [
+    "Type",
+    "Name",
+    "Owner_Account",
+    "Introduction",
+    "Notification",
+    "FaceUrl",
+    "MaxMemberNum",
+    "ApplyJoinOption",
+    "CreateTime",
+    "NextMsgSeq",
+];
+
 /// Role name of the owner in member lists.
 pub const ROLE_OWNER: &str = "Owner";
 /// Role name of an admin; the only role import/create accept.

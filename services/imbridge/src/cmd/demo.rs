@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use imbridge_demo::traffic::{TrafficOptions, TrafficSummary};
-use imbridge_demo::{Endpoints, Systems};
+use imbridge_demo::{Endpoints, OldIm, Systems};
 
 use crate::cmd::GlobalArgs;
 use crate::config;
@@ -48,6 +48,10 @@ pub struct Targets {
     /// to-legacy's /metrics URL. Default: from `to_legacy.listen`.
     #[arg(long, value_name = "URL")]
     pub to_legacy_metrics: Option<String>,
+    /// With `[old_side] kind = "im"`: the users of the apps (one id a line, or an `accounts.ndjson`), since IM
+    /// cannot list an app's accounts.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
 }
 
 /// Options of `imbridge demo traffic`.
@@ -116,8 +120,20 @@ pub async fn run(args: DemoArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode
 
 fn systems(t: &Targets, global: &GlobalArgs) -> anyhow::Result<Systems> {
     let cfg = config::load(global.config.as_deref())?.config;
+    let old_im = match cfg.old_side.old_im() {
+        Some(im) => {
+            let path = t
+                .accounts
+                .as_ref()
+                .context("the old app is an IM app ([old_side] kind = \"im\"): give --accounts FILE")?;
+            Some(OldIm { im: im.clone(), users: imbridge_exporter::read_accounts(path)? })
+        }
+        None => None,
+    };
     let legacy_url = match &t.legacy_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
+        // The legacy emulator is not part of an IM → IM setup.
+        None if old_im.is_some() => String::new(),
         None => {
             let u = origin(&cfg.to_legacy.apply_url)
                 .with_context(|| format!("to_legacy.apply_url {:?}: give --legacy-url", cfg.to_legacy.apply_url))?;
@@ -129,6 +145,7 @@ fn systems(t: &Targets, global: &GlobalArgs) -> anyhow::Result<Systems> {
     };
     Systems::new(Endpoints {
         legacy_url,
+        old_im,
         im: cfg.im.clone(),
         kafka: cfg.kafka.clone(),
         topics: cfg.topics.clone(),

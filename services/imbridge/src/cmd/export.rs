@@ -1,15 +1,21 @@
-//! `imbridge export …`: work with a legacy export directory before importing it. `export validate` runs
-//! both validation passes and prints counts and `file:line` errors (the same check `import --dry-run` does);
-//! `export generate` writes a deterministic sample export for tests and demos. The work is in
-//! `imbridge_importer`.
+//! `imbridge export …`: work with an export directory before importing it. `export validate` runs both
+//! validation passes and prints counts and `file:line` errors (the same check `import --dry-run` does);
+//! `export generate` writes a deterministic sample export for tests and demos (the work is in
+//! `imbridge_importer`); `export from-im` writes the export of an existing IM app (`imbridge_exporter`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use imbridge_importer::{GenerateOptions, ValidateOptions};
+
+use crate::cmd::GlobalArgs;
+use crate::cmd::import::Progress;
+use crate::config;
 
 /// Arguments of `imbridge export`.
 #[derive(Debug, Args)]
@@ -25,6 +31,32 @@ pub enum ExportCommand {
     Validate(ValidateArgs),
     /// Write a deterministic, realistic sample export (optionally with bad lines).
     Generate(GenerateArgs),
+    /// Read an existing Tencent Cloud IM app (`[old_side.im]`, or `[export.from_im]`) through its query APIs and
+    /// write its export:
+    /// accounts (from --accounts: IM cannot list them), profiles, friends, 1:1 and group history, groups and
+    /// members. Resumable: run the same command again after any interruption.
+    FromIm(FromImArgs),
+}
+
+/// Options of `imbridge export from-im`.
+#[derive(Debug, Args)]
+pub struct FromImArgs {
+    /// Directory to write into (created if missing). It holds the checkpoint of an interrupted run, which the
+    /// same command continues.
+    pub dir: PathBuf,
+    /// The accounts to export: one user id a line, or an `accounts.ndjson`. IM has no API that lists an
+    /// app's accounts; ids the old app does not have are named in the report.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: PathBuf,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Users, conversations or groups read at once (default: `export.concurrency`).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Progress display: bars on a terminal, plain lines otherwise (`auto`), or as asked.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
 }
 
 /// Options of `imbridge export validate`.
@@ -101,11 +133,40 @@ pub struct GenerateArgs {
     pub gzip: bool,
 }
 
-pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ExportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ExportCommand::Validate(a) => validate(a),
         ExportCommand::Generate(a) => generate(a),
+        ExportCommand::FromIm(a) => from_im(a, global).await,
     }
+}
+
+async fn from_im(args: FromImArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let cfg = config::load(global.config.as_deref())?.config;
+    let old = cfg.export.from_im.as_ref().or(cfg.old_side.old_im()).context(
+        "no IM app to export: set [old_side] kind = \"im\" with [old_side.im] (the old app), or [export.from_im]",
+    )?;
+    let im = imbridge_im::ImClient::new(old, &prometheus::Registry::new()).context("the old app's IM client")?;
+    let accounts = imbridge_exporter::read_accounts(&args.accounts)?;
+    let options = imbridge_exporter::ExportOptions {
+        concurrency: args.concurrency.unwrap_or(cfg.export.concurrency),
+        custom_profile_tags: cfg.export.custom_profile_tags.clone(),
+        progress: args.progress.mode(),
+        progress_every: std::time::Duration::from_secs(5),
+        say: Arc::new(|s: &str| println!("{}", s.trim_end())),
+    };
+    println!("exporting IM app {} ({} accounts listed) into {}", im.sdkappid(), accounts.len(), args.dir.display());
+    let report = imbridge_exporter::export_from_im(&args.dir, &accounts, &im, &options)
+        .await
+        .with_context(|| format!("exporting into {}", args.dir.display()))?;
+    print!("{}", report.to_text());
+    println!("exported in {:.2}s", report.seconds);
+    if let Some(path) = &args.report {
+        std::fs::write(path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("report written to {}", path.display());
+    }
+    tracing::info!(complete = report.is_complete(), "export from IM finished");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(ValidateArgs { export: args }: ValidateArgs) -> anyhow::Result<ExitCode> {

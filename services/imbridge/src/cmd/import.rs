@@ -38,6 +38,17 @@ pub enum Progress {
     Off,
 }
 
+impl Progress {
+    pub fn mode(self) -> ProgressMode {
+        match self {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Bars => ProgressMode::Bars,
+            Progress::Lines => ProgressMode::Lines,
+            Progress::Off => ProgressMode::Off,
+        }
+    }
+}
+
 pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let cfg = config::load(global.config.as_deref())?.config;
@@ -48,12 +59,7 @@ pub async fn run(args: ImportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         strict: args.export.strict,
         dry_run: args.dry_run,
         validate: ValidateOptions { max_errors_per_kind: args.export.max_errors, now_ms },
-        progress: match args.progress {
-            Progress::Auto => ProgressMode::Auto,
-            Progress::Bars => ProgressMode::Bars,
-            Progress::Lines => ProgressMode::Lines,
-            Progress::Off => ProgressMode::Off,
-        },
+        progress: args.progress.mode(),
         say: Arc::new(|s: &str| println!("{}", s.trim_end())),
         started,
         stats: None,
