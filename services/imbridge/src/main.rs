@@ -86,7 +86,7 @@ fn main() -> std::process::ExitCode {
             Command::Export(args) => cmd::export::run(args, &cli.global).await,
             Command::Im(args) => cmd::im::run(args, &cli.global),
             Command::Import(args) => cmd::import::run(args, &cli.global).await,
-            Command::Reconcile(args) => cmd::reconcile::run(args, &cli.global).await,
+            Command::Reconcile(args) => Box::pin(cmd::reconcile::run(args, &cli.global)).await,
             Command::Verify(args) => cmd::verify::run(args, &cli.global).await,
             Command::Ingest(args) => cmd::ingest::run(args, &cli.global).await,
             Command::ToLegacy(args) => cmd::to_legacy::run(args, &cli.global).await,
