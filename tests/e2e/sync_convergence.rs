@@ -42,13 +42,7 @@ const PAST_DEDUP_SECS: u64 = 600;
 /// Generous: a side switch during a SIGKILL waits for the restart and the rebalance.
 const CONVERGE: Duration = Duration::from_secs(120);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Legacy,
-    Im,
-}
-
-use imbridge_demo::GroupSnap;
+use imbridge_demo::{GroupSnap, Side};
 
 type Msgs = Vec<(String, Vec<Element>)>;
 

@@ -110,8 +110,7 @@ impl Reconciler {
                         )
                     }
                 };
-                self.finding_with(report, Kind::Groups, Difference::MissingInIm, key, &g, repair, dry_run, evidence)
-                    .await?;
+                self.finding(report, Kind::Groups, Difference::MissingInIm, key, &g, repair, dry_run, evidence).await?;
                 Ok(exists)
             }
             (None, Some(i)) => {
@@ -131,7 +130,7 @@ impl Reconciler {
                     Verdict::AddToIm | Verdict::RemoveFromLegacy => (Err(GROUP_STATE), exists),
                 };
                 let d = Difference::MissingInLegacy;
-                self.finding_with(report, Kind::Groups, d, key, &g, repair, dry_run, evidence).await?;
+                self.finding(report, Kind::Groups, d, key, &g, repair, dry_run, evidence).await?;
                 Ok(exists)
             }
             _ => {
@@ -200,7 +199,7 @@ impl Reconciler {
                 }
                 (Some(_), Some(_)) => {
                     let d = Difference::Different;
-                    self.finding_with(report, Kind::GroupMembers, d, key, u, Err(ROLES), dry_run, json!({})).await?;
+                    self.finding(report, Kind::GroupMembers, d, key, u, Err(ROLES), dry_run, json!({})).await?;
                 }
                 (Some(lm), None) => {
                     let evidence = json!({"legacy_joined_at": lm.joined_at, "legacy_origin": lm.origin.map(|o| o.as_str()),
@@ -218,7 +217,7 @@ impl Reconciler {
                         }
                     };
                     let d = Difference::MissingInIm;
-                    self.finding_with(report, Kind::GroupMembers, d, key, u, repair, dry_run, evidence).await?;
+                    self.finding(report, Kind::GroupMembers, d, key, u, repair, dry_run, evidence).await?;
                 }
                 (None, Some(im)) => {
                     let left = departed.get(u).map(|d| d.left_at);
@@ -241,7 +240,7 @@ impl Reconciler {
                         Verdict::AddToIm | Verdict::RemoveFromLegacy => Err(GROUP_STATE),
                     };
                     let d = Difference::MissingInLegacy;
-                    self.finding_with(report, Kind::GroupMembers, d, key, u, repair, dry_run, evidence).await?;
+                    self.finding(report, Kind::GroupMembers, d, key, u, repair, dry_run, evidence).await?;
                 }
                 (None, None) => {}
             }

@@ -275,7 +275,8 @@ impl Reconciler {
                 }
             };
             if let Some(d) = difference {
-                self.finding(report, Kind::Accounts, d, &key(u), &id, Err(ACCOUNTS), dry_run).await?;
+                self.finding(report, Kind::Accounts, d, &key(u), &id, Err(ACCOUNTS), dry_run, serde_json::Value::Null)
+                    .await?;
             }
             let (Some(l), Some((nick, image))) = (legacy.get(&id), profiles.get(&id)) else { continue };
             let row = report.row(Kind::Profiles);
@@ -292,8 +293,17 @@ impl Reconciler {
             }
             for f in fields {
                 let item = format!("{id}:{f}");
-                self.finding(report, Kind::Profiles, Difference::Different, &key(u), &item, Err(PROFILES), dry_run)
-                    .await?;
+                self.finding(
+                    report,
+                    Kind::Profiles,
+                    Difference::Different,
+                    &key(u),
+                    &item,
+                    Err(PROFILES),
+                    dry_run,
+                    serde_json::Value::Null,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -399,55 +409,29 @@ impl Reconciler {
             })
             .collect();
         let diff = compare_counted(report, Kind::C2cMessages, &l, &r);
-        for &li in &diff.missing_in_im {
-            let m = &legacy.messages[li];
-            let repair = if !l[li].legacy_origin {
-                Err(COPY_OF_GONE_IM)
-            } else {
-                let to =
-                    m.to.clone().unwrap_or_else(|| UserId::new_unchecked(if m.from.as_str() == a { b } else { a }));
-                Ok(Envelope::recorded_now(
-                    EventId::legacy(&m.id),
-                    Source::Legacy,
-                    key.clone(),
-                    m.time,
-                    Event::C2cMessage(C2cMessage {
-                        from: m.from.clone(),
-                        to,
-                        body: m.body.clone(),
-                        custom_data: m.custom_data.clone(),
-                    }),
-                ))
-            };
-            self.finding(report, Kind::C2cMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
-        }
-        for &ii in &diff.missing_in_legacy {
+        let sides = Sides { legacy: &legacy.messages, l: &l, r: &r, absent_on_im: None, absent_on_legacy: None };
+        let from_legacy = |m: &StoredMessage| {
+            let to = m.to.clone().unwrap_or_else(|| UserId::new_unchecked(if m.from.as_str() == a { b } else { a }));
+            Event::C2cMessage(C2cMessage {
+                from: m.from.clone(),
+                to,
+                body: m.body.clone(),
+                custom_data: m.custom_data.clone(),
+            })
+        };
+        let from_im = |ii: usize| {
             let m = &im[ii];
-            let repair = if r[ii].legacy_origin {
-                Err(COPY_OF_GONE_LEGACY)
-            } else {
-                let from = UserId::new_unchecked(m.from_account.as_str());
-                Ok(Envelope::recorded_now(
-                    EventId::im_c2c(&from, &m.msg_key),
-                    Source::Im,
-                    key.clone(),
-                    TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
-                    Event::C2cMessage(C2cMessage {
-                        from,
-                        to: UserId::new_unchecked(m.to_account.as_str()),
-                        body: r[ii].body.clone(),
-                        custom_data: r[ii].custom_data.clone(),
-                    }),
-                ))
-            };
-            self.finding(report, Kind::C2cMessages, Difference::MissingInLegacy, key, &m.msg_key, repair, dry_run)
-                .await?;
-        }
-        for &(li, _) in &diff.different {
-            let id = legacy.messages[li].id.clone();
-            self.finding(report, Kind::C2cMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
-                .await?;
-        }
+            let from = UserId::new_unchecked(m.from_account.as_str());
+            let id = EventId::im_c2c(&from, &m.msg_key);
+            let event = Event::C2cMessage(C2cMessage {
+                from,
+                to: UserId::new_unchecked(m.to_account.as_str()),
+                body: r[ii].body.clone(),
+                custom_data: r[ii].custom_data.clone(),
+            });
+            (m.msg_key.clone(), im_repair(key, id, m.msg_time_stamp, event))
+        };
+        self.message_findings(report, Kind::C2cMessages, key, dry_run, &diff, sides, from_legacy, from_im).await?;
         Ok(())
     }
 
@@ -493,14 +477,32 @@ impl Reconciler {
                     None => {
                         let repair = profile_repair(key, group_id, l, i);
                         repaired_by = repair.as_ref().ok().map(|e| e.id.clone());
-                        self.finding(report, Kind::GroupProfile, Difference::Different, key, f, repair, dry_run)
-                            .await?;
+                        self.finding(
+                            report,
+                            Kind::GroupProfile,
+                            Difference::Different,
+                            key,
+                            f,
+                            repair,
+                            dry_run,
+                            serde_json::Value::Null,
+                        )
+                        .await?;
                     }
                 }
             }
             for f in owner {
-                self.finding(report, Kind::GroupProfile, Difference::Different, key, f, Err(GROUP_STATE), dry_run)
-                    .await?;
+                self.finding(
+                    report,
+                    Kind::GroupProfile,
+                    Difference::Different,
+                    key,
+                    f,
+                    Err(GROUP_STATE),
+                    dry_run,
+                    serde_json::Value::Null,
+                )
+                .await?;
             }
             self.members(report, key, group_id, l, dry_run).await?;
         }
@@ -528,58 +530,96 @@ impl Reconciler {
             })
             .collect();
         let diff = compare_counted(report, Kind::GroupMessages, &l, &r);
-        for &li in &diff.missing_in_im {
-            let m = &legacy.messages[li];
-            // A group IM lacks and reconcile does not create there cannot take a message.
-            let repair = if !l[li].legacy_origin {
-                Err(COPY_OF_GONE_IM)
-            } else if !exists.im {
-                Err(NO_GROUP_ON_IM)
-            } else {
-                Ok(Envelope::recorded_now(
-                    EventId::legacy(&m.id),
-                    Source::Legacy,
-                    key.clone(),
-                    m.time,
-                    Event::GroupMessage(GroupMessage {
-                        group_id: group_id.clone(),
-                        from: m.from.clone(),
-                        body: m.body.clone(),
-                        custom_data: m.custom_data.clone(),
-                    }),
-                ))
-            };
-            self.finding(report, Kind::GroupMessages, Difference::MissingInIm, key, &m.id, repair, dry_run).await?;
-        }
-        for &ii in &diff.missing_in_legacy {
+        // A group IM lacks and reconcile does not create there cannot take a message.
+        let sides = Sides {
+            legacy: &legacy.messages,
+            l: &l,
+            r: &r,
+            absent_on_im: (!exists.im).then_some(NO_GROUP_ON_IM),
+            absent_on_legacy: (!exists.legacy).then_some(NO_GROUP_ON_LEGACY),
+        };
+        let from_legacy = |m: &StoredMessage| {
+            Event::GroupMessage(GroupMessage {
+                group_id: group_id.clone(),
+                from: m.from.clone(),
+                body: m.body.clone(),
+                custom_data: m.custom_data.clone(),
+            })
+        };
+        let from_im = |ii: usize| {
             let m = &im_msgs[ii];
-            let repair = if r[ii].legacy_origin {
-                Err(COPY_OF_GONE_LEGACY)
-            } else if !exists.legacy {
-                Err(NO_GROUP_ON_LEGACY)
-            } else {
-                Ok(Envelope::recorded_now(
-                    EventId::im_group_message(group_id, m.msg_seq),
-                    Source::Im,
-                    key.clone(),
-                    TimestampMs(m.msg_time_stamp.saturating_mul(1000)),
-                    Event::GroupMessage(GroupMessage {
-                        group_id: group_id.clone(),
-                        from: UserId::new_unchecked(m.from_account.as_str()),
-                        body: r[ii].body.clone(),
-                        custom_data: r[ii].custom_data.clone(),
-                    }),
-                ))
+            let event = Event::GroupMessage(GroupMessage {
+                group_id: group_id.clone(),
+                from: UserId::new_unchecked(m.from_account.as_str()),
+                body: r[ii].body.clone(),
+                custom_data: r[ii].custom_data.clone(),
+            });
+            let id = EventId::im_group_message(group_id, m.msg_seq);
+            (m.msg_seq.to_string(), im_repair(key, id, m.msg_time_stamp, event))
+        };
+        self.message_findings(report, Kind::GroupMessages, key, dry_run, &diff, sides, from_legacy, from_im).await?;
+        Ok(Checked::Full(digest))
+    }
+
+    /// The findings of one message comparison: each message a side lacks is repaired from the other side's copy
+    /// (`from_legacy` builds the event of a legacy message, `from_im` the item and repair of an IM one), unless it
+    /// is itself a copy whose original is gone or the conversation is absent where it is missing.
+    #[allow(clippy::too_many_arguments)]
+    async fn message_findings(
+        &self,
+        report: &mut Report,
+        kind: Kind,
+        key: &ConversationKey,
+        dry_run: bool,
+        diff: &MessageDiff,
+        sides: Sides<'_>,
+        from_legacy: impl Fn(&StoredMessage) -> Event,
+        from_im: impl Fn(usize) -> (String, Envelope),
+    ) -> Result<(), ReconcileError> {
+        for &li in &diff.missing_in_im {
+            let m = &sides.legacy[li];
+            let repair = match (sides.l[li].legacy_origin, sides.absent_on_im) {
+                (false, _) => Err(COPY_OF_GONE_IM),
+                (true, Some(absent)) => Err(absent),
+                (true, None) => Ok(legacy_repair(key, m, from_legacy(m))),
             };
-            let seq = m.msg_seq.to_string();
-            self.finding(report, Kind::GroupMessages, Difference::MissingInLegacy, key, &seq, repair, dry_run).await?;
-        }
-        for &(li, _) in &diff.different {
-            let id = legacy.messages[li].id.clone();
-            self.finding(report, Kind::GroupMessages, Difference::Different, key, &id, Err(CONTENT_DIFFERS), dry_run)
+            self.finding(report, kind, Difference::MissingInIm, key, &m.id, repair, dry_run, serde_json::Value::Null)
                 .await?;
         }
-        Ok(Checked::Full(digest))
+        for &ii in &diff.missing_in_legacy {
+            let (item, envelope) = from_im(ii);
+            let repair = match (sides.r[ii].legacy_origin, sides.absent_on_legacy) {
+                (true, _) => Err(COPY_OF_GONE_LEGACY),
+                (false, Some(absent)) => Err(absent),
+                (false, None) => Ok(envelope),
+            };
+            self.finding(
+                report,
+                kind,
+                Difference::MissingInLegacy,
+                key,
+                &item,
+                repair,
+                dry_run,
+                serde_json::Value::Null,
+            )
+            .await?;
+        }
+        for &(li, _) in &diff.different {
+            let id = &sides.legacy[li].id;
+            self.finding(
+                report,
+                kind,
+                Difference::Different,
+                key,
+                id,
+                Err(CONTENT_DIFFERS),
+                dry_run,
+                serde_json::Value::Null,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Counts one more profile difference that the event `id`, produced for another field, repairs too.
@@ -607,24 +647,10 @@ impl Reconciler {
         });
     }
 
-    /// Counts one difference and, unless this is a dry run, produces its repair event.
+    /// Counts one difference and, unless this is a dry run, produces its repair event, with the evidence the repair
+    /// rests on (each side's view; `Null` where the difference is the evidence) in the evidence header.
     #[allow(clippy::too_many_arguments)]
-    async fn finding(
-        &self,
-        report: &mut Report,
-        kind: Kind,
-        difference: Difference,
-        key: &ConversationKey,
-        item: &str,
-        repair: Result<Envelope, &'static str>,
-        dry_run: bool,
-    ) -> Result<(), ReconcileError> {
-        self.finding_with(report, kind, difference, key, item, repair, dry_run, serde_json::Value::Null).await
-    }
-
-    /// [`Self::finding`] with the evidence the repair rests on (each side's view), put in the evidence header.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn finding_with(
+    pub(crate) async fn finding(
         &self,
         report: &mut Report,
         kind: Kind,
@@ -818,4 +844,28 @@ fn profile_differences(l: &GroupState, i: &imbridge_im::types::group::GroupInfo)
         out.push("owner");
     }
     out
+}
+
+/// The repair of a message IM lacks: legacy's message as legacy's own change event carries it.
+fn legacy_repair(key: &ConversationKey, m: &StoredMessage, event: Event) -> Envelope {
+    Envelope::recorded_now(EventId::legacy(&m.id), Source::Legacy, key.clone(), m.time, event)
+}
+
+/// The repair of a message legacy lacks: IM's message at IM's second, as its callback would have carried it.
+fn im_repair(key: &ConversationKey, id: EventId, msg_time_stamp: i64, event: Event) -> Envelope {
+    Envelope::recorded_now(id, Source::Im, key.clone(), TimestampMs(msg_time_stamp.saturating_mul(1000)), event)
+}
+
+/// One conversation's messages as both sides hold them, for [`Reconciler::message_findings`].
+struct Sides<'a> {
+    /// Legacy's messages, in the order of `l`.
+    legacy: &'a [StoredMessage],
+    /// Legacy's messages compared.
+    l: &'a [Msg],
+    /// IM's messages compared.
+    r: &'a [Msg],
+    /// Why nothing can be repaired on IM (the conversation is not there), if so.
+    absent_on_im: Option<&'static str>,
+    /// Why nothing can be repaired on legacy, if so.
+    absent_on_legacy: Option<&'static str>,
 }

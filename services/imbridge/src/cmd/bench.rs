@@ -175,8 +175,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 ..imbridge_bench::sync::BenchOptions::default()
             };
             let report = imbridge_bench::sync::run(&opts).await?;
-            print!("{}", report.render());
-            Ok(verdict(&report.problems()))
+            Ok(conclude(&report.render(), &report.problems()))
         }
         BenchWhat::Import(b) => {
             let opts = imbridge_bench::import::BenchOptions {
@@ -189,21 +188,21 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 work_dir: std::env::temp_dir().join(format!("imbridge-bench-import-{}", std::process::id())),
             };
             let report = imbridge_bench::import::run(&opts).await?;
-            print!("{}", report.render());
-            Ok(verdict(&report.problems()))
+            Ok(conclude(&report.render(), &report.problems()))
         }
-        BenchWhat::Quota(b) => {
+        // Taken apart so that a new flag cannot be forgotten here: every field is named or this fails to compile.
+        BenchWhat::Quota(QuotaBench { bootstrap, secs, settle_secs, live_rate, live_read_rate, concurrency }) => {
+            let kafka = kafka_config(global, bootstrap)?;
             let opts = imbridge_bench::quota::BenchOptions {
-                kafka: kafka_config(global, b.bootstrap)?,
-                secs: b.secs,
-                settle_secs: b.settle_secs,
-                live_rate: b.live_rate,
-                live_read_rate: b.live_read_rate,
-                concurrency: b.concurrency,
+                kafka,
+                secs,
+                settle_secs,
+                live_rate,
+                live_read_rate,
+                concurrency,
             };
             let report = imbridge_bench::quota::run(&opts).await?;
-            print!("{}", report.render());
-            Ok(verdict(&report.problems()))
+            Ok(conclude(&report.render(), &report.problems()))
         }
         BenchWhat::Kafka(k) => {
             let classpath = if k.no_baseline {
@@ -236,9 +235,10 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Exit 0 when the figures stand; otherwise each reason on stderr and exit 1 (a bench that measured nothing or
-/// lost messages must not pass for a result).
-fn verdict(problems: &[String]) -> ExitCode {
+/// Prints the report; exit 0 when the figures stand, otherwise each reason on stderr and exit 1 (a bench that
+/// measured nothing or lost messages must not pass for a result).
+fn conclude(rendered: &str, problems: &[String]) -> ExitCode {
+    print!("{rendered}");
     for p in problems {
         eprintln!("bench: {p}");
     }
