@@ -24,4 +24,4 @@ pub use checkpoint::CHECKPOINT_FILE;
 pub use config::ExportConfig;
 pub use error::Error;
 pub use report::ExportReport;
-pub use run::{ExportOptions, export_from_im, read_accounts};
+pub use run::{EXPORT_APIS, ExportOptions, export_from_im, read_accounts};

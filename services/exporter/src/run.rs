@@ -11,11 +11,11 @@ use futures::stream::{self, StreamExt as _};
 use imbridge_core::TimestampMs;
 use imbridge_core::event::GroupType;
 use imbridge_core::export::{AccountRecord, ExportKind};
-use imbridge_im::ImClient;
 use imbridge_im::types::account::{ACCOUNT_IMPORTED, PORTRAIT_GET_MAX, PortraitGetReq};
 use imbridge_im::types::c2c::GetC2cUnreadMsgNumReq;
 use imbridge_im::types::group::{GET_GROUP_INFO_MAX, GROUP_PROFILE_FIELDS, GroupInfoFilter};
 use imbridge_im::types::recentcontact::SESSION_C2C;
+use imbridge_im::{Api, ImClient};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -180,6 +180,21 @@ impl Run<'_> {
         self.save()
     }
 }
+
+/// The APIs an export calls on the old app, one phase after another: what it announces when it shares the old
+/// app's quotas with the other imbridge processes of that app (as history, the lowest priority).
+pub const EXPORT_APIS: [Api; 10] = [
+    Api::AccountCheck,
+    Api::PortraitGet,
+    Api::FriendGet,
+    Api::RecentContactGetList,
+    Api::AdminGetRoamMsg,
+    Api::GetC2cUnreadMsgNum,
+    Api::GetAppidGroupList,
+    Api::GetGroupInfo,
+    Api::GetGroupMemberInfo,
+    Api::GroupMsgGetSimple,
+];
 
 /// Exports the old app `im` into `dir` for the accounts in `accounts`; resumes from `dir`'s checkpoint.
 pub async fn export_from_im(

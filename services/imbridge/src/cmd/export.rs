@@ -147,6 +147,17 @@ async fn from_im(args: FromImArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         "no IM app to export: set [old_side] kind = \"im\" with [old_side.im] (the old app), or [export.from_im]",
     )?;
     let im = imbridge_im::ImClient::new(old, &prometheus::Registry::new()).context("the old app's IM client")?;
+    // With the old app's `quota.coordinate`, the export shares that app's quotas (announced under its SDKAppID)
+    // with every other imbridge process calling it, as history: live sync to the old app goes first.
+    let deps = imbridge_runtime::Deps::new(cfg.kafka.clone(), cfg.topics.clone(), old.clone());
+    let _quota = imbridge_runtime::quota::coordinate(
+        &deps,
+        &im,
+        "export",
+        imbridge_im::Priority::History,
+        &imbridge_exporter::EXPORT_APIS,
+    )
+    .context("im quota coordination")?;
     let accounts = imbridge_exporter::read_accounts(&args.accounts)?;
     let options = imbridge_exporter::ExportOptions {
         concurrency: args.concurrency.unwrap_or(cfg.export.concurrency),
