@@ -42,7 +42,6 @@ use prometheus::{IntCounter, IntCounterVec};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use crate::ImClient;
 use crate::ImError;
 use crate::origin::encode_cloud_custom_data_as;
 use crate::to_im_body;
@@ -54,6 +53,7 @@ use crate::types::group::{
     DeleteGroupMemberReq, DestroyGroupReq, GROUP_MSG_GET_SIMPLE_MAX, GroupMsgGetSimpleReq, GroupSpec,
     ModifyGroupBaseInfoReq, SendGroupMsgReq,
 };
+use crate::{Api, ImClient};
 
 /// Initial members per `create_group` (documented sample: 100; the rest are added afterwards).
 const CREATE_GROUP_MEMBERS_MAX: usize = 100;
@@ -156,6 +156,23 @@ impl Classify for ApplyError {
         }
     }
 }
+
+/// The IM APIs an [`Applier`] calls: what a live writer (to-im on the new app, to-legacy on an old IM app)
+/// announces when it shares the app's quotas with the other processes calling it.
+pub const APPLY_APIS: [Api; 12] = [
+    Api::SendMsg,
+    Api::ImportMsg,
+    Api::SendGroupMsg,
+    Api::CreateGroup,
+    Api::ModifyGroupBaseInfo,
+    Api::DestroyGroup,
+    Api::AddGroupMember,
+    Api::DeleteGroupMember,
+    Api::AdminGetRoamMsg,
+    Api::GroupMsgGetSimple,
+    Api::MultiAccountImport,
+    Api::AccountCheck,
+];
 
 /// Whether an event is one an IM app is written with in real time.
 pub fn is_live_kind(e: &Event) -> bool {

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbridge_core::topics::Topic;
-use imbridge_im::apply::{Applier, C2cApi, ImApp};
+use imbridge_im::Priority;
+use imbridge_im::apply::{APPLY_APIS, Applier, C2cApi, ImApp};
 use imbridge_kafka::consumer::RunStats;
 use imbridge_kafka::dismissals::DismissalNotices;
 use imbridge_kafka::dlq::DlqProducer;
@@ -236,7 +237,22 @@ impl Service for ToLegacy {
         self.probe()?.spawn(deps.shutdown.clone());
         info!(%addr, old_side = self.side.name(), target = %self.target(), "to-legacy started");
         let readiness = self.readiness.clone();
-        let task = tokio::spawn(self.consume());
+        // An old IM app's quotas are shared like the new app's: these writes are its live traffic, ahead of an
+        // export or a reconcile reading the same app (announced under the old app's SDKAppID).
+        let quota = match (&self.side, deps.old_side.old_im()) {
+            (Side::Im(app), Some(old)) => imbridge_runtime::quota::coordinate(
+                &Deps { im: old.clone(), ..deps.clone() },
+                app.applier().im(),
+                "to-legacy",
+                Priority::Live,
+                &APPLY_APIS,
+            )?,
+            _ => None,
+        };
+        let task = tokio::spawn(async move {
+            let _quota = quota;
+            self.consume().await
+        });
         Ok(Running::new(addr, readiness, deps.shutdown, task))
     }
 }

@@ -32,20 +32,7 @@ use crate::error::ToImError;
 use imbridge_im::apply::{Applier, is_live_kind, live_msg_seq};
 
 /// The IM APIs the live apply calls: the ones whose quota an instance shares with the others of its group.
-pub const LIVE_APIS: [Api; 12] = [
-    Api::SendMsg,
-    Api::ImportMsg,
-    Api::SendGroupMsg,
-    Api::CreateGroup,
-    Api::ModifyGroupBaseInfo,
-    Api::DestroyGroup,
-    Api::AddGroupMember,
-    Api::DeleteGroupMember,
-    Api::AdminGetRoamMsg,
-    Api::GroupMsgGetSimple,
-    Api::MultiAccountImport,
-    Api::AccountCheck,
-];
+pub const LIVE_APIS: [Api; 12] = imbridge_im::apply::APPLY_APIS;
 
 /// Readiness check names this service registers.
 pub const READY_ASSIGNMENT: &str = "assignment";
