@@ -29,6 +29,9 @@ pub struct Metrics {
     /// Events the resequencer finished without applying, by `reason`: `duplicate` (a seq already applied, a
     /// callback delivered twice) or `stale` (every change in it is older than one already applied).
     pub resequenced: IntCounterVec,
+    /// Refusals of an event of a group to-legacy never applied anything to, held for the group's creation
+    /// instead of dead-lettered (counted each time the held event is refused again).
+    pub unknown_group_holds: IntCounter,
     /// The adaptive reorder window now in force (`order.reorder_window_min_ms` … `reorder_window_ms`).
     pub reorder_window_ms: IntGauge,
     /// When the old side is an IM app: history lookups before a message is sent to it, by result (`found`:
@@ -69,6 +72,11 @@ impl Metrics {
             Opts::new("imbridge_to_legacy_gap_messages_total", "seqs of filled gaps, filled or skipped"),
             &["outcome"],
         )?;
+        let unknown_group_holds = IntCounter::new(
+            "imbridge_to_legacy_unknown_group_holds_total",
+            "refusals held for the creation of a group imbridge never applied anything to",
+        )?;
+        registry.register(Box::new(unknown_group_holds.clone()))?;
         let resequenced = IntCounterVec::new(
             Opts::new("imbridge_to_legacy_resequenced_total", "events finished without applying, by reason"),
             &["reason"],
@@ -107,6 +115,7 @@ impl Metrics {
             gaps_filled,
             gap_messages,
             resequenced,
+            unknown_group_holds,
             reorder_window_ms,
             history_checks,
             accounts_imported,

@@ -38,7 +38,13 @@ enum Halt {
     /// Legacy refused an event for good: nothing after it is applied before it is dead-lettered (the runner
     /// then parks the conversation's later records, as without the resequencer).
     Rejected,
+    /// Legacy refused an event of a group to-legacy never applied anything to: offered again after this long,
+    /// with whatever arrived meanwhile (a creation goes first), until `unknown_group_hold_ms` has passed.
+    Held(Duration),
 }
+
+/// How often a held group's refused event is offered again.
+const HELD_RETRY: Duration = Duration::from_secs(3);
 
 impl LegacyApplier {
     pub(crate) async fn handle_sequenced(&self, r: &Resequencer, records: &[&Record]) -> BatchOutcome {
@@ -91,7 +97,7 @@ impl LegacyApplier {
             let cut = if plan.fill.is_some() { plan.after_fill } else { plan.apply.len() };
             let (before, after) = plan.apply.split_at(cut);
             if let Err(h) =
-                self.apply_planned(before, &mut items, &slots, &mut finished, &mut state, &mut pending).await
+                self.apply_planned(r, before, &mut items, &slots, &mut finished, &mut state, &mut pending).await
             {
                 halt = Some(h);
                 break;
@@ -104,7 +110,7 @@ impl LegacyApplier {
                     break;
                 }
                 if let Err(h) =
-                    self.apply_planned(after, &mut items, &slots, &mut finished, &mut state, &mut pending).await
+                    self.apply_planned(r, after, &mut items, &slots, &mut finished, &mut state, &mut pending).await
                 {
                     halt = Some(h);
                     break;
@@ -140,13 +146,17 @@ impl LegacyApplier {
             None
         } else if let Some(f) = pending.rejected.remove(items[done].env.id.as_str()) {
             Some(Outcome::DeadLetter(f))
-        } else if let Some(Halt::Transient(f, retry_after)) = halt {
-            if let Some(ra) = retry_after {
-                self.wait(ra).await;
-            }
-            Some(Outcome::Retry(f))
         } else {
-            Some(Outcome::Wait(wait.unwrap_or(Duration::from_millis(50))))
+            match halt {
+                Some(Halt::Transient(f, retry_after)) => {
+                    if let Some(ra) = retry_after {
+                        self.wait(ra).await;
+                    }
+                    Some(Outcome::Retry(f))
+                }
+                Some(Halt::Held(d)) => Some(Outcome::Wait(d)),
+                _ => Some(Outcome::Wait(wait.unwrap_or(Duration::from_millis(50)))),
+            }
         };
         if done == n && poison.is_some() {
             r.memory.put(&conv, pending);
@@ -158,8 +168,10 @@ impl LegacyApplier {
     }
 
     /// Applies batch items `order` in that order; stale changes are trimmed against `state` first.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_planned(
         &self,
+        r: &Resequencer,
         order: &[usize],
         items: &mut [Item],
         slots: &[Slot],
@@ -211,12 +223,21 @@ impl LegacyApplier {
             }
             start += labels.len();
             match stop {
-                None => {}
+                None => pending.unknown_since = None,
                 Some(Stop::Transient(e)) => return Err(self.halt_of(&e)),
                 Some(Stop::Rejected { error, .. }) => {
                     // `apply` confirmed the events before the refused one, so it is the next one. It is
                     // dead-lettered once it reaches the front of the lane; its place in the order is taken.
                     let Some(&i) = idx.get(start) else { return Err(Halt::Rejected) };
+                    if let Some(held) = unknown_group_hold(&r.cfg, &items[i].env, state, pending) {
+                        warn!(
+                            event_id = %items[i].env.id, error = %error, held_s = held.as_secs(),
+                            "legacy refused an event of a group imbridge never applied anything to (its creation \
+                             callback may be lost); holding the group for its creation"
+                        );
+                        self.metrics.unknown_group_holds.inc();
+                        return Err(Halt::Held(HELD_RETRY));
+                    }
                     warn!(event_id = %items[i].env.id, error = %error, "legacy refused the event; it will be dead-lettered");
                     self.finished(&items[i], "rejected");
                     finished[i] = true;
@@ -315,6 +336,27 @@ impl LegacyApplier {
 impl LegacyApplier {
     fn halt_of(&self, e: &SideError) -> Halt {
         Halt::Transient(Failure::from_error(e), self.retry_after(e).map(|d| d.min(Duration::from_secs(60))))
+    }
+}
+
+/// Whether a refused `env` is held rather than dead-lettered, and for how long it has been: an event of a group
+/// (other than its creation or dismissal) that to-legacy has applied nothing to, within `unknown_group_hold_ms`
+/// of the group's first refusal. A group imbridge applied anything to was known to legacy, so a refusal there is
+/// for another reason and dead-letters at once.
+fn unknown_group_hold(cfg: &OrderConfig, env: &Envelope, state: &ConvOrder, pending: &mut Pending) -> Option<Duration> {
+    let group_event = env.conversation.group_id().is_some()
+        && !matches!(env.event, Event::GroupCreated(_) | Event::GroupDismissed(_));
+    let untouched = state.group_seq.is_none() && state.fields.is_empty() && state.members.is_empty();
+    if !group_event || !untouched || cfg.unknown_group_hold_ms == 0 {
+        return None;
+    }
+    let since = *pending.unknown_since.get_or_insert_with(Instant::now);
+    let held = since.elapsed();
+    if held < Duration::from_millis(cfg.unknown_group_hold_ms) {
+        Some(held)
+    } else {
+        pending.unknown_since = None;
+        None
     }
 }
 

@@ -60,11 +60,22 @@ pub struct OrderConfig {
     /// they were stamped, and records of one lane reaching to-legacy in different fetches. Equal to
     /// `reorder_window_ms`: a fixed window.
     pub reorder_window_min_ms: u64,
+    /// How long the events of a group the old side refuses, and to-legacy never applied anything to, are held
+    /// before they are dead-lettered, in milliseconds: IM never re-sends the group's lost creation callback, and
+    /// the creation reconcile produces (on the same key, so behind them) goes first once it arrives. 0 dead-letters
+    /// at once (which parks the group until an operator re-drives it).
+    pub unknown_group_hold_ms: u64,
 }
 
 impl Default for OrderConfig {
     fn default() -> Self {
-        Self { enabled: true, gap_wait_ms: 2_000, reorder_window_ms: 1_000, reorder_window_min_ms: 20 }
+        Self {
+            enabled: true,
+            gap_wait_ms: 2_000,
+            reorder_window_ms: 1_000,
+            reorder_window_min_ms: 20,
+            unknown_group_hold_ms: 180_000,
+        }
     }
 }
 
@@ -162,6 +173,9 @@ pub struct Pending {
     pub opened_ms: Option<i64>,
     /// When a group with no known seq first showed a message.
     pub first_seen: Option<Instant>,
+    /// When the old side first refused an event of this group while to-legacy had applied nothing to it (its
+    /// creation may be lost): the hold of `unknown_group_hold_ms` runs from here.
+    pub unknown_since: Option<Instant>,
 }
 
 impl Pending {
@@ -170,6 +184,7 @@ impl Pending {
             && self.rejected.is_empty()
             && self.gap_since.is_none()
             && self.first_seen.is_none()
+            && self.unknown_since.is_none()
             && self.opened_ms.is_none()
     }
 }
@@ -406,7 +421,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> OrderConfig {
-        OrderConfig { enabled: true, gap_wait_ms: 1000, reorder_window_ms: 500, reorder_window_min_ms: 500 }
+        OrderConfig { gap_wait_ms: 1000, reorder_window_ms: 500, reorder_window_min_ms: 500, ..OrderConfig::default() }
     }
 
     /// A lane offered since long before any of these tests' records arrived.

@@ -146,6 +146,10 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     assert_eq!(applied, f64::from(PER_CONVERSATION) * CONVERSATIONS as f64, "{m}");
     assert_eq!(sample(&m, r#"imbridge_to_legacy_events_total{kind="group.message",outcome="rejected"}"#), 1.0);
     assert_eq!(sample(&m, r#"imbridge_to_legacy_records_total{outcome="parked"}"#), 2.0);
+    assert!(
+        sample(&m, "imbridge_to_legacy_unknown_group_holds_total") >= 1.0,
+        "the unknown group was held for its creation before it was dead-lettered: {m}"
+    );
     let batches = sample(&m, "imbridge_to_legacy_batch_events_count");
     let batched = sample(&m, "imbridge_to_legacy_batch_events_sum");
     assert!(
@@ -204,6 +208,62 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     for c in 0..CONVERSATIONS {
         assert_eq!(texts(&legacy, &format!("u{c}a"), &format!("u{c}b")).len(), PER_CONVERSATION as usize);
     }
+    legacy.shutdown().await.expect("legacy stops");
+}
+
+/// A group whose creation never reached to-legacy (IM dropped the callback): legacy refuses its events, and
+/// instead of dead-lettering them (which would park the group, and the creation reconcile produces behind them)
+/// to-legacy holds them until the creation arrives on the same key, applies it first and then them, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_a_group_whose_creation_is_missing_until_it_arrives() {
+    imbridge_testkit::require_kafka!();
+    let legacy = imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
+        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
+        ..LegacyEmulatorConfig::default()
+    })
+    .await
+    .expect("legacy emulator");
+    let topics = topics();
+    let t = 1_700_000_000_000_i64;
+    produce(
+        &topics.im_events,
+        &[group_msg("late", "ann", 1, "first"), joined("late", &["cy"], t + 5), group_msg("late", "cy", 2, "second")],
+    )
+    .await;
+    let mut cfg = config(&legacy.apply_url());
+    cfg.order.unknown_group_hold_ms = 120_000;
+    let (d, registry) = deps(&topics);
+    let stop = CancellationToken::new();
+    let running = start(cfg, d, stop.clone()).await.expect("to-legacy starts");
+    let metrics_url = format!("http://{}/metrics", running.addr);
+    let holds = || async {
+        let m = reqwest::get(&metrics_url).await.expect("metrics").text().await.expect("text");
+        sample(&m, "imbridge_to_legacy_unknown_group_holds_total")
+    };
+    eventually("the refused group is held", Duration::from_secs(60), || async { holds().await >= 2.0 }).await;
+    assert!(crate::common::records(&topics.dlq).await.is_empty(), "nothing dead-lettered while held");
+    let late = GroupId::parse("late").expect("id");
+    assert!(legacy.emulator().read(|s| !s.groups.contains_key(&late)));
+
+    // The creation, as reconcile produces it from IM's group info: behind the held events on the same key.
+    produce(&topics.im_events, &[created("late", "ann", &["bob"], t)]).await;
+    eventually("the group and its held events applied", Duration::from_secs(60), || {
+        let n = legacy.emulator().read(|s| s.groups.get(&late).map_or(0, |g| g.messages.len()));
+        async move { n == 2 }
+    })
+    .await;
+    let group = legacy.emulator().read(|s| s.groups.get(&late).cloned()).expect("late exists");
+    let texts: Vec<String> = group.messages.iter().map(|m| format!("{:?}", m.body)).collect();
+    let want: Vec<String> =
+        ["first", "second"].iter().map(|x| format!("{:?}", vec![Element::Text { text: (*x).to_owned() }])).collect();
+    assert_eq!(texts, want, "the held messages in IM's order, after the creation");
+    let members: Vec<&str> = group.members.keys().map(UserId::as_str).collect();
+    assert_eq!(members, vec!["ann", "bob", "cy"]);
+    assert!(crate::common::records(&topics.dlq).await.is_empty(), "nothing dead-lettered");
+    stop.cancel();
+    let stats = running.wait().await.expect("clean stop");
+    assert_eq!((stats.finished, stats.dead_lettered), (4, 0));
+    drop(registry);
     legacy.shutdown().await.expect("legacy stops");
 }
 

@@ -56,7 +56,13 @@ pub fn config(apply_url: &str) -> ToLegacyConfig {
         readiness_interval_ms: 200,
         // These tests give to-legacy no IM client, so an open group seq gap is skipped after the wait rather than
         // read from IM; a short wait keeps them fast (gap fill itself is tested with an IM emulator elsewhere).
-        order: imbridge_to_legacy::order::OrderConfig { gap_wait_ms: 100, ..Default::default() },
+        // A group legacy refuses is held 2 s for its creation before it is dead-lettered: long enough to be seen
+        // held, short enough for the parking test.
+        order: imbridge_to_legacy::order::OrderConfig {
+            gap_wait_ms: 100,
+            unknown_group_hold_ms: 2_000,
+            ..Default::default()
+        },
         ..ToLegacyConfig::default()
     }
 }
