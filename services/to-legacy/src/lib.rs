@@ -107,6 +107,10 @@ impl ToLegacy {
             filler,
             memory: order::Memory::default(),
             jitter: order::Jitter::default(),
+            // The legacy contract stores each event at its own time, so an event applied late still lands in its
+            // place; an IM app's `sendmsg` stamps "now", so there the order of applying is the order users see,
+            // and the whole window is worth its latency.
+            fixed_window: matches!(self.side, Side::Im(_)),
         })
     }
 

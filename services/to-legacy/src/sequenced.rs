@@ -30,6 +30,8 @@ pub struct Resequencer {
     pub memory: Memory,
     /// The measured spread of IM's delivery delays: how long timed events are held.
     pub jitter: order::Jitter,
+    /// Hold for the whole `reorder_window_ms`, not the adaptive window: the old side orders by arrival.
+    pub fixed_window: bool,
 }
 
 /// Why a call stopped early.
@@ -75,7 +77,11 @@ impl LegacyApplier {
         let mut halt = None;
         let now_ms = TimestampMs::now().as_millis();
         let cfg = OrderConfig {
-            reorder_window_ms: r.jitter.window_ms(r.cfg.reorder_window_min_ms, r.cfg.reorder_window_ms, now_ms),
+            reorder_window_ms: if r.fixed_window {
+                r.cfg.reorder_window_ms
+            } else {
+                r.jitter.window_ms(r.cfg.reorder_window_min_ms, r.cfg.reorder_window_ms, now_ms)
+            },
             ..r.cfg.clone()
         };
         self.metrics.reorder_window_ms.set(cfg.reorder_window_ms as i64);

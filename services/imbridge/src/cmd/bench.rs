@@ -38,6 +38,32 @@ pub enum BenchWhat {
     /// live, repair, history; coordination on the broker): live latency alone and shared, each API's calls/s per
     /// part as a fraction of its quota, and the emulator's 60007 answers.
     Quota(QuotaBench),
+    /// What each consuming service (to-im, to-legacy) costs on a large backlog: started as its own process on an
+    /// input topic already holding `--events` events, measured while it works them down: peak RSS beside the
+    /// bound (`--bound-mib`), CPU seconds per 1,000 events, events/s.
+    Backlog(BacklogBench),
+}
+
+#[derive(Debug, Args)]
+pub struct BacklogBench {
+    /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    pub bootstrap: Option<String>,
+    /// Events on each service's input topic before it starts.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// 1:1 conversations the events are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub conversations: usize,
+    /// Partitions of the input topics.
+    #[arg(long, default_value_t = 12)]
+    pub partitions: i32,
+    /// Seconds each service is measured while it works the backlog down.
+    #[arg(long, default_value_t = 60)]
+    pub secs: u64,
+    /// The peak RSS a service may reach, MiB: the bench fails above it.
+    #[arg(long, default_value_t = 150.0)]
+    pub bound_mib: f64,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +228,21 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 concurrency,
             };
             let report = imbridge_bench::quota::run(&opts).await?;
+            Ok(conclude(&report.render(), &report.problems()))
+        }
+        BenchWhat::Backlog(BacklogBench { bootstrap, events, conversations, partitions, secs, bound_mib }) => {
+            let kafka = kafka_config(global, bootstrap)?;
+            let exe = std::env::current_exe().context("the imbridge binary the services are started from")?;
+            let opts = imbridge_bench::backlog::BacklogOptions {
+                kafka,
+                exe,
+                events,
+                conversations,
+                partitions,
+                secs,
+                bound_mib,
+            };
+            let report = imbridge_bench::backlog::run(&opts).await?;
             Ok(conclude(&report.render(), &report.problems()))
         }
         BenchWhat::Kafka(k) => {
