@@ -24,10 +24,11 @@
 //! by its time among its own system's).
 //!
 //! Groups: each is managed (renames, joins and kicks of the floaters) from its owner's app; both apps create
-//! groups during the faults. The traffic touches a group only once both apps show it: an IM group whose creation
-//! callback was lost gets none (the events of a group legacy does not know are dead-lettered, parking the
-//! group until an operator re-drives it, reconcile's creation with them), so reconcile must create it on legacy
-//! with its profile and members.
+//! groups during the faults. A user writes in a group once their own app shows it: an IM group whose creation
+//! callback was lost gets IM's messages and changes all the same, which legacy refuses; to-legacy holds them
+//! (`order.unknown_group_hold_ms`) until reconcile's creation of the group on legacy, with its profile and
+//! members, arrives on the same key and goes first. One such group is made for sure: created on IM during the
+//! first ingest outage and written in at once.
 //!
 //! The figures printed: operations, differences found per kind (first pass), repaired, time from the end of the
 //! traffic to converged, IM calls reconcile spent per 1,000 conversations (per pass, and in all to converge).
@@ -55,6 +56,9 @@ const MAX_PASSES: usize = 6;
 /// A reply waits this long after the message it follows became visible to its writer, so the two fall in
 /// different seconds on both systems (IM orders a second's messages by its own sequence, legacy by arrival).
 const TURN: Duration = Duration::from_millis(1_100);
+const UNKNOWN_GROUP_HOLDS: &str = "imbridge_to_legacy_unknown_group_holds_total";
+/// The group created on IM during the first ingest outage.
+const LOST_CREATION: &str = "imlost";
 
 /// One of the two apps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,8 +84,14 @@ struct Last {
 struct Group {
     home: Side,
     writers: [&'static str; 2],
-    /// Both apps show it: only then does the traffic touch it (see the module comment).
-    on_both: bool,
+    /// The apps that show it: a user writes in it, and its owner changes it, only on one of these.
+    shown: BTreeSet<Side>,
+}
+
+impl Group {
+    fn on_both(&self) -> bool {
+        self.shown.len() == 2
+    }
 }
 
 /// What the traffic made, for the comparison: every 1:1 pair and group it touched.
@@ -197,7 +207,7 @@ async fn operate(
 ) {
     let n = made.ops;
     let everyone: Vec<&str> = IM_USERS.iter().chain(&LEGACY_USERS).copied().collect();
-    let groups: Vec<String> = made.groups.iter().filter(|(_, g)| g.on_both).map(|(g, _)| g.clone()).collect();
+    let groups: Vec<String> = made.groups.iter().filter(|(_, g)| !g.shown.is_empty()).map(|(g, _)| g.clone()).collect();
     let roll = rng.random_range(0..100);
     let ok = if roll < 50 || groups.is_empty() {
         let (a, b) = (everyone[rng.random_range(0..everyone.len())], everyone[rng.random_range(0..everyone.len())]);
@@ -220,6 +230,10 @@ async fn operate(
     } else if roll < 85 {
         let g = groups[rng.random_range(0..groups.len())].clone();
         let from = made.groups[&g].writers[rng.random_range(0..2)];
+        if !made.groups[&g].shown.contains(&side_of(from)) {
+            made.waited += 1;
+            return;
+        }
         let key = format!("group:{g}");
         if !may_write(admin, legacy, made, &key, side_of(from)).await {
             made.waited += 1;
@@ -234,6 +248,10 @@ async fn operate(
     } else {
         let g = groups[rng.random_range(0..groups.len())].clone();
         let (home, owner) = (made.groups[&g].home, made.groups[&g].writers[0]);
+        if !made.groups[&g].shown.contains(&home) {
+            made.waited += 1;
+            return;
+        }
         let floater = FLOATERS[rng.random_range(0..FLOATERS.len())];
         match (rng.random_range(0..3), home) {
             (0, Side::Im) => {
@@ -294,22 +312,25 @@ async fn create_group(
         }
     };
     assert!(ok, "group {g} created on {side:?}");
-    made.groups.insert(g.to_owned(), Group { home: side, writers: [owner, writer], on_both: false });
+    made.groups.insert(g.to_owned(), Group { home: side, writers: [owner, writer], shown: BTreeSet::new() });
     made.ops += 1;
 }
 
-/// Marks the groups both apps now show (IM's answer may be an injected fault: asked again next time).
+/// Notes which app now shows each group (IM's answer may be an injected fault: asked again next time).
 async fn see_groups(admin: &imbridge_im::ImClient, legacy: &RunningLegacyEmulator, made: &mut Made) {
-    let pending: Vec<String> = made.groups.iter().filter(|(_, g)| !g.on_both).map(|(g, _)| g.clone()).collect();
+    let pending: Vec<String> = made.groups.iter().filter(|(_, g)| !g.on_both()).map(|(g, _)| g.clone()).collect();
     if pending.is_empty() {
         return;
     }
+    for g in &pending {
+        if legacy_group(legacy, g).is_some() {
+            made.groups.get_mut(g).expect("made").shown.insert(Side::Legacy);
+        }
+    }
     let Ok(infos) = admin.group_infos(&pending, None).await else { return };
     for i in infos.into_iter().filter(|i| i.error_code == 0) {
-        if legacy_group(legacy, &i.group_id).is_some()
-            && let Some(g) = made.groups.get_mut(&i.group_id)
-        {
-            g.on_both = true;
+        if let Some(g) = made.groups.get_mut(&i.group_id) {
+            g.shown.insert(Side::Im);
         }
     }
 }
@@ -436,6 +457,9 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
 
     sb.config.to_legacy.apply_url = legacy.apply_url();
     sb.config.to_legacy.request_timeout_ms = 3_000;
+    // Reconcile runs here only after the traffic, the restarts and a settle, up to minutes after a group's first
+    // refused event; the service would check it `check_delay_ms` (30 s) after the activity.
+    sb.config.to_legacy.order.unknown_group_hold_ms = 900_000;
     sb.config.reconcile.legacy_url = legacy_url.clone();
     sb.config.reconcile.legacy_secret = SigningSecret::new(APPLY_SECRET);
     let config = sb.write_config("imbridge");
@@ -454,7 +478,7 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
     }
     made.ops = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !made.groups.values().all(|g| g.on_both) {
+    while !made.groups.values().all(Group::on_both) {
         assert!(Instant::now() < deadline, "the first groups on both sides: {:?}", made.groups);
         see_groups(&admin, &legacy, &mut made).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -542,6 +566,11 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
                 made.ops += 1;
                 made.failed_ops += u64::from(!ok);
             }
+            // A group created on IM while no ingest answers: its creation callback is lost for sure, and its
+            // owner writes in it at once; legacy refuses those events until reconcile creates it there.
+            if o == 1 {
+                create_group(&im, &legacy_url, &http, Side::Im, LOST_CREATION, &mut made).await;
+            }
         }
         if rng.random_range(0..40) == 0 {
             let side = if rng.random_bool(0.5) { Side::Im } else { Side::Legacy };
@@ -616,6 +645,10 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         settle(&admin, &legacy, &made, Duration::from_secs(60)).await;
     }
     let converged = traffic_end.elapsed();
+    let holds = match reqwest::get(format!("http://{to_legacy_addr}/metrics")).await {
+        Ok(r) => imbridge_testkit::prom::sample(&r.text().await.unwrap_or_default(), UNKNOWN_GROUP_HOLDS),
+        Err(_) => f64::NAN,
+    };
     assert!(left.is_empty(), "differences no repair could fix: {left:#?}");
 
     let rest_faults: u64 = im.emulator().stats().rest_faults.values().flat_map(|k| k.values()).sum();
@@ -634,6 +667,11 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
         }
     }
     let mixed = made.sides.values().filter(|s| s.len() == 2).count();
+    assert!(after.contains_key(&format!("group:{LOST_CREATION}")), "the group whose creation callback was lost");
+    assert!(
+        holds >= 1.0,
+        "to-legacy held the events of {LOST_CREATION} (created during an ingest outage) for its creation: {holds}"
+    );
 
     let first = first.expect("one pass");
     let kinds: Vec<String> = first["kinds"]
@@ -656,7 +694,8 @@ async fn after_every_fault_reconcile_makes_both_systems_identical() {
          the faults); faults: {}; IM dropped {dropped} callbacks and failed {rest_faults} REST calls (traffic and \
          reconcile); callbacks lost by command {lost:?}; after the traffic {differing_before} conversations and \
          groups differed; first pass: {}; repaired {repaired} ({repaired_by_kind:?}) in {passes} passes; \
-         converged {converged:.1?} after the traffic ended; every conversation in the same order and every group \
+         converged {converged:.1?} after the traffic ended; to-legacy held refused events of a group it never \
+         applied anything to {holds} times (since its last restart); every conversation in the same order and every group \
          with the same members; reconcile IM calls {im_calls} for {checked} conversation checks ({:.0} per 1,000 \
          conversations checked; {:.0} per 1,000 conversations to converge)",
         made.ops,
