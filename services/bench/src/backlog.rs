@@ -18,10 +18,12 @@ use imbridge_core::topics::TopicNames;
 use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, Source, TimestampMs, UserId};
 use imbridge_im::ImConfig;
 use imbridge_im::config::RateSetting;
+use imbridge_im_emulator::RunningEmulator;
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Producer;
 use imbridge_legacy::SigningSecret;
+use imbridge_legacy_emulator::RunningLegacyEmulator;
 use imbridge_telemetry::bench::{cpu_times, peak_rss_mib};
 use imbridge_to_im::ToImConfig;
 use imbridge_to_legacy::ToLegacyConfig;
@@ -63,8 +65,12 @@ pub struct BacklogOptions {
 pub struct ServiceFigures {
     pub name: &'static str,
     pub backlog: u64,
-    /// Events finished (committed) in the measured time.
+    /// Events finished (committed) in the measured time: applied, or dead-lettered.
     pub finished: u64,
+    /// Of those, dead-lettered.
+    pub dead_lettered: u64,
+    /// Messages the target stored in the measured time (IM's 1:1 messages; legacy's applied events).
+    pub stored: u64,
     pub secs: f64,
     pub peak_rss_mib: Option<f64>,
     pub cpu_secs: Option<f64>,
@@ -95,17 +101,19 @@ impl BacklogReport {
         );
         let _ = writeln!(
             s,
-            "{:<10} {:>10} {:>10} {:>10} {:>14} {:>12} {:>14}",
-            "service", "backlog", "finished", "events/s", "peak RSS MiB", "bound MiB", "CPU-s/1000 ev"
+            "{:<10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>14} {:>12} {:>14}",
+            "service", "backlog", "finished", "DLQ", "stored", "events/s", "peak RSS MiB", "bound MiB", "CPU-s/1000 ev"
         );
         for f in &self.services {
             let opt = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.p$}"));
             let _ = writeln!(
                 s,
-                "{:<10} {:>10} {:>10} {:>10.0} {:>14} {:>12.0} {:>14}",
+                "{:<10} {:>10} {:>10} {:>8} {:>10} {:>10.0} {:>14} {:>12.0} {:>14}",
                 f.name,
                 f.backlog,
                 f.finished,
+                f.dead_lettered,
+                f.stored,
                 f.finished as f64 / f.secs.max(0.001),
                 opt(f.peak_rss_mib, 1),
                 o.bound_mib,
@@ -121,6 +129,17 @@ impl BacklogReport {
         for f in &self.services {
             if f.finished == 0 {
                 out.push(format!("{}: finished nothing of its backlog", f.name));
+            }
+            if f.dead_lettered > 0 {
+                out.push(format!("{}: dead-lettered {} events", f.name, f.dead_lettered));
+            }
+            if f.stored < f.finished.saturating_sub(f.dead_lettered) {
+                out.push(format!(
+                    "{}: the target stored {} messages, fewer than the {} events finished",
+                    f.name,
+                    f.stored,
+                    f.finished.saturating_sub(f.dead_lettered)
+                ));
             }
             match f.peak_rss_mib {
                 None => out.push(format!("{}: its peak RSS could not be read", f.name)),
@@ -188,6 +207,7 @@ pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
         let group = format!("{prefix}-group");
         let config = write_config(&dir, opts, kind, &topics, &im_cfg, &legacy.apply_url(), &group)?;
         let log = dir.join(format!("{}.log", kind.name()));
+        let stored_before = stored(kind, &im, &legacy);
         let started = Instant::now();
         let mut child = spawn(&opts.exe, &config, kind, &log)?;
         let pid = child.id();
@@ -206,11 +226,15 @@ pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
         let secs = started.elapsed().as_secs_f64();
         stop(&mut child).await;
         let finished = committed(&opts.kafka, &input, &group).await?;
+        let dead_lettered = records(&opts.kafka, &topics.dlq).await;
+        let stored = stored(kind, &im, &legacy) - stored_before;
         info!(service = kind.name(), finished, peak_rss_mib = ?peak, "measured");
         services.push(ServiceFigures {
             name: kind.name(),
             backlog: opts.events,
             finished,
+            dead_lettered,
+            stored,
             secs,
             peak_rss_mib: peak,
             cpu_secs: cpu,
@@ -327,6 +351,20 @@ async fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Messages the service's target holds: IM's stored 1:1 messages, or legacy's applied events.
+fn stored(kind: Kind, im: &RunningEmulator, legacy: &RunningLegacyEmulator) -> u64 {
+    match kind {
+        Kind::ToIm => im.emulator().c2c_messages() as u64,
+        Kind::ToLegacy => legacy.stats().counters.applied,
+    }
+}
+
+/// Records on `topic` (0 when it does not exist: nothing was ever dead-lettered).
+async fn records(kafka: &KafkaConfig, topic: &str) -> u64 {
+    let Ok(admin) = Admin::new(kafka) else { return 0 };
+    admin.offsets(topic, None).await.map_or(0, |o| o.iter().map(|p| (p.high - p.low).max(0) as u64).sum())
 }
 
 /// Events of `topic` the group committed.

@@ -115,6 +115,11 @@ impl Emulator {
         self.inner.clock.advance(by);
     }
 
+    /// 1:1 messages stored, over every conversation: what benches compare with what they sent.
+    pub fn c2c_messages(&self) -> usize {
+        self.inner.state.lock().conversations.values().map(|c| c.msgs.len()).sum()
+    }
+
     /// Counters of requests, errors and callbacks.
     pub fn stats(&self) -> StatsSnapshot {
         let deduplicated = self.inner.state.lock().deduplicated.clone();

@@ -87,12 +87,15 @@ fn apply_env(root: &mut toml::Table, vars: impl Iterator<Item = (String, String)
             continue;
         }
         let mut path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if path.len() >= 3 && path[0] == "kafka" && path[1] == "client" {
+        let client = path.len() >= 3 && path[0] == "kafka" && path[1] == "client";
+        if client {
             let key = path[2..].join(".").replace('_', ".");
             path.truncate(2);
             path.push(key);
         }
-        set_path(root, &path, parse_scalar(&value)).with_context(|| format!("environment variable {name}"))?;
+        // librdkafka's settings are strings whatever they look like ("16384", "true").
+        let value = if client { toml::Value::String(value) } else { parse_scalar(&value) };
+        set_path(root, &path, value).with_context(|| format!("environment variable {name}"))?;
         applied.push(path.join("."));
     }
     applied.sort();
@@ -220,16 +223,30 @@ mod tests {
                 ("IMBRIDGE_IM__SDKAPPID", "1400000000"),
                 ("IMBRIDGE_IM__SECRET_KEY", "123"),
                 ("IMBRIDGE_KAFKA__CLIENT__SASL_MECHANISM", "PLAIN"),
+                ("IMBRIDGE_KAFKA__CLIENT__QUEUED_MAX_MESSAGES_KBYTES", "2048"),
                 ("IMBRIDGE_LOG", "debug"),
                 ("OTHER", "x"),
             ]),
         )
         .expect("apply");
-        assert_eq!(set, vec!["im.sdkappid", "im.secret_key", "kafka.client.sasl.mechanism"]);
+        assert_eq!(
+            set,
+            vec![
+                "im.sdkappid",
+                "im.secret_key",
+                "kafka.client.queued.max.messages.kbytes",
+                "kafka.client.sasl.mechanism"
+            ]
+        );
         let c: AppConfig = toml::Value::Table(t).try_into().expect("valid");
         assert_eq!(c.im.sdkappid, 1_400_000_000);
         assert_eq!(c.im.secret_key, "123", "a string key stays a string even when the value looks numeric");
         assert_eq!(c.kafka.client.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
+        assert_eq!(
+            c.kafka.client.get("queued.max.messages.kbytes").map(String::as_str),
+            Some("2048"),
+            "librdkafka settings stay strings even when they look numeric"
+        );
     }
 
     #[test]
