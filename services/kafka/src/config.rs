@@ -83,12 +83,15 @@ impl KafkaConfig {
             ("enable.partition.eof", "false"),
             // Feeds the per-partition lag gauge (see the consumer context's `stats`).
             ("statistics.interval.ms", "5000"),
-            // The memory bound of a consumer facing a backlog: librdkafka prefetches up to 64 MiB (and 100,000
-            // records per partition) by default, which alone would exceed a service's budget; 16 MiB of
-            // prefetched records is still many fetches' worth at the rates the handlers apply.
-            ("queued.max.messages.kbytes", "16384"),
-            ("queued.min.messages", "10000"),
-            ("fetch.max.bytes", "16777216"),
+            // The memory bound of a consumer facing a backlog (`imbridge bench backlog`). librdkafka stops
+            // fetching at these queue sizes, but a fetch response already under way is decompressed whole: our
+            // records are lz4-compressed JSON (≈ 8:1), so a 16 MiB fetch became ≈ 130 MiB of queued records and
+            // a service reached 250 MiB on a backlog. 1 MiB fetches and a 2 MiB queue keep to-legacy near
+            // 105 MiB and to-im under 150 MiB on a 1,000,000-event backlog, at 9,000–17,000 events/s, far above
+            // any IM quota (see docs/performance.md).
+            ("queued.max.messages.kbytes", "2048"),
+            ("queued.min.messages", "2000"),
+            ("fetch.max.bytes", "1048576"),
         ] {
             if c.get(k).is_none() {
                 c.set(k, v);

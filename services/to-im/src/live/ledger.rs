@@ -22,8 +22,14 @@
 //!    [`PartitionLedger`], so a slow load of an older assignment can never fill a newer one.
 //! 4. An entry kept in memory but not yet written ([`Applied::persisted`] false, Kafka briefly down) is written
 //!    by the next attempt of that event, which never calls IM again.
+//! 5. **Memory grows by 16 bytes per applied event, not by its id.** A written entry is held as a 128-bit keyed
+//!    hash of the event id ([`Entries`]): the set of a partition with millions of applied events costs tens of
+//!    MiB (the ids and refs themselves would cost ten times that, and they are never read back: a lookup only
+//!    asks "applied?"). Only entries still owed to Kafka keep their id and ref.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -70,6 +76,7 @@ pub struct LedgerEntry {
 /// What the ledger knows about one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// IM's reference, kept while the entry is owed to Kafka (empty once written: it is in the topic).
     pub reference: String,
     /// Written to Kafka (false: applied to IM, the write is still owed).
     pub persisted: bool,
@@ -82,7 +89,7 @@ pub struct PartitionLedger {
     loaded: watch::Sender<bool>,
     /// Cancelled when this assignment ends (revoke or shutdown).
     revoked: CancellationToken,
-    entries: Mutex<HashMap<String, Applied>>,
+    entries: Mutex<Entries>,
     /// Conversations whose first not-yet-applied event of this assignment has been handled.
     resumed: Mutex<HashSet<ConversationKey>>,
 }
@@ -98,7 +105,7 @@ impl PartitionLedger {
             source_partition,
             loaded: watch::Sender::new(false),
             revoked: CancellationToken::new(),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             resumed: Mutex::new(HashSet::new()),
         }
     }
@@ -113,7 +120,7 @@ impl PartitionLedger {
     }
 
     pub fn lookup(&self, id: &EventId) -> Option<Applied> {
-        lock(&self.entries).get(id.as_str()).cloned()
+        lock(&self.entries).get(id.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -134,7 +141,7 @@ impl PartitionLedger {
     }
 
     fn remember(&self, id: &EventId, reference: &str, persisted: bool) {
-        lock(&self.entries).insert(id.as_str().to_owned(), Applied { reference: reference.to_owned(), persisted });
+        lock(&self.entries).insert(id.as_str(), reference, persisted);
     }
 
     /// Waits until the partition's entries are loaded; false if the assignment ended first.
@@ -144,6 +151,51 @@ impl PartitionLedger {
             r = rx.wait_for(|loaded| *loaded) => r.is_ok(),
             _ = self.revoked.cancelled() => false,
         }
+    }
+}
+
+/// The applied event ids of one partition: written ones as 128-bit keyed hashes, owed ones whole.
+#[derive(Debug, Default)]
+struct Entries {
+    /// Two independent SipHash keys, random per assignment: the hashes never leave this process (every load
+    /// rebuilds them from the topic), and two ids share both halves with probability ≈ n² / 2^129 — for a
+    /// billion ids, 10^-21.
+    keys: (RandomState, RandomState),
+    written: HashSet<u128>,
+    /// Applied to IM, entry not yet in Kafka: id → IM's reference (needed to write it).
+    owed: HashMap<String, String>,
+}
+
+impl Entries {
+    fn hash(&self, id: &str) -> u128 {
+        (u128::from(self.keys.0.hash_one(id)) << 64) | u128::from(self.keys.1.hash_one(id))
+    }
+
+    fn get(&self, id: &str) -> Option<Applied> {
+        if let Some(reference) = self.owed.get(id) {
+            return Some(Applied { reference: reference.clone(), persisted: false });
+        }
+        self.written.contains(&self.hash(id)).then(|| Applied { reference: String::new(), persisted: true })
+    }
+
+    fn insert(&mut self, id: &str, reference: &str, persisted: bool) {
+        if persisted {
+            self.owed.remove(id);
+            let h = self.hash(id);
+            self.written.insert(h);
+        } else {
+            self.owed.insert(id.to_owned(), reference.to_owned());
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.owed.remove(id);
+        let h = self.hash(id);
+        self.written.remove(&h);
+    }
+
+    fn len(&self) -> usize {
+        self.written.len() + self.owed.len()
     }
 }
 
@@ -229,16 +281,11 @@ impl Ledger {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            match self.read_partition(pl.source_partition).await {
-                Ok(entries) => {
-                    let n = entries.len();
-                    {
-                        let mut m = lock(&pl.entries);
-                        // Entries applied meanwhile (none: handlers wait for the load) must not be lost.
-                        for (id, reference) in entries {
-                            m.entry(id).or_insert(Applied { reference, persisted: true });
-                        }
-                    }
+            // Entries go straight into the partition's set (handlers wait for the load, so none is applied
+            // meanwhile); an attempt that fails halfway leaves true entries, and the next one reads them again.
+            match self.read_partition(&pl).await {
+                Ok(()) => {
+                    let n = pl.len();
                     self.metrics.ledger_load_seconds.observe(started.elapsed().as_secs_f64());
                     self.metrics.ledger_entries.add(n as i64);
                     info!(
@@ -266,31 +313,29 @@ impl Ledger {
         }
     }
 
-    /// Event id → ref of every entry of this service for one source partition (last record per key wins;
-    /// a tombstone forgets).
-    async fn read_partition(&self, source_partition: i32) -> Result<HashMap<String, String>, ToImError> {
-        let found: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-        let sink = found.clone();
+    /// Reads every entry of this service for one source partition into `pl` (last record per key wins; a
+    /// tombstone forgets).
+    async fn read_partition(&self, pl: &Arc<PartitionLedger>) -> Result<(), ToImError> {
+        let sink = pl.clone();
         let topic = self.source_topic.clone();
+        let source_partition = pl.source_partition;
         read_range(
             &self.kafka,
             &self.topic,
             Some(self.ledger_partition(source_partition)),
             Start::Earliest,
             move |r| {
-                let Some(key) = r.key_str().map(str::to_owned) else { return true };
-                let mut m = lock(&sink);
+                let Some(key) = r.key_str() else { return true };
+                let mut m = lock(&sink.entries);
                 match r.payload.as_deref() {
-                    None => {
-                        m.remove(&key);
-                    }
+                    None => m.remove(key),
                     Some(bytes) => match serde_json::from_slice::<LedgerEntry>(bytes) {
                         Ok(e)
                             if e.target == TARGET_IM
                                 && e.partition == Some(source_partition)
                                 && e.topic.as_deref() == Some(topic.as_str()) =>
                         {
-                            m.insert(key, e.reference);
+                            m.insert(key, "", true);
                         }
                         Ok(_) => {}
                         Err(err) => warn!(key = %key, error = %err, "ignoring an unreadable applied-ledger record"),
@@ -300,8 +345,7 @@ impl Ledger {
             },
         )
         .await?;
-        let out = std::mem::take(&mut *lock(&found));
-        Ok(out)
+        Ok(())
     }
 
     /// Records that `env` (read from `source_partition` at `offset`) was applied with `reference`: in memory at
@@ -371,6 +415,10 @@ mod tests {
         assert_eq!(pl.lookup(&id), Some(Applied { reference: "k".into(), persisted: false }));
         pl.remember(&id, "k", true);
         assert!(pl.lookup(&id).is_some_and(|a| a.persisted));
+        assert!(pl.lookup(&EventId::legacy("m-2")).is_none(), "another id is not applied");
+        assert_eq!(pl.len(), 1, "written once, held once");
+        lock(&pl.entries).remove(id.as_str());
+        assert!(pl.lookup(&id).is_none(), "a tombstone forgets");
         let fresh = PartitionLedger::new(2);
         assert!(!fresh.is_resumed(&c) && fresh.lookup(&id).is_none());
     }
