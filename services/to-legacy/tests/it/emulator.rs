@@ -19,6 +19,16 @@ use imbridge_testkit::prom::sample;
 use tokio_util::sync::CancellationToken;
 
 const CONVERSATIONS: usize = 4;
+
+/// The reference legacy emulator, accepting to-legacy's signature.
+async fn legacy_emulator() -> RunningLegacyEmulator {
+    imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
+        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
+        ..LegacyEmulatorConfig::default()
+    })
+    .await
+    .expect("legacy emulator")
+}
 const PER_CONVERSATION: u32 = 40;
 
 fn texts(legacy: &RunningLegacyEmulator, a: &str, b: &str) -> Vec<String> {
@@ -44,12 +54,7 @@ fn texts(legacy: &RunningLegacyEmulator, a: &str, b: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
     imbridge_testkit::require_kafka!();
-    let legacy = imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..LegacyEmulatorConfig::default()
-    })
-    .await
-    .expect("legacy emulator");
+    let legacy = legacy_emulator().await;
     let topics = topics();
 
     // Interleaved traffic: four 1:1 conversations (both directions), one group's life, and a message to a group
@@ -217,12 +222,7 @@ async fn applies_each_conversation_in_order_and_parks_behind_a_refused_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn holds_a_group_whose_creation_is_missing_until_it_arrives() {
     imbridge_testkit::require_kafka!();
-    let legacy = imbridge_legacy_emulator::spawn(LegacyEmulatorConfig {
-        apply_secrets: vec![SigningSecret::new(APPLY_SECRET)],
-        ..LegacyEmulatorConfig::default()
-    })
-    .await
-    .expect("legacy emulator");
+    let legacy = legacy_emulator().await;
     let topics = topics();
     let t = 1_700_000_000_000_i64;
     produce(
