@@ -9,13 +9,13 @@
 //! applier) and ingest are killed with SIGKILL and restarted. At the end both consumer groups are reset to the
 //! earliest offset and run again: no message may be sent to either app again, and both stay as they were.
 //!
-//! Three things are set up the way the design assumes rather than tested here (docs/im-to-im.md):
+//! The new app calls back as IM does, 8 callbacks at a time, unordered (`IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY`
+//! sets another number, 1 for serial deliveries): to-legacy's resequencer puts them back in order, holding the
+//! whole reorder window because the old app shows copies in the order they are sent.
+//!
+//! Two things are set up the way the design assumes rather than tested here (docs/im-to-im.md):
 //! - the old app calls back one callback at a time (`callback_concurrency = 1`): to-im applies the old side's
 //!   events in arrival order, with no resequencer in front of it;
-//! - so does the new app, by default: with IM's concurrent deliveries (`IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY=8`)
-//!   about 2 runs in 5 fail — a new-app burst of 1:1 messages lands on the old app in inverted order (the old app
-//!   orders copies by when to-legacy sends them, unlike the legacy contract, which keeps the event time), or a
-//!   group message delayed past `gap_wait_ms` in a group created on the other app is taken for a duplicate;
 //! - nothing is sent while ingest is down: IM never re-sends a callback, and between two IM apps there is no
 //!   reconciliation yet to repair what it missed. The kill itself lands right after the callbacks of a round
 //!   were answered, so what ingest acknowledged but had not forwarded yet must survive in its spool.
@@ -185,7 +185,7 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     let mut sb = Sandbox::new("sync-im2im", PARTITIONS);
     let old = spawn_app(&sb, OLD_APP, OLD_TOKEN, 1).await;
     let concurrency = std::env::var("IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY").ok().and_then(|v| v.parse().ok());
-    let new = spawn_app(&sb, NEW_APP, NEW_TOKEN, concurrency.unwrap_or(1)).await;
+    let new = spawn_app(&sb, NEW_APP, NEW_TOKEN, concurrency.unwrap_or(8)).await;
     let apps = Apps { old_im: im_client(&old), new_im: im_client(&new), old, new };
     let users: Vec<String> = (0..PAIRS).flat_map(|i| [pair(i).0, pair(i).1]).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
