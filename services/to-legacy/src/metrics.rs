@@ -27,7 +27,8 @@ pub struct Metrics {
     /// an echo, or not in IM's history).
     pub gap_messages: IntCounterVec,
     /// Events the resequencer finished without applying, by `reason`: `duplicate` (a seq already applied, a
-    /// callback delivered twice) or `stale` (every change in it is older than one already applied).
+    /// callback delivered twice), `stale` (every change in it is older than one already applied) or `after_dismissal` (the
+    /// old side refused it after the group's dismissal was applied: the group is gone on both sides).
     pub resequenced: IntCounterVec,
     /// Refusals of an event of a group to-legacy never applied anything to, held for the group's creation
     /// instead of dead-lettered (counted each time the held event is refused again).

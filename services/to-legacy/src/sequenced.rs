@@ -235,6 +235,17 @@ impl LegacyApplier {
                     // `apply` confirmed the events before the refused one, so it is the next one. It is
                     // dead-lettered once it reaches the front of the lane; its place in the order is taken.
                     let Some(&i) = idx.get(start) else { return Err(Halt::Rejected) };
+                    if state.dismissed.is_some() {
+                        // IM delivered it after the dismissal it preceded (concurrent callbacks are stamped at
+                        // delivery): the group and its history are gone on both sides, so there is nothing to
+                        // apply it to and nothing to keep. Finished, not dead-lettered; the rest goes on.
+                        warn!(event_id = %items[i].env.id, error = %error, "refused after the group's dismissal; skipped");
+                        finished[i] = true;
+                        pending.applied.insert(items[i].env.id.as_str().to_owned());
+                        self.metrics.resequenced.with_label_values(&["after_dismissal"]).inc();
+                        self.finished(&items[i], "after_dismissal");
+                        return Ok(());
+                    }
                     if let Some(held) = unknown_group_hold(&r.cfg, &items[i].env, state, pending) {
                         warn!(
                             event_id = %items[i].env.id, error = %error, held_s = held.as_secs(),
@@ -455,7 +466,9 @@ fn record(state: &mut ConvOrder, env: &Envelope, slot: Slot) {
         }
         (Event::MembersJoined(j), _) => j.members.iter().for_each(|m| bump(&mut state.members, m.as_str())),
         (Event::MembersLeft(l), _) => l.members.iter().for_each(|m| bump(&mut state.members, m.as_str())),
+        (Event::GroupDismissed(_), _) => state.dismissed = Some(t),
         (Event::GroupCreated(c), _) => {
+            state.dismissed = None;
             // A created group's history starts here: its messages begin at seq 1.
             if state.group_seq.is_none() {
                 state.group_seq = Some(0);

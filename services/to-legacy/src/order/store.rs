@@ -48,6 +48,10 @@ pub struct ConvOrder {
     /// Member → IM time (ms) of the newest applied join or exit of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub members: BTreeMap<String, i64>,
+    /// IM time (ms) of the group's dismissal once applied (cleared by a creation of the same id): an event of the
+    /// group the old side refuses after it has nowhere left to go on either side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dismissed: Option<i64>,
 }
 
 /// The ledger-entry shape the record is written in (to-im's loader reads and skips it by `target`).

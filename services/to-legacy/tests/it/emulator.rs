@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use crate::common::{
-    APPLY_SECRET, c2c, config, created, deps, group_msg, joined, left, produce, renamed, start, topics,
+    APPLY_SECRET, c2c, config, created, deps, group_event, group_msg, joined, left, produce, renamed, start, topics,
 };
-use imbridge_core::{ConversationKey, Element, GroupId, UserId};
+use imbridge_core::event::GroupDismissed;
+use imbridge_core::{ConversationKey, Element, Event, GroupId, UserId};
 use imbridge_kafka::admin::Admin;
 use imbridge_kafka::dlq::DeadLetterInfo;
 use imbridge_legacy::{Origin, SigningSecret};
@@ -263,6 +264,39 @@ async fn holds_a_group_whose_creation_is_missing_until_it_arrives() {
     stop.cancel();
     let stats = running.wait().await.expect("clean stop");
     assert_eq!((stats.finished, stats.dead_lettered), (4, 0));
+    drop(registry);
+    legacy.shutdown().await.expect("legacy stops");
+}
+
+/// IM stamps a callback when it delivers it, so with concurrent deliveries a group's last message can come after
+/// its dismissal. Legacy refuses it (the group is gone); the group and its history are gone on both sides, so
+/// the message is finished as `after_dismissal`, never dead-lettered (which would park the group's key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_delivered_after_its_groups_dismissal_is_skipped_not_dead_lettered() {
+    imbridge_testkit::require_kafka!();
+    let legacy = legacy_emulator().await;
+    let topics = topics();
+    let t = 1_700_000_000_000_i64;
+    let mut envs = vec![created("gone", "ann", &["bob"], t), group_msg("gone", "bob", 1, "first")];
+    let dismissal = Event::GroupDismissed(GroupDismissed { group_id: GroupId::parse("gone").expect("id") });
+    envs.push(group_event("gone", "Group.CallbackAfterGroupDestroyed", t + 10, dismissal));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    envs.push(group_msg("gone", "bob", 2, "delivered after the dismissal"));
+    produce(&topics.im_events, &envs).await;
+    let (d, registry) = deps(&topics);
+    let stop = CancellationToken::new();
+    let running = start(config(&legacy.apply_url()), d, stop.clone()).await.expect("to-legacy starts");
+    let metrics_url = format!("http://{}/metrics", running.addr);
+    eventually("the late message finished", Duration::from_secs(60), || async {
+        let m = reqwest::get(&metrics_url).await.expect("metrics").text().await.expect("text");
+        sample(&m, r#"imbridge_to_legacy_resequenced_total{reason="after_dismissal"}"#) >= 1.0
+    })
+    .await;
+    assert!(legacy.emulator().read(|s| !s.groups.contains_key(&GroupId::parse("gone").expect("id"))), "dismissed");
+    stop.cancel();
+    let stats = running.wait().await.expect("clean stop");
+    assert_eq!((stats.finished, stats.dead_lettered), (4, 0), "all four finished, none dead-lettered");
+    assert!(crate::common::records(&topics.dlq).await.is_empty(), "nothing on the DLQ");
     drop(registry);
     legacy.shutdown().await.expect("legacy stops");
 }
