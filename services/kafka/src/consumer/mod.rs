@@ -435,9 +435,20 @@ impl<H: Handler> OrderedConsumer<H> {
         store_positions(&consumer, &shared);
         if let Ok(tpl) = tpl_of(&positions)
             && tpl.count() > 0
-            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
         {
-            warn!(group = %shared.group, error = %e, "final commit failed");
+            // A refused final commit costs a redelivery of everything finished since the last auto-commit, so
+            // it is worth a few tries (coordinator moving, a rebalance just starting) before leaving.
+            for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => break,
+                    Err(e) if attempt < FINAL_COMMIT_ATTEMPTS => {
+                        warn!(group = %shared.group, error = %e, attempt, "final commit failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                    }
+                    Err(e) => warn!(group = %shared.group, error = %e, "final commit failed; finished records since \
+                        the last commit will be redelivered"),
+                }
+            }
         }
         info!(group = %shared.group, ?positions, "consumer stopped");
         consumer.unsubscribe();
@@ -447,6 +458,9 @@ impl<H: Handler> OrderedConsumer<H> {
         })
     }
 }
+
+/// How often the graceful shutdown tries its final commit.
+const FINAL_COMMIT_ATTEMPTS: u32 = 3;
 
 fn store_positions<H: Handler>(consumer: &StreamConsumer<Ctx<H>>, shared: &Shared<H>) {
     let changed = shared.tracker.take_unstored();

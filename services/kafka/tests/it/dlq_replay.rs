@@ -60,8 +60,24 @@ async fn run_until(
     .expect("consumer");
     let stop = CancellationToken::new();
     let run = tokio::spawn(c.run(stop.clone()));
-    let hh = h.clone();
-    crate::common::wait_until(what, Duration::from_secs(60), || cond(&hh)).await;
+    // Generous: a consumer that could not leave the group cleanly is only evicted after the 45 s session
+    // timeout, and the restarted one waits for that. A record applied twice fails at once, whatever the wait.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !cond(&h) {
+        {
+            let applied = h.applied.lock().expect("lock");
+            for (key, ps) in applied.iter() {
+                let distinct: std::collections::HashSet<&String> = ps.iter().collect();
+                assert_eq!(distinct.len(), ps.len(), "{key} applied a record twice (redelivered?): {ps:?}");
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; applied so far: {:?}",
+            h.applied.lock().expect("lock")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.cancel();
     run.await.expect("join").expect("run");
 }
@@ -89,6 +105,7 @@ fn applied(h: &Applier, key: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parking_survives_restart_and_replay_redrives_in_order() {
     imbridge_testkit::require_kafka!();
+    crate::common::log_to_test_output();
     let topic = crate::common::topic("redrive", 2).await;
     let dlq_topic = crate::common::topic("redrive-dlq", 2).await;
     let group = imbridge_testkit::unique("redrive-group");

@@ -9,6 +9,14 @@ use imbridge_kafka::metrics::ConsumerMetrics;
 use imbridge_kafka::producer::Outgoing;
 use imbridge_kafka::{KafkaConfig, Producer};
 
+/// The consumer's own logs (rebalances, commits, drains) in the output of a failing test.
+pub fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("imbridge_kafka=debug"))
+        .try_init();
+}
+
 pub fn kafka() -> KafkaConfig {
     KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
 }
