@@ -12,6 +12,13 @@ use crate::EventKind;
 
 /// Real-time event topics keep a week: enough to replay after an incident, bounded for disk.
 const EVENT_RETENTION_MS: &str = "604800000";
+/// Event topics roll a segment a day, so a record is deleted at most a day after its retention (Kafka deletes
+/// whole segments, and the default `segment.ms` of a week would keep some records two weeks).
+const EVENT_SEGMENT_MS: &str = "86400000";
+/// How long the applied ledger keeps an entry, in ms: the event retention, plus a segment, plus a day. An entry
+/// is written after its event, so it outlives every copy of that event that a replay or redelivery could still
+/// read; after that, keeping it only grows the topic, every start-up's load and to-im's memory.
+pub const APPLIED_RETENTION_MS: u64 = 9 * 86_400_000;
 /// The DLQ has few partitions (it is small) and keeps records until they are resolved: the DLQ is also the
 /// durable record of which conversations are parked, so retention must never silently unpark one.
 const DLQ_PARTITIONS: i32 = 3;
@@ -114,7 +121,9 @@ impl Topic {
     pub fn spec(self, n: &TopicNames) -> TopicSpec {
         let t = TopicSpec::new(n.name(self), n.partitions).replication(n.replication);
         match self {
-            Topic::LegacyEvents | Topic::ImEvents => t.with_config("retention.ms", EVENT_RETENTION_MS),
+            Topic::LegacyEvents | Topic::ImEvents => {
+                t.with_config("retention.ms", EVENT_RETENTION_MS).with_config("segment.ms", EVENT_SEGMENT_MS)
+            }
             Topic::ImportAccounts | Topic::ImportUsers | Topic::ImportC2c | Topic::ImportGroups => t,
             Topic::ImportCheckpoints => {
                 TopicSpec::new(n.name(self), 1).replication(n.replication).with_config("cleanup.policy", "compact")
@@ -124,8 +133,10 @@ impl Topic {
                 .with_config("retention.ms", "-1"),
             // The applied-ledger's records go to the source event's partition number: as many partitions as
             // the event topics. Compacted: one record per event id; tombstones kept a day for slow readers.
+            // Deleted too, once no copy of the event can be read any more (see APPLIED_RETENTION_MS).
             Topic::Applied => t
-                .with_config("cleanup.policy", "compact")
+                .with_config("cleanup.policy", "compact,delete")
+                .with_config("retention.ms", &APPLIED_RETENTION_MS.to_string())
                 .with_config("min.compaction.lag.ms", "3600000")
                 .with_config("delete.retention.ms", "86400000"),
             Topic::Conversations => TopicSpec::new(n.name(self), n.partitions.min(12))
@@ -369,6 +380,14 @@ mod tests {
         assert_eq!(Topic::ImportCheckpoints.spec(&n).partitions, 1);
         assert_eq!(Topic::Conversations.spec(&n).config.get("cleanup.policy").map(String::as_str), Some("compact"));
         assert_eq!(Topic::LegacyEvents.spec(&n).name, "imbridge.legacy.events");
+        let ms = |t: Topic, k: &str| t.spec(&n).config.get(k).and_then(|v| v.parse::<u64>().ok()).expect(k);
+        for events in [Topic::LegacyEvents, Topic::ImEvents] {
+            assert!(
+                ms(Topic::Applied, "retention.ms") > ms(events, "retention.ms") + ms(events, "segment.ms"),
+                "a ledger entry outlives every copy of its event"
+            );
+        }
+        assert_eq!(ms(Topic::Applied, "retention.ms"), APPLIED_RETENTION_MS);
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl ToIm {
             deps.topics.applied.clone(),
             ledger_partitions,
             deps.topics.legacy_events.clone(),
+            live.ledger_keep_ms,
             self.metrics.clone(),
         ));
         let applier = Applier::new(

@@ -25,6 +25,11 @@ pub struct LiveConfig {
     /// How far before an event's ingest time the post-crash check searches IM's history for it, in seconds
     /// (covers clock skew between imbridge and IM).
     pub history_check_slack_secs: u64,
+    /// How long the applied ledger's entries are kept in memory, in ms (at least a day). The default is the
+    /// ledger topic's own `retention.ms` (9 days: the event topics' week, a daily segment and a day of margin).
+    /// Raise both together with the event topics' retention, or a replay of events older than this would send
+    /// them again.
+    pub ledger_keep_ms: u64,
     /// The ordered consumer (in-flight bounds, retries, drain deadline, parking).
     pub consumer: ConsumerConfig,
 }
@@ -37,6 +42,7 @@ impl Default for LiveConfig {
             share_quota_by_partitions: true,
             import_unknown_accounts: true,
             history_check_slack_secs: 300,
+            ledger_keep_ms: imbridge_core::topics::APPLIED_RETENTION_MS,
             consumer: ConsumerConfig::default(),
         }
     }
@@ -47,6 +53,12 @@ impl LiveConfig {
     pub fn validate(&self) -> Result<(), ToImError> {
         if self.group_id.trim().is_empty() {
             return Err(ToImError::Config("to_im.live.group_id is empty".into()));
+        }
+        if self.ledger_keep_ms < 86_400_000 {
+            return Err(ToImError::Config(format!(
+                "to_im.live.ledger_keep_ms ({}) must be at least a day (86400000)",
+                self.ledger_keep_ms
+            )));
         }
         self.consumer.validate().map_err(|e| ToImError::Config(format!("to_im.live.consumer: {e}")))
     }
@@ -65,5 +77,7 @@ mod tests {
         c.validate().expect("valid");
         assert!(toml::from_str::<LiveConfig>("c2c_api = \"batchsendmsg\"").is_err());
         assert!(toml::from_str::<LiveConfig>("groupid = \"x\"").is_err());
+        let short: LiveConfig = toml::from_str("ledger_keep_ms = 3600000").expect("toml");
+        assert!(short.validate().is_err_and(|e| e.to_string().contains("at least a day")));
     }
 }

@@ -26,9 +26,14 @@
 //!    hash of the event id ([`Entries`]): the set of a partition with millions of applied events costs tens of
 //!    MiB (the ids and refs themselves would cost ten times that, and they are never read back: a lookup only
 //!    asks "applied?"). Only entries still owed to Kafka keep their id and ref.
+//! 6. **And it stops growing after `ledger_keep_ms`** (default the topic's own retention,
+//!    [`imbridge_core::topics::APPLIED_RETENTION_MS`], 9 days): hashes are kept in one set per day of
+//!    `applied_at`, and a day older than that is dropped whole, as Kafka deletes it from the topic. By then no
+//!    copy of the event is left to redeliver or replay (event topics keep 7 days, in daily segments), so a
+//!    service running for months holds about `ledger_keep_ms` of traffic, not all of it.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -100,12 +105,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PartitionLedger {
-    fn new(source_partition: i32) -> Self {
+    fn new(source_partition: i32, keep_ms: u64) -> Self {
         Self {
             source_partition,
             loaded: watch::Sender::new(false),
             revoked: CancellationToken::new(),
-            entries: Mutex::new(Entries::default()),
+            entries: Mutex::new(Entries::new(keep_ms)),
             resumed: Mutex::new(HashSet::new()),
         }
     }
@@ -140,8 +145,9 @@ impl PartitionLedger {
         lock(&self.resumed).insert(conversation.clone());
     }
 
-    fn remember(&self, id: &EventId, reference: &str, persisted: bool) {
-        lock(&self.entries).insert(id.as_str(), reference, persisted);
+    /// Returns how many older entries this dropped (their day passed `ledger_keep_ms`).
+    fn remember(&self, id: &EventId, reference: &str, written_at: Option<TimestampMs>) -> usize {
+        lock(&self.entries).insert(id.as_str(), reference, written_at)
     }
 
     /// Waits until the partition's entries are loaded; false if the assignment ended first.
@@ -154,19 +160,29 @@ impl PartitionLedger {
     }
 }
 
-/// The applied event ids of one partition: written ones as 128-bit keyed hashes, owed ones whole.
-#[derive(Debug, Default)]
+const DAY_MS: i64 = 86_400_000;
+
+/// The applied event ids of one partition: written ones as 128-bit keyed hashes grouped by the day they were
+/// written, owed ones whole.
+#[derive(Debug)]
 struct Entries {
     /// Two independent SipHash keys, random per assignment: the hashes never leave this process (every load
     /// rebuilds them from the topic), and two ids share both halves with probability ≈ n² / 2^129 — for a
     /// billion ids, 10^-21.
     keys: (RandomState, RandomState),
-    written: HashSet<u128>,
+    /// Day (Unix ms / 86,400,000 of `applied_at`) → hashes written that day. A lookup probes each day (about
+    /// ten); whole days are dropped once older than `keep_ms`.
+    written: BTreeMap<i64, HashSet<u128>>,
     /// Applied to IM, entry not yet in Kafka: id → IM's reference (needed to write it).
     owed: HashMap<String, String>,
+    keep_ms: u64,
 }
 
 impl Entries {
+    fn new(keep_ms: u64) -> Self {
+        Self { keys: Default::default(), written: BTreeMap::new(), owed: HashMap::new(), keep_ms }
+    }
+
     fn hash(&self, id: &str) -> u128 {
         (u128::from(self.keys.0.hash_one(id)) << 64) | u128::from(self.keys.1.hash_one(id))
     }
@@ -175,27 +191,50 @@ impl Entries {
         if let Some(reference) = self.owed.get(id) {
             return Some(Applied { reference: reference.clone(), persisted: false });
         }
-        self.written.contains(&self.hash(id)).then(|| Applied { reference: String::new(), persisted: true })
+        let h = self.hash(id);
+        self.written.values().any(|day| day.contains(&h)).then(|| Applied { reference: String::new(), persisted: true })
     }
 
-    fn insert(&mut self, id: &str, reference: &str, persisted: bool) {
-        if persisted {
-            self.owed.remove(id);
-            let h = self.hash(id);
-            self.written.insert(h);
-        } else {
+    /// The first day still kept at `now`.
+    fn first_kept_day(&self, now: TimestampMs) -> i64 {
+        now.0.saturating_sub(i64::try_from(self.keep_ms).unwrap_or(i64::MAX)).div_euclid(DAY_MS)
+    }
+
+    /// Records an applied id: owed (`written_at` None) or written at that time. An entry written before the
+    /// kept days is not kept (its event can no longer be read); starting a new day drops the days that have
+    /// passed. Returns how many entries were dropped.
+    fn insert(&mut self, id: &str, reference: &str, written_at: Option<TimestampMs>) -> usize {
+        let Some(at) = written_at else {
             self.owed.insert(id.to_owned(), reference.to_owned());
+            return 0;
+        };
+        self.owed.remove(id);
+        let first_kept = self.first_kept_day(TimestampMs::now());
+        let day = at.0.div_euclid(DAY_MS);
+        if day < first_kept {
+            return 0;
         }
+        let h = self.hash(id);
+        let mut dropped = 0;
+        if !self.written.contains_key(&day) {
+            let kept = self.written.split_off(&first_kept);
+            dropped = self.written.values().map(HashSet::len).sum();
+            self.written = kept;
+        }
+        self.written.entry(day).or_default().insert(h);
+        dropped
     }
 
     fn remove(&mut self, id: &str) {
         self.owed.remove(id);
         let h = self.hash(id);
-        self.written.remove(&h);
+        for day in self.written.values_mut() {
+            day.remove(&h);
+        }
     }
 
     fn len(&self) -> usize {
-        self.written.len() + self.owed.len()
+        self.written.values().map(HashSet::len).sum::<usize>() + self.owed.len()
     }
 }
 
@@ -210,6 +249,8 @@ pub struct Ledger {
     /// The source topic whose events this ledger records (`imbridge.legacy.events`).
     source_topic: String,
     partitions: Mutex<HashMap<i32, Arc<PartitionLedger>>>,
+    /// How long an entry is kept in memory (`ledger_keep_ms`).
+    keep_ms: u64,
     runtime: tokio::runtime::Handle,
     metrics: LiveMetrics,
 }
@@ -222,6 +263,7 @@ impl Ledger {
         topic: String,
         ledger_partitions: i32,
         source_topic: String,
+        keep_ms: u64,
         metrics: LiveMetrics,
     ) -> Self {
         Self {
@@ -231,6 +273,7 @@ impl Ledger {
             ledger_partitions: ledger_partitions.max(1),
             source_topic,
             partitions: Mutex::new(HashMap::new()),
+            keep_ms,
             runtime: tokio::runtime::Handle::current(),
             metrics,
         }
@@ -244,7 +287,7 @@ impl Ledger {
     /// returns at once, the loading runs in the background).
     pub fn assign(self: &Arc<Self>, source_partitions: &[i32]) {
         for &p in source_partitions {
-            let pl = Arc::new(PartitionLedger::new(p));
+            let pl = Arc::new(PartitionLedger::new(p, self.keep_ms));
             if let Some(old) = lock(&self.partitions).insert(p, pl.clone()) {
                 old.revoked.cancel();
             }
@@ -335,7 +378,7 @@ impl Ledger {
                                 && e.partition == Some(source_partition)
                                 && e.topic.as_deref() == Some(topic.as_str()) =>
                         {
-                            m.insert(key, "", true);
+                            m.insert(key, "", Some(e.applied_at));
                         }
                         Ok(_) => {}
                         Err(err) => warn!(key = %key, error = %err, "ignoring an unreadable applied-ledger record"),
@@ -358,9 +401,10 @@ impl Ledger {
         offset: i64,
         reference: &str,
     ) -> Result<(), ToImError> {
-        pl.remember(&env.id, reference, false);
+        pl.remember(&env.id, reference, None);
+        let applied_at = TimestampMs::now();
         let entry = LedgerEntry {
-            applied_at: TimestampMs::now(),
+            applied_at,
             target: TARGET_IM.to_owned(),
             reference: reference.to_owned(),
             topic: Some(self.source_topic.clone()),
@@ -371,8 +415,8 @@ impl Ledger {
         let payload = serde_json::to_vec(&entry).map_err(|e| ToImError::Config(format!("ledger entry: {e}")))?;
         let out = Outgoing { key: env.id.as_str().as_bytes(), payload: &payload, headers: &[] };
         self.producer.send_to_partition(&self.topic, self.ledger_partition(pl.source_partition), out).await?;
-        pl.remember(&env.id, reference, true);
-        self.metrics.ledger_entries.inc();
+        let dropped = pl.remember(&env.id, reference, Some(applied_at));
+        self.metrics.ledger_entries.add(1 - dropped as i64);
         Ok(())
     }
 }
@@ -405,21 +449,53 @@ mod tests {
 
     #[test]
     fn resumed_and_entries_are_per_assignment() {
-        let pl = PartitionLedger::new(2);
+        let pl = PartitionLedger::new(2, imbridge_core::topics::APPLIED_RETENTION_MS);
         let c = ConversationKey::parse("c2c:a:b").expect("key");
         assert!(!pl.is_resumed(&c));
         pl.mark_resumed(&c);
         assert!(pl.is_resumed(&c));
         let id = EventId::legacy("m-1");
-        pl.remember(&id, "k", false);
+        pl.remember(&id, "k", None);
         assert_eq!(pl.lookup(&id), Some(Applied { reference: "k".into(), persisted: false }));
-        pl.remember(&id, "k", true);
+        pl.remember(&id, "k", Some(TimestampMs::now()));
         assert!(pl.lookup(&id).is_some_and(|a| a.persisted));
         assert!(pl.lookup(&EventId::legacy("m-2")).is_none(), "another id is not applied");
         assert_eq!(pl.len(), 1, "written once, held once");
         lock(&pl.entries).remove(id.as_str());
         assert!(pl.lookup(&id).is_none(), "a tombstone forgets");
-        let fresh = PartitionLedger::new(2);
+        let fresh = PartitionLedger::new(2, imbridge_core::topics::APPLIED_RETENTION_MS);
         assert!(!fresh.is_resumed(&c) && fresh.lookup(&id).is_none());
+    }
+
+    #[test]
+    fn entries_are_kept_for_keep_ms_by_day_then_dropped_whole() {
+        let keep_days = 9;
+        let mut e = Entries::new(keep_days * DAY_MS as u64);
+        let now = TimestampMs::now().0;
+        let days_ago = |d: i64| Some(TimestampMs(now - d * DAY_MS));
+        // Loaded from the topic: two entries a day over the last nine days, and one long past the horizon.
+        for d in 0..keep_days as i64 {
+            assert_eq!(e.insert(&format!("old-{d}-a"), "", days_ago(d)), 0);
+            assert_eq!(e.insert(&format!("old-{d}-b"), "", days_ago(d)), 0);
+        }
+        assert_eq!(e.insert("ancient", "", days_ago(30)), 0, "never kept, so nothing to drop");
+        assert!(e.get("ancient").is_none(), "an entry older than keep_ms is not kept");
+        assert_eq!(e.len(), 18);
+        assert!((0..keep_days as i64).all(|d| e.get(&format!("old-{d}-b")).is_some_and(|a| a.persisted)));
+        // Owed entries are not bucketed, and a written entry replaces its owed one.
+        assert_eq!(e.insert("owed", "7_1_1", None), 0);
+        assert_eq!(e.get("owed"), Some(Applied { reference: "7_1_1".into(), persisted: false }));
+        assert_eq!(e.insert("owed", "7_1_1", days_ago(0)), 0);
+        assert!(e.get("owed").is_some_and(|a| a.persisted));
+        assert_eq!(e.len(), 19);
+        // As time passes (here: the keep shrinks to four days), the next new day drops every day past it, whole.
+        e.keep_ms = 4 * DAY_MS as u64;
+        assert_eq!(e.insert("tomorrow", "", Some(TimestampMs(now + DAY_MS))), 2 * 4, "days 5 to 8 ago");
+        assert!(e.get("old-5-a").is_none() && e.get("old-8-b").is_none(), "days past the keep are gone");
+        assert!(e.get("old-4-a").is_some() && e.get("owed").is_some() && e.get("tomorrow").is_some());
+        assert_eq!(e.len(), 2 * 5 + 1 + 1);
+        // A tombstone forgets an id whatever its day.
+        e.remove("old-2-b");
+        assert!(e.get("old-2-b").is_none());
     }
 }
