@@ -9,22 +9,24 @@
 //! applier) and ingest are killed with SIGKILL and restarted. At the end both consumer groups are reset to the
 //! earliest offset and run again: no message may be sent to either app again, and both stay as they were.
 //!
-//! The new app calls back as IM does, 8 callbacks at a time, unordered (`IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY`
-//! sets another number, 1 for serial deliveries): to-legacy's resequencer puts them back in order, holding the
-//! whole reorder window because the old app shows copies in the order they are sent.
+//! Both apps call back as IM does, 8 callbacks at a time, unordered (`IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY` sets
+//! another number, 1 for serial deliveries), and the old app also holds back each callback by a random 1–600 ms,
+//! so that a burst reaches ingest inverted about every other time:
+//! - to-legacy's resequencer puts the new app's callbacks back in order, holding the whole reorder window because
+//!   the old app shows copies in the order they are sent;
+//! - to-im sends the old app's messages in the old app's order (`[to_im.live] old_im_reorder_window_ms`), and
+//!   must have sent some ahead of the order they reached Kafka in (asserted on its metric).
 //!
-//! Two things are set up the way the design assumes rather than tested here (docs/im-to-im.md):
-//! - the old app calls back one callback at a time (`callback_concurrency = 1`): to-im applies the old side's
-//!   events in arrival order, with no resequencer in front of it;
-//! - nothing is sent while ingest is down: IM never re-sends a callback, and between two IM apps there is no
-//!   reconciliation yet to repair what it missed. The kill itself lands right after the callbacks of a round
-//!   were answered, so what ingest acknowledged but had not forwarded yet must survive in its spool.
+//! One thing is set up the way the design assumes rather than tested here (docs/im-to-im.md): nothing is sent
+//! while ingest is down: IM never re-sends a callback, and between two IM apps there is no reconciliation yet to
+//! repair what it missed. The kill itself lands right after the callbacks of a round were answered, so what
+//! ingest acknowledged but had not forwarded yet must survive in its spool.
 
 use std::time::Duration;
 
 use imbridge_e2e::*;
 use imbridge_im::ImClient;
-use imbridge_im_emulator::{EmulatorConfig, RunningEmulator};
+use imbridge_im_emulator::{EmulatorConfig, Faults, RunningEmulator};
 use imbridge_runtime::{OldSideConfig, OldSideKind};
 use serde_json::json;
 
@@ -167,12 +169,19 @@ async fn next_second() {
     tokio::time::sleep(Duration::from_millis((1_000 - ms.rem_euclid(1_000)) as u64 + 20)).await;
 }
 
-async fn spawn_app(sb: &Sandbox, sdkappid: u64, token: &str, callback_concurrency: usize) -> RunningEmulator {
+async fn spawn_app(
+    sb: &Sandbox,
+    sdkappid: u64,
+    token: &str,
+    callback_concurrency: usize,
+    faults: Faults,
+) -> RunningEmulator {
     spawn_im_with(EmulatorConfig {
         sdkappid,
         callback_token: Some(token.to_owned()),
         state_file: Some(sb.file(&format!("im-{sdkappid}.json"))),
         callback_concurrency,
+        faults,
         ..EmulatorConfig::default()
     })
     .await
@@ -183,9 +192,13 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     let _turn = turn(module_path!()).await;
     imbridge_testkit::require_kafka!();
     let mut sb = Sandbox::new("sync-im2im", PARTITIONS);
-    let old = spawn_app(&sb, OLD_APP, OLD_TOKEN, 1).await;
     let concurrency = std::env::var("IMBRIDGE_IM2IM_CALLBACK_CONCURRENCY").ok().and_then(|v| v.parse().ok());
-    let new = spawn_app(&sb, NEW_APP, NEW_TOKEN, concurrency.unwrap_or(8)).await;
+    let concurrency = concurrency.unwrap_or(8);
+    // Every callback of the old app waits 1–600 ms: less than to-im's reorder window (1 s), so each inversion
+    // this causes is one to-im must undo.
+    let delayed = Faults { seed: 7, callback_delay_ratio: 1.0, callback_delay_max_ms: 600, ..Faults::default() };
+    let old = spawn_app(&sb, OLD_APP, OLD_TOKEN, concurrency, delayed).await;
+    let new = spawn_app(&sb, NEW_APP, NEW_TOKEN, concurrency, Faults::default()).await;
     let apps = Apps { old_im: im_client(&old), new_im: im_client(&new), old, new };
     let users: Vec<String> = (0..PAIRS).flat_map(|i| [pair(i).0, pair(i).1]).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
@@ -334,6 +347,10 @@ async fn two_im_apps_converge_through_kills_and_a_replay_sends_nothing_again() {
     let (to_im_ops, to_legacy_ops) = (to_im.to_im_ops().await, to_legacy.to_legacy_ops().await);
     let page = scrape(to_im_ops).await;
     assert_eq!(metric(&page, "imbridge_to_im_events_total", &[("outcome", "dead_letter")]), 0.0, "{page}");
+    // Rounds 2–7 on this instance: about a dozen bursts from the old app, each inverted with probability ½.
+    let reordered = metric(&page, "imbridge_to_im_reordered_total", &[]);
+    eprintln!("to-im sent {reordered} of the old app's messages ahead of their arrival order");
+    assert!(reordered > 0.0, "the old app's delayed callbacks were never put back in order: {page}");
     let page = scrape(to_legacy_ops).await;
     assert_eq!(metric(&page, "imbridge_to_legacy_events_total", &[("outcome", "rejected")]), 0.0, "{page}");
 

@@ -560,7 +560,9 @@ impl Applier {
 /// which concurrent callbacks can invert. Stable across redeliveries and replays. Falls back to the event time's
 /// milliseconds (under the high bit) for an id of another shape.
 pub fn copied_msg_seq(env: &Envelope) -> u32 {
-    let key = env.id.as_str().strip_prefix("im:c2c:").and_then(|rest| rest.rsplit(':').next());
+    // The old app's own messages reach to-im as `legacy:im:c2c:…` (their copies keep their `MsgSeq` too).
+    let id = env.id.as_str();
+    let key = id.strip_prefix("legacy:").unwrap_or(id).strip_prefix("im:c2c:").and_then(|rest| rest.rsplit(':').next());
     match key.and_then(|k| k.split('_').next()).and_then(|s| s.parse::<u32>().ok()) {
         Some(seq) => seq,
         None => 0x8000_0000 | ((env.time.as_millis() as u64 & 0x7fff_ffff) as u32),

@@ -251,7 +251,8 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         limits.grant(Api::ImportMsg, Some(Grant { rate: 1000.0, burst: 5.0 }));
-        let waited = tokio::time::timeout(Duration::from_millis(500), waiter).await;
+        // Well under the ≈ 1.95 s the old rate would make it wait, with room for a loaded machine.
+        let waited = tokio::time::timeout(Duration::from_millis(1200), waiter).await;
         assert!(waited.is_ok(), "the waiter must be rescheduled on the new rate");
         assert_eq!(limits.effective(Api::ImportMsg), RateSetting::PerSec(1000.0));
         assert_eq!(limits.get(Api::ImportMsg), RateSetting::PerSec(0.5));

@@ -56,19 +56,30 @@ impl Activity {
 
     /// Activity in `key` now: its check moves to `delay` from now.
     pub fn touch(&self, key: ConversationKey) {
-        let at = Instant::now() + self.delay;
+        self.touch_at(key, Instant::now());
+    }
+
+    fn touch_at(&self, key: ConversationKey, now: Instant) {
+        let at = now + self.delay;
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Due { at, round: 0 });
     }
 
     /// A check of `key` in `delay`, as verification round `round`; a check already pending is kept.
     pub fn verify(&self, key: ConversationKey, round: u8) {
-        let at = Instant::now() + self.delay;
+        self.verify_at(key, round, Instant::now());
+    }
+
+    fn verify_at(&self, key: ConversationKey, round: u8, now: Instant) {
+        let at = now + self.delay;
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(Due { at, round });
     }
 
     /// Up to `max` conversations due now, with their verification round, oldest first.
     pub fn take_due(&self, max: usize) -> Vec<(ConversationKey, u8)> {
-        let now = Instant::now();
+        self.take_due_at(max, Instant::now())
+    }
+
+    fn take_due_at(&self, max: usize, now: Instant) -> Vec<(ConversationKey, u8)> {
         let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let mut due: Vec<(Instant, ConversationKey)> =
             m.iter().filter(|(_, d)| d.at <= now).map(|(k, d)| (d.at, k.clone())).collect();
@@ -133,16 +144,27 @@ mod tests {
 
     #[test]
     fn a_check_waits_for_quiet_and_activity_re_arms_it() {
+        // On an explicit clock: a loaded machine's sleeps must not decide the outcome.
         let a = Activity::new(Duration::from_millis(40), |_| {});
-        a.touch(key("c2c:ann:bob"));
-        a.verify(key("group:g"), 2);
-        assert!(a.take_due(10).is_empty(), "not quiet long enough");
-        std::thread::sleep(Duration::from_millis(25));
-        a.touch(key("c2c:ann:bob"));
-        std::thread::sleep(Duration::from_millis(25));
-        assert_eq!(a.take_due(10), [(key("group:g"), 2)], "the touched one moved later");
-        std::thread::sleep(Duration::from_millis(25));
-        assert_eq!(a.take_due(10), [(key("c2c:ann:bob"), 0)]);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        a.touch_at(key("c2c:ann:bob"), at(0));
+        a.verify_at(key("group:g"), 2, at(0));
+        a.verify_at(key("group:g"), 3, at(10));
+        assert!(a.take_due_at(10, at(39)).is_empty(), "not quiet long enough");
+        a.touch_at(key("c2c:ann:bob"), at(25));
+        assert_eq!(
+            a.take_due_at(10, at(50)),
+            [(key("group:g"), 2)],
+            "the touched one moved later; verify kept the first"
+        );
+        assert!(a.take_due_at(10, at(64)).is_empty());
+        assert_eq!(a.take_due_at(10, at(65)), [(key("c2c:ann:bob"), 0)]);
         assert_eq!(a.pending(), 0);
+        // Oldest first, at most `max`.
+        a.touch_at(key("c2c:b:c"), at(100));
+        a.touch_at(key("c2c:a:b"), at(90));
+        assert_eq!(a.take_due_at(1, at(200)), [(key("c2c:a:b"), 0)]);
+        assert_eq!(a.take_due_at(10, at(200)), [(key("c2c:b:c"), 0)]);
     }
 }

@@ -137,6 +137,9 @@ impl ToIm {
             metrics: self.metrics.clone(),
             readiness: self.readiness.clone(),
             quota,
+            reorder_window: (deps.old_side.kind == imbridge_runtime::OldSideKind::Im
+                && live.old_im_reorder_window_ms > 0)
+                .then(|| Duration::from_millis(live.old_im_reorder_window_ms)),
         });
         Ok(Live { handler, ledger, states, producer })
     }

@@ -30,6 +30,11 @@ pub struct LiveConfig {
     /// Raise both together with the event topics' retention, or a replay of events older than this would send
     /// them again.
     pub ledger_keep_ms: u64,
+    /// When the old side is another IM app (`[old_side] kind = "im"`): how long each of its messages waits, in
+    /// milliseconds after ingest received it, for earlier ones of its conversation still in flight (its callbacks
+    /// come concurrently and unordered), before they are sent to the new app in the old app's order. 0 sends in
+    /// arrival order. Unused with the legacy contract.
+    pub old_im_reorder_window_ms: u64,
     /// The ordered consumer (in-flight bounds, retries, drain deadline, parking).
     pub consumer: ConsumerConfig,
 }
@@ -43,6 +48,7 @@ impl Default for LiveConfig {
             import_unknown_accounts: true,
             history_check_slack_secs: 300,
             ledger_keep_ms: imbridge_core::topics::APPLIED_RETENTION_MS,
+            old_im_reorder_window_ms: 1_000,
             consumer: ConsumerConfig::default(),
         }
     }

@@ -15,21 +15,22 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imbridge_core::disposition::{Classify, Disposition};
 use imbridge_core::{Envelope, Failure, Source, TimestampMs};
 use imbridge_im::config::RateSetting;
 use imbridge_im::{Api, ImConfig};
-use imbridge_kafka::{Handler, Outcome, Record};
+use imbridge_kafka::{BatchOutcome, Handler, Outcome, Record};
 use imbridge_telemetry::Readiness;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::conversations::{ConversationStates, WaitOutcome};
 use super::ledger::Ledger;
 use super::metrics::LiveMetrics;
+use super::reorder::{Item, Step, next_step, old_app_position};
 use crate::error::ToImError;
-use imbridge_im::apply::{Applier, is_live_kind, live_msg_seq};
+use imbridge_im::apply::{Applier, copied_msg_seq, is_live_kind, live_msg_seq};
 
 /// The IM APIs the live apply calls: the ones whose quota an instance shares with the others of its group.
 pub const LIVE_APIS: [Api; 12] = imbridge_im::apply::APPLY_APIS;
@@ -49,7 +50,12 @@ pub struct LiveHandler {
     /// Registered with [`READY_ASSIGNMENT`] not ready: set once the first partitions are assigned.
     pub(crate) readiness: Readiness,
     pub(crate) quota: Option<QuotaShare>,
+    /// When the old side is an IM app: how long its messages wait for earlier ones ([`super::reorder`]).
+    pub(crate) reorder_window: Option<Duration>,
 }
+
+/// How many records of one conversation the reorder window looks at.
+const REORDER_BATCH: usize = 32;
 
 /// This instance's share of IM's per-app quotas: assigned partitions / all partitions of the source topic.
 #[derive(Debug)]
@@ -180,7 +186,7 @@ impl LiveHandler {
             _ = pl.revoked().cancelled() => {
                 return Outcome::Retry(Failure::new("revoked", "partition no longer assigned"));
             }
-            r = self.applier.apply(&env, live_msg_seq(record.offset)) => r,
+            r = self.applier.apply(&env, c2c_msg_seq(&env, record.offset)) => r,
         };
         let reference = match applied {
             Ok(r) => r,
@@ -200,7 +206,92 @@ impl LiveHandler {
     }
 }
 
+/// The `MsgSeq` a 1:1 copy is sent with. An old IM app's message keeps its own: the new app orders a second's
+/// messages by `MsgSeq`, so copies sent within one second keep the old app's order whatever order they were
+/// sent in. A legacy message takes one that grows with its offset (above every imported history `MsgSeq`).
+fn c2c_msg_seq(env: &Envelope, offset: i64) -> u32 {
+    if old_app_position(env).is_some() { copied_msg_seq(env) } else { live_msg_seq(offset) }
+}
+
+impl LiveHandler {
+    /// The lane's next step when the old side is an IM app ([`super::reorder`]). The first call for a
+    /// conversation in an assignment also settles the crash window for every unapplied message before the first
+    /// barrier: one the previous owner sent ahead of the front and could not record is found in the new app and
+    /// recorded, so it is never sent twice.
+    async fn reorder_step(&self, records: &[&Record], window: Duration) -> Step {
+        let Some(pl) = self.ledger.ready(records[0].partition).await else { return Step::Front };
+        let mut envs: Vec<(usize, Envelope)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            match r.envelope() {
+                Ok(env) if Item::of(&env, pl.lookup(&env.id).is_some()) != Item::Barrier => envs.push((i, env)),
+                _ => break,
+            }
+        }
+        // Nothing to reorder, or the front is a skip: the front's own handling says so.
+        let Some((_, front)) = envs.first() else { return Step::Front };
+        if pl.lookup(&front.id).is_some() {
+            return Step::Front;
+        }
+        if !pl.is_resumed(&front.conversation) {
+            for (i, env) in &envs {
+                if pl.lookup(&env.id).is_some() || !self.applier.needs_history_check(env) {
+                    continue;
+                }
+                match self.applier.find_applied(env).await {
+                    Ok(Some(reference)) => {
+                        if let Err(e) = self.ledger.record(&pl, env, records[*i].offset, &reference).await {
+                            warn!(event_id = %env.id, error = %e, "cannot record a message found after a restart");
+                            return Step::Wait(Duration::from_secs(1));
+                        }
+                        info!(event_id = %env.id, reference = %reference, "found in IM after a restart; recorded without sending");
+                        self.finish(env, "recovered");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(event_id = %env.id, error = %e, "history lookup after a restart failed; waiting");
+                        return Step::Wait(Duration::from_secs(1));
+                    }
+                }
+            }
+            pl.mark_resumed(&front.conversation);
+        }
+        let mut items: Vec<Item> = envs.iter().map(|(_, env)| Item::of(env, pl.lookup(&env.id).is_some())).collect();
+        if envs.len() < records.len() {
+            items.push(Item::Barrier);
+        }
+        next_step(&items, TimestampMs::now().as_millis(), window)
+    }
+}
+
 impl Handler for LiveHandler {
+    fn batch_limit(&self) -> usize {
+        if self.reorder_window.is_some() { REORDER_BATCH } else { 1 }
+    }
+
+    async fn handle_batch(&self, records: &[&Record]) -> BatchOutcome {
+        let Some(front) = records.first() else { return BatchOutcome { done: 0, next: None } };
+        let step = match self.reorder_window {
+            Some(window) => self.reorder_step(records, window).await,
+            None => Step::Front,
+        };
+        let next = match step {
+            Step::Front => self.handle(front).await,
+            Step::Wait(d) => Outcome::Wait(d),
+            Step::Ahead(i) => match self.handle(records[i]).await {
+                // Sent and recorded: the ledger makes it a skip when the lane's front reaches it. Offer the lane
+                // again at once for the next one.
+                Outcome::Done => {
+                    self.metrics.reordered.inc();
+                    Outcome::Wait(Duration::ZERO)
+                }
+                // It cannot go ahead now: the lane goes on in its own order, where failures are classified,
+                // retried and dead-lettered as always.
+                _ => self.handle(front).await,
+            },
+        };
+        BatchOutcome { done: 0, next: Some(next) }
+    }
+
     async fn handle(&self, record: &Record) -> Outcome {
         let env = match record.envelope() {
             Ok(env) => env,

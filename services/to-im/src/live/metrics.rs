@@ -19,6 +19,8 @@ pub struct LiveMetrics {
     /// Events skipped because the ledger already had them (same as `events{outcome="skipped"}`, kept as a
     /// dedicated counter for dashboards and alerts).
     pub ledger_skips: IntCounter,
+    /// An old IM app's messages sent ahead of earlier records of their lane (see `reorder`).
+    pub reordered: IntCounter,
     /// Ledger entries known for the assigned partitions.
     pub ledger_entries: IntGauge,
     /// Time to load one partition's ledger on assignment.
@@ -67,6 +69,10 @@ impl LiveMetrics {
         )?;
         let ledger_skips =
             IntCounter::new("imbridge_to_im_ledger_skips_total", "events skipped: already applied per the ledger")?;
+        let reordered = IntCounter::new(
+            "imbridge_to_im_reordered_total",
+            "old IM app messages sent ahead of records that reached Kafka before them (its order, not arrival)",
+        )?;
         let ledger_entries = IntGauge::new("imbridge_to_im_ledger_entries", "ledger entries of assigned partitions")?;
         let ledger_load_seconds = Histogram::with_opts(
             HistogramOpts::new("imbridge_to_im_ledger_load_seconds", "time to load one partition's ledger")
@@ -93,6 +99,7 @@ impl LiveMetrics {
         registry.register(Box::new(apply_seconds.clone()))?;
         registry.register(Box::new(end_to_end_seconds.clone()))?;
         registry.register(Box::new(ledger_skips.clone()))?;
+        registry.register(Box::new(reordered.clone()))?;
         registry.register(Box::new(ledger_entries.clone()))?;
         registry.register(Box::new(ledger_load_seconds.clone()))?;
         registry.register(Box::new(crash_checks.clone()))?;
@@ -107,6 +114,7 @@ impl LiveMetrics {
             apply_seconds,
             end_to_end_seconds,
             ledger_skips,
+            reordered,
             ledger_entries,
             ledger_load_seconds,
             crash_checks,

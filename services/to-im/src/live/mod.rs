@@ -11,11 +11,14 @@
 //!   conversation's history import was applied;
 //! - [`handler`]: the consumer [`Handler`](imbridge_kafka::Handler) tying them together, per event: ledger →
 //!   history wait → crash check → apply → ledger entry → done;
+//! - [`reorder`]: when the old side is another IM app, its messages sent in that app's order (its callbacks
+//!   arrive unordered);
 //! - [`metrics`]: [`LiveMetrics`]; [`status`]: the report behind `imbridge status`;
 //!
 //! The guarantees, and where each is kept:
-//! - **Order** — the ordered consumer runs one event per conversation at a time, in offset order; nothing here
-//!   reorders (waiting for history happens inside the conversation's lane).
+//! - **Order** — the ordered consumer runs one event per conversation at a time, in offset order (waiting for
+//!   history happens inside the conversation's lane); only an old IM app's messages are reordered, within their
+//!   lane, by [`reorder`].
 //! - **No duplicates** — [`ledger`] invariants 1–4; what is left is IM's own dedup window for a retried call,
 //!   which the stable `MsgRandom`/`MsgSeq`/`Random` values fall into.
 //! - **No echo** — every call is made as the admin identity and messages suppress both send callbacks and carry
@@ -29,6 +32,7 @@ pub mod conversations;
 pub mod handler;
 pub mod ledger;
 pub mod metrics;
+pub mod reorder;
 pub mod status;
 
 pub use config::{C2cApi, LiveConfig};
