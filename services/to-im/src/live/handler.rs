@@ -110,9 +110,9 @@ impl LiveHandler {
                 warn!(error = %e, kind = %f.kind, "apply failed; will retry");
                 Outcome::Retry(f)
             }
+            // Counted by `handle` once it stands: a send ahead of the lane that fails is not dead-lettered.
             Disposition::DeadLetter | Disposition::Drop => {
-                self.finish(env, "dead_letter");
-                warn!(error = %e, kind = %f.kind, "apply failed permanently; dead-lettering");
+                warn!(error = %e, kind = %f.kind, "apply failed permanently");
                 Outcome::DeadLetter(f)
             }
         }
@@ -214,6 +214,28 @@ fn c2c_msg_seq(env: &Envelope, offset: i64) -> u32 {
 }
 
 impl LiveHandler {
+    /// Handles one record; its kind (`unknown` when undecodable) and the outcome. A dead letter is not counted
+    /// here: [`Handler::handle`] counts it, while a send ahead of the lane that fails is only given up on.
+    async fn attempt(&self, record: &Record) -> (&'static str, Outcome) {
+        let env = match record.envelope() {
+            Ok(env) => env,
+            Err(f) => {
+                warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %f.reason, "undecodable record");
+                return ("unknown", Outcome::DeadLetter(f));
+            }
+        };
+        let kind = env.kind().as_str();
+        let span = info_span!(
+            "apply",
+            event_id = %env.id,
+            conversation = %env.conversation,
+            kind,
+            partition = record.partition,
+            offset = record.offset,
+        );
+        (kind, self.handle_envelope(record, env).instrument(span).await)
+    }
+
     /// The lane's next step when the old side is an IM app ([`super::reorder`]). The first call for a
     /// conversation in an assignment also settles the crash window for every unapplied message before the first
     /// barrier: one the previous owner sent ahead of the front and could not record is found in the new app and
@@ -277,7 +299,7 @@ impl Handler for LiveHandler {
         let next = match step {
             Step::Front => self.handle(front).await,
             Step::Wait(d) => Outcome::Wait(d),
-            Step::Ahead(i) => match self.handle(records[i]).await {
+            Step::Ahead(i) => match self.attempt(records[i]).await.1 {
                 // Sent and recorded: the ledger makes it a skip when the lane's front reaches it. Offer the lane
                 // again at once for the next one.
                 Outcome::Done => {
@@ -293,23 +315,11 @@ impl Handler for LiveHandler {
     }
 
     async fn handle(&self, record: &Record) -> Outcome {
-        let env = match record.envelope() {
-            Ok(env) => env,
-            Err(f) => {
-                self.metrics.events.with_label_values(&["unknown", "dead_letter"]).inc();
-                warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %f.reason, "undecodable record");
-                return Outcome::DeadLetter(f);
-            }
-        };
-        let span = info_span!(
-            "apply",
-            event_id = %env.id,
-            conversation = %env.conversation,
-            kind = env.kind().as_str(),
-            partition = record.partition,
-            offset = record.offset,
-        );
-        self.handle_envelope(record, env).instrument(span).await
+        let (kind, outcome) = self.attempt(record).await;
+        if matches!(outcome, Outcome::DeadLetter(_)) {
+            self.metrics.events.with_label_values(&[kind, "dead_letter"]).inc();
+        }
+        outcome
     }
 
     fn partitions_assigned(&self, partitions: &[(String, i32)]) {
