@@ -48,11 +48,14 @@ async fn run_until(
     what: &str,
     cond: impl Fn(&Applier) -> bool,
 ) {
+    // Each phase is a new member of the same group, right after the last one left. Should a member ever fail to
+    // leave, the next one waits for the coordinator to expire it: 10 s here instead of the default 45.
+    let cfg = ConsumerConfig { session_timeout_ms: 10_000, drain_timeout_ms: 5_000, ..ConsumerConfig::default() };
     let c = OrderedConsumer::new(
         &crate::common::kafka(),
         group,
         &[topic],
-        ConsumerConfig::default(),
+        cfg,
         h.clone(),
         crate::common::dlq(dlq_topic),
         crate::common::metrics(),
@@ -60,8 +63,8 @@ async fn run_until(
     .expect("consumer");
     let stop = CancellationToken::new();
     let run = tokio::spawn(c.run(stop.clone()));
-    // Generous: a consumer that could not leave the group cleanly is only evicted after the 45 s session
-    // timeout, and the restarted one waits for that. A record applied twice fails at once, whatever the wait.
+    // Generous: a consumer that could not leave the group cleanly is only evicted after its session timeout, and
+    // the restarted one waits for that. A record applied twice fails at once, whatever the wait.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while !cond(&h) {
         {
