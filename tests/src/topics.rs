@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use imbridge_core::state::{ConversationState, Phase};
-use imbridge_core::topics::TopicNames;
+use imbridge_core::topics::{Topic, TopicNames};
 use imbridge_core::{ConversationKey, Envelope, TimestampMs};
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Outgoing;
@@ -17,18 +17,19 @@ pub fn kafka() -> KafkaConfig {
     KafkaConfig::for_bootstrap(imbridge_testkit::kafka_bootstrap())
 }
 
-/// Creates the topics the services would create at start (same partition counts and policies), so a scenario
-/// can produce before they run. The DLQ gets `dlq_partitions`: 3 as its schema says (what the services check),
-/// or the event topics' count where the importer runs, which insists on `partitions` for it too.
+/// Creates the topics the services would create at start (their own specs, `Topic::spec`), so a scenario can
+/// produce before they run. The DLQ gets `dlq_partitions`: 3 as its schema says (what the services check), or
+/// the event topics' count where the importer runs, which insists on `partitions` for it too.
 pub async fn create_topics(t: &TopicNames, dlq_partitions: i32) {
+    let dlq = TopicSpec { partitions: dlq_partitions, ..Topic::Dlq.spec(t) };
     Admin::new(&kafka())
         .expect("admin")
         .ensure_topics(&[
-            TopicSpec::new(&t.legacy_events, t.partitions),
-            TopicSpec::new(&t.im_events, t.partitions),
-            TopicSpec::new(&t.dlq, dlq_partitions),
-            TopicSpec::new(&t.applied, t.partitions).with_config("cleanup.policy", "compact"),
-            TopicSpec::new(&t.conversations, t.partitions).with_config("cleanup.policy", "compact"),
+            Topic::LegacyEvents.spec(t),
+            Topic::ImEvents.spec(t),
+            dlq,
+            Topic::Applied.spec(t),
+            Topic::Conversations.spec(t),
         ])
         .await
         .expect("create topics");

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+
+use tracing::{debug, warn};
 
 use crate::config::KafkaConfig;
 use crate::error::KafkaError;
@@ -36,6 +38,41 @@ impl PartitionOffsets {
     pub fn lag(&self) -> i64 {
         (self.high - self.committed.unwrap_or(self.low).max(self.low)).max(0)
     }
+}
+
+/// A topic setting imbridge asks for that an existing topic does not have (it was created earlier, by an older
+/// version, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigDrift {
+    pub topic: String,
+    pub key: String,
+    pub wanted: String,
+    /// What the broker reports; `None` when it reports nothing for the key.
+    pub actual: Option<String>,
+}
+
+impl std::fmt::Display for ConfigDrift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "topic {} has {}={}, imbridge asks for {} (kafka-configs --alter --entity-type topics --entity-name {} \
+             --add-config {}={})",
+            self.topic,
+            self.key,
+            self.actual.as_deref().unwrap_or("(unset)"),
+            self.wanted,
+            self.topic,
+            self.key,
+            if self.wanted.contains(',') { format!("[{}]", self.wanted) } else { self.wanted.clone() },
+        )
+    }
+}
+
+/// A setting's value for comparison: list values (`cleanup.policy=compact,delete`) in any order.
+fn normalized(value: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    parts.sort_unstable();
+    parts
 }
 
 /// Admin and metadata access for one cluster.
@@ -96,7 +133,48 @@ impl Admin {
                 });
             }
         }
+        // Settings are the operator's to change (a longer retention, say), so a difference is reported, never
+        // altered nor refused; and a broker that will not describe configs only loses the report.
+        match self.config_drift(specs).await {
+            Ok(drift) => {
+                for d in drift {
+                    warn!(topic = %d.topic, key = %d.key, wanted = %d.wanted, actual = ?d.actual, "{d}");
+                }
+            }
+            Err(e) => debug!(error = %e, "cannot describe topic configs; not checked"),
+        }
         Ok(())
+    }
+
+    /// The settings of `specs` that their existing topics do not have.
+    pub async fn config_drift(&self, specs: &[TopicSpec]) -> Result<Vec<ConfigDrift>, KafkaError> {
+        let wanted: Vec<&TopicSpec> = specs.iter().filter(|s| !s.config.is_empty()).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resources: Vec<ResourceSpecifier<'_>> =
+            wanted.iter().map(|s| ResourceSpecifier::Topic(s.name.as_str())).collect();
+        let opts = AdminOptions::new().request_timeout(Some(TIMEOUT));
+        let described = self.admin.describe_configs(resources.iter(), &opts).await?;
+        let mut drift = Vec::new();
+        for (spec, result) in wanted.iter().zip(described) {
+            let resource = result.map_err(|code| KafkaError::Topic {
+                topic: spec.name.clone(),
+                reason: format!("describe configs failed: {code}"),
+            })?;
+            for (key, value) in &spec.config {
+                let actual = resource.get(key).and_then(|e| e.value.clone());
+                if actual.as_deref().map(normalized) != Some(normalized(value)) {
+                    drift.push(ConfigDrift {
+                        topic: spec.name.clone(),
+                        key: key.clone(),
+                        wanted: value.clone(),
+                        actual,
+                    });
+                }
+            }
+        }
+        Ok(drift)
     }
 
     /// Topic metadata can lag creation by a moment; wait until the partitions are visible.

@@ -11,3 +11,4 @@ mod order;
 mod partitioner;
 mod replay;
 mod replay_key;
+mod topics;
