@@ -242,21 +242,25 @@ impl LiveHandler {
     /// recorded, so it is never sent twice.
     async fn reorder_step(&self, records: &[&Record], window: Duration) -> Step {
         let Some(pl) = self.ledger.ready(records[0].partition).await else { return Step::Front };
-        let mut envs: Vec<(usize, Envelope)> = Vec::new();
+        // Each record decoded and looked up once: (index, envelope, applied).
+        let mut run: Vec<(usize, Envelope, bool)> = Vec::new();
         for (i, r) in records.iter().enumerate() {
-            match r.envelope() {
-                Ok(env) if Item::of(&env, pl.lookup(&env.id).is_some()) != Item::Barrier => envs.push((i, env)),
-                _ => break,
+            let Ok(env) = r.envelope() else { break };
+            let applied = pl.lookup(&env.id).is_some();
+            if Item::of(&env, applied) == Item::Barrier {
+                break;
             }
+            run.push((i, env, applied));
         }
         // Nothing to reorder, or the front is a skip: the front's own handling says so.
-        let Some((_, front)) = envs.first() else { return Step::Front };
-        if pl.lookup(&front.id).is_some() {
+        let Some((_, front, front_applied)) = run.first() else { return Step::Front };
+        if *front_applied {
             return Step::Front;
         }
         if !pl.is_resumed(&front.conversation) {
-            for (i, env) in &envs {
-                if pl.lookup(&env.id).is_some() || !self.applier.needs_history_check(env) {
+            let conversation = front.conversation.clone();
+            for (i, env, applied) in &mut run {
+                if *applied || !self.applier.needs_history_check(env) {
                     continue;
                 }
                 match self.applier.find_applied(env).await {
@@ -267,6 +271,7 @@ impl LiveHandler {
                         }
                         info!(event_id = %env.id, reference = %reference, "found in IM after a restart; recorded without sending");
                         self.finish(env, "recovered");
+                        *applied = true;
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -275,10 +280,10 @@ impl LiveHandler {
                     }
                 }
             }
-            pl.mark_resumed(&front.conversation);
+            pl.mark_resumed(&conversation);
         }
-        let mut items: Vec<Item> = envs.iter().map(|(_, env)| Item::of(env, pl.lookup(&env.id).is_some())).collect();
-        if envs.len() < records.len() {
+        let mut items: Vec<Item> = run.iter().map(|(_, env, applied)| Item::of(env, *applied)).collect();
+        if run.len() < records.len() {
             items.push(Item::Barrier);
         }
         next_step(&items, TimestampMs::now().as_millis(), window)

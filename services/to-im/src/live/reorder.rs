@@ -26,10 +26,14 @@ use std::time::Duration;
 
 use imbridge_core::{Envelope, Event, UserId};
 
+/// How the old IM app's events are named once ingest made them old-side events (`imbridge_im::normalize::
+/// as_old_side`): `legacy:` before the IM id.
+const OLD_APP_ID: &str = "legacy:im:";
+
 /// Where a message of the old IM app sits in that app's order: (second, `MsgSeq`) for 1:1, (`MsgSeq`, 0) for a
 /// group. `None` for every other event (a group change, anything of the legacy contract): it is not reordered.
 pub fn old_app_position(env: &Envelope) -> Option<(i64, u64)> {
-    let id = env.id.as_str().strip_prefix("legacy:im:")?;
+    let id = env.id.as_str().strip_prefix(OLD_APP_ID)?;
     match &env.event {
         // `c2c:<from>:<MsgSeq>_<MsgRandom>_<MsgTime>`. The second is the message's own `MsgTime`, not the
         // envelope's time: that is the callback's `EventTime`, which IM stamps at delivery.
@@ -79,7 +83,7 @@ impl Item {
             let arrived_ms = env.recorded_at.unwrap_or(env.time).as_millis();
             return Item::Message { position, arrived_ms, sender };
         }
-        if !env.id.as_str().starts_with("legacy:im:") {
+        if !env.id.as_str().starts_with(OLD_APP_ID) {
             return Item::Barrier;
         }
         match &env.event {
