@@ -263,6 +263,9 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
+/// How often a starting coordinator looks whether its source has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(20);
+
 impl Coordinator {
     /// A coordinator for `im`'s calls to `apis` (the ones the part makes; others keep their static rates).
     /// It starts conservatively at once (see [`QuotaConfig::startup_share`]); [`Coordinator::run`] does the rest.
@@ -301,11 +304,21 @@ impl Coordinator {
         let mut tick = tokio::time::interval(self.config.period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = Instant::now();
+        let mut caught_up = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                // Until the source has read what was announced before, this instance paces at its start-up
+                // share: the first allocation runs as soon as the source has caught up, not a period later
+                // (an import would otherwise spend most of its first second at 5% of its quota).
+                _ = tokio::time::sleep(CATCH_UP_POLL), if !caught_up => {
+                    if self.source.seen().is_none() {
+                        continue;
+                    }
+                }
                 _ = &mut shutdown => return,
             }
+            caught_up = caught_up || self.source.seen().is_some();
             let elapsed = last.elapsed().as_secs_f64().max(1e-3);
             last = Instant::now();
             self.round(elapsed);
@@ -495,6 +508,8 @@ mod tests {
     struct Board {
         all: std::sync::Mutex<Vec<(Announcement, Instant)>>,
         down: std::sync::atomic::AtomicBool,
+        /// Not caught up yet: `seen` answers `None`.
+        reading: std::sync::atomic::AtomicBool,
     }
 
     impl AllocationSource for Board {
@@ -507,6 +522,9 @@ mod tests {
             all.push((a.clone(), Instant::now()));
         }
         fn seen(&self) -> Option<Vec<Seen>> {
+            if self.reading.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
             let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
             Some(all.iter().map(|(a, at)| Seen { announcement: a.clone(), age: at.elapsed() }).collect())
         }
@@ -565,5 +583,32 @@ mod tests {
         }
         import.round(1.0);
         assert_eq!(import_im.effective_rate(Api::ImportMsg), RateSetting::PerSec(5.0));
+    }
+
+    /// A newcomer paces at its start-up share only until its source has caught up, not until its next period.
+    #[tokio::test]
+    async fn the_first_allocation_follows_the_catch_up_not_the_period() {
+        let board = Arc::new(Board::default());
+        board.reading.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (im, mut cfg) = client();
+        cfg.quota.period_ms = 60_000;
+        cfg.quota.expire_ms = 120_000;
+        let import = Coordinator::new(&im, &cfg, Priority::History, &[Api::ImportMsg], "import".into(), board.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(import.run(async move {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(im.effective_rate(Api::ImportMsg), RateSetting::PerSec(5.0), "nothing known yet: start-up share");
+        board.reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while im.effective_rate(Api::ImportMsg) == RateSetting::PerSec(5.0) {
+            assert!(Instant::now() < deadline, "still at the start-up share a while after the catch-up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let rate = im.effective_rate(Api::ImportMsg).per_sec().unwrap_or(0.0);
+        assert!((rate - 98.0).abs() < 1e-9, "alone, it takes the whole capacity: {rate}");
+        let _ = stop.send(());
+        run.await.expect("coordinator");
     }
 }

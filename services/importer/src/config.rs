@@ -21,7 +21,9 @@ pub struct ImportConfig {
     pub checkpoint_interval_ms: u64,
     /// Records produced and not yet acknowledged, per import topic.
     pub produce_window: usize,
-    /// How often committed offsets are compared with the end offsets while waiting for apply, in milliseconds.
+    /// How often each fully produced topic's end offsets are compared with how far its consumer got (its
+    /// finished positions in memory; the broker is asked at most once a second), in milliseconds. The
+    /// dependent phases start, and the run ends, within this of the work.
     pub poll_interval_ms: u64,
     /// Without a terminal, one progress line per kind is logged this often, in seconds.
     pub progress_interval_secs: u64,
@@ -39,7 +41,7 @@ impl Default for ImportConfig {
             group_id: "imbridge-import".to_owned(),
             checkpoint_interval_ms: 500,
             produce_window: 10_000,
-            poll_interval_ms: 100,
+            poll_interval_ms: 20,
             progress_interval_secs: 5,
             consumer: crate::apply::import_consumer_config(),
             apply: ImportApplyConfig::default(),

@@ -25,16 +25,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::apply::{ApplyContext, ApplyStats, ConversationStates, RecordOutcome, headers};
+use crate::apply::{ApplyContext, ApplyStats, ConsumerTask, ConversationStates, RecordOutcome, headers};
 use imbridge_core::state::Phase;
 use imbridge_core::topics::{ImportPhase, Topic, TopicNames};
 use imbridge_core::{EventKind, TimestampMs};
 use imbridge_im::{Api, ImClient, ImConfig, Priority};
 use imbridge_kafka::Producer;
-use imbridge_kafka::admin::Admin;
+use imbridge_kafka::admin::{Admin, PartitionOffsets};
+use imbridge_kafka::consumer::Progress as ConsumerProgress;
 use imbridge_kafka::dlq::{self, DlqProducer};
 use imbridge_kafka::metrics::ConsumerMetrics;
-use imbridge_kafka::reader::{Start, read_range};
+use imbridge_kafka::reader::{Start, read_range_with};
 use imbridge_runtime::Deps;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -170,8 +171,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send
 /// Dead-lettered records by (kind, error): count and the first reason.
 type FailureTally = BTreeMap<(String, String), (u64, String)>;
 
-type ConsumerTask = JoinHandle<Result<imbridge_kafka::consumer::RunStats, imbridge_kafka::KafkaError>>;
-
 /// One run in progress.
 struct Run<'a> {
     import: &'a ImportConfig,
@@ -188,10 +187,26 @@ struct Run<'a> {
     checkpoint: RunCheckpoint,
     acked: BTreeMap<ImportPhase, Arc<AtomicU64>>,
     consumers: Vec<(ImportPhase, ConsumerTask)>,
+    /// Each running consumer's finished positions, ahead of its commits.
+    progress: BTreeMap<ImportPhase, ConsumerProgress>,
+    /// Each fully produced topic's partitions as last asked of the broker, and when: their end offsets no longer
+    /// move, so the broker is asked again only every [`OFFSETS_REFRESH`].
+    offsets: BTreeMap<ImportPhase, (Instant, Vec<PartitionOffsets>)>,
     consumers_stop: CancellationToken,
     produce_stop: CancellationToken,
     /// This run's share of IM's quotas, as history (lowest priority); held for the run's lifetime.
     _quota: Option<imbridge_runtime::quota::Coordination>,
+}
+
+/// How long the end and committed offsets of a fully produced topic are trusted before they are asked again.
+/// The end no longer moves; the commits only matter for partitions this run's consumer has received nothing of.
+const OFFSETS_REFRESH: Duration = Duration::from_secs(1);
+
+/// Records of one partition after the furthest of its committed offset and a running consumer's finished
+/// position.
+fn lag_behind(p: &PartitionOffsets, finished: Option<i64>) -> i64 {
+    let done = p.committed.unwrap_or(p.low).max(p.low).max(finished.unwrap_or(p.low));
+    (p.high - done).max(0)
 }
 
 /// The IM APIs an import calls (its apply and verify), whose quotas it shares with the other parts.
@@ -242,7 +257,7 @@ impl<'a> Run<'a> {
         let dir = crate::ExportDir::open(&options.dir)?;
         let fp = blocking(move || fingerprint(&dir, &names.iter().map(String::as_str).collect::<Vec<_>>())).await?;
         let checkpoint_started = Instant::now();
-        let latest = checkpoints.latest(&fp).await?;
+        let latest = checkpoints.latest(&admin, &fp).await?;
         info!(elapsed_ms = checkpoint_started.elapsed().as_millis() as u64, "checkpoint read");
         let export_dir = options.dir.display().to_string();
         let (checkpoint, resumed) = RunCheckpoint::next(latest, &fp, &export_dir, TimestampMs::now().as_millis());
@@ -273,6 +288,8 @@ impl<'a> Run<'a> {
             checkpoint,
             acked,
             consumers: Vec::new(),
+            progress: BTreeMap::new(),
+            offsets: BTreeMap::new(),
             consumers_stop: CancellationToken::new(),
             produce_stop: CancellationToken::new(),
             _quota: quota,
@@ -295,6 +312,9 @@ impl<'a> Run<'a> {
     }
 
     async fn execute(&mut self) -> Result<(), Error> {
+        // Accounts depend on nothing, and joining the group takes a while: the consumer joins while the run
+        // records its checkpoint and the conversations' states (which only the later phases' records need).
+        self.start_consumer(ImportPhase::Accounts)?;
         self.checkpoints.write(&self.checkpoint).await?;
         if !self.checkpoint.states_written {
             let keys: Vec<_> = self.survey.c2c.keys().chain(self.survey.groups.keys()).cloned().collect();
@@ -330,7 +350,6 @@ impl<'a> Run<'a> {
             ));
         }
 
-        self.start_consumer(ImportPhase::Accounts)?;
         let mut totals: Vec<(EventKind, u64)> = Vec::new();
         for w in ImportPhase::ALL {
             for k in kinds_of(w) {
@@ -355,7 +374,9 @@ impl<'a> Run<'a> {
         let mut applied_done: HashSet<ImportPhase> = HashSet::new();
         let mut dependents_started = false;
         let mut last_lag_check = Instant::now() - poll;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // The loop wakes as often as the lag is checked (the check is in memory between broker refreshes), so
+        // the dependent phases start, and the run ends, within a poll interval of the work.
+        let mut tick = tokio::time::interval(poll.min(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -445,7 +466,7 @@ impl<'a> Run<'a> {
         // fenced rather than splitting the partitions.
         let mut kafka = self.deps.kafka.clone();
         kafka.client.entry("group.instance.id".to_owned()).or_insert_with(|| format!("{group}.importer"));
-        let task = crate::apply::spawn_consumer(
+        let (task, progress) = crate::apply::spawn_consumer(
             which,
             &kafka,
             &group,
@@ -457,14 +478,31 @@ impl<'a> Run<'a> {
             self.consumers_stop.clone(),
         )?;
         self.consumers.push((which, task));
+        self.progress.insert(which, progress);
         Ok(())
     }
 
     /// Records of `which` not yet applied by its group.
-    async fn lag(&self, which: ImportPhase) -> Result<i64, Error> {
-        let group = self.import.group_of(which);
-        let offsets = self.admin.offsets(self.topic(which), Some(&group)).await?;
-        Ok(offsets.iter().map(|p| p.lag()).sum())
+    /// Records of a fully produced topic not yet finished by its consumer: the end offsets against the furthest of
+    /// the group's committed offsets and the running consumer's finished positions, so the end is seen as soon as
+    /// the last record is handled, not an auto-commit later.
+    async fn lag(&mut self, which: ImportPhase) -> Result<i64, Error> {
+        let known = self.offsets.get(&which).map(|(at, _)| *at);
+        if known.is_none_or(|at| at.elapsed() >= OFFSETS_REFRESH) {
+            // The first look needs only the end offsets (the shared client answers at once); the group's commits,
+            // which need a client of their own, matter only for partitions this run received nothing of, as on a
+            // resumed run, and are asked from the first refresh on.
+            let group = known.map(|_| self.import.group_of(which));
+            let offsets = self.admin.offsets(self.topic(which), group.as_deref()).await?;
+            self.offsets.insert(which, (Instant::now(), offsets));
+        }
+        let finished: BTreeMap<i32, i64> = self
+            .progress
+            .get(&which)
+            .map(|p| p.positions().into_iter().map(|((_, partition), pos)| (partition, pos)).collect())
+            .unwrap_or_default();
+        let offsets = self.offsets.get(&which).map(|(_, o)| o.as_slice()).unwrap_or_default();
+        Ok(offsets.iter().map(|p| lag_behind(p, finished.get(&p.partition).copied())).sum())
     }
 
     async fn stop_consumers(&mut self) {
@@ -556,7 +594,7 @@ impl<'a> Run<'a> {
         let import_topics: HashSet<String> = ImportPhase::ALL.iter().map(|w| self.topic(*w).to_owned()).collect();
         // Only records dead-lettered since the run began can belong to it.
         let start = Start::Time(self.checkpoint.started_at_ms - 1_000);
-        read_range(&self.deps.kafka, &self.deps.topics.dlq, None, start, move |r| {
+        read_range_with(&self.admin, &self.deps.kafka, &self.deps.topics.dlq, None, start, move |r| {
             let ours = r.header_str(headers::RUN_ID) == Some(run_id.as_str())
                 && r.header_str(dlq::ORIGINAL_TOPIC).is_some_and(|t| import_topics.contains(t));
             if ours {
@@ -576,5 +614,24 @@ impl<'a> Run<'a> {
             .into_iter()
             .map(|((kind, error), (count, example))| FailureGroup { kind, error, count, example })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(low: i64, high: i64, committed: Option<i64>) -> PartitionOffsets {
+        PartitionOffsets { partition: 0, low, high, committed }
+    }
+
+    #[test]
+    fn a_partition_is_done_as_far_as_its_commit_or_its_consumer_got() {
+        assert_eq!(lag_behind(&offsets(0, 100, None), None), 100, "nothing committed, nothing received");
+        assert_eq!(lag_behind(&offsets(0, 100, Some(40)), None), 60, "a resumed run: the commit counts");
+        assert_eq!(lag_behind(&offsets(0, 100, Some(40)), Some(100)), 0, "finished ahead of the next commit");
+        assert_eq!(lag_behind(&offsets(0, 100, Some(100)), Some(70)), 0, "committed by an earlier attempt");
+        assert_eq!(lag_behind(&offsets(50, 100, None), Some(10)), 50, "retention moved the start");
+        assert_eq!(lag_behind(&offsets(0, 0, None), None), 0, "an empty partition");
     }
 }

@@ -35,9 +35,21 @@ pub async fn read_range(
     topic: &str,
     partition: Option<i32>,
     start: Start,
+    f: impl FnMut(Record) -> bool + Send + 'static,
+) -> Result<u64, KafkaError> {
+    read_range_with(&Admin::new(cfg)?, cfg, topic, partition, start, f).await
+}
+
+/// [`read_range`] with the caller's [`Admin`] for the offsets: a caller that already holds a connected one
+/// learns that there is nothing to read without a client's start-up (a fifth of a second).
+pub async fn read_range_with(
+    admin: &Admin,
+    cfg: &KafkaConfig,
+    topic: &str,
+    partition: Option<i32>,
+    start: Start,
     mut f: impl FnMut(Record) -> bool + Send + 'static,
 ) -> Result<u64, KafkaError> {
-    let admin = Admin::new(cfg)?;
     let marks = admin.offsets(topic, None).await?;
     let starts: Vec<(i32, i64)> = match start {
         Start::Earliest => marks.iter().map(|m| (m.partition, m.low)).collect(),

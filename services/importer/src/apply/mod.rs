@@ -43,9 +43,10 @@ use std::sync::Arc;
 use imbridge_core::topics::ImportPhase;
 use imbridge_core::{Envelope, Failure};
 use imbridge_im::{ImClient, ImError};
+use imbridge_kafka::consumer::Progress;
 use imbridge_kafka::dlq::DlqProducer;
 use imbridge_kafka::metrics::ConsumerMetrics;
-use imbridge_kafka::{BatchOutcome, ConsumerConfig, KafkaConfig, OrderedConsumer, Outcome, Record};
+use imbridge_kafka::{BatchOutcome, ConsumerConfig, Handler, KafkaConfig, OrderedConsumer, Outcome, Record};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -105,37 +106,41 @@ pub fn spawn_consumer(
     dlq: DlqProducer,
     metrics: ConsumerMetrics,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<Result<imbridge_kafka::consumer::RunStats, imbridge_kafka::KafkaError>>, ApplyError>
-{
-    let topics = [topic];
-    let handle = match which {
+) -> Result<(ConsumerTask, Progress), ApplyError> {
+    fn spawn<H: Handler>(
+        h: H,
+        kafka: &KafkaConfig,
+        group_id: &str,
+        topic: &str,
+        consumer: ConsumerConfig,
+        dlq: DlqProducer,
+        metrics: ConsumerMetrics,
+        shutdown: CancellationToken,
+    ) -> Result<(ConsumerTask, Progress), ApplyError> {
+        let c = OrderedConsumer::new(kafka, group_id, &[topic], consumer, Arc::new(h), dlq, metrics)?;
+        let progress = c.progress();
+        Ok((tokio::spawn(c.run(shutdown)), progress))
+    }
+    match which {
         ImportPhase::Accounts => {
-            let h = Arc::new(accounts::AccountsHandler::new(ctx));
-            let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
-            tokio::spawn(c.run(shutdown))
+            spawn(accounts::AccountsHandler::new(ctx), kafka, group_id, topic, consumer, dlq, metrics, shutdown)
         }
         ImportPhase::Users => {
-            let h = Arc::new(users::UsersHandler::new(ctx));
-            let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
-            tokio::spawn(c.run(shutdown))
+            spawn(users::UsersHandler::new(ctx), kafka, group_id, topic, consumer, dlq, metrics, shutdown)
         }
-        ImportPhase::C2c => {
-            let h = Arc::new(c2c::C2cHandler::new(ctx));
-            let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
-            tokio::spawn(c.run(shutdown))
-        }
+        ImportPhase::C2c => spawn(c2c::C2cHandler::new(ctx), kafka, group_id, topic, consumer, dlq, metrics, shutdown),
         ImportPhase::Groups => {
-            let h = Arc::new(groups::GroupsHandler::new(ctx));
-            let c = OrderedConsumer::new(kafka, group_id, &topics, consumer, h, dlq, metrics)?;
-            tokio::spawn(c.run(shutdown))
+            spawn(groups::GroupsHandler::new(ctx), kafka, group_id, topic, consumer, dlq, metrics, shutdown)
         }
-    };
-    Ok(handle)
+    }
 }
 
+/// A running import consumer: its totals when it stops.
+pub type ConsumerTask = tokio::task::JoinHandle<Result<imbridge_kafka::consumer::RunStats, imbridge_kafka::KafkaError>>;
+
 /// The consumer settings the import runs with: the runner's defaults, except that a dead-lettered record does
-/// not park the rest of its key (import records are independent facts) and offsets are committed often (the
-/// importer waits for committed offsets to reach the end).
+/// not park the rest of its key (import records are independent facts) and offsets are committed often (an
+/// interrupted import resumes from them).
 pub fn import_consumer_config() -> ConsumerConfig {
     ConsumerConfig { park_after_dead_letter: false, auto_commit_interval_ms: 200, ..ConsumerConfig::default() }
 }

@@ -74,6 +74,21 @@ pub trait Handler: Send + Sync + 'static {
     fn partitions_revoked(&self, _partitions: &[(String, i32)]) {}
 }
 
+/// Where a running member stands on each partition it holds: the offset below which every record is finished
+/// (handled or dead-lettered) — the offset it will commit next. Partitions it holds but has received nothing of
+/// are absent.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    tracker: Arc<Tracker>,
+}
+
+impl Progress {
+    /// `((topic, partition), offset)` for each partition held with anything received.
+    pub fn positions(&self) -> Vec<((String, i32), i64)> {
+        self.tracker.positions(&self.tracker.assigned())
+    }
+}
+
 /// Totals of one run, for tests and final reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunStats {
@@ -97,7 +112,7 @@ impl<H: Handler> std::fmt::Debug for OrderedConsumer<H> {
 struct Shared<H> {
     group: String,
     handler: Arc<H>,
-    tracker: Tracker,
+    tracker: Arc<Tracker>,
     dlq: DlqProducer,
     metrics: ConsumerMetrics,
     cfg: ConsumerConfig,
@@ -308,7 +323,7 @@ impl<H: Handler> OrderedConsumer<H> {
         let shared = Arc::new(Shared {
             group: group_id.to_owned(),
             handler,
-            tracker: Tracker::default(),
+            tracker: Arc::new(Tracker::default()),
             dlq,
             metrics,
             cfg: cfg.clone(),
@@ -323,6 +338,12 @@ impl<H: Handler> OrderedConsumer<H> {
             kafka.consumer_config(group_id, &cfg)?.create_with_context(Ctx { shared: shared.clone() })?;
         consumer.subscribe(topics)?;
         Ok(Self { consumer: Arc::new(consumer), shared, cfg })
+    }
+
+    /// A view of which offsets this member has finished, before they are committed: a caller waiting for a
+    /// topic to be fully handled need not wait out the auto-commit interval. Valid for the member's life.
+    pub fn progress(&self) -> Progress {
+        Progress { tracker: self.shared.tracker.clone() }
     }
 
     /// Consumes until `shutdown` fires, then drains (up to `drain_timeout_ms`), commits and leaves the group.
@@ -452,6 +473,11 @@ impl<H: Handler> OrderedConsumer<H> {
         }
         info!(group = %shared.group, ?positions, "consumer stopped");
         consumer.unsubscribe();
+        // Closing leaves the group and joins librdkafka's threads, which blocks for up to a poll interval: off the
+        // runtime's workers, so consumers stopping together close together instead of one after another.
+        if let Err(e) = tokio::task::spawn_blocking(move || drop(consumer)).await {
+            warn!(group = %shared.group, error = %e, "closing the consumer failed");
+        }
         Ok(RunStats {
             finished: shared.finished.load(Ordering::Relaxed) as u64,
             dead_lettered: shared.dead_lettered.load(Ordering::Relaxed) as u64,

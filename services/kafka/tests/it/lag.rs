@@ -88,3 +88,79 @@ async fn lag_gauge_follows_what_the_group_has_not_finished() {
     let stats = run.await.expect("join").expect("run");
     assert_eq!(stats.finished, 120);
 }
+
+/// What a member has finished is visible through its [`Progress`](imbridge_kafka::consumer::Progress) before any
+/// commit: held back by the gate, each partition's position stops below its end; once the gate opens, every
+/// position reaches the end while nothing has been committed yet (the import waits on this, not on commits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn progress_shows_finished_positions_ahead_of_commits() {
+    imbridge_testkit::require_kafka!();
+    let topic = crate::common::topic("progress", 2).await;
+    let produced = crate::common::produce_interleaved(&topic, 4, 30).await;
+    let mut end: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    for (_, _, partition, offset) in &produced {
+        let e = end.entry(*partition).or_default();
+        *e = (*e).max(offset + 1);
+    }
+    let handler = Arc::new(Gated { open: AtomicBool::new(false) });
+    // Auto-commit far beyond the test's length: any position seen is the member's own, not a commit.
+    let cfg = ConsumerConfig { auto_commit_interval_ms: 600_000, ..Default::default() };
+    let group = imbridge_testkit::unique("progress-group");
+    let consumer = OrderedConsumer::new(
+        &crate::common::kafka(),
+        &group,
+        &[topic.as_str()],
+        cfg,
+        handler.clone(),
+        crate::common::dlq(&imbridge_testkit::unique("progress-dlq")),
+        ConsumerMetrics::unregistered("progresstest"),
+    )
+    .expect("consumer");
+    let progress = consumer.progress();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(consumer.run(stop.clone()));
+    let positions = || -> std::collections::BTreeMap<i32, i64> {
+        progress.positions().into_iter().filter(|((t, _), _)| *t == topic).map(|((_, p), o)| (p, o)).collect()
+    };
+
+    // The first ten records of each key finish; each partition's position stops at its first held record.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = positions();
+        let held: std::collections::BTreeMap<i32, i64> = end
+            .keys()
+            .map(|p| {
+                let first_held = produced
+                    .iter()
+                    .filter(|(_, seq, partition, _)| partition == p && *seq >= 10)
+                    .map(|(_, _, _, offset)| *offset)
+                    .min()
+                    .expect("every partition holds a gated record");
+                (*p, first_held)
+            })
+            .collect();
+        if now == held {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "positions {now:?}, expected {held:?} (end {end:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(positions().iter().all(|(p, o)| *o < end[p]), "a position passed a held record: {:?}", positions());
+
+    handler.open.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while positions() != end {
+        assert!(tokio::time::Instant::now() < deadline, "positions {:?} never reached the end {end:?}", positions());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = imbridge_kafka::admin::Admin::new(&crate::common::kafka()).expect("admin");
+    let committed = admin.offsets(&topic, Some(&group)).await.expect("offsets");
+    assert!(
+        committed.iter().all(|p| p.committed.is_none_or(|c| c < end[&p.partition])),
+        "the end was committed already, so this shows nothing beyond commits: {committed:?}"
+    );
+    stop.cancel();
+    let stats = run.await.expect("join").expect("run");
+    assert_eq!(stats.finished, 120);
+}
