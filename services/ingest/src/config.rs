@@ -53,6 +53,9 @@ pub struct IngestConfig {
     /// Size at which the spool starts a new segment file, in bytes; a segment is deleted once Kafka has
     /// acknowledged all of it.
     pub spool_segment_bytes: u64,
+    /// Most bytes of spooled, unacknowledged callbacks held in memory for the forwarder; a longer backlog
+    /// (Kafka slow or away) waits on disk and is read back in order, so memory does not grow with it.
+    pub spool_memory_bytes: u64,
     /// How often ingest writes its heartbeat to `topics.status`, in milliseconds (0: never). Reconciliation
     /// reads the beats to check at once what was touched while ingest was down or refused callbacks.
     pub heartbeat_interval_ms: u64,
@@ -77,6 +80,7 @@ impl Default for IngestConfig {
             spool_dir: PathBuf::from("data/ingest-spool"),
             spool_max_bytes: 256 * 1024 * 1024,
             spool_segment_bytes: 8 * 1024 * 1024,
+            spool_memory_bytes: 16 * 1024 * 1024,
             heartbeat_interval_ms: 5_000,
             instance_id: String::new(),
         }
@@ -119,6 +123,9 @@ impl IngestConfig {
         }
         if self.spool_segment_bytes < 4096 || self.spool_segment_bytes > self.spool_max_bytes {
             return bad("ingest.spool_segment_bytes must be between 4096 and ingest.spool_max_bytes");
+        }
+        if self.spool_memory_bytes < 65_536 {
+            return bad("ingest.spool_memory_bytes must be at least 65536");
         }
         Ok(())
     }

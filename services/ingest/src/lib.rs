@@ -137,6 +137,7 @@ impl Service for Ingest {
                 dir: config.spool_dir.clone(),
                 max_bytes: config.spool_max_bytes,
                 segment_bytes: config.spool_segment_bytes,
+                memory_bytes: config.spool_memory_bytes,
             },
             spool::SpoolMetrics::new(&deps.registry).map_err(imbridge_runtime::StartError::from)?,
         )?;

@@ -51,6 +51,12 @@ pub async fn run(spool: Spool, producer: Producer, route: Route, stop: Cancellat
     let mut backoff = MIN_BACKOFF;
     loop {
         let notified = state.notify.notified();
+        if state.wants_refill() {
+            let s = state.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || s.refill()).await {
+                warn!(error = %e, "spool: reading spilled records back failed");
+            }
+        }
         let window = state.window(WINDOW);
         if window.is_empty() {
             tokio::select! {

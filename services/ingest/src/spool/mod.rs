@@ -16,7 +16,10 @@
 //!    `acked` file, written after each acknowledged window) over a contiguous prefix only, and deletes a segment
 //!    once every record in it is at or below that watermark. A crash anywhere re-produces at most what was not
 //!    yet marked: duplicates, which the deterministic event ids and idempotent consumers absorb.
-//! 5. **Crash recovery.** [`Spool::open`] scans every segment; a torn tail of the newest one (a write cut short
+//! 5. **Bounded in memory too.** Only the head of the unacknowledged records, up to `memory_bytes`, is held
+//!    in memory for the forwarder; once that is full, later records are on disk only ("spilled") and are read
+//!    back from their segments, in order, as the head drains. A backlog costs disk, not memory.
+//! 6. **Crash recovery.** [`Spool::open`] scans every segment; a torn tail of the newest one (a write cut short
 //!    by a crash, never acknowledged to IM) is truncated away; records above the watermark are queued again.
 //!    New records go to a fresh segment. A lock file keeps two processes off one directory.
 
@@ -60,6 +63,8 @@ pub struct SpoolSettings {
     pub max_bytes: u64,
     /// A segment is closed and a new one started once it is this big.
     pub segment_bytes: u64,
+    /// Most payload bytes of unacknowledged records held in memory; the rest waits on disk.
+    pub memory_bytes: u64,
 }
 
 /// One spooled record waiting for Kafka.
@@ -80,6 +85,8 @@ pub struct SpoolMetrics {
     pub high_water_bytes: IntGauge,
     /// Records not yet acknowledged by Kafka.
     pub pending: IntGauge,
+    /// Payload bytes of the unacknowledged records held in memory (the rest is read back from disk).
+    pub memory_bytes: IntGauge,
     /// 1 while appends are refused because the spool is full.
     pub full: IntGauge,
     /// Records by `event`: `appended`, `forwarded`, `recovered`, `refused_full`, `torn_tail_bytes`.
@@ -99,6 +106,10 @@ impl SpoolMetrics {
             IntGauge::new("imbridge_ingest_spool_high_water_bytes", "highest spool size seen since start")?;
         let pending =
             IntGauge::new("imbridge_ingest_spool_pending_records", "spooled records kafka has not acknowledged")?;
+        let memory_bytes = IntGauge::new(
+            "imbridge_ingest_spool_memory_bytes",
+            "payload bytes of unacknowledged spooled records held in memory (the rest waits on disk)",
+        )?;
         let full =
             IntGauge::new("imbridge_ingest_spool_full", "1 while callbacks are refused because the spool is full")?;
         let records = IntCounterVec::new(
@@ -123,12 +134,64 @@ impl SpoolMetrics {
         registry.register(Box::new(bytes.clone()))?;
         registry.register(Box::new(high_water_bytes.clone()))?;
         registry.register(Box::new(pending.clone()))?;
+        registry.register(Box::new(memory_bytes.clone()))?;
         registry.register(Box::new(full.clone()))?;
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(produce_failures.clone()))?;
         registry.register(Box::new(fsync_seconds.clone()))?;
         registry.register(Box::new(batch_records.clone()))?;
-        Ok(Self { bytes, high_water_bytes, pending, full, records, produce_failures, fsync_seconds, batch_records })
+        Ok(Self {
+            bytes,
+            high_water_bytes,
+            pending,
+            memory_bytes,
+            full,
+            records,
+            produce_failures,
+            fsync_seconds,
+            batch_records,
+        })
+    }
+}
+
+/// The unacknowledged records: a head held in memory, in sequence order, and — once that reached its bound —
+/// everything from `spilled_from` on, on disk only.
+#[derive(Debug, Default)]
+struct Queue {
+    head: VecDeque<Pending>,
+    /// Payload bytes of `head`.
+    head_bytes: u64,
+    /// The first record not in `head`; every later written record is on disk only too.
+    spilled_from: Option<u64>,
+    /// Highest sequence number written and synced.
+    written: u64,
+}
+
+impl Queue {
+    /// Appends a synced record to the head when it fits (and nothing is spilled before it), else spills it.
+    fn offer(&mut self, record: Pending, memory_bytes: u64) {
+        self.written = self.written.max(record.seq);
+        let size = record.payload.len() as u64 + record.key.len() as u64;
+        if self.spilled_from.is_none() && (self.head.is_empty() || self.head_bytes + size <= memory_bytes) {
+            self.head_bytes += size;
+            self.head.push_back(record);
+        } else {
+            self.spilled_from.get_or_insert(record.seq);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        let p = self.head.pop_front()?;
+        self.head_bytes -= p.payload.len() as u64 + p.key.len() as u64;
+        Some(p)
+    }
+
+    /// Records not yet acknowledged (sequence numbers are contiguous from the head on).
+    fn len(&self) -> u64 {
+        match self.spilled_from {
+            Some(from) => self.head.len() as u64 + (self.written + 1).saturating_sub(from),
+            None => self.head.len() as u64,
+        }
     }
 }
 
@@ -144,8 +207,8 @@ struct SegmentFile {
 #[derive(Debug)]
 pub(crate) struct State {
     settings: SpoolSettings,
-    /// Records written and synced, not yet acknowledged by Kafka, in sequence order.
-    queue: Mutex<VecDeque<Pending>>,
+    /// Records written and synced, not yet acknowledged by Kafka: the head in memory, the rest on disk.
+    queue: Mutex<Queue>,
     /// Woken when the queue grows.
     pub(crate) notify: Notify,
     /// Segments, oldest first; the last is the one being written.
@@ -190,7 +253,7 @@ impl Spool {
             return Err(SpoolError::Locked(dir));
         }
         let acked = read_acked(&dir);
-        let mut queue = VecDeque::new();
+        let mut queue = Queue::default();
         let mut segments = VecDeque::new();
         let mut next_seq = acked + 1;
         let listed = segment::list(&dir).map_err(io(&dir))?;
@@ -220,7 +283,7 @@ impl Spool {
                     continue;
                 };
                 recovered += 1;
-                queue.push_back(Pending { seq, key, payload });
+                queue.offer(Pending { seq, key, payload }, settings.memory_bytes);
             }
             used += bytes;
             segments.push_back(SegmentFile { first_seq, path, bytes });
@@ -234,7 +297,9 @@ impl Spool {
             info!(dir = %dir.display(), records = recovered, bytes = used, "spool: recovered records kafka had not acknowledged");
         }
         metrics.records.with_label_values(&["recovered"]).inc_by(recovered);
+        queue.written = next_seq - 1;
         metrics.pending.set(queue.len() as i64);
+        metrics.memory_bytes.set(queue.head_bytes as i64);
         metrics.bytes.set(used as i64);
         metrics.high_water_bytes.set(used as i64);
         let state = Arc::new(State {
@@ -287,7 +352,7 @@ impl Spool {
 
     /// Records not yet acknowledged by Kafka.
     pub fn pending(&self) -> usize {
-        self.state.queue.lock().map(|q| q.len()).unwrap_or_default()
+        self.state.queue.lock().map(|q| q.len() as usize).unwrap_or_default()
     }
 
     /// Bytes of segment files on disk.
@@ -323,7 +388,85 @@ fn read_acked(dir: &Path) -> u64 {
 impl State {
     /// Up to `max` records from the head of the queue, in order.
     pub(crate) fn window(&self, max: usize) -> Vec<Pending> {
-        self.queue.lock().map(|q| q.iter().take(max).cloned().collect()).unwrap_or_default()
+        self.queue.lock().map(|q| q.head.iter().take(max).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether spilled records wait on disk and the head has drained below half its bound.
+    pub(crate) fn wants_refill(&self) -> bool {
+        self.queue.lock().is_ok_and(|q| q.spilled_from.is_some() && q.head_bytes < self.settings.memory_bytes / 2)
+    }
+
+    /// Reads spilled records back from their segments into the head, in order, up to the memory bound. Blocking
+    /// file reads: run it off the async workers. Only the forwarder calls it, so `spilled_from` moves only here
+    /// and in the writer, which spills (never queues) while it is set.
+    pub(crate) fn refill(&self) {
+        // Everything up to `synced` is on disk before the scan starts: what of it the scan does not find is lost
+        // to corruption and is skipped rather than waited for.
+        let (from, room, synced) = match self.queue.lock() {
+            Ok(q) => match q.spilled_from {
+                Some(from) => (from, self.settings.memory_bytes.saturating_sub(q.head_bytes), q.written),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        // Segment k holds the sequence numbers from its first up to the next one's first.
+        let paths: Vec<PathBuf> = match self.segments.lock() {
+            Ok(segs) => {
+                let firsts: Vec<u64> = segs.iter().map(|s| s.first_seq).collect();
+                segs.iter()
+                    .enumerate()
+                    .filter(|(i, _)| firsts.get(i + 1).is_none_or(|next| *next > from))
+                    .map(|(_, s)| s.path.clone())
+                    .collect()
+            }
+            Err(_) => return,
+        };
+        let mut read: Vec<Pending> = Vec::new();
+        let (mut bytes, mut full, mut last_seen) = (0u64, false, from.saturating_sub(1));
+        'segments: for path in paths {
+            let scan = match segment::scan(&path) {
+                Ok(scan) => scan,
+                // Deleted meanwhile: every record in it was acknowledged, so none is wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "spool: cannot read spilled records back; retrying");
+                    return;
+                }
+            };
+            for (seq, body) in scan.records {
+                if seq < from {
+                    continue;
+                }
+                let Some((key, payload)) = split_record(&body) else {
+                    error!(path = %path.display(), seq, "spool: a record without a key is skipped");
+                    last_seen = last_seen.max(seq);
+                    continue;
+                };
+                let size = payload.len() as u64 + key.len() as u64;
+                if !read.is_empty() && bytes + size > room {
+                    full = true;
+                    break 'segments;
+                }
+                bytes += size;
+                last_seen = last_seen.max(seq);
+                read.push(Pending { seq, key, payload });
+            }
+        }
+        let Ok(mut q) = self.queue.lock() else { return };
+        // Records past `written` were not yet synced when read: the writer decides about them (it spills them,
+        // as `spilled_from` is still set, or queues them once it is cleared below). The writer appends in order,
+        // so whatever the scan did not reach comes after everything it did.
+        read.retain(|p| p.seq <= q.written);
+        let next = match read.last() {
+            Some(p) if full => p.seq + 1,
+            _ => last_seen.min(q.written).max(synced) + 1,
+        };
+        for p in read {
+            q.head_bytes += p.payload.len() as u64 + p.key.len() as u64;
+            q.head.push_back(p);
+        }
+        q.spilled_from = (next <= q.written).then_some(next);
+        self.metrics.memory_bytes.set(q.head_bytes as i64);
     }
 
     /// Kafka acknowledged the first `n` queued records: forget them, move the watermark, delete spent segments.
@@ -332,9 +475,10 @@ impl State {
             let Ok(mut q) = self.queue.lock() else { return };
             let mut last = None;
             for _ in 0..n {
-                last = q.pop_front().map(|p| p.seq).or(last);
+                last = q.pop().map(|p| p.seq).or(last);
             }
             self.metrics.pending.set(q.len() as i64);
+            self.metrics.memory_bytes.set(q.head_bytes as i64);
             last
         };
         let Some(last) = last else { return };
@@ -483,9 +627,10 @@ impl Writer {
         }
         if let Ok(mut q) = s.queue.lock() {
             for (seq, a) in &accepted {
-                q.push_back(Pending { seq: *seq, key: a.key.clone(), payload: a.payload.clone() });
+                q.offer(Pending { seq: *seq, key: a.key.clone(), payload: a.payload.clone() }, s.settings.memory_bytes);
             }
             s.metrics.pending.set(q.len() as i64);
+            s.metrics.memory_bytes.set(q.head_bytes as i64);
         }
         s.notify.notify_one();
         for (seq, a) in accepted {
