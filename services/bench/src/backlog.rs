@@ -1,7 +1,8 @@
-//! `imbridge bench backlog`: what a consuming service costs when it starts on a large backlog, the day after an
-//! outage. Each service (to-im, to-legacy) runs as its own process, the binary itself (`imbridge to-im`), on an
-//! input topic that already holds `events` events (1:1 messages over many conversations), against emulators in
-//! this process with their limits off. While it works the backlog down for `secs`, the process's peak RSS
+//! `imbridge bench backlog`: what a service costs when it starts on a large backlog, the day after an outage.
+//! Each service runs as its own process, the binary itself (`imbridge to-im`), on an input that already holds
+//! `events` events (1:1 messages over many conversations): to-im and to-legacy on their input topic, against
+//! emulators in this process with their limits off; ingest on its callback spool (the callbacks it accepted
+//! while Kafka was away), which it forwards to its topic on the real broker. While it works the backlog down for `secs`, the process's peak RSS
 //! (`VmHWM`) and CPU time are read from /proc; the events it finished are its group's committed offsets after a
 //! graceful stop. Printed per service beside the memory bound the configuration is meant to keep (`bound_mib`):
 //! the consumer's prefetch (`queued.max.messages.kbytes`) and the runner's `max_in_flight` records are what grow
@@ -19,6 +20,7 @@ use imbridge_core::{ConversationKey, Element, Envelope, Event, EventId, Source, 
 use imbridge_im::ImConfig;
 use imbridge_im::config::RateSetting;
 use imbridge_im_emulator::RunningEmulator;
+use imbridge_ingest::IngestConfig;
 use imbridge_kafka::KafkaConfig;
 use imbridge_kafka::admin::{Admin, TopicSpec};
 use imbridge_kafka::producer::Producer;
@@ -65,11 +67,13 @@ pub struct BacklogOptions {
 pub struct ServiceFigures {
     pub name: &'static str,
     pub backlog: u64,
-    /// Events finished (committed) in the measured time: applied, or dead-lettered.
+    /// Events finished in the measured time: applied or dead-lettered (committed offsets); for ingest, spooled
+    /// records Kafka acknowledged (the spool's watermark).
     pub finished: u64,
     /// Of those, dead-lettered.
     pub dead_lettered: u64,
-    /// Messages the target stored in the measured time (IM's 1:1 messages; legacy's applied events).
+    /// Messages the target stored in the measured time (IM's 1:1 messages; legacy's applied events; for ingest,
+    /// records on its Kafka topic).
     pub stored: u64,
     pub secs: f64,
     pub peak_rss_mib: Option<f64>,
@@ -95,7 +99,7 @@ impl BacklogReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "backlog: {} events (1:1 messages, {} conversations, {} partitions) on each service's input topic \
+            "backlog: {} events (1:1 messages, {} conversations, {} partitions) on each service's input (its topic; ingest: its spool) \
              before it starts; produced at {:.0}/s; each service measured for {} s as its own process",
             o.events, o.conversations, o.partitions, self.produced_per_sec, o.secs
         );
@@ -159,6 +163,7 @@ impl BacklogReport {
 enum Kind {
     ToIm,
     ToLegacy,
+    Ingest,
 }
 
 impl Kind {
@@ -166,9 +171,13 @@ impl Kind {
         match self {
             Kind::ToIm => "to-im",
             Kind::ToLegacy => "to-legacy",
+            Kind::Ingest => "ingest",
         }
     }
 }
+
+/// Room for the bench's spooled backlog (a million callbacks take ≈ 400 MiB on disk).
+const SPOOL_MAX_BYTES: u64 = 4 << 30;
 
 pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
     let im = imbridge_im_emulator::spawn(imbridge_im_emulator::EmulatorConfig {
@@ -187,15 +196,19 @@ pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
     std::fs::create_dir_all(&dir).map_err(BenchError::new)?;
     let mut services = Vec::new();
     let mut produced = (0u64, Duration::ZERO);
-    for kind in [Kind::ToIm, Kind::ToLegacy] {
+    for kind in [Kind::ToIm, Kind::ToLegacy, Kind::Ingest] {
         let prefix = format!("bench-backlog-{}-{}-{:06x}", kind.name(), std::process::id(), rand::random::<u32>() >> 8);
         let topics = TopicNames { partitions: opts.partitions, ..TopicNames::with_prefix(&prefix) };
         let input = match kind {
             Kind::ToIm => topics.legacy_events.clone(),
-            Kind::ToLegacy => topics.im_events.clone(),
+            Kind::ToLegacy | Kind::Ingest => topics.im_events.clone(),
         };
+        let spool_dir = dir.join(format!("{prefix}-spool"));
         let started = Instant::now();
-        produce_backlog(opts, kind, &input).await?;
+        match kind {
+            Kind::Ingest => spool_backlog(opts, &spool_dir).await?,
+            _ => produce_backlog(opts, kind, &input).await?,
+        }
         produced = (produced.0 + opts.events, produced.1 + started.elapsed());
         info!(service = kind.name(), events = opts.events, "backlog produced; starting the service");
 
@@ -205,9 +218,10 @@ pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
             im_cfg.rate_limits.insert(api, RateSetting::Off);
         }
         let group = format!("{prefix}-group");
-        let config = write_config(&dir, opts, kind, &topics, &im_cfg, &legacy.apply_url(), &group)?;
+        let target = Target { apply_url: legacy.apply_url(), group: group.clone(), spool_dir: spool_dir.clone() };
+        let config = write_config(&dir, opts, kind, &topics, &im_cfg, &target)?;
         let log = dir.join(format!("{}.log", kind.name()));
-        let stored_before = stored(kind, &im, &legacy);
+        let stored_before = stored(kind, &im, &legacy, &opts.kafka, &input).await;
         let started = Instant::now();
         let mut child = spawn(&opts.exe, &config, kind, &log)?;
         let pid = child.id();
@@ -225,9 +239,13 @@ pub async fn run(opts: &BacklogOptions) -> Result<BacklogReport, BenchError> {
         let (peak, cpu) = (peak_rss_mib(Some(pid)), cpu_times(Some(pid)).map(|c| c.own_secs));
         let secs = started.elapsed().as_secs_f64();
         stop(&mut child).await;
-        let finished = committed(&opts.kafka, &input, &group).await?;
+        let finished = match kind {
+            Kind::Ingest => imbridge_ingest::spool::acknowledged(&spool_dir),
+            _ => committed(&opts.kafka, &input, &group).await?,
+        };
         let dead_lettered = records(&opts.kafka, &topics.dlq).await;
-        let stored = stored(kind, &im, &legacy) - stored_before;
+        let stored = stored(kind, &im, &legacy, &opts.kafka, &input).await - stored_before;
+        let _ = std::fs::remove_dir_all(&spool_dir);
         info!(service = kind.name(), finished, peak_rss_mib = ?peak, "measured");
         services.push(ServiceFigures {
             name: kind.name(),
@@ -265,6 +283,39 @@ async fn produce_backlog(opts: &BacklogOptions, kind: Kind, topic: &str) -> Resu
     Ok(())
 }
 
+/// The same backlog as IM callbacks ingest accepted while Kafka was away: `events` records in its spool, as its
+/// callback handler writes them (the conversation key, the envelope's JSON).
+async fn spool_backlog(opts: &BacklogOptions, dir: &Path) -> Result<(), BenchError> {
+    use futures::stream::{self, StreamExt};
+    use imbridge_ingest::spool::{Spool, SpoolMetrics, SpoolSettings};
+    let settings = SpoolSettings {
+        dir: dir.to_owned(),
+        max_bytes: SPOOL_MAX_BYTES,
+        segment_bytes: 8 << 20,
+        memory_bytes: 16 << 20,
+    };
+    let metrics = SpoolMetrics::new(&prometheus::Registry::new()).map_err(BenchError::new)?;
+    let spool = Spool::open(settings, metrics).map_err(BenchError::new)?;
+    let now = TimestampMs::now().as_millis();
+    let start = now - opts.events as i64;
+    let conversations = opts.conversations.max(1) as u64;
+    // Concurrent appends share fsyncs (group commit), as concurrent callbacks do.
+    let appended: Vec<Result<u64, _>> = stream::iter(0..opts.events)
+        .map(|n| {
+            let spool = spool.clone();
+            let env = envelope(Kind::Ingest, n, conversations, start + n as i64);
+            async move { spool.append(env.conversation.as_str(), env.to_json()).await }
+        })
+        .buffered(1024)
+        .collect()
+        .await;
+    if let Some(Err(e)) = appended.into_iter().find(Result::is_err) {
+        return Err(BenchError::new(format!("spooling the backlog: {e}")));
+    }
+    spool.close();
+    Ok(())
+}
+
 fn envelope(kind: Kind, n: u64, conversations: u64, time_ms: i64) -> Envelope {
     let c = n % conversations;
     let (a, b) = (UserId::new_unchecked(format!("bl-u{}", 2 * c)), UserId::new_unchecked(format!("bl-u{}", 2 * c + 1)));
@@ -275,7 +326,7 @@ fn envelope(kind: Kind, n: u64, conversations: u64, time_ms: i64) -> Envelope {
     let (id, source) = match kind {
         Kind::ToIm => (EventId::legacy(&format!("bl-{n}")), Source::Legacy),
         // IM's MsgKey shape, `<MsgSeq>_<MsgRandom>_<MsgTime>`, with a sequence that grows in the conversation.
-        Kind::ToLegacy => {
+        Kind::ToLegacy | Kind::Ingest => {
             let key = format!("{}_{}_{}", n / conversations + 1, n % 1_000_000_007, time_ms / 1000);
             (EventId::im_c2c(&from, &key), Source::Im)
         }
@@ -283,16 +334,24 @@ fn envelope(kind: Kind, n: u64, conversations: u64, time_ms: i64) -> Envelope {
     Envelope::recorded_now(id, source, conversation, TimestampMs(time_ms), event)
 }
 
+/// Where a service under measure sends its work.
+struct Target {
+    /// Legacy's apply endpoint (to-legacy).
+    apply_url: String,
+    /// The consumer group (to-im, to-legacy).
+    group: String,
+    /// The spool directory holding the backlog (ingest).
+    spool_dir: PathBuf,
+}
+
 /// The configuration file of one service: the sections it reads, from the config types.
-#[allow(clippy::too_many_arguments)]
 fn write_config(
     dir: &Path,
     opts: &BacklogOptions,
     kind: Kind,
     topics: &TopicNames,
     im: &ImConfig,
-    apply_url: &str,
-    group: &str,
+    target: &Target,
 ) -> Result<PathBuf, BenchError> {
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut table = toml::Table::new();
@@ -306,18 +365,29 @@ fn write_config(
     match kind {
         Kind::ToIm => {
             let mut c = ToImConfig { listen, ..ToImConfig::default() };
-            c.live.group_id = group.to_owned();
+            c.live.group_id = target.group.clone();
             put("to_im", toml::Value::try_from(&c))?;
         }
         Kind::ToLegacy => {
             let c = ToLegacyConfig {
                 listen,
-                group_id: group.to_owned(),
-                apply_url: apply_url.to_owned(),
+                group_id: target.group.clone(),
+                apply_url: target.apply_url.clone(),
                 apply_secret: SigningSecret::new(APPLY_SECRET),
                 ..ToLegacyConfig::default()
             };
             put("to_legacy", toml::Value::try_from(&c))?;
+        }
+        Kind::Ingest => {
+            let c = IngestConfig {
+                listen,
+                legacy_secret: SigningSecret::new(APPLY_SECRET),
+                spool_dir: target.spool_dir.clone(),
+                spool_max_bytes: SPOOL_MAX_BYTES,
+                heartbeat_interval_ms: 0,
+                ..IngestConfig::default()
+            };
+            put("ingest", toml::Value::try_from(&c))?;
         }
     }
     let path = dir.join(format!("{}.toml", kind.name()));
@@ -353,11 +423,19 @@ async fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Messages the service's target holds: IM's stored 1:1 messages, or legacy's applied events.
-fn stored(kind: Kind, im: &RunningEmulator, legacy: &RunningLegacyEmulator) -> u64 {
+/// Messages the service's target holds: IM's stored 1:1 messages, legacy's applied events, or (ingest) the
+/// records on its topic.
+async fn stored(
+    kind: Kind,
+    im: &RunningEmulator,
+    legacy: &RunningLegacyEmulator,
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> u64 {
     match kind {
         Kind::ToIm => im.emulator().c2c_messages() as u64,
         Kind::ToLegacy => legacy.stats().counters.applied,
+        Kind::Ingest => records(kafka, topic).await,
     }
 }
 

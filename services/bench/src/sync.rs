@@ -3,8 +3,9 @@
 //! pipeline in this process.
 //!
 //! What runs: the IM emulator and the legacy emulator (real HTTP servers), ingest, to-im and to-legacy, on the
-//! configured broker with topics of their own. Two measuring pass-through proxies sit in front of the targets
-//! (to-im → proxy → IM, to-legacy → proxy → legacy apply) and note when each write was answered.
+//! configured broker with topics of their own. to-im and to-legacy call a second server of each target emulator
+//! whose router carries an observing layer that notes when each write was answered (in process: no extra HTTP
+//! hop that the raw ceiling would not pay).
 //!
 //! Traffic is mixed, over many conversations: of every ten events, five are 1:1 text messages (over
 //! `conversations` pairs), four group text messages and one group rename (over `groups` groups of three members
@@ -28,7 +29,9 @@
 //! count), so it shows what IM's quota lets through.
 //!
 //! CPU seconds of the whole process (pipeline, emulators and load generator together) per 1,000 burst events and
-//! the process's peak RSS are printed with each direction; `bench backlog` measures each service alone.
+//! the process's peak RSS are printed with each direction, with the CPU per 1,000 raw-ceiling calls and the
+//! rate the machine's cores allow at the pipeline's CPU per event (the bound no scheduling can beat here);
+//! `bench backlog` measures each service alone.
 //!
 //! A run that measured nothing — a message never applied, a phase without a single arrival, a ceiling of 0 — is
 //! reported by [`BenchReport::problems`] and the command exits non-zero.
@@ -42,6 +45,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -134,10 +138,23 @@ pub struct DirectionReport {
     /// What the target answers when called directly.
     pub ceiling_label: String,
     pub ceiling_per_sec: f64,
+    /// CPU seconds of this process (caller and target) per 1,000 calls of the raw ceiling.
+    pub ceiling_cpu_secs_per_1000: Option<f64>,
+    /// Cores this process may run on: with the CPU per event, the most any run on this machine could sustain.
+    pub cores: usize,
     /// CPU seconds of this process per 1,000 burst events (`None`: /proc unreadable).
     pub cpu_secs_per_1000: Option<f64>,
     /// Peak RSS of this process so far, MiB.
     pub peak_rss_mib: Option<f64>,
+}
+
+impl DirectionReport {
+    /// Events per second this machine's cores could give the pipeline, bench and emulators at the CPU they
+    /// spent per burst event: no run here can sustain more, however the work is scheduled.
+    pub fn cpu_cap_per_sec(&self) -> Option<f64> {
+        let per_event = self.cpu_secs_per_1000? / 1000.0;
+        (per_event > 0.0).then(|| self.cores as f64 / per_event)
+    }
 }
 
 /// The whole run.
@@ -189,13 +206,29 @@ impl BenchReport {
             } else {
                 "no call succeeded: no ratio".to_owned()
             };
-            let _ = writeln!(s, "  raw ceiling ({}): {:.0}/s — {ratio}", d.ceiling_label, d.ceiling_per_sec);
             let _ = writeln!(
                 s,
-                "  process CPU {} per 1,000 burst events, peak RSS {}\n",
+                "  raw ceiling ({}): {:.0}/s — {ratio}; CPU {} per 1,000 calls",
+                d.ceiling_label,
+                d.ceiling_per_sec,
+                d.ceiling_cpu_secs_per_1000.map_or_else(|| "-".to_owned(), |c| format!("{c:.3} s"))
+            );
+            let _ = writeln!(
+                s,
+                "  process CPU {} per 1,000 burst events, peak RSS {}",
                 d.cpu_secs_per_1000.map_or_else(|| "-".to_owned(), |c| format!("{c:.2} s")),
                 d.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.0} MiB"))
             );
+            if let Some(cap) = d.cpu_cap_per_sec() {
+                let _ = writeln!(
+                    s,
+                    "  CPU bound: {} cores at that CPU per event sustain at most {cap:.0}/s = {:.1}% of the ceiling \
+                     (the broker's CPU not counted)",
+                    d.cores,
+                    cap / d.ceiling_per_sec.max(f64::MIN_POSITIVE) * 100.0
+                );
+            }
+            let _ = writeln!(s);
         }
         s
     }
@@ -234,45 +267,28 @@ impl BenchReport {
 /// When each write reached its target, by key (`r<MsgRandom>` for IM sends, the event id for legacy applies).
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// A pass-through proxy noting when each write was answered.
+/// Notes when each write to a target was answered, as a layer on the target's own router (a second server of
+/// the same emulator, in this process): no extra HTTP hop that the raw ceiling does not pay.
 #[derive(Clone)]
-struct Proxy {
-    target: String,
-    http: reqwest::Client,
+struct Observer {
     arrivals: Arrivals,
     legacy: bool,
 }
 
-async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+async fn observe(State(p): State<Observer>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return (axum::http::StatusCode::BAD_REQUEST, "body").into_response();
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let mut rb = p.http.request(parts.method.clone(), format!("{}{path}", p.target)).body(bytes.clone());
-    for (k, v) in &parts.headers {
-        if k != axum::http::header::HOST && k != axum::http::header::CONTENT_LENGTH {
-            rb = rb.header(k, v);
-        }
-    }
-    let Ok(resp) = rb.send().await else {
-        return (axum::http::StatusCode::BAD_GATEWAY, "upstream").into_response();
-    };
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let out = resp.bytes().await.unwrap_or_default();
-    let now = Instant::now();
-    note(&p, parts.uri.path(), status.as_u16(), &bytes, &out, now);
-    let mut r = Response::builder().status(status.as_u16());
-    for (k, v) in &headers {
-        if k != axum::http::header::CONTENT_LENGTH && k != axum::http::header::TRANSFER_ENCODING {
-            r = r.header(k, v);
-        }
-    }
-    r.body(Body::from(out)).unwrap_or_else(|_| (axum::http::StatusCode::BAD_GATEWAY, "response").into_response())
+    let path = parts.uri.path().to_owned();
+    let resp = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let (rparts, rbody) = resp.into_parts();
+    let out = axum::body::to_bytes(rbody, 16 * 1024 * 1024).await.unwrap_or_default();
+    note(&p, &path, rparts.status.as_u16(), &bytes, &out, Instant::now());
+    Response::from_parts(rparts, Body::from(out))
 }
 
-fn note(p: &Proxy, path: &str, status: u16, req: &Bytes, resp: &Bytes, at: Instant) {
+fn note(p: &Observer, path: &str, status: u16, req: &Bytes, resp: &Bytes, at: Instant) {
     let (Ok(q), Ok(a)) = (serde_json::from_slice::<Value>(req), serde_json::from_slice::<Value>(resp)) else {
         return;
     };
@@ -302,19 +318,22 @@ fn note(p: &Proxy, path: &str, status: u16, req: &Bytes, resp: &Bytes, at: Insta
     }
 }
 
-async fn spawn_proxy(
-    target: String,
+/// Serves `router` (an emulator's) on a port of its own with arrivals observed; returns its URL.
+async fn spawn_observed(
+    router: Router,
     legacy: bool,
     shutdown: CancellationToken,
 ) -> Result<(String, Arrivals), ToImError> {
     let arrivals: Arrivals = Arc::default();
-    let p = Proxy { target, http: reqwest::Client::new(), arrivals: arrivals.clone(), legacy };
-    let app = Router::new().fallback(forward).with_state(p);
+    let observer = Observer { arrivals: arrivals.clone(), legacy };
+    let app = router.layer(axum::middleware::from_fn_with_state(observer, observe));
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bench_err)?;
     let local = listener.local_addr().map_err(bench_err)?;
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
     });
     Ok((format!("http://{local}"), arrivals))
 }
@@ -378,7 +397,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
         let measured_first =
             if opts.paced_fraction.is_some() { Some(ceiling(&p, opts, legacy_to_im).await?) } else { None };
         let steady_rate = match (opts.paced_fraction, &measured_first) {
-            (Some(f), Some((_, c))) => (c * f).round().max(1.0) as u32,
+            (Some(f), Some(c)) => (c.per_sec * f).round().max(1.0) as u32,
             _ => opts.steady_rate,
         };
         info!(direction = name, steady_rate, "latency phase");
@@ -391,7 +410,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
         let cpu_secs_per_1000 = cpu_times(None)
             .zip(cpu_before)
             .map(|(now, before)| now.since(&before).own_secs * 1000.0 / burst_sent.max(1) as f64);
-        let (ceiling_label, ceiling_per_sec) = match measured_first {
+        let ceiling = match measured_first {
             Some(c) => c,
             None => ceiling(&p, opts, legacy_to_im).await?,
         };
@@ -405,9 +424,11 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
             burst_lost,
             burst_offered_per_sec: offered,
             sustained_per_sec: sustained,
-            ceiling_label,
-            ceiling_per_sec,
+            ceiling_label: ceiling.label,
+            ceiling_per_sec: ceiling.per_sec,
+            ceiling_cpu_secs_per_1000: ceiling.cpu_secs_per_1000,
             cpu_secs_per_1000,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             peak_rss_mib: peak_rss_mib(None),
         });
     }
@@ -415,10 +436,20 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ToImError> {
     Ok(BenchReport { options: opts.clone(), directions })
 }
 
-/// The raw ceiling of the direction's target: (what was called, calls/s).
-async fn ceiling(p: &Pipeline, opts: &BenchOptions, legacy_to_im: bool) -> Result<(String, f64), ToImError> {
+/// The raw ceiling of the direction's target.
+#[derive(Debug, Clone)]
+struct Ceiling {
+    label: String,
+    per_sec: f64,
+    /// CPU seconds of this process (caller and target) per 1,000 direct calls.
+    cpu_secs_per_1000: Option<f64>,
+}
+
+/// Calls the direction's target directly for `ceiling_secs`.
+async fn ceiling(p: &Pipeline, opts: &BenchOptions, legacy_to_im: bool) -> Result<Ceiling, ToImError> {
     info!(legacy_to_im, "raw ceiling");
-    Ok(if legacy_to_im {
+    let cpu_before = cpu_times(None);
+    let (label, (calls, per_sec)) = if legacy_to_im {
         let label = if opts.im_quota {
             "IM sendmsg called directly, no client pacing; the emulator enforces IM's 200/s quota"
         } else {
@@ -427,7 +458,10 @@ async fn ceiling(p: &Pipeline, opts: &BenchOptions, legacy_to_im: bool) -> Resul
         (label.to_owned(), im_ceiling(p, opts).await?)
     } else {
         ("legacy apply called directly, 1 event per request".to_owned(), legacy_ceiling(p, opts).await?)
-    })
+    };
+    let cpu_secs_per_1000 =
+        cpu_times(None).zip(cpu_before).map(|(now, before)| now.since(&before).own_secs * 1000.0 / calls.max(1) as f64);
+    Ok(Ceiling { label, per_sec, cpu_secs_per_1000 })
 }
 
 async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
@@ -469,8 +503,9 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     })
     .await
     .map_err(bench_err)?;
-    let (im_proxy, im_arrivals) = spawn_proxy(im.base_url(), false, shutdown.clone()).await?;
-    let (legacy_proxy, legacy_arrivals) = spawn_proxy(legacy.url(), true, shutdown.clone()).await?;
+    let (im_observed, im_arrivals) =
+        spawn_observed(imbridge_im_emulator::router(im.emulator().clone()), false, shutdown.clone()).await?;
+    let (legacy_observed, legacy_arrivals) = spawn_observed(legacy.emulator().router(), true, shutdown.clone()).await?;
 
     // Accounts on both sides.
     let users: Vec<String> = (0..opts.conversations * 2).map(|i| format!("bench-u{i:05}")).collect();
@@ -504,7 +539,7 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     }
 
     let mut im_cfg: ImConfig = im.client_config();
-    im_cfg.base_url = im_proxy;
+    im_cfg.base_url = im_observed;
     if !opts.im_quota {
         for api in LIVE_APIS {
             im_cfg.rate_limits.insert(api, RateSetting::Off);
@@ -518,7 +553,7 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     let to_legacy_cfg = imbridge_to_legacy::ToLegacyConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         group_id: format!("{u}-to-legacy"),
-        apply_url: format!("{legacy_proxy}/v1/apply"),
+        apply_url: format!("{legacy_observed}/v1/apply"),
         apply_secret: SigningSecret::new(APPLY_SECRET),
         readiness_interval_ms: 300,
         ..imbridge_to_legacy::ToLegacyConfig::default()
@@ -769,7 +804,7 @@ async fn measure(
 /// IM `sendmsg` calls per second answered OK when called directly by `concurrency` callers. Raw: no client-side
 /// pacing and one attempt per call, so with the emulator enforcing IM's quota this is what the quota lets
 /// through (60007 answers do not count), not imbridge's own limiter.
-async fn im_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError> {
+async fn im_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<(u64, f64), ToImError> {
     let mut cfg = p.im.client_config();
     cfg.rate_limits.insert(Api::SendMsg, RateSetting::Off);
     cfg.retry.max_attempts = 1;
@@ -804,11 +839,11 @@ async fn im_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError>
         });
     }
     let total: u64 = futures::future::join_all(futs).await.into_iter().sum();
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total, total as f64 / started.elapsed().as_secs_f64()))
 }
 
 /// Legacy apply requests (one event each) per second answered when called directly by `concurrency` callers.
-async fn legacy_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImError> {
+async fn legacy_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<(u64, f64), ToImError> {
     let client = ApplyClient::new(
         ApplyConfig::new(p.legacy.apply_url(), SigningSecret::new(APPLY_SECRET)),
         &prometheus::Registry::new(),
@@ -847,7 +882,7 @@ async fn legacy_ceiling(p: &Pipeline, opts: &BenchOptions) -> Result<f64, ToImEr
         });
     }
     let total: u64 = futures::future::join_all(futs).await.into_iter().sum();
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total, total as f64 / started.elapsed().as_secs_f64()))
 }
 
 #[cfg(test)]
@@ -872,7 +907,9 @@ mod tests {
             sustained_per_sec: 800.0,
             ceiling_label: "IM sendmsg called directly".into(),
             ceiling_per_sec: ceiling,
+            ceiling_cpu_secs_per_1000: Some(0.08),
             cpu_secs_per_1000: Some(1.5),
+            cores: 2,
             peak_rss_mib: Some(120.0),
         }
     }
@@ -887,6 +924,8 @@ mod tests {
         let r = report(direction(0, Some(lat), 0, 1500.0));
         assert!(r.problems().is_empty(), "{:?}", r.problems());
         assert!(r.render().contains("sustained is 53.3% of it"), "{}", r.render());
+        // 1.5 CPU-s per 1,000 events on 2 cores: at most 1,333/s, 88.9% of a 1,500/s ceiling.
+        assert!(r.render().contains("sustain at most 1333/s = 88.9% of the ceiling"), "{}", r.render());
     }
 
     #[test]

@@ -38,9 +38,10 @@ pub enum BenchWhat {
     /// live, repair, history; coordination on the broker): live latency alone and shared, each API's calls/s per
     /// part as a fraction of its quota, and the emulator's 60007 answers.
     Quota(QuotaBench),
-    /// What each consuming service (to-im, to-legacy) costs on a large backlog: started as its own process on an
-    /// input topic already holding `--events` events, measured while it works them down: peak RSS beside the
-    /// bound (`--bound-mib`), CPU seconds per 1,000 events, events/s.
+    /// What each service costs on a large backlog: started as its own process on an input already holding
+    /// `--events` events (to-im and to-legacy: their input topic; ingest: its callback spool, as after a Kafka
+    /// outage), measured while it works them down: peak RSS beside the bound (`--bound-mib`), CPU seconds per
+    /// 1,000 events, events/s.
     Backlog(BacklogBench),
 }
 
@@ -49,7 +50,7 @@ pub struct BacklogBench {
     /// Kafka bootstrap servers (default: `kafka.bootstrap_servers` of the configuration).
     #[arg(long, env = "KAFKA_BOOTSTRAP")]
     pub bootstrap: Option<String>,
-    /// Events on each service's input topic before it starts.
+    /// Events on each service's input (topic or spool) before it starts.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// 1:1 conversations the events are spread over.
