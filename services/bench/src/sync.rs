@@ -16,7 +16,8 @@
 //!   (`sendmsg`, `send_group_msg`, `modify_group_base_info`: other side applied) — webhook outbox, ingest, Kafka,
 //!   to-im, IM;
 //! - **IM → legacy**: from IM answering a new-app user's send or rename (client simulation) to the legacy system
-//!   answering to-legacy's apply containing it — IM's callbacks (8 in flight, as IM delivers them), ingest's
+//!   answering to-legacy's apply containing it — IM's callbacks (`callback_concurrency` in flight, 8 by
+//!   default, as the emulator delivers them), ingest's
 //!   spool, Kafka, to-legacy's resequencer, legacy.
 //!
 //! Per direction: p50/p95/p99/max at a steady offered rate (`--rate`, or with `--paced F` the fraction F of the
@@ -96,6 +97,8 @@ pub struct BenchOptions {
     pub burst: usize,
     /// Concurrent senders of the burst and of the raw-ceiling measurement.
     pub concurrency: usize,
+    /// Callbacks the IM emulator delivers at once.
+    pub callback_concurrency: usize,
     /// Length of each raw-ceiling measurement, seconds.
     pub ceiling_secs: u64,
     /// Keep IM's documented per-API quotas (emulator enforces them, to-im paces to them).
@@ -114,6 +117,7 @@ impl Default for BenchOptions {
             steady_secs: 10,
             burst: 2_000,
             concurrency: 32,
+            callback_concurrency: 8,
             ceiling_secs: 3,
             im_quota: false,
         }
@@ -171,12 +175,13 @@ impl BenchReport {
         let _ = writeln!(
             s,
             "imbridge bench sync — broker {}, {} partitions, {} 1:1 conversations and {} groups per direction, IM \
-             quotas {}",
+             quotas {}, IM callbacks {} in flight",
             o.kafka.bootstrap_servers,
             o.partitions,
             o.conversations,
             o.groups,
-            if o.im_quota { "on (documented limits)" } else { "off (raw)" }
+            if o.im_quota { "on (documented limits)" } else { "off (raw)" },
+            o.callback_concurrency
         );
         let _ = writeln!(
             s,
@@ -354,6 +359,7 @@ struct Pipeline {
     shutdown: CancellationToken,
     http: reqwest::Client,
     users: Vec<String>,
+    app_users: AppUsers,
     /// Groups by the side they were created on: (group id, owner).
     legacy_groups: Vec<(String, String)>,
     im_groups: Vec<(String, String)>,
@@ -478,6 +484,7 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
     };
     let emu_cfg = imbridge_im_emulator::EmulatorConfig {
         rate_limits_enabled: opts.im_quota,
+        callback_concurrency: opts.callback_concurrency.max(1),
         ..imbridge_im_emulator::EmulatorConfig::default()
     };
     // Every service is built as the binary builds it, each with a registry of its own (they share one process).
@@ -574,15 +581,17 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let app_users = AppUsers::new(&im, &users);
     for g in 0..opts.groups {
         let (owner, m1, m2) = members(g);
         let id = format!("bench-ig{g:04}");
         let body = json!({"Owner_Account": owner, "Type": "Public", "GroupId": id, "Name": id,
                           "MemberList": [{"Member_Account": m1}, {"Member_Account": m2}]});
-        im_app_call(&http, &im, &owner, "group_open_http_svc/create_group", &body).await?;
+        im_app_call(&http, &app_users, &owner, "group_open_http_svc/create_group", &body).await?;
         im_groups.push((id, owner));
     }
     Ok(Pipeline {
+        app_users,
         im,
         legacy,
         ingest,
@@ -599,22 +608,40 @@ async fn start(opts: &BenchOptions) -> Result<Pipeline, ToImError> {
 }
 
 /// An IM client API call as `user` (an app user of the new app); IM's answer, which must be a success.
+/// Each new-app user's client URL, its UserSig made once (as an app's SDK logs in once, not per message).
+struct AppUsers {
+    base: String,
+    /// `user` → the URL's query (sdkappid, identifier, UserSig).
+    queries: HashMap<String, String>,
+}
+
+impl AppUsers {
+    fn new(im: &imbridge_im_emulator::RunningEmulator, users: &[String]) -> Self {
+        let e = im.emulator();
+        let sdkappid = e.config().sdkappid;
+        let queries = users
+            .iter()
+            .map(|u| {
+                (u.clone(), format!("sdkappid={sdkappid}&identifier={u}&usersig={}&platform=Android", e.usersig(u)))
+            })
+            .collect();
+        Self { base: format!("{}/emulator/client/v4", im.base_url()), queries }
+    }
+
+    fn url(&self, user: &str, api: &str) -> String {
+        format!("{}/{api}?{}", self.base, self.queries.get(user).map_or("", String::as_str))
+    }
+}
+
 async fn im_app_call(
     http: &reqwest::Client,
-    im: &imbridge_im_emulator::RunningEmulator,
+    users: &AppUsers,
     user: &str,
     api: &str,
     body: &Value,
 ) -> Result<Value, ToImError> {
-    let v: Value = http
-        .post(im.client_url(user, api))
-        .json(body)
-        .send()
-        .await
-        .map_err(bench_err)?
-        .json()
-        .await
-        .map_err(bench_err)?;
+    let v: Value =
+        http.post(users.url(user, api)).json(body).send().await.map_err(bench_err)?.json().await.map_err(bench_err)?;
     if v["ErrorCode"] != 0 {
         return Err(bench_err(format!("im {api}: {v}")));
     }
@@ -684,14 +711,14 @@ async fn send_one(
             Target::C2c(pair) => {
                 let req = json!({"To_Account": pair.0, "MsgRandom": rand::random::<u32>(), "MsgSeq": n as u32 + 1,
                                  "MsgBody": body});
-                let v = im_app_call(&p.http, &p.im, &pair.1, "openim/sendmsg", &req).await?;
+                let v = im_app_call(&p.http, &p.app_users, &pair.1, "openim/sendmsg", &req).await?;
                 let accepted = Instant::now();
                 let key = v["MsgKey"].as_str().ok_or_else(|| bench_err(format!("im: {v}")))?;
                 Ok((EventId::im_c2c(&UserId::new_unchecked(&pair.1), key).as_str().to_owned(), accepted))
             }
             Target::GroupMessage((group, owner)) => {
                 let req = json!({"GroupId": group, "Random": rand::random::<u32>(), "MsgBody": body});
-                let v = im_app_call(&p.http, &p.im, owner, "group_open_http_svc/send_group_msg", &req).await?;
+                let v = im_app_call(&p.http, &p.app_users, owner, "group_open_http_svc/send_group_msg", &req).await?;
                 let accepted = Instant::now();
                 let seq = v["MsgSeq"].as_u64().ok_or_else(|| bench_err(format!("im: {v}")))?;
                 let id = EventId::im_group_message(&GroupId::new_unchecked(group), seq);
@@ -700,7 +727,7 @@ async fn send_one(
             Target::GroupRename((group, owner)) => {
                 let name = format!("bench-name-{n}");
                 let req = json!({"GroupId": group, "Name": name});
-                im_app_call(&p.http, &p.im, owner, "group_open_http_svc/modify_group_base_info", &req).await?;
+                im_app_call(&p.http, &p.app_users, owner, "group_open_http_svc/modify_group_base_info", &req).await?;
                 Ok((format!("n:{name}"), Instant::now()))
             }
         }
@@ -772,12 +799,15 @@ async fn measure(
     let sent: Vec<(String, Instant)> = accepted.lock().map_err(|_| bench_err("lock"))?.clone();
     let arrivals = if legacy_to_im { &p.im_arrivals } else { &p.legacy_arrivals };
     let deadline = Instant::now() + ARRIVAL_TIMEOUT;
+    // Only what has not arrived is looked up again: a scan of every sent key each tick would hold the arrivals'
+    // lock (which the observers take for every answer) and bill its CPU to the pipeline.
+    let mut waiting: Vec<&str> = sent.iter().map(|(k, _)| k.as_str()).collect();
     loop {
-        let missing = {
+        {
             let m = arrivals.lock().map_err(|_| bench_err("lock"))?;
-            sent.iter().filter(|(k, _)| !m.contains_key(k)).count()
-        };
-        if missing == 0 || Instant::now() > deadline {
+            waiting.retain(|k| !m.contains_key(*k));
+        }
+        if waiting.is_empty() || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

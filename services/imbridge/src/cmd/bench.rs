@@ -119,6 +119,11 @@ pub struct SyncBench {
     /// Concurrent senders (burst and raw ceiling).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// IM callbacks the emulator delivers at once (its default, 8). IM sends each from the server that handled the
+    /// message, so a busy app's overlap more; more in flight also arrive further out of order, which to-legacy's
+    /// resequencer holds for (docs/performance.md).
+    #[arg(long, default_value_t = 8)]
+    pub callback_concurrency: usize,
     /// Keep IM's documented per-API quotas (200/s for sendmsg) in the emulator and in to-im; the raw ceiling is
     /// still called without imbridge's pacing, so it shows what the quota lets through.
     #[arg(long)]
@@ -198,6 +203,7 @@ pub async fn run(args: BenchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 steady_secs: b.secs,
                 burst: b.burst,
                 concurrency: b.concurrency,
+                callback_concurrency: b.callback_concurrency,
                 im_quota: b.im_quota,
                 ..imbridge_bench::sync::BenchOptions::default()
             };
