@@ -147,6 +147,11 @@ pub trait AllocationSource: Send + Sync + 'static {
     /// The latest announcement of every instance seen, own included; `None` until the source has read what was
     /// announced before it started (so a newcomer does not take the whole quota thinking it is alone).
     fn seen(&self) -> Option<Vec<Seen>>;
+    /// Whether [`seen`](Self::seen) would answer; a source that can tell without decoding every announcement
+    /// should, as a starting instance asks often.
+    fn caught_up(&self) -> bool {
+        self.seen().is_some()
+    }
 }
 
 /// One instance's claim on one API, as the allocation sees it.
@@ -312,21 +317,20 @@ impl Coordinator {
                 // share: the first allocation runs as soon as the source has caught up, not a period later
                 // (an import would otherwise spend most of its first second at 5% of its quota).
                 _ = tokio::time::sleep(CATCH_UP_POLL), if !caught_up => {
-                    if self.source.seen().is_none() {
+                    if !self.source.caught_up() {
                         continue;
                     }
                 }
                 _ = &mut shutdown => return,
             }
-            caught_up = caught_up || self.source.seen().is_some();
             let elapsed = last.elapsed().as_secs_f64().max(1e-3);
             last = Instant::now();
-            self.round(elapsed);
+            caught_up = self.round(elapsed);
         }
     }
 
-    /// One period: measure, allocate, pace, announce.
-    pub fn round(&mut self, elapsed_secs: f64) {
+    /// One period: measure, allocate, pace, announce. Returns whether the source had caught up.
+    pub fn round(&mut self, elapsed_secs: f64) -> bool {
         for t in &mut self.tracks {
             let now = self.im.usage(t.api);
             let used = now.calls.saturating_sub(t.last.calls) as f64 / elapsed_secs;
@@ -337,6 +341,7 @@ impl Coordinator {
             t.want = want(t.quota, t.used, waited, self.config.headroom);
         }
         let seen = self.source.seen();
+        let caught_up = seen.is_some();
         let healthy = seen.as_ref().is_some_and(|s| {
             let mine = s.iter().any(|x| x.announcement.instance == self.instance && x.age < self.config.expire());
             mine || self.started.elapsed() < self.config.expire()
@@ -360,6 +365,7 @@ impl Coordinator {
             priority: self.priority,
             demands,
         });
+        caught_up
     }
 
     fn allocate(&mut self, seen: &[Seen]) {

@@ -202,13 +202,6 @@ struct Run<'a> {
 /// The end no longer moves; the commits only matter for partitions this run's consumer has received nothing of.
 const OFFSETS_REFRESH: Duration = Duration::from_secs(1);
 
-/// Records of one partition after the furthest of its committed offset and a running consumer's finished
-/// position.
-fn lag_behind(p: &PartitionOffsets, finished: Option<i64>) -> i64 {
-    let done = p.committed.unwrap_or(p.low).max(p.low).max(finished.unwrap_or(p.low));
-    (p.high - done).max(0)
-}
-
 /// The IM APIs an import calls (its apply and verify), whose quotas it shares with the other parts.
 pub const IMPORT_APIS: [Api; 15] = [
     Api::MultiAccountImport,
@@ -482,7 +475,6 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Records of `which` not yet applied by its group.
     /// Records of a fully produced topic not yet finished by its consumer: the end offsets against the furthest of
     /// the group's committed offsets and the running consumer's finished positions, so the end is seen as soon as
     /// the last record is handled, not an auto-commit later.
@@ -502,7 +494,7 @@ impl<'a> Run<'a> {
             .map(|p| p.positions().into_iter().map(|((_, partition), pos)| (partition, pos)).collect())
             .unwrap_or_default();
         let offsets = self.offsets.get(&which).map(|(_, o)| o.as_slice()).unwrap_or_default();
-        Ok(offsets.iter().map(|p| lag_behind(p, finished.get(&p.partition).copied())).sum())
+        Ok(offsets.iter().map(|p| p.lag_after(finished.get(&p.partition).copied())).sum())
     }
 
     async fn stop_consumers(&mut self) {
@@ -614,24 +606,5 @@ impl<'a> Run<'a> {
             .into_iter()
             .map(|((kind, error), (count, example))| FailureGroup { kind, error, count, example })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn offsets(low: i64, high: i64, committed: Option<i64>) -> PartitionOffsets {
-        PartitionOffsets { partition: 0, low, high, committed }
-    }
-
-    #[test]
-    fn a_partition_is_done_as_far_as_its_commit_or_its_consumer_got() {
-        assert_eq!(lag_behind(&offsets(0, 100, None), None), 100, "nothing committed, nothing received");
-        assert_eq!(lag_behind(&offsets(0, 100, Some(40)), None), 60, "a resumed run: the commit counts");
-        assert_eq!(lag_behind(&offsets(0, 100, Some(40)), Some(100)), 0, "finished ahead of the next commit");
-        assert_eq!(lag_behind(&offsets(0, 100, Some(100)), Some(70)), 0, "committed by an earlier attempt");
-        assert_eq!(lag_behind(&offsets(50, 100, None), Some(10)), 50, "retention moved the start");
-        assert_eq!(lag_behind(&offsets(0, 0, None), None), 0, "an empty partition");
     }
 }

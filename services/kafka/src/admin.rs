@@ -36,7 +36,14 @@ pub struct PartitionOffsets {
 impl PartitionOffsets {
     /// Records not yet consumed by the group (a group with no commit counts everything retained).
     pub fn lag(&self) -> i64 {
-        (self.high - self.committed.unwrap_or(self.low).max(self.low)).max(0)
+        self.lag_after(None)
+    }
+
+    /// The same, counting a running member's finished position too when it is further than the commit (see
+    /// [`crate::consumer::Progress`]): what remains is after the furthest of the two.
+    pub fn lag_after(&self, finished: Option<i64>) -> i64 {
+        let done = self.committed.unwrap_or(self.low).max(finished.unwrap_or(self.low)).max(self.low);
+        (self.high - done).max(0)
     }
 }
 
@@ -349,4 +356,23 @@ fn is_settling(e: &KafkaError) -> bool {
                 | C::NotCoordinator
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(low: i64, high: i64, committed: Option<i64>) -> PartitionOffsets {
+        PartitionOffsets { partition: 0, low, high, committed }
+    }
+
+    #[test]
+    fn a_partition_is_done_as_far_as_its_commit_or_its_member_got() {
+        assert_eq!(offsets(0, 100, None).lag_after(None), 100, "nothing committed, nothing received");
+        assert_eq!(offsets(0, 100, Some(40)).lag(), 60, "a resumed run: the commit counts");
+        assert_eq!(offsets(0, 100, Some(40)).lag_after(Some(100)), 0, "finished ahead of the next commit");
+        assert_eq!(offsets(0, 100, Some(100)).lag_after(Some(70)), 0, "committed by an earlier attempt");
+        assert_eq!(offsets(50, 100, None).lag_after(Some(10)), 50, "retention moved the start");
+        assert_eq!(offsets(0, 0, None).lag(), 0, "an empty partition");
+    }
 }

@@ -122,9 +122,14 @@ impl Board {
         });
     }
 
+    /// Whether the board has read everything posted before it started ([`Board::notices`] answers from then on).
+    pub fn caught_up(&self) -> bool {
+        self.inner.caught_up.load(Ordering::Acquire)
+    }
+
     /// Every key's latest notice, or `None` until the board has read what was posted before it started.
     pub fn notices(&self) -> Option<Vec<Notice>> {
-        if !self.inner.caught_up.load(Ordering::Acquire) {
+        if !self.caught_up() {
             return None;
         }
         let mut map = self.inner.notices.lock().unwrap_or_else(|p| p.into_inner());

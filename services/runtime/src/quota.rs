@@ -38,6 +38,10 @@ impl AllocationSource for KafkaAllocation {
         }
     }
 
+    fn caught_up(&self) -> bool {
+        self.board.caught_up()
+    }
+
     fn seen(&self) -> Option<Vec<Seen>> {
         let notices = self.board.notices()?;
         // Someone else's garbage on the topic is skipped, never fatal.

@@ -63,7 +63,7 @@ pub struct SpoolSettings {
     pub max_bytes: u64,
     /// A segment is closed and a new one started once it is this big.
     pub segment_bytes: u64,
-    /// Most payload bytes of unacknowledged records held in memory; the rest waits on disk.
+    /// Most bytes (payload and key) of unacknowledged records held in memory; the rest waits on disk.
     pub memory_bytes: u64,
 }
 
@@ -74,6 +74,13 @@ pub struct Pending {
     /// Kafka key (the conversation).
     pub key: Arc<str>,
     pub payload: Arc<[u8]>,
+}
+
+impl Pending {
+    /// What it costs the in-memory head, in bytes (payload and key).
+    fn size(&self) -> u64 {
+        self.payload.len() as u64 + self.key.len() as u64
+    }
 }
 
 /// The spool's metrics: fill level, high-water mark, what went through it, fsync latency.
@@ -171,18 +178,21 @@ impl Queue {
     /// Appends a synced record to the head when it fits (and nothing is spilled before it), else spills it.
     fn offer(&mut self, record: Pending, memory_bytes: u64) {
         self.written = self.written.max(record.seq);
-        let size = record.payload.len() as u64 + record.key.len() as u64;
-        if self.spilled_from.is_none() && (self.head.is_empty() || self.head_bytes + size <= memory_bytes) {
-            self.head_bytes += size;
-            self.head.push_back(record);
+        if self.spilled_from.is_none() && (self.head.is_empty() || self.head_bytes + record.size() <= memory_bytes) {
+            self.push(record);
         } else {
             self.spilled_from.get_or_insert(record.seq);
         }
     }
 
+    fn push(&mut self, record: Pending) {
+        self.head_bytes += record.size();
+        self.head.push_back(record);
+    }
+
     fn pop(&mut self) -> Option<Pending> {
         let p = self.head.pop_front()?;
-        self.head_bytes -= p.payload.len() as u64 + p.key.len() as u64;
+        self.head_bytes -= p.size();
         Some(p)
     }
 
@@ -449,14 +459,14 @@ impl State {
                     last_seen = last_seen.max(seq);
                     continue;
                 };
-                let size = payload.len() as u64 + key.len() as u64;
-                if !read.is_empty() && bytes + size > room {
+                let record = Pending { seq, key, payload };
+                if !read.is_empty() && bytes + record.size() > room {
                     full = true;
                     break 'segments;
                 }
-                bytes += size;
+                bytes += record.size();
                 last_seen = last_seen.max(seq);
-                read.push(Pending { seq, key, payload });
+                read.push(record);
             }
         }
         let Ok(mut q) = self.queue.lock() else { return };
@@ -469,8 +479,7 @@ impl State {
             _ => last_seen.min(q.written).max(synced) + 1,
         };
         for p in read {
-            q.head_bytes += p.payload.len() as u64 + p.key.len() as u64;
-            q.head.push_back(p);
+            q.push(p);
         }
         q.spilled_from = (next <= q.written).then_some(next);
         self.metrics.memory_bytes.set(q.head_bytes as i64);
